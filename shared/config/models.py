@@ -1,0 +1,296 @@
+"""The manifest format as typed models: what `connector_models.yml` and `settings.yml` may contain.
+
+Unknown keys are rejected everywhere (`extra="forbid"`): a typo such as `primary_keys` must be an
+error, not a silently ignored line. Cross-field rules live in validators so that one pass reports
+everything; the loader turns pydantic's errors into file:line messages.
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
+Scalar = Union[str, int, float, bool]
+
+
+def check_identifier(name: str, what: str) -> str:
+    if not IDENTIFIER.match(name):
+        raise ValueError(f"{what} '{name}' must use only letters, digits and underscores, and not start with a digit")
+    if len(name) > MAX_IDENTIFIER:
+        raise ValueError(f"{what} '{name}' is longer than {MAX_IDENTIFIER} characters")
+    return name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- pagination
+class PaginationBase(Strict):
+    max_pages: int | None = Field(None, ge=1, description="Hard cap on pages fetched per model and run.")
+    total_path: str | None = Field(None, description="Dotted path to the total number of records, when the API states it.")
+
+
+class NoPagination(PaginationBase):
+    type: Literal["none"]
+
+
+class PageNumberPagination(PaginationBase):
+    type: Literal["page_number"]
+    param: str = "page"
+    start: int = Field(1, ge=0)
+    size_param: str | None = None
+    size: int | None = Field(None, ge=1)
+    total_pages_path: str | None = None
+
+    @model_validator(mode="after")
+    def _size_needs_param(self):
+        if self.size_param and self.size is None:
+            raise ValueError("size_param is set but size is not: say how many records a page holds")
+        return self
+
+
+class OffsetPagination(PaginationBase):
+    type: Literal["offset"]
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(100, ge=1)
+    start: int = Field(0, ge=0)
+
+
+class CursorPagination(PaginationBase):
+    type: Literal["cursor"]
+    cursor_path: str
+    param: str = "cursor"
+
+
+class NextLinkPagination(PaginationBase):
+    type: Literal["next_link"]
+    next_path: str = "next"
+
+
+class LinkHeaderPagination(PaginationBase):
+    type: Literal["link_header"]
+
+
+Pagination = Annotated[
+    Union[NoPagination, PageNumberPagination, OffsetPagination, CursorPagination, NextLinkPagination, LinkHeaderPagination],
+    Field(discriminator="type"),
+]
+PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "next_link", "link_header")
+
+
+# ---------------------------------------------------------------- auth
+class NoAuth(Strict):
+    type: Literal["none"]
+
+
+class BearerAuth(Strict):
+    type: Literal["bearer"]
+    token: str = Field(min_length=1)
+
+
+class ApiKeyAuth(Strict):
+    type: Literal["api_key"]
+    name: str = Field(min_length=1, description="Header or query parameter name, e.g. X-API-Key.")
+    value: str = Field(min_length=1)
+    location: Literal["header", "query"] = Field("header", alias="in")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BasicAuth(Strict):
+    type: Literal["basic"]
+    username: str
+    password: str
+
+
+class OAuth2ClientCredentials(Strict):
+    type: Literal["oauth2_client_credentials"]
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
+
+
+class AzureAuth(Strict):
+    type: Literal["azure"]
+    scope: str = "https://management.azure.com/.default"
+
+
+Auth = Annotated[
+    Union[NoAuth, BearerAuth, ApiKeyAuth, BasicAuth, OAuth2ClientCredentials, AzureAuth],
+    Field(discriminator="type"),
+]
+AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure")
+SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key"}
+
+
+# ---------------------------------------------------------------- throttling
+class Throttle(Strict):
+    rate: float | None = Field(None, gt=0, description="Requests per second; unset means unlimited.")
+    burst: int = Field(1, ge=1)
+    concurrency: int = Field(1, ge=1, le=64)
+    max_retries: int = Field(5, ge=0, le=50)
+    backoff: float = Field(0.5, ge=0)
+    max_backoff: float = Field(60.0, gt=0)
+    timeout: float = Field(30.0, gt=0)
+
+
+# ---------------------------------------------------------------- PII
+class PiiRule(str, Enum):
+    drop = "drop"
+    hash = "hash"
+    mask = "mask"
+    redact = "redact"
+    generalize = "generalize"
+
+
+class PiiSpec(Strict):
+    rule: PiiRule
+    keep: int | None = Field(None, ge=0, description="mask: characters kept at the end; generalize postcode: prefix kept.")
+    kind: Literal["date", "postcode"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"rule": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _options_fit_rule(self):
+        if self.rule == PiiRule.generalize and self.kind is None:
+            raise ValueError("generalize needs kind: date or postcode")
+        if self.kind is not None and self.rule != PiiRule.generalize:
+            raise ValueError(f"kind only applies to generalize, not {self.rule.value}")
+        if self.keep is not None and self.rule not in (PiiRule.mask, PiiRule.generalize):
+            raise ValueError(f"keep only applies to mask and generalize, not {self.rule.value}")
+        return self
+
+
+PiiScan = Literal["off", "redact", "hash"]
+
+
+# ---------------------------------------------------------------- columns and models
+class ColumnType(str, Enum):
+    integer = "integer"
+    bigint = "bigint"
+    float = "float"
+    decimal = "decimal"
+    boolean = "boolean"
+    string = "string"
+    text = "text"
+    date = "date"
+    datetime = "datetime"
+    json = "json"
+
+
+class Column(Strict):
+    type: ColumnType
+    path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); default: the column name.")
+    length: int | None = Field(None, ge=1, le=65535)
+    precision: int | None = Field(None, ge=1, le=38)
+    scale: int | None = Field(None, ge=0, le=38)
+    pii: PiiSpec | None = None
+    pii_fields: dict[str, PiiSpec] | None = Field(None, description="json columns: PII rules for nested paths ('*' matches every list item).")
+    on_error: Literal["error", "null"] = "error"
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_type(self):
+        if self.length is not None and self.type != ColumnType.string:
+            raise ValueError(f"length only applies to string columns, not {self.type.value}")
+        if (self.precision is not None or self.scale is not None) and self.type != ColumnType.decimal:
+            raise ValueError(f"precision and scale only apply to decimal columns, not {self.type.value}")
+        if self.pii_fields is not None and self.type != ColumnType.json:
+            raise ValueError(f"pii_fields only applies to json columns, not {self.type.value}")
+        if self.pii and self.pii.kind == "date" and self.type not in (ColumnType.date, ColumnType.datetime, ColumnType.string, ColumnType.text):
+            raise ValueError(f"generalize date does not apply to a {self.type.value} column")
+        return self
+
+
+class ModelBase(Strict):
+    primary_key: list[str] = Field(default_factory=list)
+    columns: dict[str, Column] = Field(min_length=1)
+    pii_scan: PiiScan | None = Field(None, description="Scan free-text values for PII; default from settings.")
+    pii_terms: list[str] = Field(default_factory=list, description="Names or values always treated as PII in this model.")
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _key_columns_exist(self):
+        for key in self.primary_key:
+            if key not in self.columns:
+                raise ValueError(f"primary_key column '{key}' is not one of the model's columns ({', '.join(self.columns)})")
+            if self.columns[key].pii is not None and self.columns[key].pii.rule != PiiRule.hash:
+                raise ValueError(f"primary_key column '{key}' has pii rule {self.columns[key].pii.rule.value}: only hash keeps keys unique")
+        if len(set(self.primary_key)) != len(self.primary_key):
+            raise ValueError("primary_key lists a column twice")
+        return self
+
+
+class ApiModel(ModelBase):
+    path: str
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
+    pagination: Pagination | None = None
+
+
+class SqlModel(ModelBase):
+    table: str | None = None
+    query: str | None = None
+    chunk_size: int = Field(5000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _table_or_query(self):
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        if self.table is not None:
+            for part in self.table.split("."):
+                check_identifier(part, "table name part")
+            if self.table.count(".") > 1:
+                raise ValueError(f"table '{self.table}' must be 'table' or 'schema.table'")
+        return self
+
+
+class ApiSource(Strict):
+    type: Literal["api"]
+    base_url: str
+    auth: Auth = Field(default_factory=lambda: NoAuth(type="none"))
+    headers: dict[str, str] = Field(default_factory=dict)
+    throttle: Throttle = Field(default_factory=Throttle)
+    pagination: Pagination = Field(default_factory=lambda: NoPagination(type="none"))
+    models: dict[str, ApiModel] = Field(min_length=1)
+    description: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://")
+        return url.rstrip("/")
+
+
+    def pagination_for(self, model: ApiModel) -> Pagination:
+        return model.pagination or self.pagination
+
+
+class SqlSource(Strict):
+    type: Literal["sql"]
+    url: str = Field(min_length=1, description="Any SQLAlchemy URL.")
+    models: dict[str, SqlModel] = Field(min_length=1)
+    description: str | None = None
+
+
+
+Source = Annotated[Union[ApiSource, SqlSource], Field(discriminator="type")]
+SOURCE_TYPES = ("api", "sql")
+
+
+class ConnectorModels(Strict):
+    """The root of connector_models.yml. Source, model and column names become SQL identifiers;
+    the loader checks them on the raw YAML so a bad name is reported even when its body has errors."""
+
+    sources: dict[str, Source] = Field(default_factory=dict)

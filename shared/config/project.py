@@ -1,0 +1,187 @@
+"""Load a manifests folder into one validated `Project`: the single entry point for CLI and functions."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Union
+
+from pydantic import ValidationError
+
+from .errors import ConfigError, ConfigIssue
+from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
+from .secrets import SecretMasker
+from .settings import ENV_OVERRIDES, Settings
+from .validation import issues_from_validation
+from .yaml_source import YamlDocument, load_yaml
+
+CONNECTORS_FILE = "connector_models.yml"
+SETTINGS_FILE = "settings.yml"
+DEFAULT_MANIFESTS = "manifests"
+
+Model = Union[ApiModel, SqlModel]
+SourceConfig = Union[ApiSource, SqlSource]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One model of one source, with the settings that apply to it resolved."""
+
+    source_name: str
+    source: SourceConfig
+    name: str
+    model: Model
+    pii_scan: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.source_name}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    settings: Settings
+    sources: dict[str, SourceConfig]
+    masker: SecretMasker
+
+    def models(self, selectors: list[str] | tuple[str, ...] = ()) -> list[ModelRef]:
+        """Models named by `source` or `source.model` selectors (all when none). Unknown names are errors."""
+        wanted = list(selectors) or list(self.sources)
+        refs: list[ModelRef] = []
+        problems: list[str] = []
+        for selector in wanted:
+            source_name, _, model_name = selector.partition(".")
+            source = self.sources.get(source_name)
+            if source is None:
+                problems.append(f"unknown source '{source_name}' (sources: {', '.join(self.sources) or 'none'})")
+                continue
+            if model_name and model_name not in source.models:
+                problems.append(f"unknown model '{selector}' (models of {source_name}: {', '.join(source.models)})")
+                continue
+            for name in [model_name] if model_name else list(source.models):
+                ref = ModelRef(source_name, source, name, source.models[name],
+                               source.models[name].pii_scan or self.settings.pii.scan)
+                if ref not in refs:
+                    refs.append(ref)
+        if problems:
+            raise ConfigError([ConfigIssue("command line", None, "", p) for p in problems])
+        return refs
+
+
+def manifests_dir(explicit: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(explicit or env.get("KSPYDER_MANIFESTS") or DEFAULT_MANIFESTS)
+
+
+def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Project:
+    """Read and validate every manifest; raise one `ConfigError` listing all problems found."""
+    env = dict(os.environ if env is None else env)
+    root = manifests_dir(folder, env)
+    issues: list[ConfigIssue] = []
+    if not root.is_dir():
+        raise ConfigError([ConfigIssue(str(root), None, "", "manifests folder not found (set KSPYDER_MANIFESTS or --manifests)")])
+
+    settings_doc = YamlDocument(SETTINGS_FILE, {})
+    if (root / SETTINGS_FILE).exists():
+        settings_doc, found = load_yaml(root / SETTINGS_FILE, SETTINGS_FILE, env)
+        issues += found
+    settings = _settings(settings_doc, env, issues)
+
+    connectors_path = root / CONNECTORS_FILE
+    connectors_doc = YamlDocument(CONNECTORS_FILE, {})
+    if not connectors_path.exists():
+        issues.append(ConfigIssue(str(connectors_path), None, "", "file not found: every project declares its sources here"))
+    else:
+        connectors_doc, found = load_yaml(connectors_path, CONNECTORS_FILE, env)
+        issues += found
+    sources = _connectors(connectors_doc, issues)
+
+    if settings is not None and sources is not None:
+        issues += _pii_key_issues(connectors_doc, sources, settings)
+    if issues:
+        raise ConfigError(issues)
+    masker = SecretMasker.from_config(settings, sources)
+    return Project(root, settings, sources, masker)
+
+
+def _settings(doc: YamlDocument, env: Mapping[str, str], issues: list[ConfigIssue]) -> Settings | None:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if doc.data is not None and not isinstance(doc.data, dict):
+        issues.append(doc.issue((), "expected a mapping of settings"))
+    for var, path in ENV_OVERRIDES.items():
+        if env.get(var):
+            node = data
+            for part in path[:-1]:
+                node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+            node[path[-1]] = env[var]
+            doc.from_env.add(path)
+            doc.lines.pop(path, None)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        found = issues_from_validation(exc, doc, Settings)
+        for issue in found:
+            var = next((v for v, p in ENV_OVERRIDES.items() if ".".join(p) == issue.key_path and env.get(v)), None)
+            issues.append(ConfigIssue(f"environment {var}", None, "", issue.message) if var else issue)
+        return None
+
+
+def _connectors(doc: YamlDocument, issues: list[ConfigIssue]) -> dict[str, SourceConfig] | None:
+    if doc.data is None or doc.data == {}:
+        if not issues:
+            issues.append(doc.issue((), "no sources declared (expected a top-level 'sources:' mapping)"))
+        return None
+    if not isinstance(doc.data, dict):
+        issues.append(doc.issue((), "expected a mapping with a top-level 'sources:' key"))
+        return None
+    name_issues = _identifier_issues(doc)
+    issues.extend(name_issues)
+    try:
+        sources = ConnectorModels.model_validate(doc.data).sources
+    except ValidationError as exc:
+        issues.extend(issues_from_validation(exc, doc, ConnectorModels))
+        return None
+    return None if name_issues else sources
+
+
+def _identifier_issues(doc: YamlDocument) -> list[ConfigIssue]:
+    """Source, model and column names become SQL identifiers: `x; DROP TABLE y` must never reach SQL."""
+    issues: list[ConfigIssue] = []
+
+    def check(mapping, path: tuple, what: str):
+        if not isinstance(mapping, dict):
+            return {}
+        for name in mapping:
+            try:
+                check_identifier(name, what)
+            except ValueError as exc:
+                issues.append(doc.issue(path + (name,), str(exc)))
+        return mapping
+
+    for source_name, source in check(doc.data.get("sources"), ("sources",), "source name").items():
+        if isinstance(source, dict):
+            models_path = ("sources", source_name, "models")
+            for model_name, model in check(source.get("models"), models_path, "model name").items():
+                if isinstance(model, dict):
+                    check(model.get("columns"), models_path + (model_name, "columns"), "column name")
+    return issues
+
+
+def _pii_key_issues(doc: YamlDocument, sources: dict[str, SourceConfig], settings: Settings) -> list[ConfigIssue]:
+    """A hash rule without a key would be an unkeyed hash, reversible by brute force: refuse it up front."""
+    if settings.pii.key:
+        return []
+    issues = []
+    for source_name, source in sources.items():
+        for model_name, model in source.models.items():
+            base = ("sources", source_name, "models", model_name)
+            if (model.pii_scan or settings.pii.scan) == "hash":
+                issues.append(doc.issue(base + ("pii_scan",), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
+            for column_name, column in model.columns.items():
+                rules = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
+                rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items() if spec.rule == PiiRule.hash]
+                for rule_path in rules:
+                    issues.append(doc.issue(base + ("columns", column_name) + rule_path,
+                                            "the hash rule needs a key: set KSPYDER_PII_KEY (never an unkeyed hash)"))
+    return issues

@@ -1,0 +1,1 @@
+"""Extraction: one generic extractor that owns pagination, throttling, retries and auth."""
