@@ -87,9 +87,13 @@ def _unwrap(annotation: Any) -> Any:
 
 def _union_members(annotation: Any) -> tuple:
     annotation = _unwrap(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return tuple(_unwrap(a) for a in typing.get_args(annotation) if a is not type(None))
-    return ()
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return ()
+    members: list = []
+    for arg in typing.get_args(annotation):
+        if arg is not type(None):
+            members.extend(_union_members(arg) or (_unwrap(arg),))
+    return tuple(members)
 
 
 def _child_type(annotation: Any, part: Any) -> Any:

@@ -1,0 +1,59 @@
+"""`validate` and `extract`."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shared.outputs.export import ModelOutcome, export_model
+from shared.outputs.writers import FORMATS
+from .context import CliState, user_errors
+from .progress import progress_bar
+
+
+@click.command()
+@click.pass_obj
+def validate(state: CliState) -> None:
+    """Check every manifest and print every problem found (exit 1 when there is one)."""
+    with user_errors(state):
+        project = state.project()
+        models = sum(len(s.models) for s in project.sources.values())
+        click.echo(f"manifests OK: {len(project.sources)} sources, {models} models ({project.root})", err=True)
+
+
+@click.command()
+@click.argument("selectors", nargs=-1)
+@click.option("--out", "out", type=click.Choice(("stdout",) + FORMATS), default="stdout", show_default=True,
+              help="stdout prints one JSON object per line; the others write one file per model.")
+@click.option("--dest", type=click.Path(file_okay=False), default=None,
+              help="Folder for --out files (default: settings output.folder).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop each model after N records.")
+@click.pass_obj
+def extract(state: CliState, selectors: tuple[str, ...], out: str, dest: str | None, limit: int | None) -> None:
+    """Extract SOURCE or SOURCE.MODEL (all sources when none), PII-stripped."""
+    with user_errors(state):
+        project = state.project()
+        refs = project.models(selectors)
+        fmt = None if out == "stdout" else out
+        folder = dest or project.settings.output.folder
+        outcomes: list[ModelOutcome] = []
+        for ref in refs:
+            with progress_bar(ref.qualified) as bar:
+                outcomes.append(export_model(project, ref, fmt, folder, limit, bar.update))
+        _summary(outcomes, folder if fmt else None)
+        if any(o.error for o in outcomes):
+            sys.exit(1)
+
+
+def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
+    for o in outcomes:
+        s = o.stats
+        line = (f"{o.ref.qualified}: {s.records} records, {s.pages} pages, {s.requests} requests, "
+                f"{s.retries} retries, {s.throttled} throttled (429), {o.seconds:.1f}s")
+        if o.error:
+            line = f"{o.ref.qualified}: FAILED after {s.records} records: {o.error}"
+        click.echo(line, err=True)
+        for warning in s.warnings:
+            click.echo(f"  warning: {warning}", err=True)
+    if folder and any(not o.error for o in outcomes):
+        click.echo(f"files written to {folder}", err=True)

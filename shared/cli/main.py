@@ -1,0 +1,21 @@
+"""The command group. Commands live in small modules and are registered here."""
+from __future__ import annotations
+
+import click
+
+from .commands import extract, validate
+from .context import CliState
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--manifests", envvar="KSPYDER_MANIFESTS", type=click.Path(file_okay=False),
+              help="Manifests folder (default: ./manifests; env KSPYDER_MANIFESTS).")
+@click.option("-v", "--verbose", count=True, help="-v info, -vv debug logs on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, manifests: str | None, verbose: int) -> None:
+    """kspyder: config-driven extract, PII-strip and load."""
+    ctx.obj = CliState(manifests, verbose)
+
+
+cli.add_command(validate)
+cli.add_command(extract)

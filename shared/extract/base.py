@@ -1,0 +1,104 @@
+"""The generic extractor: every connector yields raw pages; this class turns them into typed,
+PII-stripped pages of standard dict records, one page in memory at a time."""
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from shared.config.project import ModelRef
+from shared.pii import PiiStripper
+from .records import RecordShaper
+from .types import Page
+
+log = logging.getLogger("kspyder.extract")
+
+
+@dataclass
+class ExtractStats:
+    """What a run reports in its summary. Counters only: no values."""
+
+    pages: int = 0
+    records: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    stated_total: int | None = None
+    truncated_by: str | None = None          # "limit" or "max_pages" when the run stopped early on purpose
+    warnings: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+        log.warning(message)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+@dataclass
+class RawPage:
+    records: list[Any]
+    url: str | None = None
+
+
+class GenericExtractor(ABC):
+    """Subclasses implement `raw_pages`; shaping, PII stripping, limits and stats live here once."""
+
+    def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None):
+        self.ref = ref
+        self.stripper = stripper
+        self.limit = limit
+        self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+        self.stats = ExtractStats()
+
+    @property
+    def output_columns(self) -> list[str]:
+        return self.stripper.output_columns
+
+    @abstractmethod
+    def raw_pages(self) -> Iterator[RawPage]:
+        """Yield the source's pages of raw records, in order, stopping when the source is exhausted."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def pages(self) -> Iterator[Page]:
+        shape, strip = self.shaper.shape, self.stripper.apply
+        position = 0
+        raw_iter = self.raw_pages()
+        try:
+            for raw in raw_iter:
+                if self.limit is not None and position + len(raw.records) >= self.limit:
+                    raw.records = raw.records[: self.limit - position]
+                    self.stats.truncated_by = "limit"
+                records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
+                page = Page(self.ref.source_name, self.ref.name, self.stats.pages, records, raw.url)
+                position += len(records)
+                self.stats.pages += 1
+                self.stats.records = position
+                yield page
+                if self.stats.truncated_by == "limit":
+                    break
+        finally:
+            raw_iter.close()
+            self.close()
+        self._reconcile()
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for page in self.pages():
+            yield from page.records
+
+    def _reconcile(self) -> None:
+        """Where the API states a total, compare it with what arrived: a silent shortfall is data loss."""
+        total = self.stats.stated_total
+        if total is None or self.stats.truncated_by:
+            return
+        if self.stats.records < total:
+            self.stats.warn(f"{self.ref.qualified}: the API stated {total} records but {self.stats.records} arrived "
+                            f"(shortfall {total - self.stats.records})")
+        elif self.stats.records > total:
+            self.stats.warn(f"{self.ref.qualified}: the API stated {total} records but {self.stats.records} arrived")

@@ -1,0 +1,15 @@
+"""Pick the connector for a model: the one place that knows which source type maps to which class."""
+from __future__ import annotations
+
+from shared.config.project import ModelRef, Project
+from shared.pii import PiiStripper
+from .base import GenericExtractor
+
+
+def build_extractor(project: Project, ref: ModelRef, limit: int | None = None) -> GenericExtractor:
+    stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan)
+    if ref.source.type == "api":
+        from .api import ApiExtractor
+        return ApiExtractor(ref, stripper, limit)
+    from .sql import SqlExtractor
+    return SqlExtractor(ref, stripper, limit)

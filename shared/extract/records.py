@@ -1,0 +1,216 @@
+"""Shape raw API rows or SQL rows into the model's columns, with the declared types.
+
+Built once per model (paths and converters compiled up front) because it runs on every record.
+Errors name the source, model, record key and column; never the value, which may be PII.
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from shared.config.models import Column, ColumnType
+from .errors import ConversionError
+
+_MISSING = object()
+_TRUE = {"true", "t", "yes", "y", "1", "on"}
+_FALSE = {"false", "f", "no", "n", "0", "off"}
+
+
+class BadValue(ValueError):
+    """A value does not convert; the message says what was expected, not what was found."""
+
+
+def compile_path(path: str) -> Callable[[Any], Any]:
+    """A getter for a dotted path (`address.city`, `lines.0.sku`); absent parts give None."""
+    parts = path.split(".")
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda record: record.get(key) if isinstance(record, dict) else None
+    steps = [(part, int(part) if part.lstrip("-").isdigit() else None) for part in parts]
+
+    def get(record: Any) -> Any:
+        node = record
+        for key, index in steps:
+            if isinstance(node, dict):
+                node = node.get(key)
+            elif isinstance(node, list) and index is not None and -len(node) <= index < len(node):
+                node = node[index]
+            else:
+                return None
+            if node is None:
+                return None
+        return node
+
+    return get
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise BadValue("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise BadValue("expected an integer, got a fractional number")
+    if isinstance(value, (str, Decimal)):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise BadValue("expected an integer, got text that is not a number") from None
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
+        raise BadValue("expected an integer, got a fractional or non-finite number")
+    raise BadValue(f"expected an integer, got {type(value).__name__}")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise BadValue("expected a number, got a boolean")
+    if isinstance(value, (int, float, Decimal)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise BadValue("expected a number, got text that is not a number") from None
+    raise BadValue(f"expected a number, got {type(value).__name__}")
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise BadValue("expected a decimal, got a boolean")
+    if isinstance(value, (int, float, str, Decimal)):
+        try:
+            number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+        except InvalidOperation:
+            raise BadValue("expected a decimal, got text that is not a number") from None
+        if not number.is_finite():
+            raise BadValue("expected a finite decimal, got NaN or infinity")
+        return number
+    raise BadValue(f"expected a decimal, got {type(value).__name__}")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise BadValue("expected a boolean (true/false, yes/no, 1/0)")
+
+
+def _to_datetime(value: Any) -> datetime:
+    """Aware values are converted to UTC; naive ones are taken as UTC (documented); numbers are Unix seconds."""
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date):
+        result = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise BadValue("expected a datetime, got a non-finite number")
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    elif isinstance(value, str):
+        try:
+            result = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise BadValue("expected an ISO 8601 datetime") from None
+    else:
+        raise BadValue(f"expected a datetime, got {type(value).__name__}")
+    if result.tzinfo is None:
+        return result.replace(tzinfo=timezone.utc)
+    return result.astimezone(timezone.utc)
+
+
+def _to_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
+        except ValueError:
+            raise BadValue("expected an ISO 8601 date (YYYY-MM-DD)") from None
+    raise BadValue(f"expected a date, got {type(value).__name__}")
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if isinstance(value, datetime):
+        return _to_datetime(value).isoformat()
+    return str(value)
+
+
+def _to_json(value: Any) -> Any:
+    return value
+
+
+def converter_for(column: Column) -> Callable[[Any], Any]:
+    base = {
+        ColumnType.integer: _to_int, ColumnType.bigint: _to_int, ColumnType.float: _to_float,
+        ColumnType.decimal: _to_decimal, ColumnType.boolean: _to_bool, ColumnType.string: _to_text,
+        ColumnType.text: _to_text, ColumnType.date: _to_date, ColumnType.datetime: _to_datetime,
+        ColumnType.json: _to_json,
+    }[column.type]
+    if column.type == ColumnType.string and column.length:
+        limit = column.length
+
+        def bounded(value: Any) -> str:
+            text = _to_text(value)
+            if len(text) > limit:
+                raise BadValue(f"expected at most {limit} characters, got {len(text)}")
+            return text
+
+        return bounded
+    return base
+
+
+class RecordShaper:
+    """Raw dict -> typed dict keyed by column name, in declared column order."""
+
+    def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str]):
+        self.source, self.model = source, model
+        self._columns = [(name, compile_path(col.path or name), converter_for(col), col.on_error == "null")
+                         for name, col in columns.items()]
+        # A key value may itself be PII (a hashed email as key): then errors show the record's position.
+        self._key_getters = [compile_path(columns[k].path or k) for k in primary_key if columns[k].pii is None]
+        self._key_is_safe = len(self._key_getters) == len(primary_key) and bool(primary_key)
+
+    def shape(self, raw: Any, position: int) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, expected an object")
+        out: dict[str, Any] = {}
+        for name, get, convert, null_on_error in self._columns:
+            value = get(raw)
+            if value is None:
+                out[name] = None
+                continue
+            try:
+                out[name] = convert(value)
+            except BadValue as exc:
+                if null_on_error:
+                    out[name] = None
+                    continue
+                raise ConversionError(
+                    f"{self.source}.{self.model}: record {self._describe(raw, position)}, column '{name}': {exc}"
+                    " (set on_error: null on the column to load NULL instead)") from None
+        return out
+
+    def _describe(self, raw: dict, position: int) -> str:
+        if self._key_is_safe:
+            key = ", ".join(str(get(raw)) for get in self._key_getters)
+            return f"with key ({key[:80]})"
+        return f"#{position}"

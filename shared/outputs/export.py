@@ -1,0 +1,40 @@
+"""Extract models and write their records to stdout or files: the `extract` command's core,
+kept out of the CLI so the Azure functions and `run` reuse it."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from shared.config.project import ModelRef, Project
+from shared.extract.base import ExtractStats
+from shared.extract.errors import ExtractError
+from shared.extract.factory import build_extractor
+from .writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
+
+
+@dataclass
+class ModelOutcome:
+    ref: ModelRef
+    stats: ExtractStats
+    seconds: float
+    error: str | None = None
+
+
+def export_model(project: Project, ref: ModelRef, fmt: FileFormat | None, dest: str | None,
+                 limit: int | None = None, on_page: Callable[[int], None] | None = None) -> ModelOutcome:
+    """Extract one model into a writer; a failure discards the model's new file and is reported, not raised."""
+    started = time.monotonic()
+    extractor = build_extractor(project, ref, limit)
+    writer: RecordWriter = (JsonLinesStream(sys.stdout) if fmt is None
+                            else file_writer(fmt, dest, ref.qualified, extractor.output_columns))
+    try:
+        with writer:
+            for page in extractor.pages():
+                writer.write(page.records)
+                if on_page:
+                    on_page(len(page.records))
+    except ExtractError as exc:
+        return ModelOutcome(ref, extractor.stats, time.monotonic() - started, project.masker.mask(str(exc)))
+    return ModelOutcome(ref, extractor.stats, time.monotonic() - started)
