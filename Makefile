@@ -1,0 +1,28 @@
+# The README's two commands. Both start from nothing: they create .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## demo: start the sample API and sample database, extract every model, show the result
+demo: $(STAMP)
+	$(PY) -m samples.demo
+
+## test: the whole test suite (CI runs exactly this through .ci/run)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## bench: benchmarks, printing ratios against baselines measured in the same run
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .kspyder .pytest_cache .hypothesis

@@ -1,0 +1,2 @@
+"""Azure Functions blueprints, one module per function family. Each function stays thin:
+decode the input, call `shared/`, encode the output."""

@@ -1,0 +1,58 @@
+"""Shared fixtures: real loopback servers and the external databases.
+
+PostgreSQL and MariaDB tests skip on a laptop without them, but fail when KSPYDER_REQUIRE_SERVICES=1
+or CI=true: in CI a missing database must never pass as green.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+POSTGRES_URL = os.environ.get("KSPYDER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("KSPYDER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def services_required() -> bool:
+    return os.environ.get("KSPYDER_REQUIRE_SERVICES") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def reachable_database(url: str) -> str:
+    """The URL if the server answers; else skip (laptop) or fail (CI)."""
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not available here"
+        message = f"database not reachable at {engine.url.render_as_string(hide_password=True)}: {type(exc).__name__}"
+        if services_required():
+            pytest.fail(message + " (required: KSPYDER_REQUIRE_SERVICES=1 or CI=true)")
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return reachable_database(POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    return reachable_database(MARIADB_URL)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_kspyder_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own KSPYDER_* settings must not change what the tests see."""
+    for name in list(os.environ):
+        if name.startswith("KSPYDER_") and name not in ("KSPYDER_REQUIRE_SERVICES",) and not name.startswith("KSPYDER_TEST_"):
+            monkeypatch.delenv(name)
