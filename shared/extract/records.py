@@ -89,7 +89,7 @@ def _to_decimal(value: Any) -> Decimal:
         except InvalidOperation:
             raise BadValue("expected a decimal, got text that is not a number") from None
         if not number.is_finite():
-            raise BadValue("expected a finite decimal, got NaN or infinity")
+            raise BadValue("expected a finite decimal, got a non-finite number")
         return number
     raise BadValue(f"expected a decimal, got {type(value).__name__}")
 
