@@ -1,0 +1,38 @@
+"""Paginators, picked by the manifest's `pagination.type` from a fixed registry (after dlt's rest_client).
+
+Each paging style is a small class with the same hooks; the extractor never branches on the style.
+The registry is read-only and paginators keep their state on the instance, so nothing about one
+run survives into the next.
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .base import Paginator
+from .cursor import CursorPaginator
+from .links import Link, LinkHeaderPaginator, NextLinkPaginator, parse_link_header
+from .numbered import OffsetPaginator, PageNumberPaginator
+from .paths import MISSING, as_count, dotted_get
+from .single import SinglePage
+
+PAGINATORS: Mapping[str, type[Paginator]] = MappingProxyType({
+    cls.type_name: cls
+    for cls in (SinglePage, PageNumberPaginator, OffsetPaginator, CursorPaginator, NextLinkPaginator, LinkHeaderPaginator)
+})
+
+
+def create_paginator(config: Any) -> Paginator:
+    """A fresh paginator for one model's run, chosen by `config.type`."""
+    name = getattr(config, "type", None)
+    cls = PAGINATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown pagination type {name!r}: valid types are {', '.join(PAGINATORS)}")
+    return cls(config)
+
+
+__all__ = [
+    "MISSING", "PAGINATORS", "CursorPaginator", "Link", "LinkHeaderPaginator", "NextLinkPaginator",
+    "OffsetPaginator", "PageNumberPaginator", "Paginator", "SinglePage", "as_count", "create_paginator",
+    "dotted_get", "parse_link_header",
+]
