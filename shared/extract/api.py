@@ -11,6 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 from urllib.parse import urljoin
 
+import requests
+
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
@@ -126,8 +128,7 @@ class ApiExtractor(GenericExtractor):
 
 
 def new_client(source_name: str, source: ApiSource, on_rate_limit: str = "wait") -> HttpClient:
-    import requests
-
     session = requests.Session()
     return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
-                      headers=source.headers, on_rate_limit=on_rate_limit, session=session)
+                      headers=source.headers, on_rate_limit=on_rate_limit, session=session,
+                      auth_origin=source.base_url)

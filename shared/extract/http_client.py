@@ -1,0 +1,220 @@
+"""The throttled, retrying HTTP client every API source fetches through.
+
+The retry loop is written out rather than built on `tenacity.Retrying`: the wait after a
+failure depends on the response (Retry-After, which also pauses sibling threads), a 401 earns
+one token refresh outside the retry budget, a 429 may raise instead of sleeping, and the final
+error must carry the last status and attempt count. Each of those is a line here; with tenacity
+they become callbacks reading state smuggled through exceptions, harder to follow and no shorter.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable, Literal, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from shared.config.models import Throttle
+from .errors import FetchError, RateLimited
+from .retry import backoff_delay, classify, describe_exception, parse_retry_after, short_reason
+from .throttle import ConcurrencyLimit, TokenBucket
+from .types import PageRequest, PageResponse
+
+log = logging.getLogger("kspyder.http")
+
+
+class _HideQueryStrings(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string and therefore any api_key included;
+    a verbose run must not print keys, so its records lose everything after the '?'."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] + "?..." if isinstance(a, str) and "?" in a else a
+                                for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideQueryStrings())
+
+DEFAULT_HEADERS = {"Accept": "application/json"}
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+class FetchStats:
+    """Counters for the run summary, shared by the client's threads.
+    `requests` counts HTTP attempts, `retries` the repeated ones, `throttled` the 429s received,
+    `errors` the fetches that failed for good, `bytes` the response bodies received."""
+
+    FIELDS = ("requests", "retries", "throttled", "errors", "bytes")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        if name not in self._counts:
+            raise KeyError(f"unknown counter {name!r}; known: {', '.join(self.FIELDS)}")
+        with self._lock:
+            self._counts[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def __getattr__(self, name: str) -> int:
+        if name in FetchStats.FIELDS:
+            return self.snapshot()[name]
+        raise AttributeError(name)
+
+
+class HttpClient:
+    """One per source run. `sleep` and `clock` are injectable for tests and must agree: a fake
+    sleep has to advance the fake clock, or a paused token bucket would wait forever."""
+
+    def __init__(self, *, source: str, throttle: Throttle, auth: requests.auth.AuthBase | None = None,
+                 headers: Mapping[str, str] | None = None, on_rate_limit: Literal["wait", "raise"] = "wait",
+                 session: requests.Session | None = None, rng: random.Random | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 auth_origin: str | None = None):
+        if on_rate_limit not in ("wait", "raise"):
+            raise ValueError(f"on_rate_limit must be 'wait' or 'raise', not {on_rate_limit!r}")
+        self.source, self.throttle, self.auth, self.on_rate_limit = source, throttle, auth, on_rate_limit
+        self.headers = {**DEFAULT_HEADERS, **(headers or {})}
+        self.session = session or requests.Session()
+        # retries are ours (max_retries=0); the pool holds one connection per concurrent attempt
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=throttle.concurrency, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
+        self.slots = ConcurrencyLimit(throttle.concurrency)
+        self.stats = FetchStats()
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._sleep, self._clock = sleep, clock
+        self._redact: Callable[[str], str] = getattr(auth, "redact", None) or (lambda text: text)
+        # A next link may point at another host; the source's credentials are only for its own.
+        self._auth_origin = _origin(auth_origin) if auth_origin else None
+
+    def fetch(self, request: PageRequest) -> PageResponse:
+        try:
+            return self._fetch(request)
+        except FetchError:
+            self.stats.add("errors")
+            raise
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ the retry loop
+    def _fetch(self, request: PageRequest) -> PageResponse:
+        started = self._clock()
+        prepared = self._prepare(request)
+        url = self._safe_url(prepared.url)   # before auth: an api_key in the query never gets in
+        attempt, retries, refreshed = 0, 0, False
+        while True:
+            attempt += 1
+            sent, response, error = self._attempt(prepared)
+            status = response.status_code if response is not None else None
+            verdict = classify(status, error)
+            if verdict == "ok":
+                return self._decode(url, response, started)
+            reason = describe_exception(error) if error is not None else self._redact(short_reason(response))
+            if status == 401 and not refreshed and hasattr(self.auth, "invalidate"):
+                refreshed = True   # a stale token: refresh once, outside the retry budget
+                self.auth.invalidate(_bearer(sent))
+                self.stats.add("retries")
+                log.debug("GET %s: HTTP 401, refreshing the token and retrying", url)
+                continue
+            retry_after = None
+            if status in RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(timezone.utc))
+            if status == 429:
+                self.stats.add("throttled")
+                if self.on_rate_limit == "raise":
+                    delay = retry_after if retry_after is not None else max(self.throttle.backoff, 1.0)
+                    self.bucket.pause_until(self._clock() + delay)
+                    raise RateLimited(url, delay)
+            if verdict == "fatal":
+                raise FetchError(url, status, reason, attempt)
+            if retries >= self.throttle.max_retries:
+                raise FetchError(url, status, f"gave up: {reason}", attempt)
+            retries += 1
+            self.stats.add("retries")
+            if retry_after is not None:
+                wait = retry_after
+                self.bucket.pause_until(self._clock() + wait)   # the whole source waits, not just us
+            else:
+                with self._rng_lock:
+                    wait = backoff_delay(retries, self.throttle.backoff, self.throttle.max_backoff, self._rng)
+            log.debug("GET %s: %s, retry %d/%d in %.2fs", url, f"HTTP {status}" if status else reason,
+                      retries, self.throttle.max_retries, wait)
+            self._sleep(wait)
+
+    def _prepare(self, request: PageRequest) -> requests.PreparedRequest:
+        headers = {**self.headers, **request.headers}
+        return self.session.prepare_request(requests.Request("GET", request.url, params=request.params,
+                                                             headers=headers))
+
+    def _attempt(self, prepared: requests.PreparedRequest
+                 ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
+        """One HTTP exchange under the rate and concurrency limits, returning what was sent (with
+        auth) and what came back. The body is read inside the slot: a slow download is in flight."""
+        attempt = prepared.copy()
+        if self.auth is not None and (self._auth_origin is None or _origin(attempt.url) == self._auth_origin):
+            attempt = self.auth(attempt)   # per attempt: a refreshed token must reach the retry
+        settings = self.session.merge_environment_settings(attempt.url, {}, None, None, None)
+        with self.slots.slot():
+            # the token is taken inside the slot: taken before, it could wait out a slow response
+            # and go out together with others, a burst over the rate by up to `concurrency`
+            self.bucket.acquire()
+            self.stats.add("requests")
+            try:
+                response = self.session.send(attempt, timeout=self.throttle.timeout, allow_redirects=True,
+                                             proxies=settings["proxies"], stream=False,
+                                             verify=settings["verify"], cert=settings["cert"])
+            except requests.RequestException as exc:
+                return attempt, None, exc
+        self.stats.add("bytes", len(response.content))
+        return attempt, response, None
+
+    def _decode(self, url: str, response: requests.Response, started: float) -> PageResponse:
+        content = response.content
+        if not content.strip() and response.status_code == 204:
+            body = None
+        else:
+            try:
+                body = response.json()
+            except ValueError:   # requests' JSONDecodeError, and UnicodeDecodeError for binary bodies
+                raise FetchError(url, response.status_code, "response is not valid JSON") from None
+        return PageResponse(url=url, status=response.status_code, headers=response.headers, body=body,
+                            content=content, elapsed=self._clock() - started)
+
+    def _safe_url(self, url: str) -> str:
+        """The URL as errors and logs show it: no user:password@, and no secret the auth knows."""
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+        return self._redact(urlunsplit(parts))
+
+
+def _bearer(prepared: requests.PreparedRequest) -> str | None:
+    """The token a rejected attempt carried, so `invalidate` can tell a stale token from a fresh one."""
+    attempt_auth = prepared.headers.get("Authorization", "")
+    return attempt_auth[7:] if attempt_auth.startswith("Bearer ") else None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{parts.port or default}"
