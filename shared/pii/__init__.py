@@ -1,0 +1,10 @@
+"""PII stripping, applied to every record right after extraction and before anything is written.
+
+Column rules (`pii`, `pii_fields`) say what to do with known PII columns; `pii_scan` finds PII in
+free text that no rule covers.
+"""
+from .detectors import Detection, Scanner, find_pii
+from .rules import PiiKeyMissing
+from .stripper import PiiStripper
+
+__all__ = ["Detection", "PiiKeyMissing", "PiiStripper", "Scanner", "find_pii"]

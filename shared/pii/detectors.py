@@ -1,0 +1,167 @@
+"""Free-text PII detectors. Most values hold no PII, so `Scanner.find` first checks for the few
+characters every detector needs (a digit, `@` or `:`) and returns at once when none is there.
+
+Precision matters as much as recall: a scan that redacts dates, amounts or order numbers ruins the
+data it protects. Every number-shaped kind is therefore validated (checksums, lengths, octets)
+rather than matched on shape alone.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+from .numeric import find_numeric
+
+# Ties between equally long overlapping spans go to the kind whose match is checked hardest.
+_RANK = {"email": 0, "iban": 1, "card": 2, "ipv6": 3, "ipv4": 4, "phone": 5, "term": 6}
+
+_TRIGGER = re.compile(r"[\d@:]")
+_EMAIL = re.compile(r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}(?![\w\-])")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}|(?=:))(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r"(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?(?![\w:]|\.\d)"
+)
+# Uppercase only: the electronic and the printed form of an IBAN are both uppercase.
+_IBAN = re.compile(r"(?<!\w)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?!\w)")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    start: int
+    end: int
+    kind: str
+
+
+# IBAN length per country (SWIFT IBAN registry). A known country must have exactly its length, which
+# stops a greedy match from taking the next word whenever mod-97 happens to pass (1 time in 97).
+_IBAN_LENGTHS = dict(zip(
+    "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR GB GE GI GL GR GT HR "
+    "HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL NO OM PK PL PS PT QA RO "
+    "RS RU SA SC SD SE SI SK SM SO ST SV TL TN TR UA VA VG XK YE".split(),
+    (24, 23, 28, 20, 28, 20, 16, 22, 22, 27, 29, 28, 21, 22, 28, 24, 22, 27, 18, 28, 20, 29, 24, 18, 18, 18,
+     27, 22, 22, 23, 18, 27, 28, 21, 28, 22, 23, 23, 26, 27, 30, 30, 20, 28, 32, 21, 20, 20, 21, 25, 27, 24,
+     22, 19, 20, 27, 31, 30, 28, 18, 15, 23, 24, 28, 29, 25, 29, 24, 22, 33, 24, 31, 18, 24, 19, 24, 27, 23,
+     25, 28, 23, 24, 26, 29, 22, 24, 20, 30), strict=True))
+
+
+def iban_ok(compact: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN without spaces."""
+    if len(compact) != _IBAN_LENGTHS.get(compact[:2], len(compact)) or not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _ibans(text: str, found: list[Detection]) -> list[tuple[int, int]]:
+    """Append valid IBANs; return every IBAN-shaped span, valid or not, for the numeric detectors to avoid."""
+    zones: list[tuple[int, int]] = []
+    match = _IBAN.search(text)
+    while match is not None:
+        start = match.start()
+        pieces = match.group().split(" ")
+        zone_end = match.end()
+        resume = start + 1
+        # Greedy matching may take the next word (or the next IBAN's head) as a group: retry without it.
+        for count in range(len(pieces), 0, -1):
+            compact = "".join(pieces[:count])
+            if iban_ok(compact):
+                zone_end = resume = start + len(" ".join(pieces[:count]))
+                found.append(Detection(start, zone_end, "iban"))
+                break
+        zones.append((start, zone_end))
+        match = _IBAN.search(text, resume)
+    return zones
+
+
+def _ipv4s(text: str, found: list[Detection]) -> None:
+    for match in _IPV4.finditer(text):
+        if all(int(octet) <= 255 for octet in match.group().split(".")):
+            found.append(Detection(match.start(), match.end(), "ipv4"))
+
+
+def _ipv6s(text: str, found: list[Detection]) -> None:
+    for match in _IPV6.finditer(text):
+        candidate = match.group()
+        if not candidate.strip(":"):   # a bare "::" is punctuation far more often than an address
+            continue
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        found.append(Detection(match.start(), match.end(), "ipv6"))
+
+
+def compile_terms(terms: Sequence[str]) -> re.Pattern[str] | None:
+    """One alternation, longest first, so "Jane Doe" wins over "Jane"; None when there is nothing to find."""
+    cleaned = sorted({t.strip() for t in terms if t and t.strip()}, key=lambda t: (-len(t), t))
+    if not cleaned:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, cleaned)) + r")(?!\w)", re.IGNORECASE)
+
+
+def resolve(found: list[Detection]) -> list[Detection]:
+    """Non-overlapping spans covering the most text, sorted by position. Between two overlapping
+    spans the longer wins, and at equal length the more specific kind; choosing the best set rather
+    than greedily keeps a false candidate straddling two real values from hiding both."""
+    if len(found) <= 1:
+        return found
+    found.sort(key=lambda d: (d.end, d.start))
+    ends = [d.end for d in found]
+    best = [0] * (len(found) + 1)       # best[i]: score of the best choice among the first i spans
+    for i, detection in enumerate(found, 1):
+        previous = bisect_right(ends, detection.start, 0, i - 1)
+        score = best[previous] + (detection.end - detection.start) * 8 + 7 - _RANK[detection.kind]
+        best[i] = max(best[i - 1], score)
+    chosen: list[Detection] = []
+    i = len(found)
+    while i > 0:
+        if best[i] == best[i - 1]:
+            i -= 1
+        else:
+            chosen.append(found[i - 1])
+            i = bisect_right(ends, found[i - 1].start, 0, i - 1)
+    chosen.reverse()
+    return chosen
+
+
+class Scanner:
+    """All detectors with one model's terms compiled once; `find` is called for every text value."""
+
+    __slots__ = ("_terms",)
+
+    def __init__(self, terms: Sequence[str] = ()):
+        self._terms = compile_terms(terms)
+
+    def find(self, text: str) -> list[Detection]:
+        terms = self._terms
+        if _TRIGGER.search(text) is None:
+            if terms is None:
+                return []
+            return [Detection(m.start(), m.end(), "term") for m in terms.finditer(text)]
+        found: list[Detection] = []
+        if "@" in text:
+            found.extend(Detection(m.start(), m.end(), "email") for m in _EMAIL.finditer(text))
+        if ":" in text:
+            _ipv6s(text, found)
+        zones = _ibans(text, found)
+        found.extend(Detection(s, e, kind) for s, e, kind in find_numeric(text, zones))
+        if "." in text:
+            _ipv4s(text, found)
+        if terms is not None:
+            found.extend(Detection(m.start(), m.end(), "term") for m in terms.finditer(text))
+        return resolve(found)
+
+
+@lru_cache(maxsize=64)
+def _scanner(terms: tuple[str, ...]) -> Scanner:
+    return Scanner(terms)
+
+
+def find_pii(text: str, terms: Sequence[str] = ()) -> list[Detection]:
+    """Non-overlapping PII spans of `text`, sorted by position."""
+    return _scanner(tuple(terms)).find(text)

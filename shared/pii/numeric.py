@@ -1,0 +1,190 @@
+"""Phone numbers and payment cards: the two kinds spelled as groups of digits with separators.
+
+Dates, amounts, versions, order numbers and IDs are spelled the same way, so a single regex finds
+maximal runs of digit groups and the validators below then look, among the space-separated chunks
+of a run, for the ranges that form a phone or a card. Working on chunks (rather than on one greedy
+match) keeps a phone found when it sits next to a date or an amount, and leaves that neighbour alone.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, NamedTuple
+
+_GROUP = r"(?:\(\d{1,5}\)|\d+)"
+# One separator between groups; none is needed next to a parenthesised group: "+44(0)20", "(202)555".
+_SEP = r"(?:[ .\-]|(?<=\))|(?=\())"
+# A run must not continue a word, an identifier ("ORD-2024", "v2.3"), a decimal or a time ("10:30").
+RUN = re.compile(
+    rf"(?=[\d(+])(?:(?<![\w+])\+|(?<![\w+])(?<!\w[\-/])(?<!\d[.,:]))(?=[\d(]){_GROUP}(?:{_SEP}{_GROUP})*"
+)
+_PARTS = re.compile(r"\((\d+)\)|(\d+)")
+_DASHED = re.compile(r"\d+(?:-\d+)*")
+_DATE_CHUNK = re.compile(r"\d{4}([-./])\d{1,2}\1\d{1,2}|\d{1,2}([-./])\d{1,2}\2\d{4}")
+_NOT_DIGITS = str.maketrans("", "", " .-()+")
+
+# National significant number lengths (digits after the country code, without a trunk 0) for
+# common country codes. Codes form a prefix-free set, so at most one entry matches a number.
+_NSN: dict[str, frozenset[int]] = {cc: frozenset(lengths) for cc, lengths in {
+    "1": (10,), "7": (10,), "20": (8, 9, 10), "27": (9,), "30": (10,), "31": (9,), "32": (8, 9),
+    "33": (9,), "34": (9,), "36": (8, 9), "39": range(6, 12), "40": (9,), "41": (9,),
+    "43": range(4, 14), "44": (9, 10), "45": (8,), "46": range(7, 11), "47": (8,), "48": (9,),
+    "49": range(6, 14), "52": (10,), "55": (10, 11), "61": (9,), "64": range(8, 11), "65": (8,),
+    "81": (9, 10), "86": (10, 11), "90": (10,), "91": (10,), "351": (9,), "352": range(4, 12),
+    "353": range(7, 10), "358": range(5, 13), "852": (8,), "971": (8, 9), "972": (8, 9),
+}.items()}
+_CARD_LAYOUTS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4, 3)}
+_PHONE_DIGITS = range(9, 19)   # 9-15 dialled digits, plus a "00" prefix and a written "(0)"
+_CARD_DIGITS = range(13, 20)
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+class Chunk(NamedTuple):
+    start: int
+    end: int
+    plus: bool
+    groups: tuple[tuple[str, bool], ...]   # (digits, parenthesised)
+    text: str
+    digits: int
+    blocked: bool                          # a date, or inside an IBAN-shaped token: never part of a phone or card
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = ord(char) - 48
+        total += _LUHN_DOUBLED[digit] if position & 1 else digit
+    return total % 10 == 0
+
+
+def _international(groups: list[tuple[str, bool]]) -> bool:
+    # "(0)" is the national trunk prefix some people write after the country code: not dialled.
+    digits = "".join(d for d, paren in groups if not (paren and d == "0"))
+    if not 9 <= len(digits) <= 15 or digits[0] == "0":
+        return False
+    for size in (1, 2, 3):
+        lengths = _NSN.get(digits[:size])
+        if lengths is not None:
+            return len(digits) - size in lengths
+    return True
+
+
+def is_phone(groups: list[tuple[str, bool]], plus: bool) -> bool:
+    if plus:
+        return _international(groups)
+    first, first_paren = groups[0]
+    if first.startswith("00") and not first_paren:
+        rest = [(first[2:], False)] if len(first) > 2 else []
+        rest += groups[1:]
+        return bool(rest) and rest[0][0][:1] not in ("", "0") and _international(rest)
+    if len(groups) < 2 or any(paren for _, paren in groups[1:]):
+        return False
+    lengths = [len(d) for d, _ in groups]
+    total = sum(lengths)
+    if first[0] == "0":   # national form with trunk prefix: 020 7946 0958, 01 23 45 67 89
+        return (9 <= total <= 11 and 2 <= lengths[0] <= 5 and first[1] != "0"
+                and all(2 <= n <= 8 for n in lengths[1:]))
+    # North American national form: (202) 555-0143, 202-555-0143
+    return lengths == [3, 3, 4] and first[0] in "23456789" and groups[1][0][0] in "23456789"
+
+
+def _phone_range(chunks: list[Chunk], i: int, j: int) -> bool:
+    groups = [g for chunk in chunks[i:j + 1] for g in chunk.groups]
+    return is_phone(groups, chunks[i].plus)
+
+
+def _card_range(chunks: list[Chunk], i: int, j: int) -> bool:
+    first = chunks[i]
+    if first.plus:
+        return False
+    if i == j:
+        groups = first.groups
+        if _DASHED.fullmatch(first.text) is None:
+            return False
+    else:
+        if any(len(c.groups) != 1 for c in chunks[i:j + 1]):
+            return False
+        groups = tuple(c.groups[0] for c in chunks[i:j + 1])
+        # A trailing group of three could as well be the next number: take it only at the end of the run.
+        if len(groups) == 5 and j != len(chunks) - 1:
+            return False
+    if any(paren for _, paren in groups):
+        return False
+    lengths = tuple(len(d) for d, _ in groups)
+    if len(lengths) > 1 and lengths not in _CARD_LAYOUTS:
+        return False
+    digits = "".join(d for d, _ in groups)
+    # Payment cards start with major industry identifier 2-6; that keeps Luhn-valid IDs out.
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
+
+
+def _phone_start(chunk: Chunk) -> bool:
+    first = chunk.groups[0][0]
+    return chunk.plus or first[0] == "0" or (len(first) == 3 and first[0] != "1")
+
+
+def _card_start(chunk: Chunk) -> bool:
+    first, paren = chunk.groups[0]
+    return not (paren or chunk.plus) and first[0] in "23456" and len(first) >= 4
+
+
+def _ranges(chunks: list[Chunk], usable: int, can_start: Callable[[Chunk], bool],
+            valid: Callable[[list[Chunk], int, int], bool], widest: int, digits: range) -> list[tuple[int, int]]:
+    """The longest valid chunk range from each start, never across a blocked chunk. Candidates may
+    overlap: `detectors.resolve` picks among them, so one false start cannot hide a real value."""
+    found: list[tuple[int, int]] = []
+    for i in range(usable):
+        if chunks[i].blocked or not can_start(chunks[i]):
+            continue
+        total = chunks[i].digits
+        totals = [total]   # digits in chunks i..j, to validate only ranges of a possible length
+        for j in range(i + 1, min(usable, i + widest)):
+            if total >= digits.stop or chunks[j].blocked:
+                break
+            total += chunks[j].digits
+            totals.append(total)
+        for j in range(i + len(totals) - 1, i - 1, -1):
+            if totals[j - i] in digits and valid(chunks, i, j):
+                found.append((i, j))
+                break
+    return found
+
+
+def _chunks(text: str, start: int, zones: list[tuple[int, int]]) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    offset = start
+    for piece in text.split(" "):
+        end = offset + len(piece)
+        groups = tuple((paren or plain, bool(paren)) for paren, plain in _PARTS.findall(piece))
+        plus = piece.startswith("+")
+        blocked = _DATE_CHUNK.fullmatch(piece) is not None or (
+            bool(zones) and any(zs < end and offset < ze for zs, ze in zones))
+        chunks.append(Chunk(offset, end, plus, groups, piece, len(piece.translate(_NOT_DIGITS)), blocked))
+        offset = end + 1
+    return chunks
+
+
+def _glued_to_next(text: str, end: int) -> bool:
+    """True when the run goes on as a word, decimal, time or path: its last chunk is not a number on its own."""
+    if end >= len(text):
+        return False
+    char = text[end]
+    if char.isalnum() or char in "_@":
+        return True
+    return char in ".,:-/" and end + 1 < len(text) and text[end + 1].isalnum()
+
+
+def find_numeric(text: str, zones: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """Phone and card spans as (start, end, kind); zones are IBAN-shaped spans to stay out of."""
+    found: list[tuple[int, int, str]] = []
+    for match in RUN.finditer(text):
+        run = match.group()
+        if len(run) < 9 or len(run.translate(_NOT_DIGITS)) < 9:   # neither a phone nor a card
+            continue
+        start, end = match.span()
+        chunks = _chunks(run, start, zones)
+        usable = len(chunks) - 1 if _glued_to_next(text, end) else len(chunks)
+        for i, j in _ranges(chunks, usable, _phone_start, _phone_range, 8, _PHONE_DIGITS):
+            found.append((chunks[i].start, chunks[j].end, "phone"))
+        for i, j in _ranges(chunks, usable, _card_start, _card_range, 5, _CARD_DIGITS):
+            found.append((chunks[i].start, chunks[j].end, "card"))
+    return found

@@ -1,0 +1,111 @@
+"""Column rules (`pii:` and `pii_fields:` entries) compiled into small functions of one value.
+
+Every rule keeps None as None: a missing value carries no PII, and turning it into a token or a
+hash would invent data. Error messages name columns and paths, never values.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable
+
+from shared.config.models import PiiRule, PiiSpec
+
+Transform = Callable[[Any], Any]
+DROP: Any = object()   # marker returned instead of a transform: remove the column or nested key
+_ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class PiiKeyMissing(ValueError):
+    """A hash rule with no key: refusing beats an unkeyed hash, which anyone can reverse by guessing."""
+
+    def __init__(self, column: str):
+        self.column = column
+        super().__init__(f"column '{column}' needs a PII key for hashing: set KSPYDER_PII_KEY (settings pii.key)")
+
+
+def canonical_text(value: Any) -> str:
+    """The text a value is hashed or masked as; the same value must give the same text in every run."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (date, time)):   # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=canonical_text)
+    return str(value)
+
+
+def keyed_hash(key: bytes, text: str) -> str:
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
+
+
+def _hash(key: bytes) -> Transform:
+    def apply(value: Any) -> Any:
+        return None if value is None else keyed_hash(key, canonical_text(value))
+    return apply
+
+
+def _mask(keep: int) -> Transform:
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        text = canonical_text(value)
+        hidden = max(len(text) - keep, 0)
+        return "*" * hidden + text[hidden:]
+    return apply
+
+
+def _redact(token: str) -> Transform:
+    def apply(value: Any) -> Any:
+        return None if value is None else token
+    return apply
+
+
+def _month(token: str) -> Transform:
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return datetime(value.year, value.month, 1, tzinfo=timezone.utc)
+        if isinstance(value, date):
+            return date(value.year, value.month, 1)
+        if isinstance(value, str):
+            match = _ISO_DATE_PREFIX.match(value)
+            if match:
+                try:
+                    date(int(match[1]), int(match[2]), int(match[3]))
+                except ValueError:
+                    return token
+                return f"{match[1]}-{match[2]}"
+        return token
+    return apply
+
+
+def _postcode(keep: int) -> Transform:
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        return "".join(canonical_text(value).split())[:keep].upper()
+    return apply
+
+
+def compile_rule(spec: PiiSpec, *, key: bytes | None, redaction: str, where: str) -> Transform:
+    """The transform for one rule, or DROP; `where` names the column (or column.path) for errors."""
+    rule = spec.rule
+    if rule == PiiRule.drop:
+        return DROP
+    if rule == PiiRule.hash:
+        if not key:
+            raise PiiKeyMissing(where)
+        return _hash(key)
+    if rule == PiiRule.mask:
+        return _mask(4 if spec.keep is None else spec.keep)
+    if rule == PiiRule.redact:
+        return _redact(redaction)
+    if spec.kind == "date":
+        return _month(redaction)
+    if spec.kind == "postcode":
+        return _postcode(3 if spec.keep is None else spec.keep)
+    raise ValueError(f"column '{where}': pii rule {rule.value} needs kind date or postcode")

@@ -1,0 +1,88 @@
+"""`PiiStripper`: a model's PII policy compiled once, then applied to every extracted record.
+
+It runs on every record of every run, so all the work that does not depend on a value (rule lookup,
+regex compilation, key checks) happens in `__init__`; `apply` only walks a short list of per-column
+transforms, and a model without rules or scanning just copies the kept columns.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from shared.config.models import Column, ColumnType
+from .detectors import Scanner
+from .fields import compile_fields
+from .rules import DROP, PiiKeyMissing, Transform, compile_rule
+from .scrub import json_column, text_column, text_scrubber
+
+SCAN_MODES = ("off", "redact", "hash")
+# Values arrive converted to their column's type, so only these columns can hold free text.
+_TEXT_TYPES = (ColumnType.string, ColumnType.text, ColumnType.json)
+
+
+def _chain(transforms: list[Transform]) -> Transform | None:
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+    first, second = transforms
+
+    def both(value: Any) -> Any:
+        return second(first(value))
+    return both
+
+
+class PiiStripper:
+    """Column rules win over scanning: a column with a `pii` rule is never scanned, since its rule
+    already decides everything about its value."""
+
+    __slots__ = ("scan", "_output", "_transforms")
+
+    def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
+                 terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
+        if scan not in SCAN_MODES:
+            raise ValueError(f"pii scan must be one of {', '.join(SCAN_MODES)}, not '{scan}'")
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        key = key or None
+        self.scan = scan
+        scrub = text_scrubber(Scanner(terms), scan, key) if scan != "off" and (scan != "hash" or key) else None
+        output: list[str] = []
+        transforms: list[tuple[str, Transform]] = []
+        for name, column in columns.items():
+            if column.pii is not None:
+                transform = compile_rule(column.pii, key=key, redaction=redaction, where=name)
+                if transform is DROP:
+                    continue
+            else:
+                steps: list[Transform] = []
+                if column.pii_fields:
+                    steps.append(compile_fields(name, column.pii_fields, key=key, redaction=redaction))
+                if scan != "off" and column.type in _TEXT_TYPES:
+                    if scrub is None:
+                        raise PiiKeyMissing(name)
+                    steps.append(json_column(scrub) if column.type == ColumnType.json else text_column(scrub))
+                transform = _chain(steps)
+            output.append(name)
+            if transform is not None:
+                transforms.append((name, transform))
+        self._output = tuple(output)
+        self._transforms = tuple(transforms)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return list(self._output)
+
+    def apply(self, record: dict) -> dict:
+        get = record.get
+        out = {name: get(name) for name in self._output}
+        for name, transform in self._transforms:
+            out[name] = transform(out[name])
+        return out
+
+    @classmethod
+    def for_model(cls, model: Any, settings_pii: Any, scan: str | None) -> "PiiStripper":
+        """`model` is a ModelBase and `settings_pii` a PiiSettings; `scan` is the resolved mode
+        (falls back to the model's, then the settings' when not given)."""
+        key = settings_pii.key.encode("utf-8") if settings_pii.key else None
+        return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
+                   terms=model.pii_terms, redaction=settings_pii.redaction)
