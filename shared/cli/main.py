@@ -5,6 +5,7 @@ import click
 
 from .commands import extract, validate
 from .context import CliState
+from .probe_cmd import probe
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def cli(ctx: click.Context, manifests: str | None, verbose: int) -> None:
 
 cli.add_command(validate)
 cli.add_command(extract)
+cli.add_command(probe)

@@ -1,0 +1,13 @@
+"""`python main.py probe URL`: draft a manifest entry for a new API endpoint in seconds.
+
+One request shows the envelope; a few more find the paging style, which is then verified by
+walking pages with the extractor's own paginator. Column types, a primary key and PII rules are
+guessed from the records seen, and printed as YAML that `load_project` accepts as it stands.
+"""
+from .probe import ColumnDraft, ProbeOptions, ProbeResult, probe_url
+from .render import render_yaml
+from .target import TargetError, parse_pairs
+from .walk import ProbeError
+
+__all__ = ["ColumnDraft", "ProbeError", "ProbeOptions", "ProbeResult", "TargetError", "parse_pairs", "probe_url",
+           "render_yaml"]

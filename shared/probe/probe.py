@@ -1,0 +1,216 @@
+"""`probe`: from one URL to a draft manifest entry, reporting as it goes.
+
+The report callback receives names, types, counts and paths only. Record values stay inside this
+package: they decide types and PII rules, and are never printed, logged or put in an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from shared.config.models import ConnectorModels, Throttle, check_identifier
+from shared.extract.errors import ExtractError
+from .detect_pagination import Candidate, candidates
+from .infer_columns import ColumnGuess, infer_columns, primary_key
+from .naming import model_name, source_name
+from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
+from .target import Target, build_target
+from .walk import ProbeError, fetch_records, first_page, open_client, walk
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    bearer: str | None = None
+    api_key: tuple[str, str] | None = None      # (header name, value)
+    pages: int = 3
+    source: str | None = None
+    model: str | None = None
+    throttle: Throttle = field(default_factory=Throttle)
+
+
+@dataclass(frozen=True)
+class ColumnDraft:
+    name: str
+    type: str
+    path: str | None = None
+    length: int | None = None
+    pii: Any = None
+    comment: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.type}
+        for key in ("path", "length", "pii"):
+            if getattr(self, key) is not None:
+                spec[key] = getattr(self, key)
+        return spec
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    source: str
+    model: str
+    target: Target
+    records_path: str | None
+    pagination: Candidate
+    columns: list[ColumnDraft]
+    primary_key: str | None
+    pii_scan: str | None
+    pii_scan_note: str | None
+    pages: int
+    records: int
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The URL's own filters; the paging parameters now belong to the paginator."""
+        return {k: v for k, v in self.target.shown_params.items() if k not in self.pagination.owned_params}
+
+    def manifest(self) -> dict[str, Any]:
+        """The entry as plain data, exactly what `render_yaml` prints (without the comments)."""
+        source: dict[str, Any] = {"type": "api", "base_url": self.target.base_url}
+        if self.target.shown_auth:
+            source["auth"] = dict(self.target.shown_auth)
+        if self.target.shown_headers:
+            source["headers"] = dict(self.target.shown_headers)
+        source["pagination"] = pagination_spec(self.pagination)
+        model: dict[str, Any] = {"path": self.target.path}
+        if self.params:
+            model["params"] = self.params
+        if self.records_path is not None:
+            model["records"] = self.records_path
+        if self.primary_key:
+            model["primary_key"] = [self.primary_key]
+        if self.pii_scan:
+            model["pii_scan"] = self.pii_scan
+        model["columns"] = {c.name: c.spec() for c in self.columns}
+        source["models"] = {self.model: model}
+        return {"sources": {self.source: source}}
+
+
+def pagination_spec(candidate: Candidate) -> dict[str, Any]:
+    """Every option the probe chose, even a default (`param: cursor` says which one was verified);
+    the type first and the shared totals last, so the line reads like the reference table."""
+    options = candidate.config.model_dump(exclude_unset=True, exclude_none=True, exclude={"type"})
+    shared = {k: options.pop(k) for k in ("total_pages_path", "total_path") if k in options}
+    return {"type": candidate.type, **options, **shared}
+
+
+def probe_url(options: ProbeOptions, report: Report = lambda line: None) -> ProbeResult:
+    """Probe `options.url` and draft its manifest entry. Extraction errors (unreachable, 4xx,
+    not JSON, no records) propagate for the CLI to print; `report` gets the progress lines."""
+    parts = urlsplit(options.url)
+    source = _name(options.source or source_name(parts.hostname or ""), "source name")
+    model = _name(options.model or model_name(parts.path), "model name")
+    target = build_target(options.url, source, options.params, options.headers, options.bearer, options.api_key)
+    say: Report = lambda line: report(target.redact(line))
+    records_path, candidate, pages = _read(target, source, options, say)
+    records = [r for page in pages for r in page if isinstance(r, dict)]
+    guesses, skipped = infer_columns(records)
+    if skipped:
+        say(f"probe: skipped keys with a '.' in the name (a column path cannot reach them): {', '.join(skipped)}")
+    key = primary_key(guesses, records, model)
+    columns, free_text = _columns(guesses, records, key)
+    result = ProbeResult(source, model, target, records_path, candidate, columns, key,
+                         "redact" if free_text else None, _free_text_note(free_text), len(pages), len(records))
+    _check(result)
+    _report_summary(result, say)
+    return result
+
+
+def _read(target: Target, source: str, options: ProbeOptions, say: Report
+          ) -> tuple[str | None, Candidate, list[list]]:
+    """The records path, the verified pagination and the pages walked. A secret query value would
+    show in the URL of an error message, hence the re-raise with it masked."""
+    try:
+        with open_client(target, source, options.throttle) as client:
+            first = first_page(client, target)
+            where = f"at '{first.records_path}'" if first.records_path else "as the body itself"
+            say(f"probe: GET {target.url}: {len(first.records)} records {where}")
+            return (first.records_path, *_pagination(client, target, first, options.pages, say))
+    except ExtractError as exc:
+        if target.redact(str(exc)) == str(exc):
+            raise
+        raise ProbeError(target.redact(str(exc))) from None
+
+
+def _name(name: str, what: str) -> str:
+    try:
+        return check_identifier(name, what)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from None
+
+
+def _pagination(client, target: Target, first, max_pages: int, report: Report) -> tuple[Candidate, list[list]]:
+    """The first candidate that survives a walk with the real paginator."""
+    fetch = fetch_records(client, target, first.records_path)
+    for candidate in candidates(first, fetch):
+        try:
+            pages = walk(client, target, first.records_path, candidate, max_pages)
+        except ExtractError as exc:
+            report(f"probe: {candidate.type} ({candidate.how}) failed verification: {exc}; trying the next guess")
+            continue
+        if candidate.type == "none":
+            report("probe: pagination none: a single page was seen, no paging hint found")
+        else:
+            report(f"probe: pagination {candidate.type}: {candidate.how}; verified over {len(pages)} "
+                   f"page{'s' if len(pages) != 1 else ''}")
+        return candidate, pages
+    raise ProbeError(f"GET {target.url}: not even a single page could be read back")   # `none` walks one page
+
+
+def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None
+             ) -> tuple[list[ColumnDraft], list[FreeTextPii]]:
+    drafts: list[ColumnDraft] = []
+    free_text: list[FreeTextPii] = []
+    for guess in guesses:
+        hint = column_hint(guess.name, guess.type, guess.values(records))
+        if isinstance(hint, FreeTextPii):
+            free_text.append(hint)
+        if not isinstance(hint, PiiHint):
+            drafts.append(ColumnDraft(guess.name, guess.type, guess.path, guess.length, comment=guess.note))
+            continue
+        rule, reason = hint.rule, f"PII? {hint.reason}"
+        if guess.name == key and rule != "hash":
+            rule, reason = "hash", f"{reason} (hash, not {_rule_name(hint.rule)}: it is the primary key)"
+        column_type, length = typed_for_rule(rule, guess.type, guess.length)
+        drafts.append(ColumnDraft(guess.name, column_type, guess.path, length, rule, reason))
+    return drafts, free_text
+
+
+def _rule_name(rule: Any) -> str:
+    return rule if isinstance(rule, str) else rule["rule"]
+
+
+def _free_text_note(found: list[FreeTextPii]) -> str | None:
+    if not found:
+        return None
+    parts = [f"{describe_kinds(f.kinds)} in {f.column} ({round(f.share * 100)}% of values)" for f in found]
+    return "PII? free text holds " + "; ".join(parts)
+
+
+def _check(result: ProbeResult) -> None:
+    """The draft must load: a probe bug should fail here, not in the user's manifest folder."""
+    try:
+        ConnectorModels.model_validate(result.manifest())
+    except ValidationError as exc:
+        raise ProbeError(f"internal error: the drafted manifest does not validate: {exc}") from None
+
+
+def _report_summary(result: ProbeResult, report: Report) -> None:
+    report(f"probe: {result.pages} page{'s' if result.pages != 1 else ''} walked, {result.records} records seen, "
+           f"{len(result.columns)} columns; primary key: {result.primary_key or 'none found'}")
+    flagged = [f"{c.name} ({_rule_name(c.pii)})" for c in result.columns if c.pii is not None]
+    report(f"probe: PII flags: {', '.join(flagged) if flagged else 'none by name or value'}")
+    if result.pii_scan_note:
+        report(f"probe: pii_scan: redact, {result.pii_scan_note[len('PII? '):]}")
+    if any(_rule_name(c.pii) == "hash" for c in result.columns if c.pii is not None):
+        report("probe: hash rules need KSPYDER_PII_KEY set when the manifest loads")
+    for var in result.target.env_vars:
+        report(f"probe: the manifest reads a secret from ${{{var}}}: set {var} in the environment")
