@@ -140,3 +140,17 @@ def test_concurrency_limit_holds():
     assert peak == 2
     with pytest.raises(ValueError):
         ConcurrencyLimit(0)
+
+
+def test_slow_down_lowers_the_rate_to_a_floor():
+    from shared.extract.throttle import TokenBucket
+
+    bucket = TokenBucket(10.0, 1)
+    bucket.slow_down()
+    assert bucket.rate == pytest.approx(9.0)
+    for _ in range(20):
+        bucket.slow_down()
+    assert bucket.rate == pytest.approx(5.0)
+    unlimited = TokenBucket(None, 1)
+    unlimited.slow_down()
+    assert unlimited.rate is None

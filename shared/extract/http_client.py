@@ -141,6 +141,7 @@ class HttpClient:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(timezone.utc))
             if status == 429:
                 self.stats.add("throttled")
+                self.bucket.slow_down()
                 if self.on_rate_limit == "raise":
                     delay = retry_after if retry_after is not None else max(self.throttle.backoff, 1.0)
                     self.bucket.pause_until(self._clock() + delay)

@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 # Floating-point refill arithmetic can leave 0.9999999 of a token after sleeping exactly the
 # computed wait; without this slack an acquirer would sleep again for a nanosecond.
 _EPSILON = 1e-9
+SLOW_DOWN = 0.9          # each 429 takes 10% off the rate...
+SLOW_DOWN_FLOOR = 0.5    # ...down to half the configured rate at most
 
 
 class TokenBucket:
@@ -34,6 +36,7 @@ class TokenBucket:
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
         self.rate, self.burst = rate, burst
+        self._configured_rate = rate
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._tokens = float(burst)        # start full: the first `burst` requests go at once
@@ -56,6 +59,14 @@ class TokenBucket:
         not just the thread that was told to. An earlier pause never shortens a later one."""
         with self._lock:
             self._paused_until = max(self._paused_until, until)
+
+    def slow_down(self, factor: float = SLOW_DOWN, floor: float = SLOW_DOWN_FLOOR) -> None:
+        """After a 429 at the configured rate, the API's own clock disagrees with ours (jitter, a
+        stricter window): run a little slower for the rest of the run, down to `floor` of the
+        configured rate, instead of meeting the same limit again every few requests."""
+        with self._lock:
+            if self.rate is not None:
+                self.rate = max(self.rate * factor, self._configured_rate * floor)
 
     def delay_for_next(self) -> float:
         """Seconds until `acquire` would return, without taking a token (to schedule messages)."""
