@@ -48,8 +48,11 @@ def extract(state: CliState, selectors: tuple[str, ...], out: str, dest: str | N
 def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
     for o in outcomes:
         s = o.stats
-        line = (f"{o.ref.qualified}: {s.records} records, {s.pages} pages, {s.requests} requests, "
-                f"{s.retries} retries, {s.throttled} throttled (429), {o.seconds:.1f}s")
+        if o.ref.source.type == "api":
+            line = (f"{o.ref.qualified}: {_n(s.records, 'record')}, {_n(s.pages, 'page')}, {_n(s.requests, 'request')}, "
+                    f"{_n(s.retries, 'retry', 'retries')}, {s.throttled} throttled (429), {o.seconds:.1f}s")
+        else:
+            line = f"{o.ref.qualified}: {_n(s.records, 'record')}, {_n(s.pages, 'chunk')}, {o.seconds:.1f}s"
         if o.error:
             line = f"{o.ref.qualified}: FAILED after {s.records} records: {o.error}"
         click.echo(line, err=True)
@@ -57,3 +60,7 @@ def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
             click.echo(f"  warning: {warning}", err=True)
     if folder and any(not o.error for o in outcomes):
         click.echo(f"files written to {folder}", err=True)
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
