@@ -56,3 +56,14 @@ def _isolated_kspyder_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("KSPYDER_") and name not in ("KSPYDER_REQUIRE_SERVICES",) and not name.startswith("KSPYDER_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _reset_kspyder_logging():
+    """The CLI configures the `kspyder` logger; each test starts from the library default again."""
+    yield
+    import logging
+
+    logger = logging.getLogger("kspyder")
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)

@@ -50,7 +50,6 @@ def configure_logging(level: str, verbose: int, masker: SecretMasker) -> None:
     handler.addFilter(MaskingFilter(masker))
     root.addHandler(handler)
     root.setLevel("DEBUG" if verbose > 1 else "INFO" if verbose == 1 else level)
-    root.propagate = False
 
 
 @contextmanager

@@ -67,7 +67,7 @@ class GenericExtractor(ABC):
         """Release connections; safe to call twice."""
 
     def pages(self) -> Iterator[Page]:
-        shape, strip = self.shaper.shape, self.stripper.apply
+        shape, strip = self.shaper.shape, self.stripper.apply_owned
         position = 0
         raw_iter = self.raw_pages()
         try:

@@ -8,12 +8,13 @@ they become callbacks reading state smuggled through exceptions, harder to follo
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -99,6 +100,7 @@ class HttpClient:
         self._redact: Callable[[str], str] = getattr(auth, "redact", None) or (lambda text: text)
         # A next link may point at another host; the source's credentials are only for its own.
         self._auth_origin = _origin(auth_origin) if auth_origin else None
+        self._env_settings: dict[tuple[str, str], dict] = {}
 
     def fetch(self, request: PageRequest) -> PageResponse:
         try:
@@ -163,9 +165,13 @@ class HttpClient:
             self._sleep(wait)
 
     def _prepare(self, request: PageRequest) -> requests.PreparedRequest:
-        headers = {**self.headers, **request.headers}
-        return self.session.prepare_request(requests.Request("GET", request.url, params=request.params,
-                                                             headers=headers))
+        """Built without `Session.prepare_request`, which merges session hooks and reads ~/.netrc on
+        every call (auth here is always explicit); the session's cookies are still sent."""
+        headers = {**self.session.headers, **self.headers, **request.headers}
+        prepared = requests.Request("GET", request.url, params=request.params, headers=headers).prepare()
+        if self.session.cookies:
+            prepared.prepare_cookies(self.session.cookies)
+        return prepared
 
     def _attempt(self, prepared: requests.PreparedRequest
                  ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
@@ -174,7 +180,7 @@ class HttpClient:
         attempt = prepared.copy()
         if self.auth is not None and (self._auth_origin is None or _origin(attempt.url) == self._auth_origin):
             attempt = self.auth(attempt)   # per attempt: a refreshed token must reach the retry
-        settings = self.session.merge_environment_settings(attempt.url, {}, None, None, None)
+        settings = self._environment_settings(attempt.url)
         with self.slots.slot():
             # the token is taken inside the slot: taken before, it could wait out a slow response
             # and go out together with others, a burst over the rate by up to `concurrency`
@@ -189,17 +195,29 @@ class HttpClient:
         self.stats.add("bytes", len(response.content))
         return attempt, response, None
 
+    def _environment_settings(self, url: str) -> dict:
+        """Proxy and CA settings from the environment, read once per origin: requests would walk
+        the whole environment on every request, a visible cost at thousands of pages per second."""
+        key = _origin(url)
+        settings = self._env_settings.get(key)
+        if settings is None:
+            settings = self._env_settings[key] = self.session.merge_environment_settings(url, {}, None, None, None)
+        return settings
+
     def _decode(self, url: str, response: requests.Response, started: float) -> PageResponse:
         content = response.content
-        if not content.strip() and response.status_code == 204:
-            body = None
-        else:
+        status = response.status_code
+        if status == 204 and not content.strip():
+            return PageResponse(url, status, response.headers, None, content, self._clock() - started)
+
+        def decode(raw: bytes) -> Any:
             try:
-                body = response.json()
-            except ValueError:   # requests' JSONDecodeError, and UnicodeDecodeError for binary bodies
-                raise FetchError(url, response.status_code, "response is not valid JSON") from None
-        return PageResponse(url=url, status=response.status_code, headers=response.headers, body=body,
-                            content=content, elapsed=self._clock() - started)
+                return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
+            except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
+                raise FetchError(url, status, "response is not valid JSON") from None
+
+        return PageResponse(url, status, response.headers, content=content, elapsed=self._clock() - started,
+                            decode=decode)
 
     def _safe_url(self, url: str) -> str:
         """The URL as errors and logs show it: no user:password@, and no secret the auth knows."""

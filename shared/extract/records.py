@@ -81,6 +81,14 @@ def _to_float(value: Any) -> float:
 
 
 def _to_decimal(value: Any) -> Decimal:
+    if type(value) is str:  # the common case first: APIs send decimals as text to keep precision
+        try:
+            number = Decimal(value)  # Decimal itself ignores surrounding whitespace
+        except InvalidOperation:
+            raise BadValue("expected a decimal, got text that is not a number") from None
+        if not number.is_finite():
+            raise BadValue("expected a finite decimal, got a non-finite number")
+        return number
     if isinstance(value, bool):
         raise BadValue("expected a decimal, got a boolean")
     if isinstance(value, (int, float, str, Decimal)):
@@ -110,6 +118,16 @@ def _to_bool(value: Any) -> bool:
 
 def _to_datetime(value: Any) -> datetime:
     """Aware values are converted to UTC; naive ones are taken as UTC (documented); numbers are Unix seconds."""
+    if type(value) is str:
+        try:
+            result = datetime.fromisoformat(value)
+        except ValueError:
+            return _to_datetime_slow(value)
+        return result.replace(tzinfo=timezone.utc) if result.tzinfo is None else result.astimezone(timezone.utc)
+    return _to_datetime_slow(value)
+
+
+def _to_datetime_slow(value: Any) -> datetime:
     if isinstance(value, datetime):
         result = value
     elif isinstance(value, date):
@@ -169,7 +187,7 @@ def converter_for(column: Column) -> Callable[[Any], Any]:
         limit = column.length
 
         def bounded(value: Any) -> str:
-            text = _to_text(value)
+            text = value if type(value) is str else _to_text(value)
             if len(text) > limit:
                 raise BadValue(f"expected at most {limit} characters, got {len(text)}")
             return text
@@ -178,12 +196,27 @@ def converter_for(column: Column) -> Callable[[Any], Any]:
     return base
 
 
+# Values already of these Python types need no conversion: the common case skips a call per value.
+_PASSTHROUGH: dict[ColumnType, type] = {
+    ColumnType.integer: int, ColumnType.bigint: int, ColumnType.float: float, ColumnType.boolean: bool,
+    ColumnType.string: str, ColumnType.text: str,
+}
+
+
+def passthrough_type(column: Column) -> type | None:
+    if column.type == ColumnType.string and column.length:
+        return None  # the length must be checked
+    return _PASSTHROUGH.get(column.type)
+
+
 class RecordShaper:
     """Raw dict -> typed dict keyed by column name, in declared column order."""
 
     def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str]):
         self.source, self.model = source, model
-        self._columns = [(name, compile_path(col.path or name), converter_for(col), col.on_error == "null")
+        # A plain key is read with dict.get directly; only dotted paths pay for a getter call.
+        self._columns = [(name, None if "." in (col.path or name) else (col.path or name), compile_path(col.path or name),
+                          converter_for(col), col.on_error == "null", passthrough_type(col), col.type == ColumnType.json)
                          for name, col in columns.items()]
         # A key value may itself be PII (a hashed email as key): then errors show the record's position.
         self._key_getters = [compile_path(columns[k].path or k) for k in primary_key if columns[k].pii is None]
@@ -193,10 +226,11 @@ class RecordShaper:
         if not isinstance(raw, dict):
             raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, expected an object")
         out: dict[str, Any] = {}
-        for name, get, convert, null_on_error in self._columns:
-            value = get(raw)
-            if value is None:
-                out[name] = None
+        raw_get = raw.get
+        for name, key, get, convert, null_on_error, same_type, keep in self._columns:
+            value = raw_get(key) if key is not None else get(raw)
+            if value is None or keep or type(value) is same_type:
+                out[name] = value
                 continue
             try:
                 out[name] = convert(value)

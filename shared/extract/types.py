@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+_UNDECODED = object()
 
 
 @dataclass
@@ -17,16 +19,38 @@ class PageRequest:
         return PageRequest(self.url, dict(self.params), dict(self.headers))
 
 
-@dataclass(frozen=True)
 class PageResponse:
-    """A decoded HTTP response: enough for a paginator to decide what comes next, nothing more."""
+    """A decoded HTTP response: enough for a paginator to decide what comes next, nothing more.
 
-    url: str                      # the URL actually requested, query string included
-    status: int
-    headers: Mapping[str, str]    # case-insensitive (requests.structures.CaseInsensitiveDict)
-    body: Any                     # parsed JSON
-    content: bytes = b""          # raw body bytes, used to spot an API that serves the same page again
-    elapsed: float = 0.0          # seconds, retries and throttling waits included
+    The body may be given decoded (`body=`) or left to a `decode` function run on first access:
+    the HTTP client passes one, so JSON is parsed by the thread that consumes the page rather
+    than by the fetching threads, which then do nothing but wait on sockets and never compete
+    with the consumer for the interpreter.
+    """
+
+    __slots__ = ("url", "status", "headers", "content", "elapsed", "_body", "_decode")
+
+    def __init__(self, url: str, status: int, headers: Mapping[str, str], body: Any = _UNDECODED,
+                 content: bytes = b"", elapsed: float = 0.0, decode: Callable[[bytes], Any] | None = None):
+        self.url = url                # the URL actually requested, query string included
+        self.status = status
+        self.headers = headers        # case-insensitive (requests.structures.CaseInsensitiveDict)
+        self.content = content        # raw body bytes, used to spot an API that serves the same page again
+        self.elapsed = elapsed        # seconds, retries and throttling waits included
+        self._body = body
+        self._decode = decode
+
+    @property
+    def body(self) -> Any:
+        """The parsed JSON body; decoding errors surface here, where the page is consumed."""
+        if self._body is _UNDECODED:
+            if self._decode is None:
+                raise ValueError("PageResponse has neither a body nor a decoder")
+            self._body = self._decode(self.content)
+        return self._body
+
+    def __repr__(self) -> str:
+        return f"PageResponse({self.url!r}, {self.status}, {len(self.content)} bytes)"
 
 
 @dataclass

@@ -1,0 +1,41 @@
+"""Benchmark servers run in their own process, so the server's work does not share the client's GIL."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def page_server_process(records: int, per_page: int, latency_ms: float = 0.0) -> Iterator[str]:
+    """`benchmarks.page_server` in a child process; yields its base URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.page_server", "--port", str(port),
+                                "--records", str(records), "--per-page", str(per_page),
+                                "--latency-ms", str(latency_ms)], stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base_url}/_stats", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the sample API did not start") from None
+                time.sleep(0.05)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
