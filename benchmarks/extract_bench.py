@@ -17,7 +17,8 @@ from benchmarks.servers import page_server_process
 from shared.outputs.export import export_model
 from tests.flow_helpers import api_source, project_for
 
-RECORDS = 20_000
+RECORDS = 50_000
+REPEAT = 3  # best of: the machine's other work only ever slows a run down
 PER_PAGE = 100
 COLUMNS = {
     "id": {"type": "integer"}, "full_name": {"type": "string", "length": 200}, "status": {"type": "string"},
@@ -57,10 +58,15 @@ def framework(base_url: str, concurrency: int, columns: dict, pii_scan: str) -> 
 
 
 def rate(fn, *args) -> float:
-    started = time.perf_counter()
-    count = fn(*args)
-    assert count == RECORDS, f"expected {RECORDS} records, got {count}"
-    return count / (time.perf_counter() - started)
+    """Best records/s of REPEAT runs."""
+    best = 0.0
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        count = fn(*args)
+        if count != RECORDS:
+            raise RuntimeError(f"expected {RECORDS} records, got {count}")
+        best = max(best, count / (time.perf_counter() - started))
+    return best
 
 
 def main() -> bool:
