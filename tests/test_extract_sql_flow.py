@@ -96,3 +96,18 @@ def test_limit_on_sql(tmp_path):
     records, stats = extract_all(sql_project(tmp_path, url, {"table": "orders", "primary_key": ["order_id"], "chunk_size": 8,
                                                              "columns": {"order_id": {"type": "string"}}}), "erp.m", limit=20)
     assert len(records) == 20 and stats.truncated_by == "limit"
+
+
+def test_a_chunk_can_be_re_read_from_its_resume_key(tmp_path):
+    from shared.extract.factory import build_extractor
+    from shared.extract.sql import SqlExtractor
+
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    create_sample_db(url, orders=30)
+    project = sql_project(tmp_path, url, {"table": "orders", "primary_key": ["order_id"], "chunk_size": 8,
+                                          "columns": {"order_id": {"type": "string"}}})
+    [ref] = project.models(["erp.m"])
+    pages = list(build_extractor(project, ref).pages())
+    assert pages[0].resume_after is None and pages[2].resume_after == (pages[1].records[-1]["order_id"],)
+    again = SqlExtractor(ref, build_extractor(project, ref).stripper, after=pages[2].resume_after)
+    assert [r["order_id"] for r in again.records()] == [r["order_id"] for p in pages[2:] for r in p.records]

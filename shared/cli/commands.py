@@ -8,7 +8,7 @@ import click
 from shared.outputs.export import ModelOutcome, export_model
 from shared.outputs.writers import FORMATS
 from .context import CliState, user_errors
-from .progress import progress_bar
+from .progress import PageProgress
 
 
 @click.command()
@@ -38,8 +38,8 @@ def extract(state: CliState, selectors: tuple[str, ...], out: str, dest: str | N
         folder = dest or project.settings.output.folder
         outcomes: list[ModelOutcome] = []
         for ref in refs:
-            with progress_bar(ref.qualified) as bar:
-                outcomes.append(export_model(project, ref, fmt, folder, limit, bar.update))
+            with PageProgress(ref.qualified) as progress:
+                outcomes.append(export_model(project, ref, fmt, folder, limit, progress))
         _summary(outcomes, folder if fmt else None)
         if any(o.error for o in outcomes):
             sys.exit(1)

@@ -61,11 +61,14 @@ class ApiExtractor(GenericExtractor):
         self._own_client = client is None
         self.client = client or new_client(ref.source_name, source)
 
-    def close(self) -> None:
+    def refresh_stats(self) -> None:
         snapshot = self.client.stats.snapshot()
         self.stats.requests = snapshot.get("requests", 0)
         self.stats.retries = snapshot.get("retries", 0)
         self.stats.throttled = snapshot.get("throttled", 0)
+
+    def close(self) -> None:
+        self.refresh_stats()
         if self._own_client:
             self.client.close()
 

@@ -43,6 +43,7 @@ class ExtractStats:
 class RawPage:
     records: list[Any]
     url: str | None = None
+    resume_after: tuple | None = None
 
 
 class GenericExtractor(ABC):
@@ -66,6 +67,9 @@ class GenericExtractor(ABC):
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
+    def refresh_stats(self) -> None:
+        """Copy transport counters (requests, retries, 429s) into `stats`; called after every page."""
+
     def pages(self) -> Iterator[Page]:
         shape, strip = self.shaper.shape, self.stripper.apply_owned
         position = 0
@@ -76,10 +80,11 @@ class GenericExtractor(ABC):
                     raw.records = raw.records[: self.limit - position]
                     self.stats.truncated_by = "limit"
                 records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
-                page = Page(self.ref.source_name, self.ref.name, self.stats.pages, records, raw.url)
+                page = Page(self.ref.source_name, self.ref.name, self.stats.pages, records, raw.url, raw.resume_after)
                 position += len(records)
                 self.stats.pages += 1
                 self.stats.records = position
+                self.refresh_stats()
                 yield page
                 if self.stats.truncated_by == "limit":
                     break

@@ -36,8 +36,11 @@ def keyset_after(columns: list[sa.ColumnElement], last: tuple) -> sa.ColumnEleme
 
 
 class SqlExtractor(GenericExtractor):
-    def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None, engine: Engine | None = None):
+    def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None, engine: Engine | None = None,
+                 after: tuple | None = None):
+        """`after`: start after this primary key (a page's `resume_after`), to re-read from a chunk on."""
         super().__init__(ref, stripper, limit)
+        self.after = after
         self.source: SqlSource = ref.source
         self.model: SqlModel = ref.model
         self._own_engine = engine is None
@@ -62,13 +65,13 @@ class SqlExtractor(GenericExtractor):
                                f"(it has: {', '.join(table.c.keys())})")
         return sa.select(*[table.c[c] for c in wanted]).subquery("kspyder_source")
 
-    def raw_pages(self, after: tuple | None = None) -> Iterator[RawPage]:
+    def raw_pages(self) -> Iterator[RawPage]:
         try:
             with self.engine.connect() as connection:
                 source = self.selectable(connection)
                 key_names = [(self.model.columns[k].path or k) for k in self.model.primary_key]
                 if key_names:
-                    yield from self._keyset(connection, source, key_names, after)
+                    yield from self._keyset(connection, source, key_names, self.after)
                 else:
                     yield from self._streamed(connection, source)
         except sa.exc.SQLAlchemyError as exc:
@@ -87,7 +90,7 @@ class SqlExtractor(GenericExtractor):
             rows = [dict(row._mapping) for row in connection.execute(query)]
             if not rows:
                 return
-            yield RawPage(rows)
+            yield RawPage(rows, resume_after=last)
             if len(rows) < size:
                 return
             last = tuple(rows[-1][k] for k in key_names)

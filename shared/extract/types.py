@@ -62,3 +62,4 @@ class Page:
     index: int                    # 0-based position of the page in this run
     records: list[dict[str, Any]]
     url: str | None = None        # None for SQL chunks
+    resume_after: tuple | None = None  # SQL keyset chunks: the key this chunk starts after, to re-read it

@@ -11,6 +11,7 @@ from shared.config.project import ModelRef, Project
 from shared.extract.base import ExtractStats
 from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
+from shared.extract.types import Page
 from .writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
 
 
@@ -23,7 +24,7 @@ class ModelOutcome:
 
 
 def export_model(project: Project, ref: ModelRef, fmt: FileFormat | None, dest: str | None,
-                 limit: int | None = None, on_page: Callable[[int], None] | None = None) -> ModelOutcome:
+                 limit: int | None = None, on_page: Callable[[Page, ExtractStats], None] | None = None) -> ModelOutcome:
     """Extract one model into a writer; a failure discards the model's new file and is reported, not raised."""
     started = time.monotonic()
     extractor = build_extractor(project, ref, limit)
@@ -34,7 +35,7 @@ def export_model(project: Project, ref: ModelRef, fmt: FileFormat | None, dest: 
             for page in extractor.pages():
                 writer.write(page.records)
                 if on_page:
-                    on_page(len(page.records))
+                    on_page(page, extractor.stats)
     except ExtractError as exc:
         return ModelOutcome(ref, extractor.stats, time.monotonic() - started, project.masker.mask(str(exc)))
     return ModelOutcome(ref, extractor.stats, time.monotonic() - started)
