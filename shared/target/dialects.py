@@ -1,0 +1,148 @@
+"""Everything dialect-specific about the target, in one place (the rest of `shared/target` is
+portable SQLAlchemy): engines, schemas, column types, how reflected types read back, bulk upsert
+statements. Supported and tested: SQLite, PostgreSQL, MariaDB/MySQL. Written for, but not tested
+against (no server here): SQL Server / Azure SQL through `mssql+pyodbc`.
+
+SQLite has no schemas; kspyder attaches one database file per source beside the main file
+(`target.db` -> `target.shop.db`), so `shop.customers` is a real qualified name there too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+
+from shared.config.models import ColumnType
+from .columns import StoredColumn
+
+SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"  # dialect names (MariaDB reports mysql)
+
+
+def sqlite_schema_file(url: sa.URL, schema: str) -> str:
+    database = url.database
+    if not database or database == ":memory:":
+        return ":memory:"
+    path = Path(database)
+    return str(path.with_name(f"{path.stem}.{schema}{path.suffix or '.db'}"))
+
+
+def sqlite_schemas_on_disk(url: sa.URL) -> list[str]:
+    """Schema files left by earlier runs, so that plan can see (and --prune drop) removed sources."""
+    if not url.database or url.database == ":memory:":
+        return []
+    main = Path(url.database)
+    prefix = f"{main.stem}."
+    return sorted(p.name[len(prefix):-len(main.suffix or ".db")] for p in main.parent.glob(f"{prefix}*{main.suffix or '.db'}")
+                  if p.name != main.name)
+
+
+def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != SQLITE:
+        return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    names = sorted(set(schemas) | set(sqlite_schemas_on_disk(parsed)))
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        for name in names:   # names are validated identifiers, and the path is bound as a parameter
+            cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
+        cursor.close()
+
+    return engine
+
+
+def column_type(column: StoredColumn) -> sa.types.TypeEngine:
+    kind = column.type
+    if kind == ColumnType.integer:
+        return sa.Integer()
+    if kind == ColumnType.bigint:
+        return sa.BigInteger()
+    if kind == ColumnType.float:
+        return sa.Double()
+    if kind == ColumnType.decimal:
+        return sa.Numeric(column.precision, column.scale, asdecimal=True)
+    if kind == ColumnType.boolean:
+        return sa.Boolean(create_constraint=False)
+    if kind == ColumnType.string:
+        return sa.String(column.length)
+    if kind == ColumnType.text:
+        # MEDIUMTEXT (16 MB): MariaDB's JSON is itself a LONGTEXT, so the two stay distinguishable
+        return sa.Text().with_variant(mysql.MEDIUMTEXT(), MYSQL, "mariadb")
+    if kind == ColumnType.date:
+        return sa.Date()
+    if kind == ColumnType.datetime:
+        return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), MYSQL, "mariadb") \
+            .with_variant(mssql.DATETIMEOFFSET(), MSSQL)
+    if kind == ColumnType.json:
+        return sa.JSON()
+    raise ValueError(f"no SQL type for {kind}")
+
+
+def table_options(dialect: str) -> dict[str, str]:
+    """Per-table options: MariaDB/MySQL tables are utf8mb4 so that any Unicode value fits."""
+    if dialect == MYSQL:
+        return {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+    return {}
+
+
+def logical_type(reflected: sa.types.TypeEngine, dialect: str) -> StoredColumn:
+    """A reflected column type read back as the logical type kspyder would have created.
+
+    Each database reports our types its own way (MariaDB's BOOLEAN is TINYINT(1), its JSON a
+    LONGTEXT, SQLite's DOUBLE a REAL), so comparisons happen on this normal form, never on DDL text.
+    """
+    t = reflected
+    name = type(t).__name__.upper()
+    if isinstance(t, sa.Boolean) or (dialect == MYSQL and name == "TINYINT" and getattr(t, "display_width", None) == 1):
+        return StoredColumn("", ColumnType.boolean)
+    if isinstance(t, sa.BigInteger):
+        return StoredColumn("", ColumnType.bigint)
+    if isinstance(t, sa.Integer):
+        return StoredColumn("", ColumnType.integer)
+    if isinstance(t, sa.Float) or name in ("DOUBLE", "DOUBLE_PRECISION", "REAL"):  # Float subclasses Numeric
+        return StoredColumn("", ColumnType.float)
+    if isinstance(t, sa.Numeric):
+        return StoredColumn("", ColumnType.decimal, precision=t.precision, scale=t.scale)
+    if isinstance(t, sa.JSON) or name in ("JSON", "JSONB") or (dialect == MYSQL and name == "LONGTEXT"):
+        return StoredColumn("", ColumnType.json)
+    if isinstance(t, sa.DateTime) or name in ("DATETIMEOFFSET", "TIMESTAMP"):
+        return StoredColumn("", ColumnType.datetime)
+    if isinstance(t, sa.Date):
+        return StoredColumn("", ColumnType.date)
+    if isinstance(t, sa.String) and not isinstance(t, sa.Text) and getattr(t, "length", None):
+        return StoredColumn("", ColumnType.string, t.length)
+    if isinstance(t, (sa.Text, sa.String)):
+        return StoredColumn("", ColumnType.text)
+    return StoredColumn("", ColumnType.text if "TEXT" in name else ColumnType.json)
+
+
+def stores_timezones(dialect: str) -> bool:
+    """PostgreSQL and SQL Server keep the offset; elsewhere datetimes are stored as naive UTC."""
+    return dialect in (POSTGRESQL, MSSQL)
+
+
+def create_schema(connection: sa.Connection, schema: str) -> None:
+    if connection.dialect.name == SQLITE:
+        return  # attached on connect: the file appears with its first table
+    connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+
+
+def drop_schema(connection: sa.Connection, schema: str) -> None:
+    """Drop a source's schema and everything in it (the target is expendable by design)."""
+    inspector = sa.inspect(connection)
+    metadata = sa.MetaData(schema=schema)
+    metadata.reflect(connection, schema=schema)
+    metadata.drop_all(connection)
+    if connection.dialect.name != SQLITE and schema in inspector.get_schema_names():
+        connection.execute(sa.schema.DropSchema(schema, if_exists=True))
+
+
+def dialect_module(dialect: str):
+    return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MSSQL: mssql}.get(dialect)
