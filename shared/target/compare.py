@@ -1,0 +1,68 @@
+"""Compare what the manifests want with what the live database has, table by table.
+
+Shared by `plan` (to decide create/alter/replace) and by the loader's drift check (to refuse
+writing into a table of the wrong shape). Reflection goes through SQLAlchemy's inspector; types
+are compared in their logical form (`dialects.logical_type`), never as DDL text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .columns import StoredColumn
+from .dialects import logical_type
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    """How a live table differs from the desired one. Empty lists: it matches."""
+
+    schema: str
+    table: str
+    exists: bool
+    added: list[StoredColumn] = field(default_factory=list)       # in the manifest, not in the table
+    removed: list[str] = field(default_factory=list)              # in the table, not in the manifest
+    retyped: list[tuple[str, str, str]] = field(default_factory=list)   # (column, live, desired)
+    key_change: tuple[list[str], list[str]] | None = None         # (live, desired) primary key
+
+    @property
+    def matches(self) -> bool:
+        return self.exists and not (self.added or self.removed or self.retyped or self.key_change)
+
+    @property
+    def needs_replace(self) -> bool:
+        """Type and key changes are not done in place: the table is rebuilt (data is expendable)."""
+        return bool(self.retyped or self.key_change)
+
+    def reasons(self) -> list[str]:
+        out = [f"type of {c} changes {live} -> {want}" for c, live, want in self.retyped]
+        if self.key_change:
+            out.append(f"primary key changes ({', '.join(self.key_change[0]) or 'none'}) -> "
+                       f"({', '.join(self.key_change[1]) or 'none'})")
+        return out
+
+
+def live_tables(inspector: sa.Inspector, schema: str) -> list[str]:
+    if schema not in inspector.get_schema_names():
+        return []
+    return inspector.get_table_names(schema=schema)
+
+
+def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: list[StoredColumn]) -> TableDiff:
+    if table not in live_tables(inspector, schema):
+        return TableDiff(schema, table, exists=False, added=list(desired))
+    dialect = inspector.dialect.name
+    live = {c["name"]: logical_type(c["type"], dialect) for c in inspector.get_columns(table, schema=schema)}
+    wanted = {c.name: c for c in desired}
+    added = [c for c in desired if c.name not in live]
+    removed = [name for name in live if name not in wanted]
+    retyped = []
+    for name, want in wanted.items():
+        have = live.get(name)
+        if have is not None and (have.type, have.length, have.precision, have.scale) != (want.type, want.length, want.precision, want.scale):
+            retyped.append((name, have.describe(), want.describe()))
+    live_key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+    desired_key = [c.name for c in desired if c.primary_key]
+    key_change = (live_key, desired_key) if list(live_key) != desired_key else None
+    return TableDiff(schema, table, True, added, removed, retyped, key_change)
