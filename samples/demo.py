@@ -1,19 +1,27 @@
 """The README's main job on a fresh machine: start the bundled sample API, create the sample ERP
-database, extract every model of the demo manifests (PII stripped) to CSV and JSON Lines files,
-and show a few records. Nothing else needs to be running."""
+database, then `main.py run --apply` loads every model of the demo manifests, PII stripped, into
+the embedded SQLite target, and a query shows the result. Nothing else needs to be running."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from samples.sample_api.server import ApiConfig, SampleApi
 from samples.sample_db import create_sample_db
 
-ERP_DB = Path(".kspyder/sample_erp.db")
-OUT = Path(".kspyder/demo")
+STATE = Path(".kspyder")
+ERP_DB = STATE / "sample_erp.db"
 DEMO_KEY = "demo-only-key-set-KSPYDER_PII_KEY-for-real-data"
+QUERIES = {
+    "Active customers by city (shop.customers; names hashed, e-mails dropped)":
+        "SELECT city, COUNT(*) AS customers, ROUND(SUM(balance), 2) AS balance FROM shop.customers "
+        "GROUP BY city ORDER BY customers DESC, city LIMIT 5",
+    "Orders by status (erp.orders; customer e-mails hashed)":
+        "SELECT status, COUNT(*) AS orders, ROUND(SUM(amount), 2) AS amount FROM erp.orders GROUP BY status ORDER BY orders DESC",
+}
 
 
 def main() -> int:
@@ -28,15 +36,15 @@ def main() -> int:
     with SampleApi(ApiConfig(customers=500, products=300, orders=400, events=250, tickets=120, rate=200, burst=20)) as api:
         os.environ["SAMPLE_API_URL"] = api.base_url
         print(f"demo: sample API on {api.base_url}", file=sys.stderr)
-        for fmt in ("csv", "jsonl"):
-            print(f"\n$ python main.py extract --out {fmt} --dest {OUT}", file=sys.stderr)
-            code = run_cli(cli, ["extract", "--out", fmt, "--dest", str(OUT)])
-            if code:
-                return code
-    show(OUT / "shop.customers.jsonl", 3)
-    show(OUT / "erp.orders.jsonl", 2)
-    print(f"\nAll files: {', '.join(sorted(p.name for p in OUT.iterdir() if not p.name.startswith('.')))} in {OUT}/")
-    print("Next: edit manifests/connector_models.yml, then `python main.py validate` and `python main.py extract shop.customers`.")
+        print("\n$ python main.py run --apply", file=sys.stderr)
+        code = run_cli(cli, ["run", "--apply"])
+        if code:
+            return code
+    target = os.environ.get("KSPYDER_TARGET_URL", "sqlite:///.kspyder/target.db")
+    show_queries(target)
+    print("\n$ python main.py status", file=sys.stderr)
+    run_cli(cli, ["status", "--limit", "3"])
+    print("\nNext: edit manifests/connector_models.yml, then `python main.py plan` and `python main.py apply`.")
     return 0
 
 
@@ -48,11 +56,20 @@ def run_cli(cli, args: list[str]) -> int:
     return 0
 
 
-def show(path: Path, count: int) -> None:
-    print(f"\nFirst {count} records of {path.name} (PII stripped):")
-    with path.open(encoding="utf-8") as handle:
-        for _, line in zip(range(count), handle):
-            print("  " + json.dumps(json.loads(line), ensure_ascii=False)[:300])
+def show_queries(url: str) -> None:
+    from shared.target.dialects import create_target_engine
+
+    engine = create_target_engine(url, ["shop", "erp"])
+    with engine.connect() as connection:
+        for title, query in QUERIES.items():
+            result = connection.execute(sa.text(query))
+            rows = [tuple(str(v) for v in row) for row in result]
+            headers = tuple(result.keys())
+            widths = [max(len(x) for x in column) for column in zip(headers, *rows)]
+            print(f"\n{title}\n  {query}")
+            for row in [headers, tuple("-" * w for w in widths), *rows]:
+                print("  " + "  ".join(value.ljust(width) for value, width in zip(row, widths)))
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import click
 
 from shared.outputs.export import ModelOutcome, export_model
 from shared.outputs.writers import FORMATS
+from shared.text import plural
 from .context import CliState, user_errors
 from .progress import PageProgress
 
@@ -49,10 +50,10 @@ def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
     for o in outcomes:
         s = o.stats
         if o.ref.source.type == "api":
-            line = (f"{o.ref.qualified}: {_n(s.records, 'record')}, {_n(s.pages, 'page')}, {_n(s.requests, 'request')}, "
-                    f"{_n(s.retries, 'retry', 'retries')}, {s.throttled} throttled (429), {o.seconds:.1f}s")
+            line = (f"{o.ref.qualified}: {plural(s.records, 'record')}, {plural(s.pages, 'page')}, {plural(s.requests, 'request')}, "
+                    f"{plural(s.retries, 'retry', 'retries')}, {s.throttled} throttled (429), {o.seconds:.1f}s")
         else:
-            line = f"{o.ref.qualified}: {_n(s.records, 'record')}, {_n(s.pages, 'chunk')}, {o.seconds:.1f}s"
+            line = f"{o.ref.qualified}: {plural(s.records, 'record')}, {plural(s.pages, 'chunk')}, {o.seconds:.1f}s"
         if o.error:
             line = f"{o.ref.qualified}: FAILED after {s.records} records: {o.error}"
         click.echo(line, err=True)
@@ -61,6 +62,3 @@ def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
     if folder and any(not o.error for o in outcomes):
         click.echo(f"files written to {folder}", err=True)
 
-
-def _n(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else (many or one + 's')}"

@@ -6,6 +6,8 @@ import click
 from .commands import extract, validate
 from .context import CliState
 from .probe_cmd import probe
+from .run_cmd import run, status
+from .schema_cmd import apply, plan, rebuild
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +23,8 @@ def cli(ctx: click.Context, manifests: str | None, verbose: int) -> None:
 cli.add_command(validate)
 cli.add_command(extract)
 cli.add_command(probe)
+cli.add_command(plan)
+cli.add_command(apply)
+cli.add_command(rebuild)
+cli.add_command(run)
+cli.add_command(status)

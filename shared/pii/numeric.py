@@ -13,9 +13,19 @@ from typing import Callable, NamedTuple
 _GROUP = r"(?:\(\d{1,5}\)|\d+)"
 # One separator between groups; none is needed next to a parenthesised group: "+44(0)20", "(202)555".
 _SEP = r"(?:[ .\-]|(?<=\))|(?=\())"
-# A run must not continue a word, an identifier ("ORD-2024", "v2.3"), a decimal or a time ("10:30").
+# Digits, with only run characters between them, from here on: `{n}` of them.
+_DIGITS_AHEAD = r"(?=(?:[(). +\-]*\d){{{n}}})"
+# A run must not continue a word, an identifier ("ORD-2024", "v2.3"), a decimal or a time ("10:30"),
+# and only runs of 9 digits or more can hold a phone or a card. The pattern opens with a plain
+# character class so the regex engine skips to candidate characters in C; the conditions on what
+# precedes the run are lookbehinds over that first character (`.`), and the digit count is a
+# lookahead, so dates, amounts and order numbers fail inside the engine instead of in Python.
 RUN = re.compile(
-    rf"(?=[\d(+])(?:(?<![\w+])\+|(?<![\w+])(?<!\w[\-/])(?<!\d[.,:]))(?=[\d(]){_GROUP}(?:{_SEP}{_GROUP})*"
+    r"[\d(+](?<![\w+].)"
+    rf"(?:(?<=\+){_DIGITS_AHEAD.format(n=9)}{_GROUP}"
+    rf"|(?<=\()(?<!\w[\-/].)(?<!\d[.,:].){_DIGITS_AHEAD.format(n=9)}\d{{1,5}}\)"
+    rf"|(?<=\d)(?<!\w[\-/].)(?<!\d[.,:].){_DIGITS_AHEAD.format(n=8)}\d*)"
+    rf"(?:{_SEP}{_GROUP})*"
 )
 _PARTS = re.compile(r"\((\d+)\)|(\d+)")
 _DASHED = re.compile(r"\d+(?:-\d+)*")

@@ -1,6 +1,6 @@
-"""Everything dialect-specific about the target, in one place (the rest of `shared/target` is
-portable SQLAlchemy): engines, schemas, column types, how reflected types read back, bulk upsert
-statements. Supported and tested: SQLite, PostgreSQL, MariaDB/MySQL. Written for, but not tested
+"""Everything dialect-specific about the target, in one of two places (the rest of `shared/target`
+is portable SQLAlchemy): here engines, schemas, column types and how reflected types read back;
+bulk upsert statements in `upsert.py`. Supported and tested: SQLite, PostgreSQL, MariaDB/MySQL. Written for, but not tested
 against (no server here): SQL Server / Azure SQL through `mssql+pyodbc`.
 
 SQLite has no schemas; kspyder attaches one database file per source beside the main file
@@ -18,7 +18,9 @@ from sqlalchemy.engine import Engine, make_url
 from shared.config.models import ColumnType
 from .columns import StoredColumn
 
-SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"  # dialect names (MariaDB reports mysql)
+SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
+MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql
+MYSQL_FAMILY = (MYSQL, MARIADB)
 
 
 def sqlite_schema_file(url: sa.URL, schema: str) -> str:
@@ -41,6 +43,8 @@ def sqlite_schemas_on_disk(url: sa.URL) -> list[str]:
 
 def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() == MSSQL and parsed.get_driver_name() == "pyodbc":
+        return sa.create_engine(url, pool_pre_ping=True, fast_executemany=True)  # else MERGE goes row by row
     if parsed.get_backend_name() != SQLITE:
         return sa.create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
@@ -54,6 +58,13 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
         for name in names:   # names are validated identifiers, and the path is bound as a parameter
             cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
         cursor.close()
+        # pysqlite commits DDL on its own; with its implicit transactions off and an explicit BEGIN
+        # below, a failed `apply` rolls back across every attached schema file
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -87,7 +98,7 @@ def column_type(column: StoredColumn) -> sa.types.TypeEngine:
 
 def table_options(dialect: str) -> dict[str, str]:
     """Per-table options: MariaDB/MySQL tables are utf8mb4 so that any Unicode value fits."""
-    if dialect == MYSQL:
+    if dialect in MYSQL_FAMILY:
         return {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
     return {}
 
@@ -100,7 +111,7 @@ def logical_type(reflected: sa.types.TypeEngine, dialect: str) -> StoredColumn:
     """
     t = reflected
     name = type(t).__name__.upper()
-    if isinstance(t, sa.Boolean) or (dialect == MYSQL and name == "TINYINT" and getattr(t, "display_width", None) == 1):
+    if isinstance(t, sa.Boolean) or (dialect in MYSQL_FAMILY and name == "TINYINT" and getattr(t, "display_width", None) == 1):
         return StoredColumn("", ColumnType.boolean)
     if isinstance(t, sa.BigInteger):
         return StoredColumn("", ColumnType.bigint)
@@ -110,7 +121,7 @@ def logical_type(reflected: sa.types.TypeEngine, dialect: str) -> StoredColumn:
         return StoredColumn("", ColumnType.float)
     if isinstance(t, sa.Numeric):
         return StoredColumn("", ColumnType.decimal, precision=t.precision, scale=t.scale)
-    if isinstance(t, sa.JSON) or name in ("JSON", "JSONB") or (dialect == MYSQL and name == "LONGTEXT"):
+    if isinstance(t, sa.JSON) or name in ("JSON", "JSONB") or (dialect in MYSQL_FAMILY and name == "LONGTEXT"):
         return StoredColumn("", ColumnType.json)
     if isinstance(t, sa.DateTime) or name in ("DATETIMEOFFSET", "TIMESTAMP"):
         return StoredColumn("", ColumnType.datetime)
@@ -137,6 +148,8 @@ def create_schema(connection: sa.Connection, schema: str) -> None:
 def drop_schema(connection: sa.Connection, schema: str) -> None:
     """Drop a source's schema and everything in it (the target is expendable by design)."""
     inspector = sa.inspect(connection)
+    if connection.dialect.name != SQLITE and schema not in inspector.get_schema_names():
+        return
     metadata = sa.MetaData(schema=schema)
     metadata.reflect(connection, schema=schema)
     metadata.drop_all(connection)
@@ -145,4 +158,4 @@ def drop_schema(connection: sa.Connection, schema: str) -> None:
 
 
 def dialect_module(dialect: str):
-    return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MSSQL: mssql}.get(dialect)
+    return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MARIADB: mysql, MSSQL: mssql}.get(dialect)

@@ -1,0 +1,78 @@
+"""`run` (the embedded main job) and `status` (recent runs from the ledger)."""
+from __future__ import annotations
+
+import sys
+
+import click
+from shared.pipeline import run_models
+from shared.pipeline.run import local_ledger
+from shared.target.apply import PlanStamp, apply_stamped
+from shared.target.dialects import create_target_engine
+from shared.target.plan import PlanOptions, compute_plan
+from shared.target.plan_render import render_applied, render_plan
+from .context import CliState, user_errors
+from .progress import PageProgress
+
+
+@click.command()
+@click.argument("selectors", nargs=-1)
+@click.option("--apply", "apply_first", is_flag=True, help="Apply pending schema changes first (no prompt).")
+@click.pass_obj
+def run(state: CliState, selectors: tuple[str, ...], apply_first: bool) -> None:
+    """Extract, PII-strip and load SOURCE or SOURCE.MODEL (all when none) into the target database."""
+    with user_errors(state):
+        project = state.project()
+        refs = project.models(selectors)
+        engine = create_target_engine(project.settings.target_url, project.sources)
+        try:
+            with engine.connect() as connection:
+                plan = compute_plan(connection, project, PlanOptions(selectors=tuple(selectors)))
+            if plan.changes and not apply_first:
+                click.echo(render_plan(plan), err=True)
+                click.echo("error: the target does not match the manifests: run `main.py apply` "
+                           "(or `main.py run --apply`) first", err=True)
+                sys.exit(1)
+            if plan.changes:
+                outcome = apply_stamped(engine, project, PlanStamp.of(plan))
+                click.echo(render_applied(outcome.changes), err=True)
+            progress: list[PageProgress] = []
+            summary = run_models(project, refs, engine=engine,
+                                 on_model_start=lambda ref: progress.append(PageProgress(ref.qualified)),
+                                 on_page=lambda page, stats: progress[-1](page, stats))
+            for bar in progress:
+                bar.bar.close()
+        finally:
+            engine.dispose()
+        click.echo(summary.render(), err=True)
+        if not summary.ok:
+            sys.exit(1)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@click.pass_obj
+def status(state: CliState, run_id: str | None, limit: int) -> None:
+    """Recent runs and their outcome, or one run in detail."""
+    with user_errors(state):
+        ledger = local_ledger(state.project())
+        if run_id:
+            record = ledger.get(run_id)
+            if record is None:
+                click.echo(f"error: no run {run_id} in the ledger", err=True)
+                sys.exit(1)
+            click.echo(f"run {record.run_id} ({record.trigger}): {record.status}, started {record.started_at}, "
+                       f"ended {record.ended_at or '-'}")
+            for model in record.summary.get("models", []):
+                state_text = f"FAILED: {model['error']}" if model.get("error") else "ok"
+                click.echo(f"  {model['model']}: {model['records']} records, {model['pages']} pages, "
+                           f"{model['rows']} rows, {model['seconds']}s, {state_text}")
+            return
+        runs = ledger.recent(limit)
+        if not runs:
+            click.echo("no runs yet: `main.py run` starts one")
+            return
+        click.echo(f"{'run':<24} {'status':<10} {'started':<26} {'records':>9}  models")
+        for r in runs:
+            click.echo(f"{r.run_id:<24} {r.status:<10} {r.started_at:<26} {r.summary.get('records', 0):>9}  "
+                       f"{', '.join(r.models)}")

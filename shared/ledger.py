@@ -1,0 +1,95 @@
+"""The run ledger: what each run set out to do and what it did, kept in blob storage beside the
+target. `main.py run`/`status` use it on local storage; the queue-chain functions use the same
+class on Azure Storage, where page markers written with a conditional create make duplicate
+deliveries harmless (a page is counted once however often it is fetched or loaded).
+
+Layout in the `kspyder-runs` container:
+    <run_id>/run.json                      what the run is and, once over, how it ended
+    <run_id>/pages/<source.model>/<page>.<stage>   one marker per page and stage (fetched, loaded)
+    <run_id>/models/<source.model>.json    per-model outcome
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.storage import BlobStore
+
+CONTAINER = "kspyder-runs"
+STAGES = ("fetched", "loaded")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique without coordination: 20261124T001500Z-3f9a1c."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    models: list[str]
+    trigger: str
+    started_at: str
+    status: str = "running"          # running | succeeded | failed
+    ended_at: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class RunLedger:
+    def __init__(self, store: BlobStore):
+        self.store = store
+
+    def start(self, run_id: str, models: list[str], trigger: str) -> RunRecord:
+        record = RunRecord(run_id, models, trigger, _now())
+        self._write(record)
+        return record
+
+    def page(self, run_id: str, model: str, index: int, stage: str, records: int) -> bool:
+        """Mark a page's stage; False when it was already marked (a duplicate delivery)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, not '{stage}'")
+        body = json.dumps({"records": records, "at": _now()}).encode()
+        return self.store.create(CONTAINER, f"{run_id}/pages/{model}/{index:06d}.{stage}", body)
+
+    def pages(self, run_id: str, model: str, stage: str) -> int:
+        return sum(1 for n in self.store.list(CONTAINER, f"{run_id}/pages/{model}/") if n.endswith(f".{stage}"))
+
+    def finish_model(self, run_id: str, model: str, outcome: dict[str, Any]) -> None:
+        self.store.put(CONTAINER, f"{run_id}/models/{model}.json", json.dumps(outcome, default=str).encode())
+
+    def model_outcomes(self, run_id: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        prefix = f"{run_id}/models/"
+        for name in self.store.list(CONTAINER, prefix):
+            raw = self.store.get(CONTAINER, name)
+            if raw is not None:
+                out[name[len(prefix):-len(".json")]] = json.loads(raw)
+        return out
+
+    def finish(self, run_id: str, status: str, summary: dict[str, Any]) -> RunRecord:
+        record = self.get(run_id)
+        if record is None:
+            raise KeyError(f"run {run_id} is not in the ledger")
+        record.status, record.ended_at, record.summary = status, _now(), summary
+        self._write(record)
+        return record
+
+    def get(self, run_id: str) -> RunRecord | None:
+        raw = self.store.get(CONTAINER, f"{run_id}/run.json")
+        return RunRecord(**json.loads(raw)) if raw else None
+
+    def recent(self, limit: int = 20) -> list[RunRecord]:
+        names = [n for n in self.store.list(CONTAINER) if n.endswith("/run.json")]
+        runs = [self.get(n.split("/", 1)[0]) for n in sorted(names, reverse=True)[:limit]]
+        return [r for r in runs if r is not None]
+
+    def _write(self, record: RunRecord) -> None:
+        self.store.put(CONTAINER, f"{record.run_id}/run.json", json.dumps(asdict(record), default=str).encode())

@@ -1,0 +1,129 @@
+"""One run: a run id, every selected model extracted and loaded page by page (memory bounded by a
+page), pages recorded in the ledger, optional file outputs, and a summary. A failing model is
+reported and the others still run; the run fails if any model failed."""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlalchemy as sa
+
+from shared.config.project import ModelRef, Project
+from shared.extract.base import ExtractStats
+from shared.extract.errors import ExtractError
+from shared.extract.factory import build_extractor
+from shared.extract.types import Page
+from shared.ledger import RunLedger, new_run_id
+from shared.outputs.writers import file_writer
+from shared.storage import LocalBlobStore
+from shared.target.dialects import create_target_engine
+from shared.target.load import LoadError, Loader
+from shared.text import plural
+
+PageCallback = Callable[[Page, ExtractStats], None]
+
+
+@dataclass
+class ModelResult:
+    model: str
+    stats: ExtractStats
+    rows: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "records": self.stats.records, "pages": self.stats.pages, "rows": self.rows,
+                "requests": self.stats.requests, "retries": self.stats.retries, "throttled": self.stats.throttled,
+                "seconds": round(self.seconds, 3), "warnings": list(self.stats.warnings), "error": self.error}
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    results: list[ModelResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.error is None for r in self.results)
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "ok": self.ok, "seconds": round(self.seconds, 3),
+                "records": sum(r.stats.records for r in self.results), "models": [r.as_dict() for r in self.results]}
+
+    def render(self) -> str:
+        lines = [f"run {self.run_id}: {'succeeded' if self.ok else 'FAILED'} in {self.seconds:.1f}s"]
+        for r in self.results:
+            s = r.stats
+            if r.error:
+                lines.append(f"  {r.model}: FAILED after {s.records} records: {r.error}")
+            else:
+                transport = (f", {plural(s.requests, 'request')}, {plural(s.retries, 'retry', 'retries')}, "
+                             f"{s.throttled} throttled (429)") if s.requests else ""
+                unit = "page" if s.requests else "chunk"
+                lines.append(f"  {r.model}: {plural(s.records, 'record')}, {plural(s.pages, unit)}, "
+                             f"{plural(r.rows, 'row')} upserted{transport}, {r.seconds:.1f}s")
+            lines.extend(f"    warning: {w}" for w in s.warnings)
+        return "\n".join(lines)
+
+
+def local_ledger(project: Project) -> RunLedger:
+    return RunLedger(LocalBlobStore(project.settings.storage.root))
+
+
+def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = None, engine: sa.Engine | None = None,
+               ledger: RunLedger | None = None, trigger: str = "cli", on_page: PageCallback | None = None,
+               on_model_start: Callable[[ModelRef], None] | None = None) -> RunSummary:
+    run_id = run_id or new_run_id()
+    ledger = ledger or local_ledger(project)
+    own_engine = engine is None
+    engine = engine or create_target_engine(project.settings.target_url, project.sources)
+    summary = RunSummary(run_id)
+    started = time.monotonic()
+    ledger.start(run_id, [r.qualified for r in refs], trigger)
+    try:
+        for ref in refs:
+            if on_model_start:
+                on_model_start(ref)
+            result = _run_model(project, ref, engine, ledger, run_id, on_page)
+            ledger.finish_model(run_id, ref.qualified, result.as_dict())
+            summary.results.append(result)
+    finally:
+        summary.seconds = time.monotonic() - started
+        ledger.finish(run_id, "succeeded" if summary.ok and len(summary.results) == len(refs) else "failed",
+                      summary.as_dict())
+        if own_engine:
+            engine.dispose()
+    return summary
+
+
+def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLedger, run_id: str,
+               on_page: PageCallback | None) -> ModelResult:
+    started = time.monotonic()
+    extractor = build_extractor(project, ref)
+    result = ModelResult(ref.qualified, extractor.stats)
+    output = project.settings.output
+    try:
+        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id)
+        loader.check_drift()
+        with ExitStack() as stack:
+            writer = None
+            if output.format != "none":
+                writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
+            for page in extractor.pages():
+                ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
+                result.rows += loader.load(page.records)
+                ledger.page(run_id, ref.qualified, page.index, "loaded", len(page.records))
+                if writer is not None:
+                    writer.write(page.records)
+                if on_page:
+                    on_page(page, extractor.stats)
+            loader.finish()
+    except (ExtractError, LoadError) as exc:
+        result.error = project.masker.mask(str(exc))
+    finally:
+        extractor.close()
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,180 @@
+"""Write extracted pages into the target table, idempotently, one transaction per batch.
+
+A run can fail anywhere and be run again: with a primary key every row is an upsert (the later
+load of a key wins), so re-running pages, in any order, converges to the same table, and a batch
+that failed left nothing behind (its transaction rolled back). Portable: the dialect-specific
+statements live in `upsert.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from shared.config.project import ModelRef
+from .columns import META_COLUMNS, RUN_ID
+from .compare import TableDiff, compare_table
+from .dialects import stores_timezones
+from .fit import RecordMisfit, RowFitter
+from .schema import desired_columns, model_table
+from .upsert import batch_writer
+
+MAX_ERROR = 200
+RUN_ID_LENGTH = 36   # the width of the _kspyder_run_id column
+
+
+class LoadError(Exception):
+    """A page could not be loaded. Messages name model, key and column, never a value."""
+
+
+class TargetDriftError(LoadError):
+    """The live table is not what the manifest describes: loading would fail or misplace data."""
+
+
+@dataclass
+class LoadStats:
+    rows: int = 0       # rows written (after keeping the last of duplicate keys within a batch)
+    batches: int = 0    # batches committed
+    nulled: int = 0     # values set to NULL by `on_error: null`
+    deleted: int = 0    # rows of earlier runs removed by finish() (models without key)
+
+
+class Loader:
+    """Loads one model's pages into its table.
+
+    With a primary key, each batch is upserted: inserted, or updating every column of the row
+    with the same key; the later record of a key wins, within a page as across pages. Without a key nothing identifies a row across runs, so the model is
+    replaced per run: `load` appends rows tagged with this run's id, and `finish`, called once
+    the whole run succeeded, deletes every row of other runs. A failed run leaves the previous
+    run's rows (plus its own partial rows, until the next successful run's `finish`); a retried
+    page of a keyless model within the same run id is appended twice, so retry a whole run under
+    a new run id.
+
+    Every written row gets `_kspyder_run_id` and `_kspyder_loaded_at` (UTC, per batch); an update
+    refreshes both. Memory stays bounded by one batch of prepared rows: pages are never kept.
+    """
+
+    def __init__(self, engine: sa.Engine, ref: ModelRef, *, redaction: str, run_id: str, batch_size: int = 1000):
+        if not run_id or len(run_id) > RUN_ID_LENGTH:
+            raise LoadError(f"{ref.qualified}: run id must be 1 to {RUN_ID_LENGTH} characters")
+        if batch_size < 1:
+            raise LoadError(f"{ref.qualified}: batch size must be at least 1")
+        self.engine, self.ref, self.run_id, self.batch_size = engine, ref, run_id, batch_size
+        self.stats = LoadStats()
+        dialect = engine.dialect
+        self._naive = not stores_timezones(dialect.name)   # the database keeps no offset: write naive UTC
+        self._desired = desired_columns(ref, redaction)
+        self._table = model_table(sa.MetaData(), ref, redaction, dialect.name)
+        stored = [c for c in self._desired if c.name not in META_COLUMNS]
+        null_on_error = {name for name, column in ref.model.columns.items() if column.on_error == "null"}
+        self._fitter = RowFitter(stored, null_on_error, naive_datetimes=self._naive)
+        self._key = self._fitter.key
+        self._key_indexes = [self._fitter.names.index(k) for k in self._key]
+        self._writer = batch_writer(self._table, self._key, dialect)
+        self._drift_checked = False
+
+    # ------------------------------------------------------------------ drift
+    def check_drift(self) -> None:
+        """Refuse to write into a table `plan` has not brought in line with the manifest."""
+        diff = compare_table(sa.inspect(self.engine), self.ref.source_name, self.ref.name, self._desired)
+        if not diff.exists:
+            raise TargetDriftError(f"table {self.ref.qualified} does not exist: run `main.py plan`")
+        if not diff.matches:
+            raise TargetDriftError(f"table {self.ref.qualified} does not match the manifest "
+                                   f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")
+        self._drift_checked = True
+
+    # ------------------------------------------------------------------ load
+    def load(self, records: list[dict[str, Any]]) -> int:
+        """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
+        if not self._drift_checked:
+            self.check_drift()
+        written = 0
+        for start in range(0, len(records), self.batch_size):
+            written += self._load_batch(records[start:start + self.batch_size], start)
+        return written
+
+    def _load_batch(self, records: list[dict[str, Any]], first_position: int) -> int:
+        rows = self._rows(records, first_position)
+        try:
+            with self.engine.begin() as connection:
+                self._writer.write(connection, rows)
+        except self._database_errors() as exc:
+            raise LoadError(f"{self.ref.qualified}: batch of records {first_position}-"
+                            f"{first_position + len(records) - 1} of the page failed and was rolled back: "
+                            f"{summarize_database_error(exc)}") from None
+        self.stats.rows += len(rows)
+        self.stats.batches += 1
+        return len(rows)
+
+    def _rows(self, records: list[dict[str, Any]], first_position: int) -> list[tuple]:
+        nulled_before = self._fitter.nulled
+        try:
+            rows = self._fitter.rows(records, extra=(self.run_id, self._now()))
+        except RecordMisfit as exc:
+            hint = " (set on_error: null on the column to load NULL instead)" if exc.nullable else ""
+            raise LoadError(f"{self.ref.qualified}: record {self._describe(records[exc.index], first_position + exc.index)}, "
+                            f"{exc}{hint}") from None
+        self.stats.nulled += self._fitter.nulled - nulled_before
+        return last_of_each_key(rows, self._key_indexes)
+
+    def _describe(self, record: dict[str, Any], position: int) -> str:
+        """A key is printed (a PII-hashed key is a hash, safe to show); values never are."""
+        if not self._key:
+            return f"#{position} of the page"
+        key = ", ".join(str(record.get(k)) for k in self._key)
+        return f"with key ({key[:80]})"
+
+    def _now(self) -> datetime:
+        now = datetime.now(timezone.utc)
+        return now.replace(tzinfo=None) if self._naive else now
+
+    def _database_errors(self) -> tuple[type[BaseException], ...]:
+        """SQLAlchemy wraps driver errors, except those of the raw cursor used for COPY."""
+        dbapi = getattr(self.engine.dialect, "loaded_dbapi", None)
+        driver_error = getattr(dbapi, "Error", None)
+        return (sa.exc.DBAPIError,) + ((driver_error,) if isinstance(driver_error, type) else ())
+
+    # ------------------------------------------------------------------ finish
+    def finish(self) -> None:
+        """End of a successful run: a keyless model keeps only this run's rows."""
+        if self._key:
+            return
+        run_id = self._table.c[RUN_ID]
+        statement = sa.delete(self._table).where(sa.or_(run_id != self.run_id, run_id.is_(None)))
+        try:
+            with self.engine.begin() as connection:
+                self.stats.deleted += connection.execute(statement).rowcount
+        except self._database_errors() as exc:
+            raise LoadError(f"{self.ref.qualified}: removing earlier runs' rows failed: "
+                            f"{summarize_database_error(exc)}") from None
+
+
+def drift_reasons(diff: TableDiff) -> list[str]:
+    """`TableDiff.reasons()` plus added/removed columns, which a load cannot write around either."""
+    return (diff.reasons() + [f"column {c.name} is missing" for c in diff.added]
+            + [f"column {name} is not in the manifest" for name in diff.removed])
+
+
+def last_of_each_key(rows: list[tuple], key_indexes: list[int]) -> list[tuple]:
+    """One row per key, the last one: PostgreSQL refuses to update a row twice in one statement,
+    and "the later record wins" must hold within a batch as it does across batches."""
+    if not key_indexes:
+        return rows
+    key_of: Callable[[tuple], Any] = itemgetter(*key_indexes)
+    by_key = {key_of(row): row for row in rows}
+    return rows if len(by_key) == len(rows) else list(by_key.values())
+
+
+def summarize_database_error(exc: BaseException) -> str:
+    """The driver's first line, cut before any DETAIL and truncated: database messages can quote
+    values, and SQLAlchemy's own message appends the statement's parameters."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    first = lines[0].split("DETAIL")[0].strip() if lines else ""
+    if len(first) > MAX_ERROR:
+        first = first[:MAX_ERROR] + "..."
+    return f"{type(original).__name__}: {first}" if first else type(original).__name__

@@ -1,0 +1,105 @@
+"""What the live database holds, as far as kspyder is concerned, and its fingerprint.
+
+Only managed tables count (those with the `_kspyder_run_id` column): anything else in a schema
+is someone else's and is never compared, altered or dropped. The fingerprint lets a saved plan
+prove, at apply time, that the database is still the one the plan was computed against.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from .columns import RUN_ID, StoredColumn
+from .compare import live_tables
+from .dialects import logical_type
+
+# Catalogs of the supported servers: never candidates for "a removed source" (and slow to reflect).
+SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog",
+                            "pg_toast", "main", "temp", "guest"})
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A managed table reduced to what decides a plan: column names, logical types, primary key."""
+
+    columns: tuple[tuple[str, str], ...]   # (name, logical type), sorted by name
+    key: tuple[str, ...]                   # in constraint order
+
+    @classmethod
+    def of(cls, columns: Iterable[StoredColumn]) -> "TableShape":
+        columns = list(columns)
+        return cls(tuple(sorted((c.name, c.describe()) for c in columns)),
+                   tuple(c.name for c in columns if c.primary_key))
+
+    def as_json(self) -> dict:
+        return {"columns": [list(c) for c in self.columns], "key": list(self.key)}
+
+
+@dataclass
+class SchemaState:
+    name: str
+    listed: bool                                              # the database knows the schema
+    managed: dict[str, TableShape] = field(default_factory=dict)
+    foreign: list[str] = field(default_factory=list)         # tables and views kspyder does not manage
+
+    @property
+    def holds_anything(self) -> bool:
+        return bool(self.managed or self.foreign)
+
+
+def reflect_schema(inspector: sa.Inspector, schema: str) -> SchemaState:
+    if schema not in inspector.get_schema_names():
+        return SchemaState(schema, listed=False)
+    state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)))
+    dialect = inspector.dialect.name
+    for table in live_tables(inspector, schema):
+        reflected = inspector.get_columns(table, schema=schema)
+        if RUN_ID not in {c["name"] for c in reflected}:
+            state.foreign.append(table)
+            continue
+        key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+        columns = sorted((c["name"], logical_type(c["type"], dialect).describe()) for c in reflected)
+        state.managed[table] = TableShape(tuple(columns), tuple(key))
+    return state
+
+
+def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterable[str] = ()) -> list[SchemaState]:
+    """Schemas holding managed tables that no source describes: the traces of removed sources.
+
+    `scope` (globs) narrows the search when several projects share one server, so that one
+    project's plan never offers to drop another project's schemas.
+    """
+    known, patterns = set(known), list(scope)
+    found = []
+    for name in sorted(inspector.get_schema_names()):
+        if name in known or name.lower() in SYSTEM_SCHEMAS:
+            continue
+        if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        state = reflect_schema(inspector, name)
+        if state.managed:
+            found.append(state)
+    return found
+
+
+Shapes = dict[str, dict[str, TableShape]]
+
+
+def shapes_of(states: Iterable[SchemaState]) -> Shapes:
+    return {s.name: dict(s.managed) for s in states if s.managed}
+
+
+def fingerprint(shapes: Shapes) -> str:
+    """sha256 over schema names, managed tables, their columns' logical types and keys, sorted."""
+    canonical = {schema: {table: shape.as_json() for table, shape in sorted(tables.items())}
+                 for schema, tables in sorted(shapes.items()) if tables}
+    return digest(canonical)
+
+
+def digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
