@@ -8,6 +8,7 @@ server, because some APIs echo the credential they rejected.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 import time
 from typing import Any, Callable, Protocol
 from urllib.parse import quote, quote_plus
@@ -74,7 +75,7 @@ class BasicAuth(HTTPBasicAuth):
         return _redact(text, self.password)
 
 
-class CachedTokenAuth(AuthBase):
+class CachedTokenAuth(AuthBase, ABC):
     """A bearer token fetched on first use and kept until shortly before it expires.
 
     One lock guards fetch and cache: while one thread refreshes, the others wait for its token
@@ -113,9 +114,9 @@ class CachedTokenAuth(AuthBase):
     def redact(self, text: str) -> str:
         return _redact(text, self._token or "")
 
+    @abstractmethod
     def _fetch(self) -> tuple[str, float]:
         """A new token and the clock time at which it expires."""
-        raise NotImplementedError
 
 
 class OAuth2ClientCredentialsAuth(CachedTokenAuth):
