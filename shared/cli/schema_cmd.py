@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
-from shared.target.apply import ApplyOutcome, PlanStamp, apply_stamped, transactional_ddl
+from shared.target.apply import ApplyOutcome, PlanStamp, apply_stamped
+from shared.target.dialects import transactional_ddl
 from shared.target.dialects import create_target_engine
 from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan

@@ -6,8 +6,8 @@ SQLAlchemy (`Table.create`/`drop`) and alembic's `Operations`: no hand-written D
 
 Transactions: PostgreSQL (and SQL Server) roll every change back when one fails. MariaDB/MySQL
 commit each DDL statement implicitly, so a failure part-way leaves the earlier changes applied;
-running `plan` again shows what is left. SQLite's DDL is transactional only when the engine
-emits BEGIN itself (see the note in `transactional_ddl`).
+running `plan` again shows what is left. SQLite's DDL is transactional because the target engine
+emits BEGIN itself (`dialects.create_target_engine`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
-from .dialects import MYSQL_FAMILY, column_type, create_schema, drop_schema
+from .dialects import column_type, create_schema, drop_schema
 from .plan import (ADD_COLUMN, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE,
                    Change, Plan, PlanError, PlanOptions, compute_plan)
 from .schema import target_metadata
@@ -55,12 +55,6 @@ class ApplyOutcome:
     @property
     def changes(self):
         return () if self.already_applied else self.plan.changes
-
-
-def transactional_ddl(dialect: str) -> bool:
-    """MariaDB/MySQL commit DDL implicitly (SQLite's engine begins its transactions itself, see
-    `dialects.create_target_engine`)."""
-    return dialect not in MYSQL_FAMILY
 
 
 def apply_stamped(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOutcome:

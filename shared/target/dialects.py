@@ -21,6 +21,15 @@ from .columns import StoredColumn
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
 MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql
 MYSQL_FAMILY = (MYSQL, MARIADB)
+# Schemas the databases keep for themselves: never a removed source, whatever they contain.
+SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog",
+                            "pg_toast", "main", "temp", "guest", "dbo", "db_owner"})
+
+
+def transactional_ddl(dialect: str) -> bool:
+    """MariaDB/MySQL commit each DDL statement on their own; the others roll a failed apply back
+    (SQLite too, since `create_target_engine` begins its transactions itself)."""
+    return dialect not in MYSQL_FAMILY
 
 
 def sqlite_schema_file(url: sa.URL, schema: str) -> str:

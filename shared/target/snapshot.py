@@ -16,13 +16,9 @@ import sqlalchemy as sa
 
 from .columns import RUN_ID, StoredColumn
 from .compare import live_tables
-from .dialects import logical_type
+from .dialects import SYSTEM_SCHEMAS, logical_type
 
 # Catalogs of the supported servers: never candidates for "a removed source" (and slow to reflect).
-SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog",
-                            "pg_toast", "main", "temp", "guest"})
-
-
 @dataclass(frozen=True)
 class TableShape:
     """A managed table reduced to what decides a plan: column names, logical types, primary key."""
