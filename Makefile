@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
 
 .PHONY: demo test bench clean
 
@@ -12,12 +13,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# Azurite (the Azure Storage emulator the tests start) comes from the npm lockfile.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
 ## demo: start the sample API and sample database, extract every model, show the result
 demo: $(STAMP)
 	$(PY) -m samples.demo
 
 ## test: the whole test suite (CI runs exactly this through .ci/run)
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
 
 ## bench: benchmarks, printing ratios against baselines measured in the same run
@@ -25,4 +31,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .kspyder .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-bench node_modules .kspyder .pytest_cache .hypothesis

@@ -67,3 +67,13 @@ def _reset_kspyder_logging():
     logger = logging.getLogger("kspyder")
     logger.handlers.clear()
     logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """A private Azurite (blob, queue, table) for the session: skipped on a laptop without
+    `npm ci`, a failure where services are required."""
+    from tests.azurite import running_azurite
+
+    with running_azurite() as emulator:
+        yield emulator
