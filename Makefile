@@ -18,7 +18,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-## demo: start the sample API and sample database, extract every model, show the result
+## demo: start the sample API and sample database, load every model into SQLite, query the result
 demo: $(STAMP)
 	$(PY) -m samples.demo
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
+from .hints import hints
 from .numeric import find_numeric
 
 # Ties between equally long overlapping spans go to the kind whose match is checked hardest.
@@ -26,7 +28,6 @@ _LOCAL_PART = re.compile(r"[\w.%+\-]*")   # matched on the mirrored text, leftwa
 # the regex engine skips in C to the characters a match can start with; the lookbehinds then test
 # what precedes that first character (`.`). Same matches as the lookbehind-first spelling.
 _IPV4 = re.compile(r"\d(?<![\w.].)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\w|\.\d)")
-_IPV4_HINT = re.compile(r"\.(?<=\d\.)\d{1,3}\.\d{1,3}\.\d")   # the first dot of any IPv4 address
 _IPV6 = re.compile(
     r"[0-9A-Fa-f:](?<![\w:.].)"
     r"(?:(?<=:)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}|(?<!:)[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7})"
@@ -56,12 +57,18 @@ _IBAN_LENGTHS = dict(zip(
      25, 28, 23, 24, 26, 29, 22, 24, 20, 30), strict=True))
 
 
+# A letter counts as its base-36 value (A=10 ... Z=35), as `int(char, 36)` reads it; digits stay
+# (`int` reads any Unicode digit). One translate instead of a conversion per character.
+_LETTER_VALUES = str.maketrans({letter: str(value) for letters in (string.ascii_uppercase, string.ascii_lowercase)
+                                for value, letter in enumerate(letters, 10)})
+
+
 def iban_ok(compact: str) -> bool:
     """ISO 13616 mod-97 check of an IBAN without spaces."""
     if len(compact) != _IBAN_LENGTHS.get(compact[:2], len(compact)) or not 15 <= len(compact) <= 34:
         return False
     rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    return int(rearranged.translate(_LETTER_VALUES)) % 97 == 1
 
 
 Span = tuple[int, int, str]   # (start, end, kind): candidates stay plain tuples until `resolve` has chosen
@@ -84,12 +91,18 @@ def _emails(text: str, found: list[Span]) -> None:
         at = text.find("@", at + 1)
 
 
-def _ibans(text: str, found: list[Span]) -> list[tuple[int, int]]:
-    """Append valid IBANs; return every IBAN-shaped span, valid or not, for the numeric detectors to avoid."""
+def _ibans(text: str, found: list[Span], heads: list[int]) -> list[tuple[int, int]]:
+    """Append valid IBANs; return every IBAN-shaped span, valid or not, for the numeric detectors to
+    avoid. `heads` holds every position an IBAN can start at, so matching there, left to right,
+    finds what searching the whole text finds."""
     zones: list[tuple[int, int]] = []
-    match = _IBAN.search(text)
-    while match is not None:
-        start = match.start()
+    resume = 0
+    for start in heads:
+        if start < resume:
+            continue
+        match = _IBAN.match(text, start)
+        if match is None:
+            continue
         pieces = match.group().split(" ")
         zone_end = match.end()
         resume = start + 1
@@ -101,16 +114,11 @@ def _ibans(text: str, found: list[Span]) -> list[tuple[int, int]]:
                 found.append((start, zone_end, "iban"))
                 break
         zones.append((start, zone_end))
-        match = _IBAN.search(text, resume)
     return zones
 
 
-def _ipv4s(text: str, found: list[Span]) -> None:
-    # No address can start more than 3 characters before the first hint, so the scan starts there.
-    hint = _IPV4_HINT.search(text)
-    if hint is None:
-        return
-    for match in _IPV4.finditer(text, max(hint.start() - 3, 0)):
+def _ipv4s(text: str, found: list[Span], start: int) -> None:
+    for match in _IPV4.finditer(text, start):
         if all(int(octet) <= 255 for octet in match.group().split(".")):
             found.append((match.start(), match.end(), "ipv4"))
 
@@ -189,10 +197,12 @@ class Scanner:
             _emails(text, found)
         if ":" in text:
             _ipv6s(text, found)
-        zones = _ibans(text, found)
-        found += find_numeric(text, zones)
-        if "." in text:
-            _ipv4s(text, found)
+        heads, ipv4_from, windows = hints(text)
+        zones = _ibans(text, found, heads) if heads else []
+        for start, end in windows:
+            found += find_numeric(text, zones, start, end)
+        if ipv4_from >= 0:
+            _ipv4s(text, found, ipv4_from)
         if terms is not None:
             found += [(m.start(), m.end(), "term") for m in terms.finditer(text)]
         if not found:

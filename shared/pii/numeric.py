@@ -8,6 +8,7 @@ match) keeps a phone found when it sits next to a date or an amount, and leaves 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Callable, NamedTuple
 
 _GROUP = r"(?:\(\d{1,5}\)|\d+)"
@@ -30,7 +31,6 @@ RUN = re.compile(
 _PARTS = re.compile(r"\((\d+)\)|(\d+)")
 _DASHED = re.compile(r"\d+(?:-\d+)*")
 _DATE_CHUNK = re.compile(r"\d{4}([-./])\d{1,2}\1\d{1,2}|\d{1,2}([-./])\d{1,2}\2\d{4}")
-_NOT_DIGITS = str.maketrans("", "", " .-()+")
 
 # National significant number lengths (digits after the country code, without a trunk 0) for
 # common country codes. Codes form a prefix-free set, so at most one entry matches a number.
@@ -43,8 +43,6 @@ _NSN: dict[str, frozenset[int]] = {cc: frozenset(lengths) for cc, lengths in {
     "353": range(7, 10), "358": range(5, 13), "852": (8,), "971": (8, 9), "972": (8, 9),
 }.items()}
 _CARD_LAYOUTS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4, 3)}
-_PHONE_DIGITS = range(9, 19)   # 9-15 dialled digits, plus a "00" prefix and a written "(0)"
-_CARD_DIGITS = range(13, 20)
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
@@ -58,6 +56,9 @@ class Chunk(NamedTuple):
     blocked: bool                          # a date, or inside an IBAN-shaped token: never part of a phone or card
 
 
+_new_chunk = partial(tuple.__new__, Chunk)   # builds a Chunk from one tuple, without NamedTuple's Python __new__
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -68,7 +69,7 @@ def luhn_ok(digits: str) -> bool:
 
 def _international(groups: list[tuple[str, bool]]) -> bool:
     # "(0)" is the national trunk prefix some people write after the country code: not dialled.
-    digits = "".join(d for d, paren in groups if not (paren and d == "0"))
+    digits = "".join([d for d, paren in groups if not (paren and d == "0")])
     if not 9 <= len(digits) <= 15 or digits[0] == "0":
         return False
     for size in (1, 2, 3):
@@ -127,50 +128,56 @@ def _card_range(chunks: list[Chunk], i: int, j: int) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
 
 
-def _phone_start(chunk: Chunk) -> bool:
-    first = chunk.groups[0][0]
-    return chunk.plus or first[0] == "0" or (len(first) == 3 and first[0] != "1")
+def _longest(chunks: list[Chunk], usable: int, i: int, widest: int, low: int, high: int,
+             valid: Callable[[list[Chunk], int, int], bool]) -> int:
+    """The end j of the longest valid range of chunks i..j, or -1. A range never crosses a blocked
+    chunk nor grows past `widest` chunks or `high` digits, and only a range of `low`..`high` digits
+    is validated."""
+    total = chunks[i].digits
+    totals = [total]
+    for j in range(i + 1, min(usable, i + widest)):
+        chunk = chunks[j]
+        if total > high or chunk.blocked:
+            break
+        total += chunk.digits
+        totals.append(total)
+    for j in range(i + len(totals) - 1, i - 1, -1):
+        if low <= totals[j - i] <= high and valid(chunks, i, j):
+            return j
+    return -1
 
 
-def _card_start(chunk: Chunk) -> bool:
-    first, paren = chunk.groups[0]
-    return not (paren or chunk.plus) and first[0] in "23456" and len(first) >= 4
-
-
-def _ranges(chunks: list[Chunk], usable: int, can_start: Callable[[Chunk], bool],
-            valid: Callable[[list[Chunk], int, int], bool], widest: int, digits: range) -> list[tuple[int, int]]:
-    """The longest valid chunk range from each start, never across a blocked chunk. Candidates may
-    overlap: `detectors.resolve` picks among them, so one false start cannot hide a real value."""
-    found: list[tuple[int, int]] = []
-    for i in range(usable):
-        if chunks[i].blocked or not can_start(chunks[i]):
-            continue
-        total = chunks[i].digits
-        totals = [total]   # digits in chunks i..j, to validate only ranges of a possible length
-        for j in range(i + 1, min(usable, i + widest)):
-            if total >= digits.stop or chunks[j].blocked:
-                break
-            total += chunks[j].digits
-            totals.append(total)
-        for j in range(i + len(totals) - 1, i - 1, -1):
-            if totals[j - i] in digits and valid(chunks, i, j):
-                found.append((i, j))
-                break
-    return found
-
-
-def _chunks(text: str, start: int, zones: list[tuple[int, int]]) -> list[Chunk]:
+def _chunks(run: str, begin: int, zones: list[tuple[int, int]]) -> tuple[list[Chunk], list[int], list[int], int]:
+    """The run's space-separated chunks, the unblocked ones that can open a phone and a card, and
+    the run's digit count. A phone opens with "+", a trunk "0" or a North American area code; a
+    card with its major industry identifier 2-6, in a group of at least four digits."""
     chunks: list[Chunk] = []
-    offset = start
-    for piece in text.split(" "):
+    phones: list[int] = []
+    cards: list[int] = []
+    digits = 0
+    offset = begin
+    for index, piece in enumerate(run.split(" ")):
         end = offset + len(piece)
-        groups = tuple((paren or plain, bool(paren)) for paren, plain in _PARTS.findall(piece))
-        plus = piece.startswith("+")
-        blocked = _DATE_CHUNK.fullmatch(piece) is not None or (
-            bool(zones) and any(zs < end and offset < ze for zs, ze in zones))
-        chunks.append(Chunk(offset, end, plus, groups, piece, len(piece.translate(_NOT_DIGITS)), blocked))
+        plus = piece[0] == "+"
+        if piece.isdigit() or (plus and piece[1:].isdigit()):   # the common case: one plain group, no date
+            first = piece[1:] if plus else piece
+            groups, paren, blocked = ((first, False),), False, False
+        else:
+            groups = tuple([(paren or plain, bool(paren)) for paren, plain in _PARTS.findall(piece)])
+            first, paren = groups[0]
+            blocked = 8 <= len(piece) <= 10 and _DATE_CHUNK.fullmatch(piece) is not None
+        if zones and not blocked:
+            blocked = any(zs < end and offset < ze for zs, ze in zones)
+        count = sum([len(group) for group, _ in groups]) if len(groups) > 1 else len(first)
+        chunks.append(_new_chunk((offset, end, plus, groups, piece, count, blocked)))
+        if not blocked:
+            if plus or first[0] == "0" or (len(first) == 3 and first[0] != "1"):
+                phones.append(index)
+            if not (paren or plus) and len(first) >= 4 and first[0] in "23456":
+                cards.append(index)
+        digits += count
         offset = end + 1
-    return chunks
+    return chunks, phones, cards, digits
 
 
 def _glued_to_next(text: str, end: int) -> bool:
@@ -183,18 +190,31 @@ def _glued_to_next(text: str, end: int) -> bool:
     return char in ".,:-/" and end + 1 < len(text) and text[end + 1].isalnum()
 
 
-def find_numeric(text: str, zones: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-    """Phone and card spans as (start, end, kind); zones are IBAN-shaped spans to stay out of."""
+def find_numeric(text: str, zones: list[tuple[int, int]], start: int = 0, end: int | None = None
+                 ) -> list[tuple[int, int, str]]:
+    """Phone and card spans as (start, end, kind) within text[start:end], whose edges no run
+    crosses (see `hints`); zones are IBAN-shaped spans to stay out of.
+
+    Candidates are the longest valid range from each chunk that can open one. They may overlap:
+    `detectors.resolve` picks among them, so one false start cannot hide a real value."""
     found: list[tuple[int, int, str]] = []
-    for match in RUN.finditer(text):
+    for match in RUN.finditer(text, start, len(text) if end is None else end):
         run = match.group()
-        if len(run) < 9 or len(run.translate(_NOT_DIGITS)) < 9:   # neither a phone nor a card
+        if len(run) < 9:
             continue
-        start, end = match.span()
-        chunks = _chunks(run, start, zones)
-        usable = len(chunks) - 1 if _glued_to_next(text, end) else len(chunks)
-        for i, j in _ranges(chunks, usable, _phone_start, _phone_range, 8, _PHONE_DIGITS):
-            found.append((chunks[i].start, chunks[j].end, "phone"))
-        for i, j in _ranges(chunks, usable, _card_start, _card_range, 5, _CARD_DIGITS):
-            found.append((chunks[i].start, chunks[j].end, "card"))
+        chunks, phones, cards, digits = _chunks(run, match.start(), zones)
+        if digits < 9:   # neither a phone nor a card
+            continue
+        usable = len(chunks) - 1 if _glued_to_next(text, match.end()) else len(chunks)
+        for i in phones:
+            if i < usable:
+                j = _longest(chunks, usable, i, 8, 9, 18, _phone_range)   # 9-15 dialled, "00" and "(0)"
+                if j >= 0:
+                    found.append((chunks[i].start, chunks[j].end, "phone"))
+        if digits >= 13:
+            for i in cards:
+                if i < usable:
+                    j = _longest(chunks, usable, i, 5, 13, 19, _card_range)
+                    if j >= 0:
+                        found.append((chunks[i].start, chunks[j].end, "card"))
     return found
