@@ -77,7 +77,8 @@ class PageServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, port: int, records: int, per_page: int, latency_ms: float, distinct: int | None = None):
-        self.pages = encode_repeating_pages(records, per_page, distinct) if distinct else encode_pages(records, per_page)
+        self.pages = (encode_repeating_pages(records, per_page, distinct) if distinct
+                      else encode_pages(records, per_page))
         self.per_page, self.latency = per_page, latency_ms / 1000
         super().__init__(("127.0.0.1", port), _Handler)
 
