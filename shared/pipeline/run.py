@@ -23,6 +23,9 @@ from shared.target.load import LoadError, Loader
 from shared.text import plural
 
 PageCallback = Callable[[Page, ExtractStats], None]
+# Pages are loaded together up to this many records: one transaction (and, on PostgreSQL, one COPY and
+# one merge) per batch instead of per page. Memory holds at most this many records plus a page.
+LOAD_BATCH = 5000
 
 
 @dataclass
@@ -106,20 +109,23 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     try:
-        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id)
+        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=LOAD_BATCH)
         loader.check_drift()
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
                 writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
+            pending: list[Page] = []
             for page in extractor.pages():
                 ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
-                result.rows += loader.load(page.records)
-                ledger.page(run_id, ref.qualified, page.index, "loaded", len(page.records))
+                pending.append(page)
+                if sum(len(p.records) for p in pending) >= LOAD_BATCH:
+                    result.rows += _load(loader, ledger, run_id, ref.qualified, pending)
                 if writer is not None:
                     writer.write(page.records)
                 if on_page:
                     on_page(page, extractor.stats)
+            result.rows += _load(loader, ledger, run_id, ref.qualified, pending)
             loader.finish()
     except (ExtractError, LoadError) as exc:
         result.error = project.masker.mask(str(exc))
@@ -127,3 +133,14 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         extractor.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _load(loader: Loader, ledger: RunLedger, run_id: str, model: str, pages: list[Page]) -> int:
+    """Load the buffered pages in one batch, then mark them loaded; empties the buffer."""
+    if not pages:
+        return 0
+    rows = loader.load([record for page in pages for record in page.records])
+    for page in pages:
+        ledger.page(run_id, model, page.index, "loaded", len(page.records))
+    pages.clear()
+    return rows

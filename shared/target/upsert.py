@@ -8,7 +8,7 @@ and writes them on the connection it is given, inside the caller's transaction.
 - PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
   COPY is several times faster than any executemany, and the single statement keeps the
   upsert atomic and set-based. Without a key, COPY straight into the table.
-- SQLite: INSERT ... ON CONFLICT DO UPDATE, executemany.
+- SQLite: INSERT ... ON CONFLICT DO UPDATE, compiled once and run by sqlite3's executemany.
 - MariaDB/MySQL: INSERT ... ON DUPLICATE KEY UPDATE, executemany (PyMySQL folds it into
   multi-row statements).
 - SQL Server: MERGE ... USING (VALUES (?, ...)) AS src, executemany. Not tested against a
@@ -53,6 +53,30 @@ class ExecuteMany:
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         names = self.names
         connection.execute(self.statement, [dict(zip(names, row)) for row in rows])
+
+
+class SqliteExecuteMany:
+    """The same upsert, compiled once and run by sqlite3's own `executemany`: SQLAlchemy's
+    per-row parameter handling costs about three times the insert itself on SQLite. Values go
+    through the columns' own bind processors (dates as SQLAlchemy stores them, decimals), so the
+    stored form is exactly what `ExecuteMany` would write."""
+
+    def __init__(self, statement: sa.Executable, table: sa.Table, dialect: sa.Dialect):
+        compiled = statement.compile(dialect=dialect)
+        names = [c.name for c in table.columns]
+        self.sql = str(compiled)
+        self.positions = [names.index(name) for name in compiled.positiontup]
+        self.processors = [table.c[name].type._cached_bind_processor(dialect) for name in compiled.positiontup]
+
+    def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
+        plan = list(zip(self.positions, self.processors))
+        parameters = [tuple(row[i] if process is None or row[i] is None else process(row[i]) for i, process in plan)
+                      for row in rows]
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(self.sql, parameters)
+        finally:
+            cursor.close()
 
 
 class PostgresCopy:
@@ -196,4 +220,6 @@ def batch_writer(table: sa.Table, key: list[str], dialect: sa.Dialect) -> BatchW
     if dialect.name == POSTGRESQL and dialect.driver == "psycopg":
         return PostgresCopy(table, key, dialect)
     written = json_as_text(table)
+    if dialect.name == SQLITE and dialect.driver == "pysqlite":
+        return SqliteExecuteMany(upsert_statement(written, key, dialect.name), written, dialect)
     return ExecuteMany(upsert_statement(written, key, dialect.name), [c.name for c in written.columns])
