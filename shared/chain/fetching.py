@@ -1,0 +1,183 @@
+"""The Fetch step: one page from the source to a raw blob, then the hand-offs that follow from it.
+
+Order matters for at-least-once delivery. A page's work is: write its blob, decide what comes next
+(the plan, the fan-out or the next page's job), mark it `fetched` in the ledger, hand it to Load.
+Each part is idempotent, and the `fetched` marker is written only after everything before it, so a
+redelivery of the owner's own message that finds the marker only repeats the hand-off (whose
+duplicate the Load step's claim swallows).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from shared.config.project import ModelRef
+from shared.extract.errors import PaginationError, RateLimited
+from shared.extract.types import PageRequest
+from shared.storage.queues import MAX_SECONDS
+from .messages import SEEN_LIMIT, LoadJob, PageJob
+from .names import FETCH, LOAD, RAW
+from .pages import (ChainError, decode_key, encode_key, encode_page, raw_blob_name, request_digest,
+                    request_from_json, request_to_json)
+from .sources import ApiPage, ApiPages, SqlPages
+from .state import Plan
+
+if TYPE_CHECKING:
+    from .steps import Chain
+
+log = logging.getLogger("kspyder.chain")
+MAX_RATE_LIMITED = 100        # 429s one page may meet before its job fails (and, retried, goes to poison)
+MAX_DELAY = MAX_SECONDS - 60  # the queue's longest visibility delay, with a margin
+
+
+class Fetcher:
+    """The Fetch step of one invocation; `chain` supplies storage, queues and the project."""
+
+    def __init__(self, chain: Chain):
+        self.chain, self.state, self.ledger = chain, chain.state, chain.ledger
+
+    def fetch(self, job: PageJob) -> None:
+        claim = self.state.claim_page(job.run_id, job.model, job.index, "fetch", job.token)
+        if claim == "other":
+            log.info("%s page %d of run %s: another message owns it, skipped", job.model, job.index, job.run_id)
+            return
+        ref = self.chain.ref(job.model)
+        streamed = ref.source.type == "sql" and not ref.model.primary_key
+        if claim == "mine" and not streamed:
+            marker = self.state.marker(job.run_id, job.model, job.index, "fetched")
+            if marker is not None:   # an earlier delivery did it all, maybe short of the hand-off
+                plan = self.state.plan(job.run_id, job.model)
+                last = plan is not None and plan.final and plan.pages == job.index + 1
+                self._send_load(job, job.index, marker.get("records", 0), last)
+                return
+        if ref.source.type == "api":
+            self._api(ref, job)
+        elif streamed:
+            self._sql_stream(ref, job)
+        else:
+            self._sql_chunk(ref, job)
+
+    # ------------------------------------------------------------ API
+    def _api(self, ref: ModelRef, job: PageJob) -> None:
+        if job.request is None and job.index != 0:
+            raise ChainError(f"{job.model}: the job for page {job.index} has no request")
+        with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
+            request = request_from_json(job.request, pages.headers) if job.request else pages.first_request()
+            try:
+                page = pages.fetch(request, job.index)
+            except RateLimited as exc:
+                self._reschedule(job, exc.delay)
+                return
+            if job.follow and job.previous is not None and page.digest == job.previous:
+                raise PaginationError(f"{job.model}: page {job.index} ({page.url}) repeats page {job.index - 1}: "
+                                      f"the API ignores the paging parameters")
+            self._put(job, job.index, page.records)
+            max_pages = pages.pagination.max_pages
+            paginator = page.paginator
+            if job.index == 0 and page.has_next and paginator.random_access and paginator.total_pages is not None:
+                self._fan_out(ref, job, pages, request, page, max_pages)
+                return
+            self._sequential(ref, job, pages, request, page, max_pages)
+
+    def _fan_out(self, ref: ModelRef, job: PageJob, pages: ApiPages, first: PageRequest, page: ApiPage,
+                 max_pages: int | None) -> None:
+        """Every page is known up front: enqueue them all now, page k made visible k/rate seconds
+        from now (k*m/rate when the run reads m models of the source: they share its rate), so
+        however many instances take them the source sees its configured rate."""
+        paginator = page.paginator
+        total = paginator.total_pages
+        count = min(total, max_pages) if max_pages else total
+        warnings = [f"{job.model}: stopped at max_pages={max_pages}; the API states {total} pages"] if count < total else []
+        self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total, warnings))
+        interval = self.chain.page_interval(job.run_id, ref)
+        for k in range(1, count):
+            request = request_to_json(paginator.request_for_page(first, k), pages.hidden)
+            self._check_no_secret(job, request)
+            delay = min(k * interval, MAX_DELAY)
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, k, request=request), delay)
+        self._fetched(job, job.index, len(page.records), last=count == 1)
+
+    def _sequential(self, ref: ModelRef, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage,
+                    max_pages: int | None) -> None:
+        """Each page's response names the next: enqueue that one job, or record the final count."""
+        follow = job.follow or job.index == 0
+        if not follow:   # one of a fanned-out set: the plan already counts it
+            self._fetched(job, job.index, len(page.records), last=not page.has_next)
+            return
+        more = page.has_next
+        warnings = []
+        if more and max_pages is not None and job.index + 1 >= max_pages:
+            more = False
+            warnings.append(f"{job.model}: stopped at max_pages={max_pages}; the API has more pages")
+        stated = page.paginator.stated_total
+        if more:
+            following = request_to_json(page.next_request, pages.hidden)
+            self._check_no_secret(job, following)
+            seen = job.seen or (request_digest(request_to_json(request, pages.hidden)),)
+            digest = request_digest(following)
+            if digest in seen:
+                raise PaginationError(f"{job.model}: the request for page {job.index + 1} repeats an earlier "
+                                      f"page's ({page.url} led back): the API is looping")
+            if job.index == 0:
+                self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, stated))
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, request=following, follow=True,
+                                           seen=(seen + (digest,))[-SEEN_LIMIT:], previous=page.digest))
+        else:
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings))
+        self._fetched(job, job.index, len(page.records), last=not more)
+
+    def _reschedule(self, job: PageJob, delay: float) -> None:
+        """A 429: the same job (same token, so it still owns the page) back on the queue, hidden for
+        the server's Retry-After. No sleeping here: the function returns and its instance is free."""
+        if job.attempt + 1 >= MAX_RATE_LIMITED:
+            raise ChainError(f"{job.model}: page {job.index} was rate limited {job.attempt + 1} times")
+        log.info("%s page %d of run %s: rate limited, back on the queue in %.1fs", job.model, job.index, job.run_id, delay)
+        self.chain.send(FETCH, replace(job, attempt=job.attempt + 1), min(delay, MAX_DELAY))
+
+    def _check_no_secret(self, job: PageJob, request: dict) -> None:
+        text = json.dumps(request)
+        if self.chain.project.masker.mask(text) != text:
+            raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
+                             f"credential, which must not be queued")
+
+    # ------------------------------------------------------------ SQL
+    def _sql_chunk(self, ref: ModelRef, job: PageJob) -> None:
+        """One keyset chunk; the next chunk's job carries this chunk's last key."""
+        after = decode_key(job.sql_after) if job.sql_after else None
+        records, next_after = SqlPages(self.chain.project, ref).chunk(after, job.index)
+        self._put(job, job.index, records)
+        if next_after is not None:
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, sql_after=encode_key(next_after),
+                                           follow=True))
+        else:
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True))
+        self._fetched(job, job.index, len(records), last=next_after is None)
+
+    def _sql_stream(self, ref: ModelRef, job: PageJob) -> None:
+        """A model without a primary key: no bound can resume its query, so it is read whole in this
+        invocation, chunk by chunk into blobs (memory stays one chunk). A redelivery reads it again
+        and overwrites the same blobs."""
+        sizes = []
+        for index, records in enumerate(SqlPages(self.chain.project, ref).stream()):
+            self._put(job, index, records)
+            sizes.append(len(records))
+        if not sizes:
+            self._put(job, 0, [])
+            sizes.append(0)
+        self.state.set_plan(job.run_id, job.model, Plan("stream", len(sizes), True))
+        for index, count in enumerate(sizes):
+            self._fetched(job, index, count, last=index == len(sizes) - 1)
+
+    # ------------------------------------------------------------ shared
+    def _put(self, job: PageJob, index: int, records: list[dict]) -> None:
+        self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records))
+
+    def _fetched(self, job: PageJob, index: int, records: int, last: bool) -> None:
+        self.ledger.page(job.run_id, job.model, index, "fetched", records)   # False on a duplicate: fine
+        self._send_load(job, index, records, last)
+
+    def _send_load(self, job: PageJob, index: int, records: int, last: bool) -> None:
+        blob = raw_blob_name(job.run_id, job.model, index)
+        self.chain.send(LOAD, LoadJob(job.run_id, job.model, index, blob, records, last))

@@ -1,0 +1,154 @@
+"""Pages in transit between Fetch and Load, and the small codecs the chain's messages need.
+
+A page crosses a process boundary as a blob of JSON Lines, so its values must come back with the
+types the loader checks (`target.fit` accepts a datetime only as a datetime, a decimal only as a
+Decimal). Rather than inventing a typed JSON dialect, the blob stays plain JSON Lines (readable by
+any tool) and the Load side restores types from the model's stored columns: the same column list
+the target table was created from, so the two cannot disagree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from shared.config.models import ColumnType
+from shared.config.project import ModelRef, Project
+from shared.extract.base import GenericExtractor
+from shared.extract.paginators.links import url_key, with_params
+from shared.extract.types import PageRequest
+from shared.target.columns import StoredColumn, stored_columns
+
+SUFFIX = ".jsonl"
+
+
+class ChainError(Exception):
+    """A chain step cannot go on (missing raw page, credential in a next link, unknown model).
+    Messages name runs, models, pages and columns, never values."""
+
+
+def raw_blob_name(run_id: str, model: str, index: int) -> str:
+    """`<run>/<source>/<model>/<index:06d>.jsonl` in kspyder-raw: deterministic, so a retried
+    fetch overwrites its page instead of adding a second copy."""
+    source, _, name = model.partition(".")
+    return f"{run_id}/{source}/{name}/{index:06d}{SUFFIX}"
+
+
+def shape_records(extractor: GenericExtractor, raw: list, first_position: int = 0) -> list[dict[str, Any]]:
+    """Typed and PII-stripped records, exactly as `GenericExtractor.pages` makes them."""
+    shape, strip = extractor.shaper.shape, extractor.stripper.apply_owned
+    return [strip(shape(record, first_position + i)) for i, record in enumerate(raw)]
+
+
+# ---------------------------------------------------------------- raw pages
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)   # Decimal keeps its exact digits as text; anything else as the loader would
+
+
+def encode_page(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=_plain) + "\n"
+                   for r in records).encode("utf-8")
+
+
+def page_columns(project: Project, ref: ModelRef) -> list[StoredColumn]:
+    return stored_columns(ref.model.columns, ref.model.primary_key, project.settings.pii.redaction)
+
+
+def _restorer(column: StoredColumn) -> Callable[[Any], Any] | None:
+    kind = column.type
+    if kind == ColumnType.datetime:
+        return datetime.fromisoformat
+    if kind == ColumnType.date:
+        return date.fromisoformat
+    if kind == ColumnType.decimal:
+        return Decimal
+    return None
+
+
+def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]]:
+    """Records with datetimes, dates and decimals restored; a value that does not parse is left as
+    text, so the loader reports it (by column and key) as it would any misfit."""
+    restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
+    records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    for record in records:
+        for name, restore in restorers:
+            value = record.get(name)
+            if isinstance(value, str):
+                try:
+                    record[name] = restore(value)
+                except (ValueError, InvalidOperation):
+                    pass
+    return records
+
+
+# ---------------------------------------------------------------- SQL keyset bounds
+_TAGS: dict[str, Callable[[str], Any]] = {"datetime": datetime.fromisoformat, "date": date.fromisoformat,
+                                          "decimal": Decimal}
+
+
+def encode_key(values: tuple) -> list:
+    """A keyset bound as JSON: text and numbers as they are, dates and decimals tagged."""
+    out: list = []
+    for value in values:
+        if isinstance(value, datetime):
+            out.append({"datetime": value.isoformat()})
+        elif isinstance(value, date):
+            out.append({"date": value.isoformat()})
+        elif isinstance(value, Decimal):
+            out.append({"decimal": str(value)})
+        elif value is None or isinstance(value, (str, int, float)):
+            out.append(value)
+        else:
+            raise ChainError(f"a primary key value of type {type(value).__name__} cannot resume a SQL chunk")
+    return out
+
+
+def decode_key(values: list) -> tuple:
+    out: list = []
+    for value in values:
+        if isinstance(value, dict):
+            if len(value) != 1 or next(iter(value)) not in _TAGS or not isinstance(next(iter(value.values())), str):
+                raise ValueError("unknown key tag")
+            (tag, text), = value.items()
+            try:
+                out.append(_TAGS[tag](text))
+            except InvalidOperation:
+                raise ValueError("bad decimal") from None
+        elif value is None or isinstance(value, (str, int, float)):
+            out.append(value)
+        else:
+            raise ValueError("bad key value")
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- HTTP requests in messages
+def request_to_json(request: PageRequest, hidden: frozenset[str] = frozenset()) -> dict:
+    """URL and params only: headers come from the manifest again on the Fetch side, and `hidden`
+    query parameters (an `api_key` that auth adds, and which an API may echo into its next links)
+    are removed, so credentials never sit in a queue."""
+    url = request.url
+    if hidden:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name in hidden for name, _ in query):
+            url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n not in hidden])))
+    return {"url": url, "params": {k: v for k, v in request.params.items() if k not in hidden}}
+
+
+def request_from_json(data: dict, headers: dict[str, str]) -> PageRequest:
+    return PageRequest(data["url"], dict(data.get("params") or {}), dict(headers))
+
+
+def request_digest(request: PageRequest | dict) -> str:
+    """Normalised like the link paginators' loop guard: query order and encoding do not matter."""
+    url, params = (request.url, request.params) if isinstance(request, PageRequest) else (request["url"], request["params"])
+    return hashlib.sha256(url_key(with_params(url, params)).encode()).hexdigest()[:16]
+
+
+def content_digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:16]

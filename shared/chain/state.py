@@ -1,0 +1,113 @@
+"""The chain's own run state, beside the run ledger in `kspyder-runs` (same store, same run folder).
+
+The ledger records what happened to each page; this adds what the chain needs to coordinate
+function instances that share nothing but storage:
+
+    <run>/plan/<source.model>.json                 how many pages the model has, once known
+    <run>/claims/<source.model>/<page>.<step>       who does a page's fetch or load (a message token)
+    <run>/claims/<source.model>/finish              who runs a keyless model's end-of-run cleanup
+    <run>/errors/<source.model>/<page>.<step>.json  the last failure of a step not yet redone
+    <run>/transform.emitted                         who sends the run's transform event
+    <run>/transform.sent                            it was sent
+
+Every decision is a conditional create (`BlobStore.create`): of two racing instances exactly one
+wins, on a local folder as on Azure Storage. The page markers are read here by the ledger's
+documented layout (`<run>/pages/<model>/<page>.<stage>`); a `RunLedger.marker()`/`counts()` pair
+would be the better home for those two reads.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Literal
+
+from shared.storage import BlobStore
+from .names import RUNS
+
+Claim = Literal["new", "mine", "other"]
+MAX_ERROR = 300
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`pages` is final once `final` is set: at the first page for random-access pagination with a
+    stated total, at the last page for sequential ones. Until then the count is unknown."""
+
+    mode: str                       # "parallel", "sequential" or "stream" (keyless SQL, one invocation)
+    pages: int | None = None
+    final: bool = False
+    stated_total: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class RunState:
+    def __init__(self, store: BlobStore, clock: Callable[[], float]):
+        self.store, self.clock = store, clock
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="seconds")
+
+    # ------------------------------------------------------------ plan
+    def plan(self, run_id: str, model: str) -> Plan | None:
+        raw = self.store.get(RUNS, f"{run_id}/plan/{model}.json")
+        return Plan(**json.loads(raw)) if raw else None
+
+    def set_plan(self, run_id: str, model: str, plan: Plan) -> None:
+        self.store.put(RUNS, f"{run_id}/plan/{model}.json", json.dumps(asdict(plan)).encode())
+
+    # ------------------------------------------------------------ claims
+    def claim(self, run_id: str, name: str, token: str) -> Claim:
+        """`new`: this call took it; `mine`: an earlier delivery of the same message did (carry on,
+        the work may be half done); `other`: another message owns it (do nothing)."""
+        blob = f"{run_id}/{name}"
+        if self.store.create(RUNS, blob, token.encode()):
+            return "new"
+        holder = self.store.get(RUNS, blob)
+        return "mine" if holder is not None and holder.decode() == token else "other"
+
+    def claim_page(self, run_id: str, model: str, index: int, step: str, token: str) -> Claim:
+        return self.claim(run_id, f"claims/{model}/{index:06d}.{step}", token)
+
+    def flag(self, run_id: str, name: str) -> bool:
+        return self.store.get(RUNS, f"{run_id}/{name}") is not None
+
+    def set_flag(self, run_id: str, name: str) -> None:
+        self.store.put(RUNS, f"{run_id}/{name}", self._now().encode())
+
+    # ------------------------------------------------------------ the ledger's page markers
+    def marker(self, run_id: str, model: str, index: int, stage: str) -> dict | None:
+        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{index:06d}.{stage}")
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:   # caught between a local create and its write: it exists, that is what counts
+            return {}
+
+    def counts(self, run_id: str, model: str) -> dict[str, int]:
+        """Pages fetched and loaded, from one listing."""
+        out = {"fetched": 0, "loaded": 0}
+        for name in self.store.list(RUNS, f"{run_id}/pages/{model}/"):
+            stage = name.rsplit(".", 1)[-1]
+            if stage in out:
+                out[stage] += 1
+        return out
+
+    # ------------------------------------------------------------ errors
+    def record_error(self, run_id: str, model: str, index: int, step: str, message: str, *,
+                     dequeue_count: int, poisoned: bool) -> None:
+        body = {"model": model, "index": index, "step": step, "message": message[:MAX_ERROR],
+                "dequeue_count": dequeue_count, "poisoned": poisoned, "at": self._now()}
+        self.store.put(RUNS, f"{run_id}/errors/{model}/{index:06d}.{step}.json", json.dumps(body).encode())
+
+    def clear_error(self, run_id: str, model: str, index: int, step: str) -> None:
+        self.store.delete(RUNS, f"{run_id}/errors/{model}/{index:06d}.{step}.json")
+
+    def errors(self, run_id: str) -> list[dict[str, Any]]:
+        found = []
+        for name in self.store.list(RUNS, f"{run_id}/errors/"):
+            raw = self.store.get(RUNS, name)
+            if raw is not None:
+                found.append(json.loads(raw))
+        return found

@@ -1,0 +1,258 @@
+"""`Chain`: the queue chain's steps (Paginate -> Fetch -> Load -> transform event), one object per
+function invocation, with all I/O through a `BlobStore` and a `QueueStore`.
+
+Exactly-once effects from at-least-once delivery:
+- every step first claims its unit of work with the message's token (`state.RunState.claim`):
+  a copy of a job finds another token and returns; a redelivery of the same message carries on;
+- every write is idempotent: a page blob has one name per run/model/page and is overwritten, loads
+  are upserts, ledger markers are conditional creates (a duplicate is ignored);
+- completion is decided from the ledger (pages planned vs. loaded), and the one transform event of a
+  run is sent by whoever wins the conditional create of `<run>/transform.emitted`.
+
+Nothing survives between invocations but storage: the object holds only what one message needs, so
+a long-lived worker that builds a `Chain` per message cannot leak a paginator, a cursor or a
+half-built plan from one run into another.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from shared.config.errors import ConfigError
+from shared.config.project import ModelRef, Project
+from shared.extract.errors import ExtractError
+from shared.ledger import RunLedger, new_run_id
+from shared.pii import PiiKeyMissing
+from shared.storage import BlobStore
+from shared.storage.queues import QueueStore
+from shared.target.dialects import create_target_engine
+from shared.target.load import LoadError, Loader
+from .fetching import Fetcher
+from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
+from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
+from .pages import ChainError, decode_page, page_columns
+from .sources import ClientFactory, queue_client
+from .state import Plan, RunState
+
+log = logging.getLogger("kspyder.chain")
+EngineFactory = Callable[[], sa.Engine]
+DEFAULT_MAX_DEQUEUE_COUNT = 5     # the Functions host's default `maxDequeueCount`
+_SAFE_ERRORS = (ExtractError, LoadError, ChainError, MessageError, ConfigError, PiiKeyMissing)
+
+
+class Chain:
+    """One invocation's view of the chain. `engine_factory` gives the target engine (a worker may
+    return a cached one; the chain never disposes it); None: the project's `target_url`, created on
+    first use and disposed by `close()`. `max_dequeue_count` is the host's setting, so a failure on
+    the last attempt is recorded as poisoned."""
+
+    def __init__(self, project: Project, blobs: BlobStore, queues: QueueStore,
+                 engine_factory: EngineFactory | None = None, clock: Callable[[], float] = time.time, *,
+                 client_factory: ClientFactory = queue_client, max_dequeue_count: int = DEFAULT_MAX_DEQUEUE_COUNT):
+        self.project, self.blobs, self.queues, self.clock = project, blobs, queues, clock
+        self.client_factory, self.max_dequeue_count = client_factory, max_dequeue_count
+        self.ledger = RunLedger(blobs)
+        self.state = RunState(blobs, clock)
+        self._engine_factory = engine_factory
+        self._engine: sa.Engine | None = None
+
+    def __enter__(self) -> "Chain":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None and self._engine_factory is None:
+            engine.dispose()
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = (self._engine_factory() if self._engine_factory is not None
+                            else create_target_engine(self.project.settings.target_url, self.project.sources))
+        return self._engine
+
+    def ref(self, model: str) -> ModelRef:
+        try:
+            [ref] = self.project.models([model])
+        except ConfigError:
+            raise ChainError(f"model {model} is not in the manifests (did they change since the run started?)") from None
+        return ref
+
+    def send(self, queue: str, message: Message, delay: float = 0.0) -> None:
+        self.queues.send(queue, encode(message), delay)
+
+    # ------------------------------------------------------------ entry points
+    def start_run(self, selectors: list[str] | tuple[str, ...] = (), trigger: str = "http", *,
+                  check_target: bool = True) -> str:
+        """Ledger entry plus one RunModel per model on kspyder-paginate; returns the run id.
+        `check_target`: refuse (TargetDriftError) when a table is missing or differs from the
+        manifest, before anything is queued, rather than failing every page's load later."""
+        refs = self.project.models(list(selectors))
+        if check_target:
+            for ref in refs:
+                self._loader(ref, "drift-check").check_drift()
+        run_id = new_run_id()
+        self.ledger.start(run_id, [r.qualified for r in refs], trigger)
+        started: dict[str, int] = {}
+        for ref in refs:   # a source's models start 1/rate apart, as their pages will be spread
+            nth = started[ref.source_name] = started.get(ref.source_name, -1) + 1
+            rate = getattr(ref.source, "throttle", None) and ref.source.throttle.rate
+            self.send(PAGINATE, RunModel(run_id, ref.qualified), nth / rate if rate else 0.0)
+        log.info("run %s started (%s): %d model(s)", run_id, trigger, len(refs))
+        return run_id
+
+    def handle(self, queue: str, body: Any, dequeue_count: int = 1) -> Message:
+        """Decode a message from `queue` and run its step: what a queue-triggered function does."""
+        message = decode(body)
+        expected = {PAGINATE: RunModel, FETCH: PageJob, LOAD: LoadJob}.get(queue)
+        if expected is None:
+            raise ChainError(f"no chain step reads queue {queue}")
+        if not isinstance(message, expected):
+            raise MessageError(f"{queue}: expected a {expected.__name__}, not a {type(message).__name__}")
+        {RunModel: self.paginate, PageJob: self.fetch, LoadJob: self.load}[expected](message, dequeue_count)
+        return message
+
+    def paginate(self, msg: RunModel, dequeue_count: int = 1) -> None:
+        """Fetch the model's first page through the Fetch step (written and handed to Load like any
+        page); that step plans the rest: every page at once, spread over time, when the first page
+        states how many there are; otherwise one page after another."""
+        job = PageJob(msg.run_id, msg.model, 0, token=msg.token)
+        with self._step("paginate", job, dequeue_count):
+            Fetcher(self).fetch(job)
+
+    def fetch(self, job: PageJob, dequeue_count: int = 1) -> None:
+        with self._step("fetch", job, dequeue_count):
+            Fetcher(self).fetch(job)
+
+    def load(self, job: LoadJob, dequeue_count: int = 1) -> None:
+        with self._step("load", job, dequeue_count):
+            claim = self.state.claim_page(job.run_id, job.model, job.index, "load", job.token)
+            if claim == "other":
+                return
+            ref = self.ref(job.model)
+            if claim == "new" or self.state.marker(job.run_id, job.model, job.index, "loaded") is None:
+                data = self.blobs.get(RAW, job.blob)
+                if data is None:
+                    raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
+                records = decode_page(data, page_columns(self.project, ref))
+                loader = self._loader(ref, job.run_id)
+                loader.check_drift()
+                loader.load(records)
+                self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
+            self._after_load(ref, job)
+
+    # ------------------------------------------------------------ completion
+    def _after_load(self, ref: ModelRef, job: LoadJob) -> None:
+        plan = self.state.plan(job.run_id, job.model)
+        if plan is None or not plan.final:
+            return   # the last page is not fetched yet: its load will look again
+        counts = self.state.counts(job.run_id, job.model)
+        if counts["fetched"] < plan.pages or counts["loaded"] < plan.pages:
+            return
+        if self._finish_model(ref, job, plan):
+            self._complete_run(job)
+
+    def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
+        """Record the model as done. A keyless model is replaced per run: its cleanup of earlier
+        runs' rows (`Loader.finish`) runs once, by the load that claims it; False for the others."""
+        outcome = {"model": job.model, "pages": plan.pages, "mode": plan.mode, "warnings": plan.warnings}
+        if not ref.model.primary_key:
+            if self.state.claim(job.run_id, f"claims/{job.model}/finish", job.token) == "other":
+                return False   # its owner finishes the model and then looks at the run
+            self._loader(ref, job.run_id).finish()
+        self.ledger.finish_model(job.run_id, job.model, outcome)
+        return True
+
+    def _complete_run(self, job: LoadJob) -> None:
+        """Every model done: succeed the run and send its one transform event. Each load that gets
+        here writes its model's outcome first and reads the others' after, so of two loads
+        finishing together at least one sees everything, and the conditional create picks one."""
+        record = self.ledger.get(job.run_id)
+        if record is None:
+            raise ChainError(f"run {job.run_id} is not in the ledger")
+        outcomes = self.ledger.model_outcomes(job.run_id)
+        if any(model not in outcomes for model in record.models):
+            return
+        claim = self.state.claim(job.run_id, "transform.emitted", job.token)
+        if claim == "other" or (claim == "mine" and self.state.flag(job.run_id, "transform.sent")):
+            return
+        sources = sorted({m.split(".", 1)[0] for m in record.models})
+        self.ledger.finish(job.run_id, "succeeded", {"run_id": job.run_id, "ok": True, "mode": "queue",
+                                                     "models": [outcomes[m] for m in record.models]})
+        self.send(TRANSFORM, TransformEvent(job.run_id, tuple(sources), tuple(record.models)))
+        self.state.set_flag(job.run_id, "transform.sent")
+        log.info("run %s: every page loaded, transform event sent", job.run_id)
+
+    # ------------------------------------------------------------ status
+    def run_status(self, run_id: str) -> dict[str, Any] | None:
+        """Pages planned/fetched/loaded per model, errors not yet redone, poison counts; None for
+        an unknown run. `poison.run` counts this run's steps that failed on their last allowed
+        attempt (so the host moved them to a poison queue); `poison.queues` is each poison queue's
+        approximate length over all runs (queues cannot be searched by run without receiving)."""
+        record = self.ledger.get(run_id)
+        if record is None:
+            return None
+        outcomes = self.ledger.model_outcomes(run_id)
+        models = {}
+        for model in record.models:
+            plan = self.state.plan(run_id, model)
+            counts = self.state.counts(run_id, model)
+            models[model] = {"mode": plan.mode if plan else None,
+                             "planned": plan.pages if plan is not None and plan.final else None,
+                             **counts, "done": model in outcomes, "warnings": plan.warnings if plan else []}
+        errors = self.state.errors(run_id)
+        return {"run_id": run_id, "trigger": record.trigger, "status": record.status,
+                "started_at": record.started_at, "ended_at": record.ended_at,
+                "done": record.status == "succeeded", "transform_sent": self.state.flag(run_id, "transform.sent"),
+                "models": models, "errors": errors,
+                "poison": {"run": sum(1 for e in errors if e.get("poisoned")),
+                           "queues": {q: self.queues.peek_count(q) for q in POISON_QUEUES}}}
+
+    # ------------------------------------------------------------ helpers
+    def page_interval(self, run_id: str, ref: ModelRef) -> float:
+        """Seconds between a fanned-out model's pages: 1/rate, times the number of the run's models
+        reading the same source, since they all draw on its one rate limit. 0 without a rate."""
+        rate = ref.source.throttle.rate
+        if not rate:
+            return 0.0
+        record = self.ledger.get(run_id)
+        siblings = sum(1 for m in record.models if m.split(".", 1)[0] == ref.source_name) if record else 1
+        return max(siblings, 1) / rate
+
+    def _loader(self, ref: ModelRef, run_id: str) -> Loader:
+        return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)
+
+    @contextmanager
+    def _step(self, step: str, job: PageJob | LoadJob, dequeue_count: int) -> Iterator[None]:
+        """Record a failure in the run's ledger (identifiers and a short, masked reason, never
+        data) and re-raise it for the host to retry; clear it once the step succeeds."""
+        try:
+            yield
+        except Exception as exc:
+            poisoned = dequeue_count >= self.max_dequeue_count
+            log.warning("%s of %s page %d (run %s, attempt %d) failed: %s", step, job.model, job.index, job.run_id,
+                        dequeue_count, self._reason(exc))
+            try:
+                self.state.record_error(job.run_id, job.model, job.index, step, self._reason(exc),
+                                        dequeue_count=dequeue_count, poisoned=poisoned)
+                if poisoned:   # the run cannot complete until the message is replayed (which may succeed it)
+                    self.ledger.finish(job.run_id, "failed", {"run_id": job.run_id, "ok": False, "mode": "queue",
+                                                              "poisoned": {"model": job.model, "index": job.index,
+                                                                           "step": step}})
+            except Exception:   # storage down too: the host's retry and log still have it
+                log.exception("could not record the failure in the ledger")
+            raise
+        self.state.clear_error(job.run_id, job.model, job.index, step)
+
+    def _reason(self, exc: BaseException) -> str:
+        """Our errors are written never to carry values; anything else shows only its type."""
+        if isinstance(exc, _SAFE_ERRORS):
+            return f"{type(exc).__name__}: {self.project.masker.mask(str(exc))}"
+        return f"{type(exc).__name__} (details in the function's log)"

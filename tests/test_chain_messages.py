@@ -1,0 +1,135 @@
+"""Chain messages round-trip and refuse anything else with an error naming the field (never the
+value); the shared names agree with the modules that use them; raw pages keep their types."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from shared.chain import names
+from shared.chain.messages import (SEEN_LIMIT, LoadJob, MessageError, PageJob, RunModel, TransformEvent, decode,
+                                   encode)
+from shared.chain.pages import decode_key, decode_page, encode_key, encode_page, raw_blob_name, request_to_json
+from shared.config.models import ColumnType
+from shared.extract.types import PageRequest
+from shared.storage.queues import MAX_JSON_BYTES, check_queue
+from shared.target.columns import StoredColumn
+
+RUN = "20261124T001500Z-3f9a1c"
+SECRET = "Ada Lovelace <ada@example.com>"
+
+MESSAGES = [
+    RunModel(RUN, "shop.customers"),
+    PageJob(RUN, "shop.customers", 0),
+    PageJob(RUN, "shop.events", 7, request={"url": "https://api.example.com/v1/events?skip=140", "params": {}},
+            attempt=2, follow=True, seen=("0123456789abcdef", "fedcba9876543210"), previous="00112233445566aa"),
+    PageJob(RUN, "erp.orders", 3, sql_after=["SO-000048", 7, {"datetime": "2024-01-02T03:04:05+00:00"},
+                                             {"decimal": "1.50"}], follow=True),
+    LoadJob(RUN, "shop.customers", 5, raw_blob_name(RUN, "shop.customers", 5), 25, last=True),
+    TransformEvent(RUN, ("erp", "shop"), ("erp.orders", "shop.customers")),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_messages_round_trip_through_json(message):
+    body = encode(message)
+    assert body["kind"] == type(message).__name__ and body["v"] == 1
+    assert decode(json.loads(json.dumps(body))) == message
+
+
+def good(message=None) -> dict:
+    return encode(message or PageJob(RUN, "shop.customers", 4, request={"url": "http://h/p", "params": {"page": 5}}))
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"index": "4"}, "PageJob.index: expected an integer"),
+    ({"index": True}, "PageJob.index: expected an integer"),
+    ({"index": -1}, "PageJob.index: expected an integer >= 0"),
+    ({"run_id": "../../etc"}, "PageJob.run_id: expected a run id"),
+    ({"model": "customers; DROP TABLE x"}, "PageJob.model: expected 'source.model'"),
+    ({"token": SECRET}, "PageJob.token: expected a hex token"),
+    ({"request": {"url": "file:///etc/passwd", "params": {}}}, r"PageJob.request.url: expected an http\(s\) URL"),
+    ({"request": {"url": "http://h/p", "params": {"a": {"b": SECRET}}}}, "PageJob.request.params: expected text"),
+    ({"request": SECRET}, "PageJob.request: expected an object with url and params"),
+    ({"sql_after": [{"pickle": SECRET}]}, "PageJob.sql_after: expected key values"),
+    ({"sql_after": []}, "PageJob.sql_after: expected a non-empty list"),
+    ({"seen": [SECRET]}, "PageJob.seen: expected 16-hex-digit digests"),
+    ({"seen": ["0123456789abcdef"] * (SEEN_LIMIT + 1)}, "PageJob.seen: expected a list of at most"),
+    ({"follow": "yes"}, "PageJob.follow: expected true or false"),
+    ({"v": 2}, "PageJob.v: expected version 1"),
+    ({"kind": "Pickle"}, "message.kind: expected one of"),
+    ({"records": SECRET}, "PageJob: unexpected field records"),
+    ({SECRET: 1}, "PageJob: unexpected field$"),
+])
+def test_bad_messages_name_the_field_and_never_the_value(change, error):
+    with pytest.raises(MessageError, match=error) as caught:
+        decode({**good(), **change})
+    assert SECRET not in str(caught.value) and "passwd" not in str(caught.value)
+
+
+def test_missing_fields_and_foreign_payloads():
+    body = good()
+    del body["index"]
+    with pytest.raises(MessageError, match="PageJob.index: missing"):
+        decode(body)
+    body = good()
+    del body["token"]   # no default token: a redelivery must keep the token of the first delivery
+    with pytest.raises(MessageError, match="PageJob.token: missing"):
+        decode(body)
+    for payload in ([1, 2], "text", None, {"kind": 3}):
+        with pytest.raises(MessageError, match="^message"):
+            decode(payload)
+    blob = raw_blob_name(RUN, "shop.other", 5)
+    with pytest.raises(MessageError, match="LoadJob.blob: expected the raw blob name"):
+        decode({**encode(LoadJob(RUN, "shop.customers", 5, raw_blob_name(RUN, "shop.customers", 5), 1)), "blob": blob})
+    with pytest.raises(TypeError):
+        encode({"kind": "PageJob"})
+
+
+def test_optional_fields_may_be_left_out_by_hand_written_messages():
+    body = {"kind": "PageJob", "v": 1, "run_id": RUN, "model": "shop.customers", "index": 0, "token": "0123456789abcdef"}
+    assert decode(body) == PageJob(RUN, "shop.customers", 0, token="0123456789abcdef")
+
+
+def test_a_long_chain_job_stays_far_under_the_queue_limit():
+    job = PageJob(RUN, "shop.events", 10**6, request={"url": "https://h/" + "x" * 7000, "params": {"cursor": "c" * 500}},
+                  seen=tuple(f"{i:016x}" for i in range(SEEN_LIMIT)), previous="0" * 16, follow=True)
+    assert len(json.dumps(encode(job))) < MAX_JSON_BYTES / 4
+
+
+def test_names_are_valid_and_agree_with_the_modules_that_use_them():
+    from shared.config.project import manifests_dir
+    from shared.config.settings import ENV_OVERRIDES
+    from shared.ledger import CONTAINER
+    from shared.storage.azure import SETTING, check_container
+
+    for queue in names.QUEUES + names.POISON_QUEUES:
+        check_queue(queue)
+    for container in names.CONTAINERS:
+        check_container(container)
+    assert names.RUNS == CONTAINER and names.STORAGE_SETTING == SETTING
+    assert ENV_OVERRIDES[names.TARGET_URL_SETTING] == ("target_url",)
+    assert ENV_OVERRIDES[names.PII_KEY_SETTING] == ("pii", "key")
+    assert str(manifests_dir(None, {names.MANIFESTS_SETTING: "/m"})) == "/m"
+    assert names.FETCH_POISON == "kspyder-fetch-poison" and len(set(names.POISON_QUEUES)) == 4
+
+
+def test_raw_pages_keep_their_types_through_json_lines():
+    columns = [StoredColumn("at", ColumnType.datetime), StoredColumn("day", ColumnType.date),
+               StoredColumn("amount", ColumnType.decimal, precision=12, scale=2), StoredColumn("name", ColumnType.string),
+               StoredColumn("doc", ColumnType.json)]
+    records = [{"at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "day": date(2024, 2, 29),
+                "amount": Decimal("12.30"), "name": "2024-01-01", "doc": {"n": [1, "é"]}},
+               {"at": None, "day": None, "amount": None, "name": None, "doc": None}]
+    assert decode_page(encode_page(records), columns) == records
+    assert decode_page(b"", columns) == []
+
+
+def test_keyset_bounds_and_requests_in_messages():
+    key = ("SO-1", 3, datetime(2024, 1, 2, tzinfo=timezone.utc), date(2024, 1, 2), Decimal("1.50"), None)
+    assert decode_key(json.loads(json.dumps(encode_key(key)))) == key
+    request = PageRequest("https://h/v1/x?skip=20&api_key=s3cr3t-value&top=20", {"api_key": "s3cr3t-value", "n": 1})
+    clean = request_to_json(request, frozenset({"api_key"}))
+    assert "s3cr3t" not in json.dumps(clean) and clean == {"url": "https://h/v1/x?skip=20&top=20", "params": {"n": 1}}
