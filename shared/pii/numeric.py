@@ -4,11 +4,13 @@ Dates, amounts, versions, order numbers and IDs are spelled the same way, so a s
 maximal runs of digit groups and the validators below then look, among the space-separated chunks
 of a run, for the ranges that form a phone or a card. Working on chunks (rather than on one greedy
 match) keeps a phone found when it sits next to a date or an amount, and leaves that neighbour alone.
+
+The regex only runs inside the windows `hints` finds, and only runs of nine digits or more reach
+the Python validators, which then try only the chunks that can open a phone or a card.
 """
 from __future__ import annotations
 
 import re
-from functools import partial
 from typing import Callable, NamedTuple
 
 _GROUP = r"(?:\(\d{1,5}\)|\d+)"
@@ -46,20 +48,20 @@ _CARD_LAYOUTS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2),
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
-class Chunk(NamedTuple):
-    start: int
-    end: int
-    plus: bool
-    groups: tuple[tuple[str, bool], ...]   # (digits, parenthesised)
-    text: str
-    digits: int
-    blocked: bool                          # a date, or inside an IBAN-shaped token: never part of a phone or card
-
-
-_new_chunk = partial(tuple.__new__, Chunk)   # builds a Chunk from one tuple, without NamedTuple's Python __new__
+class Chunks(NamedTuple):
+    """A run's space-separated chunks, one list per field: entry i of each describes chunk i."""
+    starts: list[int]
+    ends: list[int]
+    texts: list[str]
+    groups: list[tuple[tuple[str, bool], ...]]   # (digits, parenthesised)
+    digits: list[int]
+    blocked: list[bool]   # a date, or inside an IBAN-shaped token: never part of a phone or card
+    plus: bool            # the run opens with "+": only its first chunk can
 
 
 def luhn_ok(digits: str) -> bool:
+    if not digits.isascii():   # other scripts' digits (`\d` matches them) count by their value
+        digits = "".join([str(int(char)) for char in digits])
     total = 0
     for position, char in enumerate(reversed(digits)):
         digit = ord(char) - 48
@@ -98,25 +100,23 @@ def is_phone(groups: list[tuple[str, bool]], plus: bool) -> bool:
     return lengths == [3, 3, 4] and first[0] in "23456789" and groups[1][0][0] in "23456789"
 
 
-def _phone_range(chunks: list[Chunk], i: int, j: int) -> bool:
-    groups = [g for chunk in chunks[i:j + 1] for g in chunk.groups]
-    return is_phone(groups, chunks[i].plus)
+def _phone_range(chunks: Chunks, i: int, j: int) -> bool:
+    return is_phone([g for groups in chunks.groups[i:j + 1] for g in groups], chunks.plus and i == 0)
 
 
-def _card_range(chunks: list[Chunk], i: int, j: int) -> bool:
-    first = chunks[i]
-    if first.plus:
+def _card_range(chunks: Chunks, i: int, j: int) -> bool:
+    if chunks.plus and i == 0:
         return False
     if i == j:
-        groups = first.groups
-        if _DASHED.fullmatch(first.text) is None:
+        groups = chunks.groups[i]
+        if _DASHED.fullmatch(chunks.texts[i]) is None:
             return False
     else:
-        if any(len(c.groups) != 1 for c in chunks[i:j + 1]):
+        if any(len(groups) != 1 for groups in chunks.groups[i:j + 1]):
             return False
-        groups = tuple(c.groups[0] for c in chunks[i:j + 1])
+        groups = tuple(groups[0] for groups in chunks.groups[i:j + 1])
         # A trailing group of three could as well be the next number: take it only at the end of the run.
-        if len(groups) == 5 and j != len(chunks) - 1:
+        if len(groups) == 5 and j != len(chunks.texts) - 1:
             return False
     if any(paren for _, paren in groups):
         return False
@@ -128,18 +128,18 @@ def _card_range(chunks: list[Chunk], i: int, j: int) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
 
 
-def _longest(chunks: list[Chunk], usable: int, i: int, widest: int, low: int, high: int,
-             valid: Callable[[list[Chunk], int, int], bool]) -> int:
+def _longest(chunks: Chunks, usable: int, i: int, widest: int, low: int, high: int,
+             valid: Callable[[Chunks, int, int], bool]) -> int:
     """The end j of the longest valid range of chunks i..j, or -1. A range never crosses a blocked
     chunk nor grows past `widest` chunks or `high` digits, and only a range of `low`..`high` digits
     is validated."""
-    total = chunks[i].digits
+    digits, blocked = chunks.digits, chunks.blocked
+    total = digits[i]
     totals = [total]
     for j in range(i + 1, min(usable, i + widest)):
-        chunk = chunks[j]
-        if total > high or chunk.blocked:
+        if total > high or blocked[j]:
             break
-        total += chunk.digits
+        total += digits[j]
         totals.append(total)
     for j in range(i + len(totals) - 1, i - 1, -1):
         if low <= totals[j - i] <= high and valid(chunks, i, j):
@@ -147,37 +147,33 @@ def _longest(chunks: list[Chunk], usable: int, i: int, widest: int, low: int, hi
     return -1
 
 
-def _chunks(run: str, begin: int, zones: list[tuple[int, int]]) -> tuple[list[Chunk], list[int], list[int], int]:
-    """The run's space-separated chunks, the unblocked ones that can open a phone and a card, and
-    the run's digit count. A phone opens with "+", a trunk "0" or a North American area code; a
-    card with its major industry identifier 2-6, in a group of at least four digits."""
-    chunks: list[Chunk] = []
-    phones: list[int] = []
-    cards: list[int] = []
-    digits = 0
+def _chunks(run: str, begin: int, zones: list[tuple[int, int]]) -> Chunks:
+    texts = run.split(" ")
+    starts: list[int] = []
+    ends: list[int] = []
+    groups: list[tuple[tuple[str, bool], ...]] = []
+    digits: list[int] = []
+    blocked: list[bool] = []
     offset = begin
-    for index, piece in enumerate(run.split(" ")):
-        end = offset + len(piece)
-        plus = piece[0] == "+"
-        if piece.isdigit() or (plus and piece[1:].isdigit()):   # the common case: one plain group, no date
-            first = piece[1:] if plus else piece
-            groups, paren, blocked = ((first, False),), False, False
+    for piece in texts:
+        starts.append(offset)
+        offset += len(piece)
+        ends.append(offset)
+        offset += 1
+        if piece.isdigit() or (piece[0] == "+" and piece[1:].isdigit()):   # one plain group: no date
+            plain = piece.lstrip("+")
+            groups.append(((plain, False),))
+            digits.append(len(plain))
+            blocked.append(False)
         else:
-            groups = tuple([(paren or plain, bool(paren)) for paren, plain in _PARTS.findall(piece)])
-            first, paren = groups[0]
-            blocked = 8 <= len(piece) <= 10 and _DATE_CHUNK.fullmatch(piece) is not None
-        if zones and not blocked:
-            blocked = any(zs < end and offset < ze for zs, ze in zones)
-        count = sum([len(group) for group, _ in groups]) if len(groups) > 1 else len(first)
-        chunks.append(_new_chunk((offset, end, plus, groups, piece, count, blocked)))
-        if not blocked:
-            if plus or first[0] == "0" or (len(first) == 3 and first[0] != "1"):
-                phones.append(index)
-            if not (paren or plus) and len(first) >= 4 and first[0] in "23456":
-                cards.append(index)
-        digits += count
-        offset = end + 1
-    return chunks, phones, cards, digits
+            parts = tuple([(paren or plain, bool(paren)) for paren, plain in _PARTS.findall(piece)])
+            groups.append(parts)
+            digits.append(sum([len(d) for d, _ in parts]))
+            blocked.append(8 <= len(piece) <= 10 and _DATE_CHUNK.fullmatch(piece) is not None)
+    if zones:
+        blocked = [stop or any(zs < e and s < ze for zs, ze in zones) for s, e, stop in zip(starts, ends, blocked)]
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs for every long run.
+    return tuple.__new__(Chunks, (starts, ends, texts, groups, digits, blocked, run[0] == "+"))
 
 
 def _glued_to_next(text: str, end: int) -> bool:
@@ -202,19 +198,33 @@ def find_numeric(text: str, zones: list[tuple[int, int]], start: int = 0, end: i
         run = match.group()
         if len(run) < 9:
             continue
-        chunks, phones, cards, digits = _chunks(run, match.start(), zones)
-        if digits < 9:   # neither a phone nor a card
+        chunks = _chunks(run, match.start(), zones)
+        total = sum(chunks.digits)
+        if total < 9:   # neither a phone nor a card
             continue
-        usable = len(chunks) - 1 if _glued_to_next(text, match.end()) else len(chunks)
-        for i in phones:
-            if i < usable:
-                j = _longest(chunks, usable, i, 8, 9, 18, _phone_range)   # 9-15 dialled, "00" and "(0)"
-                if j >= 0:
-                    found.append((chunks[i].start, chunks[j].end, "phone"))
-        if digits >= 13:
-            for i in cards:
-                if i < usable:
+        usable = len(chunks.texts) - 1 if _glued_to_next(text, match.end()) else len(chunks.texts)
+        phones: list[tuple[int, int, str]] = []
+        cards: list[tuple[int, int, str]] = []
+        blocked, groups, digits = chunks.blocked, chunks.groups, chunks.digits
+        rest = sum(digits[:usable])   # digits from chunk i to the last usable one
+        for i in range(usable):
+            if rest < 9:   # too few digits left for any phone or card
+                break
+            count = digits[i]
+            if not blocked[i]:
+                first, paren = groups[i][0]
+                plus = chunks.plus and i == 0
+                # A phone opens with "+", a trunk "0" or a North American area code; a card with
+                # its major industry identifier 2-6, in a group of at least four digits (13-19 in all).
+                if plus or first[0] == "0" or (len(first) == 3 and first[0] != "1"):
+                    j = _longest(chunks, usable, i, 8, 9, 18, _phone_range)   # 9-15 dialled, "00", "(0)"
+                    if j >= 0:
+                        phones.append((chunks.starts[i], chunks.ends[j], "phone"))
+                if rest >= 13 and not (paren or plus) and len(first) >= 4 and first[0] in "23456":
                     j = _longest(chunks, usable, i, 5, 13, 19, _card_range)
                     if j >= 0:
-                        found.append((chunks[i].start, chunks[j].end, "card"))
+                        cards.append((chunks.starts[i], chunks.ends[j], "card"))
+            rest -= count
+        found += phones
+        found += cards
     return found

@@ -15,7 +15,7 @@ _LABELS = {"email": "EMAIL", "phone": "PHONE", "iban": "IBAN", "card": "CARD",
 
 
 def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[str], str]:
-    find = scanner.find
+    find = scanner.spans   # tuples, not Detection objects: this runs for every scanned value
     if mode == "hash":
         if not key:
             raise ValueError("pii_scan hash needs a key")
@@ -32,10 +32,10 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
             return text
         pieces: list[str] = []
         position = 0
-        for detection in found:
-            pieces.append(text[position:detection.start])
-            pieces.append(token(text[detection.start:detection.end], detection.kind))
-            position = detection.end
+        for start, end, kind in found:
+            pieces.append(text[position:start])
+            pieces.append(token(text[start:end], kind))
+            position = end
         pieces.append(text[position:])
         return "".join(pieces)
     return scrub
