@@ -6,7 +6,7 @@ its own (`benchmarks/rss.py`); rates are timed inside the child around the pipel
 interpreter start-up and imports (dlt's are heavy) count for nobody:
 
 - kspyder `run_models` into PostgreSQL and into SQLite: upsert by `id`, a realistic PII policy
-  (full_name hashed, email dropped, `pii_scan: redact` over the free-text columns), 12 columns
+  (full_name hashed, email dropped, `pii_scan: redact` on the free-text `notes` column), 12 columns
   with a nested path, a datetime, a decimal and a json column; tables created by plan + apply;
 - the near-physical limit: a `requests` page loop that flattens the same 12 fields and writes them
   with psycopg `COPY FROM STDIN` (PostgreSQL) or one `executemany` transaction (SQLite), no PII;
@@ -67,10 +67,10 @@ COLUMNS = {
     "created": {"type": "datetime"},
     "balance": {"type": "decimal", "precision": 12, "scale": 2},
     "tags": {"type": "json"},
-    "notes": {"type": "text"},
+    "notes": {"type": "text", "pii_scan": "redact"},   # the one free-text column scanned (issue: "pii_scan on one free-text column")
 }
 MODEL = {"path": "/v1/customers", "records": "data", "params": {"per_page": PER_PAGE}, "primary_key": ["id"],
-         "pii_scan": "redact", "columns": COLUMNS,
+         "pii_scan": "off", "columns": COLUMNS,
          "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"}}
 # The baselines' table: the same 12 fields, typed alike (name, PostgreSQL type, SQLite type).
 BASELINE_TABLE = [("id", "INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"), ("full_name", "VARCHAR(200)", "VARCHAR(200)"),
@@ -212,7 +212,8 @@ def kspyder_project(folder: Path, api: str, target_url: str, scan: str) -> Path:
     from tests.flow_helpers import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
                 "storage": {"root": str(folder / "storage")}}
-    source = api_source(api, {"customers": {**MODEL, "pii_scan": scan}}, throttle={"concurrency": CONCURRENCY})
+    columns = {**COLUMNS, "notes": {**COLUMNS["notes"], "pii_scan": scan}}
+    source = api_source(api, {"customers": {**MODEL, "columns": columns}}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)
     engine = create_target_engine(target_url, [SOURCE])
     try:

@@ -218,3 +218,18 @@ def test_for_model_without_key_refuses_hash() -> None:
     with pytest.raises(PiiKeyMissing, match="'id'"):
         PiiStripper.for_model(model, PiiSettings(), "off")
 
+
+
+def test_a_column_can_narrow_or_widen_the_model_scan():
+    from shared.config.models import Column as _Column
+    from shared.pii import PiiKeyMissing as _Missing, PiiStripper as _Stripper
+
+    columns = {"city": _Column(type="string"), "notes": _Column(type="text", pii_scan="redact"),
+               "memo": _Column(type="text", pii_scan="off")}
+    stripper = _Stripper(columns, scan="off", key=None)
+    out = stripper.apply({"city": "mail a@b.example", "notes": "mail a@b.example", "memo": "mail a@b.example"})
+    assert out == {"city": "mail a@b.example", "notes": "mail [EMAIL]", "memo": "mail a@b.example"}
+    widened = _Stripper({"memo": _Column(type="text", pii_scan="off"), "x": _Column(type="text")}, scan="redact", key=None)
+    assert widened.apply({"memo": "a@b.example", "x": "a@b.example"}) == {"memo": "a@b.example", "x": "[EMAIL]"}
+    with pytest.raises(_Missing):
+        _Stripper({"notes": _Column(type="text", pii_scan="hash")}, scan="off", key=None)

@@ -195,11 +195,16 @@ class Column(Strict):
     scale: int | None = Field(None, ge=0, le=38)
     pii: PiiSpec | None = None
     pii_fields: dict[str, PiiSpec] | None = Field(None, description="json columns: PII rules for nested paths ('*' matches every list item).")
+    pii_scan: PiiScan | None = Field(None, description="Override the model's pii_scan for this column (text and json only).")
     on_error: Literal["error", "null"] = "error"
     description: str | None = None
 
     @model_validator(mode="after")
     def _options_fit_type(self):
+        if self.pii_scan is not None and self.type not in (ColumnType.string, ColumnType.text, ColumnType.json):
+            raise ValueError(f"pii_scan only applies to string, text and json columns, not {self.type.value}")
+        if self.pii_scan is not None and self.pii is not None:
+            raise ValueError("a column with a pii rule is never scanned: drop pii_scan or the rule")
         if self.length is not None and self.type != ColumnType.string:
             raise ValueError(f"length only applies to string columns, not {self.type.value}")
         if (self.precision is not None or self.scale is not None) and self.type != ColumnType.decimal:

@@ -179,6 +179,8 @@ def _pii_key_issues(doc: YamlDocument, sources: dict[str, SourceConfig], setting
             if (model.pii_scan or settings.pii.scan) == "hash":
                 issues.append(doc.issue(base + ("pii_scan",), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
             for column_name, column in model.columns.items():
+                if column.pii_scan == "hash":
+                    issues.append(doc.issue(base + ("columns", column_name, "pii_scan"), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
                 rules = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
                 rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items() if spec.rule == PiiRule.hash]
                 for rule_path in rules:

@@ -45,7 +45,8 @@ class PiiStripper:
             key = key.encode("utf-8")
         key = key or None
         self.scan = scan
-        scrub = text_scrubber(Scanner(terms), scan, key) if scan != "off" and (scan != "hash" or key) else None
+        scanner = Scanner(terms)
+        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
         output: list[str] = []
         dropped: list[str] = []
         transforms: list[tuple[str, Transform]] = []
@@ -59,7 +60,9 @@ class PiiStripper:
                 steps: list[Transform] = []
                 if column.pii_fields:
                     steps.append(compile_fields(name, column.pii_fields, key=key, redaction=redaction))
-                if scan != "off" and column.type in _TEXT_TYPES:
+                column_scan = column.pii_scan or scan   # a column may narrow or widen its model's scan
+                if column_scan != "off" and column.type in _TEXT_TYPES:
+                    scrub = scrubbers.get(column_scan)
                     if scrub is None:
                         raise PiiKeyMissing(name)
                     steps.append(json_column(scrub) if column.type == ColumnType.json else text_column(scrub))
