@@ -1,8 +1,13 @@
 """The Azure Functions app (Python v2 programming model). Blueprints from `functions/` are
-registered here; `func start` (Core Tools) and the Azure host both load this module."""
+registered here; `func start` (Core Tools) and the Azure host both load this module.
+See docs/functions.md for the functions, their queues and settings."""
 import azure.functions as func
 
 from functions.health import bp as health_bp
+from functions.queues import bp as queues_bp
+from functions.runs import bp as runs_bp
+from functions.transform import bp as transform_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(health_bp)
+for blueprint in (health_bp, runs_bp, queues_bp, transform_bp):
+    app.register_functions(blueprint)

@@ -1,22 +1,78 @@
-"""The Azure Functions app as the host loads it: registered functions, auth levels, the health route."""
+"""The Azure Functions app as the host loads it: registered functions, their bindings against the
+names the code uses (shared.chain.names), host.json and local settings, the health route."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import azure.functions as func
+from azure.storage.queue import TextBase64EncodePolicy
 
 import function_app
+from functions import common
 from functions.health import health
+from shared.chain import names
+from shared.storage.queues import AzureQueueStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+QUEUE_FUNCTIONS = {"paginate": names.PAGINATE, "fetch": names.FETCH, "load": names.LOAD,
+                   "transform": names.TRANSFORM}
+HTTP_FUNCTIONS = {"health": ("health", ["GET"]), "start_run": ("runs", ["POST"]),
+                  "run_status": ("runs/{run_id}", ["GET"])}
+
+
+@functools.lru_cache(maxsize=None)
+def registered() -> dict:
+    """`app.get_functions()` once: azure-functions 1.26 raises "does not have a unique function
+    name" when the same app object is asked twice (the worker indexes it once)."""
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def bindings() -> dict[str, list[dict]]:
+    return {name: json.loads(f.get_function_json())["bindings"] for name, f in registered().items()}
+
+
 def test_registered_functions_and_auth_levels():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
-    assert set(functions) == {"health"}
-    trigger = functions["health"].get_trigger().get_dict_repr()
-    assert trigger["route"] == "health" and str(trigger["authLevel"]).lower().endswith("function")
+    functions = registered()
+    assert set(functions) == set(QUEUE_FUNCTIONS) | set(HTTP_FUNCTIONS)
+    for name, (route, methods) in HTTP_FUNCTIONS.items():
+        trigger = functions[name].get_trigger().get_dict_repr()
+        assert trigger["type"] == "httpTrigger"
+        assert trigger["route"] == route and [str(m.value if hasattr(m, "value") else m) for m in trigger["methods"]] == methods
+        assert str(trigger["authLevel"]).lower().endswith("function"), name
+
+
+def test_queue_bindings_use_the_chain_names_and_the_declared_settings():
+    declared = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    found = bindings()
+    for name, queue in QUEUE_FUNCTIONS.items():
+        [trigger] = [b for b in found[name] if b["direction"].lower() == "in"]
+        assert trigger == {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": queue,
+                           "connection": names.STORAGE_SETTING}, name
+    assert {b["queueName"] for bs in found.values() for b in bs if "queueName" in b} == set(names.QUEUES)
+    for bs in found.values():   # every setting a binding names (connection, %SETTING%) is declared locally
+        for binding in bs:
+            if "connection" in binding:
+                assert binding["connection"] in declared
+            for value in binding.values():
+                if isinstance(value, str) and value.startswith("%") and value.endswith("%"):
+                    assert value.strip("%") in declared
+    assert set(names.SETTINGS) <= set(declared)
+    assert declared[names.STORAGE_SETTING] == "UseDevelopmentStorage=true"
+
+
+def test_host_json_agrees_with_the_code():
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    assert queues["maxDequeueCount"] == common.MAX_DEQUEUE_COUNT
+    assert queues["messageEncoding"] == common.MESSAGE_ENCODING == "base64"
+    # what our code sends with the SDK must be what the host decodes: AzureQueueStore base64-encodes
+    client = AzureQueueStore.from_connection_string("UseDevelopmentStorage=true")._queue(names.FETCH)
+    assert isinstance(client._message_encode_policy, TextBase64EncodePolicy)
+    assert set(queues) == {"maxDequeueCount", "visibilityTimeout", "batchSize", "newBatchThreshold",
+                           "maxPollingInterval", "messageEncoding"}
 
 
 def call_health() -> func.HttpResponse:
