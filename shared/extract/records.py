@@ -29,6 +29,14 @@ def compile_path(path: str) -> Callable[[Any], Any]:
     if len(parts) == 1:
         key = parts[0]
         return lambda record: record.get(key) if isinstance(record, dict) else None
+    if len(parts) == 2 and not any(p.lstrip("-").isdigit() for p in parts):
+        outer, inner = parts   # `address.city`: the common nested case, without the loop
+
+        def get_nested(record: Any) -> Any:
+            node = record.get(outer) if isinstance(record, dict) else None
+            return node.get(inner) if isinstance(node, dict) else None
+
+        return get_nested
     steps = [(part, int(part) if part.lstrip("-").isdigit() else None) for part in parts]
 
     def get(record: Any) -> Any:
@@ -204,9 +212,12 @@ _PASSTHROUGH: dict[ColumnType, type] = {
 
 
 def passthrough_type(column: Column) -> type | None:
-    if column.type == ColumnType.string and column.length:
-        return None  # the length must be checked
     return _PASSTHROUGH.get(column.type)
+
+
+def passthrough_length(column: Column) -> int | None:
+    """The longest string that may pass unconverted (None: any length)."""
+    return column.length if column.type == ColumnType.string else None
 
 
 class RecordShaper:
@@ -216,7 +227,8 @@ class RecordShaper:
         self.source, self.model = source, model
         # A plain key is read with dict.get directly; only dotted paths pay for a getter call.
         self._columns = [(name, None if "." in (col.path or name) else (col.path or name), compile_path(col.path or name),
-                          converter_for(col), col.on_error == "null", passthrough_type(col), col.type == ColumnType.json)
+                          converter_for(col), col.on_error == "null", passthrough_type(col), col.type == ColumnType.json,
+                          passthrough_length(col))
                          for name, col in columns.items()]
         # A key value may itself be PII (a hashed email as key): then errors show the record's position.
         self._key_getters = [compile_path(columns[k].path or k) for k in primary_key if columns[k].pii is None]
@@ -227,9 +239,9 @@ class RecordShaper:
             raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, expected an object")
         out: dict[str, Any] = {}
         raw_get = raw.get
-        for name, key, get, convert, null_on_error, same_type, keep in self._columns:
+        for name, key, get, convert, null_on_error, same_type, keep, max_len in self._columns:
             value = raw_get(key) if key is not None else get(raw)
-            if value is None or keep or type(value) is same_type:
+            if value is None or keep or (type(value) is same_type and (max_len is None or len(value) <= max_len)):
                 out[name] = value
                 continue
             try:
