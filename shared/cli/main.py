@@ -5,6 +5,7 @@ import click
 
 from .commands import extract, validate
 from .context import CliState
+from .poison_cmd import poison
 from .probe_cmd import probe
 from .run_cmd import run, status
 from .schema_cmd import apply, plan, rebuild
@@ -28,3 +29,4 @@ cli.add_command(apply)
 cli.add_command(rebuild)
 cli.add_command(run)
 cli.add_command(status)
+cli.add_command(poison)

@@ -49,6 +49,9 @@ class QueueStore(Protocol):
     def delete(self, queue: str, message: QueueMessage) -> None:
         """Done with it. A stale receipt (the message was received again since) is ignored."""
 
+    def peek(self, queue: str, max_messages: int = 32) -> list[dict]:
+        """Bodies of up to `max_messages` visible messages, left on the queue untouched."""
+
     def peek_count(self, queue: str) -> int:
         """Approximate number of messages, hidden ones included."""
 
@@ -140,6 +143,14 @@ class AzureQueueStore:
         except HttpResponseError as error:
             if error.error_code != "PopReceiptMismatch":  # received again since
                 raise
+
+    def peek(self, queue: str, max_messages: int = 32) -> list[dict]:
+        """Bodies of visible messages, without receiving them (no dequeue, nothing hidden)."""
+        check_batch(max_messages)
+        try:
+            return [json.loads(m.content) for m in self._queue(queue).peek_messages(max_messages=max_messages)]
+        except ResourceNotFoundError:
+            return []
 
     def peek_count(self, queue: str) -> int:
         try:
@@ -248,6 +259,22 @@ class LocalQueueStore:
             return  # received again since: the new holder deletes it
         for stale in folder.glob(f"{message.id}.*.json"):  # this state, and any a crash left behind
             stale.unlink(missing_ok=True)
+
+    def peek(self, queue: str, max_messages: int = 32) -> list[dict]:
+        check_batch(max_messages)
+        folder = self._dir(queue)
+        bodies: list[dict] = []
+        now = time.time()
+        for _, path in (self._current(folder).values() if folder.is_dir() else ()):
+            try:
+                state = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
+            if state["visible_at"] <= now:
+                bodies.append(json.loads(state["body"]))
+            if len(bodies) == max_messages:
+                break
+        return bodies
 
     def peek_count(self, queue: str) -> int:
         folder = self._dir(queue)
