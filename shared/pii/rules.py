@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 from datetime import date, datetime, time, timezone
+from functools import lru_cache, partial
 from typing import Any, Callable
 
 from shared.config.models import PiiRule, PiiSpec
@@ -41,9 +42,17 @@ def keyed_hash(key: bytes, text: str) -> str:
     return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
+HASH_CACHE = 65_536   # per hashed column: hashed keys and low-cardinality columns repeat a lot
+
+
 def _hash(key: bytes) -> Transform:
+    # Bounded and per column (per stripper, so per run): the same value hashes to the same digest
+    # anyway, and an HMAC costs several times a dictionary lookup. Only digests and the values
+    # already in this run's memory are held; nothing is written anywhere.
+    cached = lru_cache(maxsize=HASH_CACHE)(partial(keyed_hash, key))
+
     def apply(value: Any) -> Any:
-        return None if value is None else keyed_hash(key, canonical_text(value))
+        return None if value is None else cached(canonical_text(value))
     return apply
 
 
