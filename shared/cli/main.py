@@ -5,6 +5,7 @@ import click
 
 from .commands import extract, validate
 from .context import CliState
+from .host_cmd import host
 from .poison_cmd import poison
 from .probe_cmd import probe
 from .run_cmd import run, status
@@ -30,3 +31,4 @@ cli.add_command(rebuild)
 cli.add_command(run)
 cli.add_command(status)
 cli.add_command(poison)
+cli.add_command(host)

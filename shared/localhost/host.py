@@ -1,0 +1,178 @@
+"""The local host: the app's functions by trigger, driven together.
+
+    host = LocalHost(load_app(), env=os.environ)          # discovers bindings once
+    port = host.start_http(port=7071)                     # HTTP routes in a thread
+    host.run_queues(once=True, timeout=60)                # until every trigger queue is empty
+    host.stop()
+
+`run(once=...)` does all of it (timers and blob polling included) for `main.py host`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shared.chain.names import STORAGE_SETTING
+from shared.storage.azure import AzureBlobStore
+from shared.storage.queues import AzureQueueStore
+from .bindings import Discovered, discover
+from .blobs import BlobTriggers
+from .http import HttpTriggers, make_server, serve_in_thread
+from .queues import QueueTriggers
+from .settings import HostError, QueueSettings, load_host_json
+from .timers import TimerTriggers
+
+log = logging.getLogger("kspyder.localhost")
+KEY_SETTING = "KSPYDER_HOST_KEY"
+FIRST_POLL = 0.05    # idle back-off starts here and doubles up to maxPollingInterval
+
+
+def connection_env(connection: str, env: Mapping[str, str]) -> dict[str, str]:
+    """A binding's `connection` (a setting name, or a prefix of identity settings `<name>__*`)
+    re-keyed as the AzureWebJobsStorage* settings the storage classes read."""
+    found = {STORAGE_SETTING + k[len(connection):]: v for k, v in env.items()
+             if k == connection or k.startswith(connection + "__")}
+    if not found:
+        raise HostError(f"the connection setting {connection} (or {connection}__*) is not set: for Azurite, "
+                        f"set {connection} to its connection string or UseDevelopmentStorage=true")
+    return found
+
+
+class LocalHost:
+    def __init__(self, app: Any, env: Mapping[str, str] | None = None, *, settings: QueueSettings | None = None,
+                 host_json: str | Path = "host.json", key: str | None = None, workers: int = 1):
+        self.env = dict(os.environ if env is None else env)
+        self.settings = settings if settings is not None else load_host_json(host_json)
+        self.functions: Discovered = discover(app)    # get_functions(): once per app object
+        if workers < 1:
+            raise HostError("--workers must be at least 1")
+        self.workers = workers
+        given = key if key is not None else self.env.get(KEY_SETTING, "").strip()
+        self.key_generated = not given
+        self.key = given or secrets.token_urlsafe(24)
+        self.queue_triggers: list[QueueTriggers] = []
+        by_connection: dict[str, list] = {}
+        for function in self.functions.queues:
+            by_connection.setdefault(function.connection, []).append(function)
+        for connection, functions in by_connection.items():
+            store = AzureQueueStore.from_settings(connection_env(connection, self.env))
+            self.queue_triggers.append(QueueTriggers(tuple(functions), store, self.settings))
+        self.blob_triggers: list[BlobTriggers] = []
+        by_connection = {}
+        for function in self.functions.blobs:
+            by_connection.setdefault(function.connection, []).append(function)
+        for connection, functions in by_connection.items():
+            settings = connection_env(connection, self.env)
+            self.blob_triggers.append(BlobTriggers(tuple(functions), AzureBlobStore.from_settings(settings).service,
+                                                   AzureQueueStore.from_settings(settings).service,
+                                                   self.settings.max_dequeue_count))
+        self.timers = TimerTriggers(self.functions.timers, self.env)
+        self.http = HttpTriggers(self.functions.http, self.key, self.settings.route_prefix)
+        self._stop = threading.Event()
+        self._server = None
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ HTTP
+    def start_http(self, port: int = 7071, host: str = "127.0.0.1") -> int:
+        """Serve the HTTP routes in a background thread; returns the port (0 picks a free one)."""
+        if self._server is not None:
+            raise HostError("the HTTP server is already running")
+        try:
+            self._server = make_server(self.http, host, port)
+        except OSError as exc:
+            raise HostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        serve_in_thread(self._server)
+        return self._server.server_address[1]
+
+    def routes(self) -> list[str]:
+        prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
+        return [f"{','.join(f.methods)} {prefix}/{f.route} ({f.auth_level})" for f in self.functions.http]
+
+    # ------------------------------------------------------------------ queues and blobs
+    def poll_once(self) -> int:
+        """One receive on every trigger queue and one scan of every blob trigger: invocations run."""
+        moved = 0
+        for triggers in self.queue_triggers:
+            for queue in triggers.functions:
+                if self._stop.is_set():
+                    return moved
+                moved += triggers.poll(queue)
+        for blobs in self.blob_triggers:
+            moved += blobs.scan()
+        return moved
+
+    def idle(self) -> bool:
+        return all(t.idle() for t in self.queue_triggers)
+
+    def run_queues(self, once: bool = False, timeout: float | None = None) -> None:
+        """`workers` threads polling the trigger queues (and blob containers) until stop(), or with
+        `once` until everything is empty, delayed and retrying messages included (TimeoutError
+        after `timeout` seconds)."""
+        done = threading.Event()
+        errors: list[BaseException] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ceiling = min(self.settings.max_polling_interval, 0.5) if once else self.settings.max_polling_interval
+
+        def worker() -> None:
+            delay = FIRST_POLL
+            try:
+                while not (self._stop.is_set() or done.is_set()):
+                    if self.poll_once():
+                        delay = FIRST_POLL
+                        continue
+                    if once and self.idle() and not any(b.scan() for b in self.blob_triggers):
+                        done.set()
+                        return
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(f"the queues were not empty within {timeout}s")
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, ceiling)
+            except BaseException as exc:   # surfaced to the caller; the other workers stop too
+                errors.append(exc)
+                done.set()
+
+        threads = [threading.Thread(target=worker, name=f"localhost-worker-{i}", daemon=True)
+                   for i in range(self.workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    # ------------------------------------------------------------------ everything
+    def run(self, once: bool = False, port: int | None = 7071, timeout: float | None = None) -> None:
+        """Timers (runOnStartup first), HTTP (unless `port` is None), queue and blob pollers, until
+        stop() (or, with `once`, until the queues are empty)."""
+        try:
+            self.timers.start_up()
+            if port is not None:
+                self.start_http(port)
+            if not once and self.timers.schedules:
+                thread = threading.Thread(target=self.timers.run, args=(self._stop,), name="localhost-timers",
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            if once or self.queue_triggers or self.blob_triggers:
+                self.run_queues(once=once, timeout=timeout)
+            if not once:
+                self._stop.wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop polling (running invocations finish), timers and the HTTP server."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
