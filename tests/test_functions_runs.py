@@ -44,6 +44,7 @@ def app_env(azurite, api, tmp_path, monkeypatch):
     monkeypatch.setenv(STORAGE_SETTING, azurite.connection_string)
     monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path / "manifests"))
     monkeypatch.setenv("KSPYDER_PII_KEY", TEST_KEY)
+    monkeypatch.setenv("KSPYDER_SCHEDULE", "0 */5 * * * *")   # the timer binding reads it, as in Azure
     monkeypatch.setenv("KSPYDER_TARGET_URL", f"sqlite:///{target}")
     queues = AzureQueueStore.from_connection_string(azurite.connection_string)
     empty(queues)

@@ -39,7 +39,7 @@ def test_poisoned_pages_are_reported_and_replayed(azurite, tmp_path, monkeypatch
         engine = applied_target(project, target)
         for name, value in {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
                             "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": f"sqlite:///{target}",
-                            "KSPYDER_HOST_KEY": "k"}.items():
+                            "KSPYDER_HOST_KEY": "k", "KSPYDER_SCHEDULE": "0 */5 * * * *"}.items():
             monkeypatch.setenv(name, value)
         queues = AzureQueueStore.from_connection_string(azurite.connection_string)
         empty(queues)

@@ -55,7 +55,7 @@ def test_run_through_the_local_host_into_postgres(azurite, api, postgres_url, tm
     apply_stamped(engine, project, PlanStamp.of(plan))
     for name, value in {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
                         "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": postgres_url,
-                        "KSPYDER_HOST_KEY": "e2e-key"}.items():
+                        "KSPYDER_HOST_KEY": "e2e-key", "KSPYDER_SCHEDULE": "0 */5 * * * *"}.items():
         monkeypatch.setenv(name, value)
     queues = AzureQueueStore.from_connection_string(azurite.connection_string)
     empty(queues)

@@ -61,8 +61,11 @@ def test_the_real_app_bindings_match_the_names_module():
     assert {f.connection for f in found.queues} == {names.STORAGE_SETTING}
     assert {f.name: (f.route, f.methods, f.auth_level) for f in found.http} == {
         "health": ("health", ("GET",), "function"), "start_run": ("runs", ("POST",), "function"),
-        "run_status": ("runs/{run_id}", ("GET",), "function")}
-    assert found.timers == () and found.blobs == ()
+        "run_status": ("runs/{run_id}", ("GET",), "function"),
+        "schema_plan": ("schema/plan", ("GET",), "function"), "schema_apply": ("schema/apply", ("POST",), "function"),
+        "start_transform": ("transform", ("POST",), "function")}
+    assert [t.name for t in found.timers] == ["scheduled_runs"]
+    assert [(b.name, b.path) for b in found.blobs] == [("inbox", f"{names.INBOX}/{{source}}/{{model}}/{{name}}")]
     # a private copy each time: the shared `function_app.app` is left for others to index
     assert len(discover(load_app()).queues) == 4
 

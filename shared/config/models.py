@@ -25,6 +25,18 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
+def check_schedule(expression: str | None) -> str | None:
+    """A source's `schedule:`: a six-field NCRONTAB expression (UTC), as the Functions timer reads it."""
+    if expression is None:
+        return None
+    from shared.localhost.ncrontab import ScheduleError, parse_schedule   # lazy: avoids an import cycle
+    try:
+        parse_schedule(expression)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+    return expression
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -269,6 +281,12 @@ class ApiSource(Strict):
     pagination: Pagination = Field(default_factory=lambda: NoPagination(type="none"))
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
+    schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _ncrontab(cls, expression: str | None) -> str | None:
+        return check_schedule(expression)
 
     @field_validator("base_url")
     @classmethod
@@ -287,6 +305,12 @@ class SqlSource(Strict):
     url: str = Field(min_length=1, description="Any SQLAlchemy URL.")
     models: dict[str, SqlModel] = Field(min_length=1)
     description: str | None = None
+    schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _ncrontab(cls, expression: str | None) -> str | None:
+        return check_schedule(expression)
 
 
 

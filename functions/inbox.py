@@ -1,0 +1,55 @@
+"""Blob drop (container `kspyder-inbox`): a JSON or CSV file dropped at
+`kspyder-inbox/<source>/<model>/<name>` is validated against the model, PII-stripped and loaded
+into the target by `shared.ingest.ingest_file`, recorded in the run ledger as a run with trigger
+`inbox` (the blob's name, never its contents).
+
+Thin on purpose: read the blob, call `ingest_file`, log the counts. An exception propagates: the
+host retries the blob and, after `maxDequeueCount` failures, reports it on the
+`webjobs-blobtrigger-poison` queue; the ledger already holds the failed run and its error (which
+names file, line and column, never a value).
+
+Trigger source: on the Flex Consumption plan only the Event Grid source is supported for blob
+triggers, so the trigger declares `source=func.BlobSource.EVENT_GRID` and the deployment must
+create an Event Grid subscription on the storage account (event `Microsoft.Storage.BlobCreated`,
+subject filter `/blobServices/default/containers/kspyder-inbox/`) delivering to the function's
+blob extension webhook. Locally, Azurite has no Event Grid: `python main.py host` polls the
+container instead and delivers new or changed blobs itself (see shared/localhost/blobs.py).
+"""
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.chain.names import INBOX
+from shared.config.project import load_project
+from shared.ingest import IngestError, ingest_file
+from shared.ledger import RunLedger
+from .common import CONNECTION, engine_factory, stores
+
+bp = func.Blueprint()
+log = logging.getLogger("kspyder.functions")
+
+PATH = f"{INBOX}/{{source}}/{{model}}/{{name}}"
+
+
+def split_blob_name(blob_name: str) -> tuple[str, str, str]:
+    """(source, model, name) of `kspyder-inbox/<source>/<model>/<name>` (the container prefix is
+    optional; `name` may hold further `/`)."""
+    path = blob_name[len(INBOX) + 1:] if blob_name.startswith(INBOX + "/") else blob_name
+    parts = path.split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise IngestError(f"inbox blob {path[:200]}: expected {INBOX}/<source>/<model>/<file name>")
+    source, model, name = parts
+    return source, model, name
+
+
+@bp.function_name("inbox")
+@bp.blob_trigger(arg_name="blob", path=PATH, connection=CONNECTION, source=func.BlobSource.EVENT_GRID)
+def inbox(blob: func.InputStream) -> None:
+    source, model, name = split_blob_name(blob.name or "")
+    project = load_project()
+    result = ingest_file(project, source, model, name, blob.read(), engine_factory(project)(),
+                         RunLedger(stores()[0]))
+    log.info("inbox %s: %d records, %d rows into %s in %d batches (run %s)", result.file, result.records,
+             result.rows, result.model, result.batches, result.run_id)

@@ -1,0 +1,325 @@
+"""Blob drop: load one JSON or CSV file into its model's table, as a run of its own.
+
+A file dropped at `kspyder-inbox/<source>/<model>/<name>` (or handed to `ingest_file` directly)
+goes through the same steps as an extracted page: each record is shaped by the model's
+`RecordShaper` (columns read by their `path`, values converted to the declared types), PII-stripped
+by the model's `PiiStripper`, and upserted by the `Loader` after its drift check, in batches of
+`BATCH` records, so memory holds one batch of records (plus the file's bytes, which the blob
+trigger hands over whole anyway).
+
+Formats, by extension:
+- `.jsonl`: JSON Lines, one object per line, read line by line.
+- `.json`: a JSON array of objects; or, for an API model with a `records` path, the API's body
+  shape `{"<records path>": [...]}`; or JSON Lines (a first line that is a whole object). An array
+  or a wrapper object is parsed whole (`json.loads`), so its size is bounded by memory: drop
+  JSON Lines or CSV for large files.
+- `.csv`: UTF-8 (a BOM is accepted), a header row naming columns by their `path` or their name;
+  read row by row with `csv.DictReader`. Every value is text and converted by the shaper; an empty
+  cell is NULL; a `json` column's cell is parsed as JSON. Headers that are no column are ignored; a
+  header row without every primary key column is an error.
+
+Every file is recorded in the run ledger as a run (trigger `inbox`, the file's name under
+`summary.file`, never its contents), one page marker per batch. A keyed model is upserted, so
+dropping the same file again converges to the same rows; a model without a primary key is
+replaced by the file's rows (as a run replaces it), so re-dropping it converges too.
+
+Errors (`IngestError`) name the file, the line (CSV, JSON Lines) or record number (arrays), and the
+column; never a value, which may be PII.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterator
+
+import sqlalchemy as sa
+
+from shared.config.models import ColumnType
+from shared.config.project import ModelRef, Project
+from shared.extract.errors import ExtractError
+from shared.extract.records import RecordShaper, compile_path
+from shared.ledger import RunLedger, new_run_id
+from shared.pii.stripper import PiiStripper
+from shared.target.load import LoadError, Loader
+
+BATCH = 1000
+TRIGGER = "inbox"
+FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}
+_MAX_NAME = 200
+
+
+class IngestError(Exception):
+    """A dropped file cannot be loaded. Names file, line or record, and column; never a value."""
+
+
+@dataclass
+class IngestResult:
+    run_id: str
+    model: str          # source.model
+    file: str           # <source>/<model>/<name>
+    format: str         # json | jsonl | csv
+    records: int = 0    # records read from the file
+    rows: int = 0       # rows written (the last of duplicate keys within a batch)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "model": self.model, "file": self.file, "format": self.format,
+                "records": self.records, "rows": self.rows, "batches": self.batches,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Item:
+    """One raw record and where it came from, for error messages."""
+    raw: Any
+    where: str          # "line 3" or "record 3"
+    position: int
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_NAME else text[:_MAX_NAME] + "..."
+
+
+def resolve_model(project: Project, source: str, model: str, file: str = "") -> ModelRef:
+    """The model a drop path names; IngestError listing the valid sources or models otherwise."""
+    prefix = f"inbox file {_short(file)}: " if file else ""
+    config = project.sources.get(source)
+    if config is None:
+        raise IngestError(f"{prefix}unknown source '{_short(source)}' "
+                          f"(sources: {', '.join(sorted(project.sources)) or 'none'})")
+    if model not in config.models:
+        raise IngestError(f"{prefix}unknown model '{_short(model)}' of source '{source}' "
+                          f"(models of {source}: {', '.join(sorted(config.models)) or 'none'})")
+    chosen = config.models[model]
+    return ModelRef(source, config, model, chosen, chosen.pii_scan or project.settings.pii.scan)
+
+
+def file_format(name: str, file: str | None = None) -> str:
+    """json, jsonl or csv by the name's extension; IngestError naming `file` (default: name) otherwise."""
+    lowered = name.lower()
+    for suffix, kind in FORMATS.items():
+        if lowered.endswith(suffix):
+            return kind
+    raise IngestError(f"inbox file {_short(file or name)}: unsupported file type; drop "
+                      f"{', '.join(FORMATS)} files")
+
+
+def ingest_file(project: Project, source: str, model: str, name: str, data: bytes | BinaryIO,
+                engine: sa.Engine, ledger: RunLedger, *, batch_size: int = BATCH,
+                run_id: str | None = None) -> IngestResult:
+    """Load one dropped file into `source.model`; returns the counts. `data` is the file's bytes
+    or a binary file object (read as a stream). Raises IngestError (bad path, type or content) or
+    LoadError/TargetDriftError (the target refused), after recording the run as failed."""
+    file = f"{source}/{model}/{name}"
+    kind = file_format(name, file)
+    ref = resolve_model(project, source, model, file)
+    run_id = run_id or new_run_id()
+    result = IngestResult(run_id, ref.qualified, file, kind)
+    started = time.monotonic()
+    ledger.start(run_id, [ref.qualified], TRIGGER)
+    status, error = "failed", None
+    stack = ExitStack()
+    try:
+        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=batch_size)
+        loader.check_drift()
+        stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan)
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        items = stack.enter_context(closing(_read(kind, stream, ref, _short(file))))
+        shaper = _shaper(ref, kind)
+        batch: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                batch.append(stripper.apply_owned(shaper.shape(item.raw, item.position)))
+            except ExtractError as exc:
+                raise IngestError(f"inbox file {_short(file)}, {item.where}: {exc}") from None
+            result.records += 1
+            if len(batch) >= batch_size:
+                _load(loader, ledger, result, batch)
+        _load(loader, ledger, result, batch)
+        loader.finish()
+        status = "succeeded"
+    except LoadError as exc:
+        error = f"inbox file {_short(file)}: {project.masker.mask(str(exc))}"
+        raise type(exc)(error) from None
+    except IngestError as exc:
+        error = str(exc)
+        raise
+    finally:
+        stack.close()
+        result.seconds = time.monotonic() - started
+        summary = {**result.as_dict(), "error": error}
+        ledger.finish_model(run_id, ref.qualified, summary)
+        ledger.finish(run_id, status, summary)
+    return result
+
+
+def _load(loader: Loader, ledger: RunLedger, result: IngestResult, batch: list[dict[str, Any]]) -> None:
+    if not batch:
+        return
+    result.rows += loader.load(batch)
+    ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
+    ledger.page(result.run_id, result.model, result.batches, "loaded", len(batch))
+    result.batches += 1
+    batch.clear()
+
+
+def _shaper(ref: ModelRef, kind: str) -> RecordShaper:
+    """CSV rows arrive keyed by column name (headers are mapped first), so the CSV shaper reads each
+    column by its name; JSON records are read by the columns' paths, as API records are."""
+    columns = ref.model.columns
+    if kind == "csv":
+        columns = {name: column.model_copy(update={"path": None}) for name, column in columns.items()}
+    return RecordShaper(ref.source_name, ref.name, columns, ref.model.primary_key)
+
+
+# ---------------------------------------------------------------- readers
+def _read(kind: str, stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+    if kind == "csv":
+        return _read_csv(stream, ref, file)
+    if kind == "jsonl":
+        return _read_lines(stream, file, 1)
+    return _read_json(stream, ref, file)
+
+
+def _text_lines(stream: BinaryIO, file: str, first_line: int) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(stream, start=first_line):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise IngestError(f"inbox file {file}, line {number}: not UTF-8 text") from None
+        yield number, text
+
+
+def _read_lines(stream: BinaryIO, file: str, first_line: int, first: tuple[int, str] | None = None) -> Iterator[_Item]:
+    lines = _text_lines(stream, file, first_line)
+    if first is not None:
+        lines = _chain_one(first, lines)
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise IngestError(f"inbox file {file}, line {number}: not valid JSON ({_json_reason(exc)})") from None
+        yield _Item(value, f"line {number}", number)
+
+
+def _chain_one(first: tuple[int, str], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    yield first
+    yield from rest
+
+
+def _json_reason(exc: ValueError) -> str:
+    """json's own message says where (line, column, char), never the text it choked on."""
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else "undecodable"
+
+
+def _read_json(stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+    first_line = stream.readline()
+    try:
+        first_text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IngestError(f"inbox file {file}, line 1: not UTF-8 text") from None
+    head = first_text.lstrip()
+    records_path = getattr(ref.model, "records", None)
+    if head.startswith("{"):
+        try:
+            value = json.loads(first_text)
+        except ValueError:
+            value = None
+        rest = stream.read()
+        is_wrapper = (isinstance(value, dict) and records_path and not rest.strip()
+                      and isinstance(compile_path(records_path)(value), list))
+        if value is not None and not is_wrapper:   # JSON Lines in a .json file
+            yield from _read_lines(io.BytesIO(rest), file, 2, first=(1, first_text))
+            return
+        whole = first_line + rest
+    else:
+        whole = first_line + stream.read()
+    if not whole.strip():
+        return
+    try:
+        document = json.loads(whole.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise IngestError(f"inbox file {file}: not UTF-8 text") from None
+    except ValueError as exc:
+        raise IngestError(f"inbox file {file}: not valid JSON ({_json_reason(exc)})") from None
+    if isinstance(document, dict):
+        if not records_path:
+            raise IngestError(f"inbox file {file}: expected a JSON array of records or JSON Lines "
+                              f"(model {ref.qualified} declares no records path for a wrapper object)")
+        records = compile_path(records_path)(document)
+        if not isinstance(records, list):
+            raise IngestError(f"inbox file {file}: expected a list of records at '{records_path}'")
+    elif isinstance(document, list):
+        records = document
+    else:
+        raise IngestError(f"inbox file {file}: expected a JSON array of records, JSON Lines"
+                          f"{' or an object with ' + repr(records_path) if records_path else ''}")
+    del document
+    for number, raw in enumerate(records, start=1):
+        yield _Item(raw, f"record {number}", number)
+
+
+def _read_csv(stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(text)
+    try:
+        try:
+            headers = reader.fieldnames or []
+        except UnicodeDecodeError:
+            raise IngestError(f"inbox file {file}, line 1: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise IngestError(f"inbox file {file}, line 1: not valid CSV ({exc})") from None
+        columns = ref.model.columns
+        by_header: dict[str, str] = {}
+        for name, column in columns.items():   # a column is found by its path, else by its name
+            for header in (column.path or name, name):
+                if header in headers and header not in by_header:
+                    by_header[header] = name
+                    break
+        found = set(by_header.values())
+        missing = [k for k in ref.model.primary_key if k not in found]
+        if missing:
+            raise IngestError(f"inbox file {file}, line 1: the header row lacks the primary key column(s) "
+                              f"{', '.join(missing)} of {ref.qualified}")
+        if not found:
+            raise IngestError(f"inbox file {file}, line 1: the header row names none of the columns of {ref.qualified} "
+                              f"({', '.join(columns)})")
+        json_columns = {name for name, column in columns.items() if column.type == ColumnType.json}
+        pairs = list(by_header.items())
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise IngestError(f"inbox file {file}, after line {reader.line_num}: not UTF-8 text") from None
+            except csv.Error as exc:
+                raise IngestError(f"inbox file {file}, line {reader.line_num}: not valid CSV ({exc})") from None
+            line = reader.line_num
+            if None in row:
+                raise IngestError(f"inbox file {file}, line {line}: more values than header columns")
+            raw: dict[str, Any] = {}
+            for header, name in pairs:
+                value = row.get(header)
+                if value == "" or value is None:
+                    value = None
+                elif name in json_columns:
+                    try:
+                        value = json.loads(value)
+                    except ValueError:
+                        raise IngestError(f"inbox file {file}, line {line}, column '{name}': "
+                                          "expected JSON text") from None
+                raw[name] = value
+            yield _Item(raw, f"line {line}", line)
+    finally:
+        try:
+            text.detach()   # leave the caller's stream open: a TextIOWrapper closes it when collected
+        except ValueError:
+            pass

@@ -1,0 +1,195 @@
+"""Blob-drop ingestion without Azure: `ingest_file` into a SQLite target with the plan applied and a
+ledger on local storage. Formats, conversion, PII, errors that name line and column (never values),
+unknown models, and re-ingesting the same file."""
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from shared.ingest import IngestError, ingest_file
+from shared.ledger import RunLedger
+from shared.storage import LocalBlobStore
+from tests.flow_helpers import project_for
+from tests.test_chain_helpers import applied_target
+
+SECRET_EMAIL = "ada.secret@example.com"
+SECRET_NAME = "Ada Lovelace"
+
+
+def models() -> dict:
+    return {
+        "customers": {"path": "/v1/customers", "records": "data.items", "primary_key": ["id"],
+                      "columns": {"id": {"type": "integer"},
+                                  "name": {"path": "full_name", "type": "string", "pii": "hash"},
+                                  "email": {"type": "string", "pii": "drop"},
+                                  "city": {"path": "address.city", "type": "string", "length": 100},
+                                  "balance": {"type": "decimal", "precision": 12, "scale": 2},
+                                  "active": {"type": "boolean"},
+                                  "created_at": {"path": "created", "type": "datetime"},
+                                  "tags": {"type": "json"}}},
+        "countries": {"path": "/v1/countries", "columns": {"code": {"type": "string"}, "name": {"type": "string"}}},
+    }
+
+
+@pytest.fixture
+def env(tmp_path):
+    project = project_for(tmp_path, {"shop": {"type": "api", "base_url": "http://127.0.0.1:9", "models": models()}},
+                          {"target_url": f"sqlite:///{tmp_path / 'unused.db'}",
+                           "storage": {"root": str(tmp_path / "storage")}})
+    engine = applied_target(project, tmp_path / "target.db")
+    ledger = RunLedger(LocalBlobStore(tmp_path / "ledger"))
+    yield project, engine, ledger
+    engine.dispose()
+
+
+def rows(engine, table: str, *columns: str) -> list[tuple]:
+    with engine.connect() as connection:
+        t = sa.Table(table, sa.MetaData(), schema="shop", autoload_with=connection)
+        return sorted(tuple(r) for r in connection.execute(sa.select(*(t.c[c] for c in columns))))
+
+
+def customer(i: int, **extra) -> dict:
+    return {"id": i, "full_name": SECRET_NAME, "email": SECRET_EMAIL, "address": {"city": f"City {i}"},
+            "balance": "10.50", "active": True, "created": "2024-05-01T12:00:00+02:00", "tags": ["a"], **extra}
+
+
+def test_json_array_is_shaped_stripped_and_loaded(env):
+    project, engine, ledger = env
+    data = json.dumps([customer(1), customer(2)]).encode()
+    result = ingest_file(project, "shop", "customers", "batch.json", data, engine, ledger)
+    assert (result.records, result.rows, result.batches, result.format) == (2, 2, 1, "json")
+    assert rows(engine, "customers", "id", "city", "balance") == [(1, "City 1", Decimal("10.50")),
+                                                                  (2, "City 2", Decimal("10.50"))]
+    run = ledger.get(result.run_id)
+    assert run.status == "succeeded" and run.trigger == "inbox" and run.models == ["shop.customers"]
+    assert run.summary["file"] == "shop/customers/batch.json" and run.summary["records"] == 2
+    assert ledger.pages(result.run_id, "shop.customers", "loaded") == 1
+
+
+def test_json_lines_in_batches(env):
+    project, engine, ledger = env
+    data = "".join(json.dumps(customer(i)) + "\n" for i in range(1, 8)).encode()
+    result = ingest_file(project, "shop", "customers", "many.jsonl", data, engine, ledger, batch_size=3)
+    assert (result.records, result.rows, result.batches) == (7, 7, 3)
+    assert [r[0] for r in rows(engine, "customers", "id")] == list(range(1, 8))
+    # the same lines in a .json file are recognised as JSON Lines too
+    result = ingest_file(project, "shop", "customers", "many.json", data, engine, ledger)
+    assert result.records == 7
+
+
+def test_csv_values_are_converted(env):
+    project, engine, ledger = env
+    data = ("\ufeffid,full_name,email,address.city,balance,active,created,tags,unknown\n"
+            f"1,{SECRET_NAME},{SECRET_EMAIL},Paris,12.30,yes,2024-05-01T12:00:00Z,\"[\"\"x\"\"]\",zzz\n"
+            f"2,{SECRET_NAME},{SECRET_EMAIL},\"Multi\nLine\",,no,,,\n").encode()
+    result = ingest_file(project, "shop", "customers", "people.csv", data, engine, ledger)
+    assert (result.records, result.rows) == (2, 2)
+    got = rows(engine, "customers", "id", "city", "balance", "active", "tags")
+    assert got[0] == (1, "Paris", Decimal("12.30"), True, ["x"])
+    assert got[1] == (2, "Multi\nLine", None, False, None)
+
+
+def test_csv_headers_may_be_column_names(env):
+    project, engine, ledger = env
+    data = b"id,city\n5,Oslo\n"
+    ingest_file(project, "shop", "customers", "by-name.csv", data, engine, ledger)
+    assert rows(engine, "customers", "id", "city") == [(5, "Oslo")]
+
+
+def test_records_path_wrapper(env):
+    project, engine, ledger = env
+    data = json.dumps({"data": {"items": [customer(3), customer(4)]}, "meta": {}}, indent=2).encode()
+    result = ingest_file(project, "shop", "customers", "page.json", data, engine, ledger)
+    assert result.records == 2
+    # a wrapper on a single line is a wrapper, not one JSON Lines record
+    data = json.dumps({"data": {"items": [customer(5)]}}).encode()
+    assert ingest_file(project, "shop", "customers", "one-line.json", data, engine, ledger).records == 1
+    assert [r[0] for r in rows(engine, "customers", "id")] == [3, 4, 5]
+
+
+def test_pii_is_dropped_and_hashed(env, tmp_path):
+    project, engine, ledger = env
+    ingest_file(project, "shop", "customers", "p.json", json.dumps([customer(1)]).encode(), engine, ledger)
+    with engine.connect() as connection:
+        columns = [c["name"] for c in sa.inspect(connection).get_columns("customers", schema="shop")]
+        assert "email" not in columns
+        [(name,)] = connection.execute(sa.text("SELECT name FROM shop.customers")).all()
+    assert name and name != SECRET_NAME and SECRET_NAME not in name
+    dump = (tmp_path / "target.db").read_bytes() + b"".join(p.read_bytes() for p in (tmp_path / "ledger").rglob("*")
+                                                             if p.is_file())
+    assert SECRET_EMAIL.encode() not in dump and SECRET_NAME.encode() not in dump
+
+
+def test_bad_value_names_line_and_column_not_the_value(env):
+    project, engine, ledger = env
+    data = b"id,balance\n1,1.00\n2,not-a-number-SECRET\n"
+    with pytest.raises(IngestError) as caught:
+        ingest_file(project, "shop", "customers", "bad.csv", data, engine, ledger)
+    message = str(caught.value)
+    assert "bad.csv" in message and "line 3" in message and "'balance'" in message
+    assert "SECRET" not in message
+    [run] = ledger.recent()
+    assert run.status == "failed" and run.summary["error"] == message
+    assert rows(engine, "customers", "id") == []      # nothing of a failed file is loaded...
+    # ...in its batch: JSON Lines report the line, arrays the record number
+    with pytest.raises(IngestError, match=r"line 2: .*column 'active'"):
+        ingest_file(project, "shop", "customers", "bad.jsonl",
+                    (json.dumps(customer(1)) + "\n" + json.dumps(customer(2, active="maybe")) + "\n").encode(),
+                    engine, ledger)
+    with pytest.raises(IngestError, match=r"record 2: .*column 'active'"):
+        ingest_file(project, "shop", "customers", "bad.json", json.dumps([customer(1), customer(2, active="maybe")]).encode(),
+                    engine, ledger)
+    with pytest.raises(IngestError, match=r"line 2: not valid JSON") as caught:
+        ingest_file(project, "shop", "customers", "broken.jsonl", b'{"id": 1}\n{"id": SECRET\n', engine, ledger)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_unknown_source_or_model_lists_the_valid_ones(env):
+    project, engine, ledger = env
+    with pytest.raises(IngestError, match=r"unknown model 'nope' of source 'shop' \(models of shop: countries, customers\)"):
+        ingest_file(project, "shop", "nope", "x.json", b"[]", engine, ledger)
+    with pytest.raises(IngestError, match=r"unknown source 'crm' \(sources: shop\)"):
+        ingest_file(project, "crm", "customers", "x.json", b"[]", engine, ledger)
+    assert ledger.recent() == []
+
+
+def test_unsupported_extension(env):
+    project, engine, ledger = env
+    with pytest.raises(IngestError, match=r"shop/customers/report.xlsx: unsupported file type; drop .json, .jsonl, .csv"):
+        ingest_file(project, "shop", "customers", "report.xlsx", b"PK", engine, ledger)
+
+
+def test_csv_without_key_column_is_refused(env):
+    project, engine, ledger = env
+    with pytest.raises(IngestError, match=r"line 1: the header row lacks the primary key column\(s\) id"):
+        ingest_file(project, "shop", "customers", "nokey.csv", b"city\nOslo\n", engine, ledger)
+
+
+def test_reingesting_the_same_file_gives_the_same_rows(env):
+    project, engine, ledger = env
+    data = json.dumps([customer(1), customer(2), customer(1, address={"city": "Later"})]).encode()
+    first = ingest_file(project, "shop", "customers", "same.json", data, engine, ledger)
+    before = rows(engine, "customers", "id", "name", "city", "balance", "active", "created_at", "tags")
+    second = ingest_file(project, "shop", "customers", "same.json", data, engine, ledger)
+    assert rows(engine, "customers", "id", "name", "city", "balance", "active", "created_at", "tags") == before
+    assert [r[2] for r in before] == ["Later", "City 2"]       # the later record of a key wins
+    assert first.run_id != second.run_id and (first.rows, second.rows) == (2, 2)
+    # a keyless model is replaced by the file, so re-dropping it converges too
+    countries = b"code,name\nFR,France\nNO,Norway\n"
+    for _ in range(2):
+        ingest_file(project, "shop", "countries", "c.csv", countries, engine, ledger)
+    assert rows(engine, "countries", "code", "name") == [("FR", "France"), ("NO", "Norway")]
+
+
+def test_hashed_key_is_deterministic(env):
+    """The name hash is keyed: the same input hashes the same way on each drop (sanity for upserts)."""
+    project, engine, ledger = env
+    ingest_file(project, "shop", "customers", "h1.json", json.dumps([customer(1)]).encode(), engine, ledger)
+    [(h1,)] = rows(engine, "customers", "name")
+    ingest_file(project, "shop", "customers", "h2.json", json.dumps([customer(1)]).encode(), engine, ledger)
+    assert rows(engine, "customers", "name") == [(h1,)]
+    assert h1 != hashlib.sha256(SECRET_NAME.encode()).hexdigest()
