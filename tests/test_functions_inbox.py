@@ -37,6 +37,11 @@ def app_env(azurite, tmp_path, monkeypatch):
     monkeypatch.setenv("KSPYDER_TARGET_URL", f"sqlite:///{target}")
     yield azurite, target
     common.dispose_engines()
+    # Azurite lives for the session: leave no dropped file for a later test's host to pick up
+    container = AzureBlobStore.from_connection_string(azurite.connection_string).service.get_container_client(INBOX)
+    if container.exists():
+        for blob in container.list_blobs():
+            container.delete_blob(blob.name)
 
 
 def delivered(connection_string: str, blob_name: str, data: bytes) -> InputStream:
