@@ -24,11 +24,9 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -37,7 +35,7 @@ import sqlalchemy as sa
 
 from benchmarks import dlt_baseline
 from benchmarks.rss import ChildFailed, Measured, run_measured
-from benchmarks.servers import free_port
+from benchmarks.servers import page_server_process
 
 ROOT = str(Path(__file__).resolve().parent.parent)   # children run `-m benchmarks...` from here
 RECORDS, FULL_RECORDS = 200_000, 1_000_000
@@ -171,28 +169,10 @@ def child(argv: list[str]) -> None:
 
 
 # ---------------------------------------------------------------- parent
-@contextmanager
-def page_server(records: int) -> Iterator[str]:
+def page_server(records: int):
     """`benchmarks.page_server` with `--distinct`, so a million records start in seconds; waits as
-    long as the pages take to build (servers.page_server_process gives up after 60 s)."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.page_server", "--port", str(port),
-                                "--records", str(records), "--per-page", str(PER_PAGE), "--distinct", str(DISTINCT)],
-                               stderr=subprocess.DEVNULL, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                requests.get(f"{url}/_stats", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None:
-                    raise RuntimeError("the page server exited") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    long as the pages take to build."""
+    return page_server_process(records, PER_PAGE, extra_args=("--distinct", str(DISTINCT)), start_timeout=None)
 
 
 def drop_postgres_schemas() -> None:
