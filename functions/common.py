@@ -4,11 +4,14 @@ clients and the target engine of this worker process, and a `Chain` per invocati
 The Functions host reuses a worker process for many invocations, so what is expensive and safe to
 share lives here, created lazily on first use: one SQLAlchemy engine per target URL (its pool is
 shared by the invocations the worker runs concurrently) and one blob/queue store per storage
-setting. Everything that belongs to one message (the `Chain`, the project's manifests) is built
-per invocation, so nothing of one run leaks into another.
+setting, and the validated manifests (`current_project`), re-read whenever a manifest file or the
+environment differs from what they were read from. Everything that belongs to one message (the
+`Chain`, its paginators, HTTP clients, loaders) is built per invocation, so nothing of one run leaks
+into another.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -18,10 +21,11 @@ import sqlalchemy as sa
 
 from shared.chain.names import STORAGE_SETTING
 from shared.chain.steps import Chain, EngineFactory
-from shared.config.project import Project, load_project
+from shared.config.project import Project, load_project, manifests_dir
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from shared.target.dialects import create_target_engine
+from shared.target.schema import target_schemas
 
 # host.json's `extensions.queues` values that the code relies on; tests/test_function_app.py fails
 # when host.json says otherwise, so the two cannot drift apart.
@@ -32,6 +36,33 @@ CONNECTION = STORAGE_SETTING   # the queue triggers' `connection`: AzureWebJobsS
 _lock = threading.Lock()
 _engines: dict[tuple[str, tuple[str, ...]], sa.Engine] = {}
 _stores: dict[tuple[tuple[str, str], ...], tuple[AzureBlobStore, AzureQueueStore]] = {}
+_project: tuple[tuple, Project] | None = None
+
+
+def current_project() -> Project:
+    """The project as `load_project()` reads it now. Parsing and validating the manifests took
+    about a third of a small message's time, so a worker keeps the last result and reuses it while
+    the manifest files' bytes and the environment (`${VAR}` substitution, KSPYDER_* overrides) are
+    unchanged; a Project is immutable, so sharing it cannot carry state between invocations.
+    Invalid manifests raise ConfigError every time (nothing cached)."""
+    global _project
+    env = dict(os.environ)
+    root = manifests_dir(None, env)
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(root.glob("*.y*ml")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:   # unreadable or missing: load_project says which, with its own message
+        return load_project(root, env)
+    key = (str(root.resolve()), digest.digest(), tuple(sorted(env.items())))
+    with _lock:
+        cached = _project
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    project = load_project(root, env)
+    with _lock:
+        _project = (key, project)
+    return project
 
 
 def engine_factory(project: Project) -> EngineFactory:
@@ -44,7 +75,7 @@ def engine_factory(project: Project) -> EngineFactory:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = _engines[key] = create_target_engine(url, project.sources)
+                engine = _engines[key] = create_target_engine(url, target_schemas(project))
             return engine
 
     return factory
@@ -73,7 +104,7 @@ def stores(env: Mapping[str, str] | None = None) -> tuple[AzureBlobStore, AzureQ
 @contextmanager
 def open_chain(project: Project | None = None) -> Iterator[Chain]:
     """One invocation's `Chain` on the app's storage and the worker's target engine."""
-    project = load_project() if project is None else project
+    project = current_project() if project is None else project
     blobs, queues = stores()
     with Chain(project, blobs, queues, engine_factory(project), max_dequeue_count=MAX_DEQUEUE_COUNT) as chain:
         yield chain

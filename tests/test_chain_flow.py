@@ -338,3 +338,25 @@ def test_a_poisoned_load_replayed_after_the_fix_completes_the_run(tmp_path, api,
     assert status["done"] and status["status"] == "succeeded" and status["errors"] == [] and status["poison"]["run"] == 0
     assert snapshot(harness.engine, project) == expected
     assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
+
+
+def test_models_spanning_several_completion_groups_complete_once(tmp_path, harness_for):
+    """Completion is counted per group of GROUP pages: a random-access model of 103 pages and a
+    sequential one of 102 cross many group boundaries and end in a short and a full group,
+    complete once each, and send one event."""
+    from shared.chain.names import RUNS
+    from shared.chain.state import GROUP
+    assert GROUP == 10
+    with SampleApi(ApiConfig(customers=25 * 102 + 7, events=20 * 102)) as big:
+        project = build_project(tmp_path, big.base_url, shop=["customers", "events"], erp=[], throttle={})
+        harness = harness_for(project)
+        run_id = harness.run()
+    assert {m: len(rows) for m, rows in snapshot(harness.engine, project).items()} == {
+        "shop.customers": 25 * 102 + 7, "shop.events": 20 * 102}
+    status = harness.status(run_id)
+    assert {m: (s["mode"], s["planned"], s["loaded"], s["done"]) for m, s in status["models"].items()} == {
+        "shop.customers": ("parallel", 103, 103, True), "shop.events": ("sequential", 102, 102, True)}
+    assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
+    groups = sorted(harness.blobs.list(RUNS, f"{run_id}/groups/"))
+    assert groups == [f"{run_id}/groups/shop.{m}/{g:05d}.loaded" for m, n in (("customers", 11), ("events", 11))
+                      for g in range(n)]

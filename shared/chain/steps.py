@@ -36,7 +36,7 @@ from .messages import LoadJob, Message, MessageError, PageJob, RunModel, Transfo
 from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
 from .pages import ChainError, decode_page, page_columns
 from .sources import ClientFactory, queue_client
-from .state import Plan, RunState
+from .state import GROUP, Plan, RunState
 
 log = logging.getLogger("kspyder.chain")
 EngineFactory = Callable[[], sa.Engine]
@@ -150,11 +150,24 @@ class Chain:
 
     # ------------------------------------------------------------ completion
     def _after_load(self, ref: ModelRef, job: LoadJob) -> None:
+        """Is the model complete? Pages complete in groups of GROUP: the load that finds its group
+        full marks it, and the model is complete when every group is marked. Every load writes
+        before it reads (page marker, then its group's listing; group marker, then the plan and
+        the group listing), so of two loads finishing together the later one sees both, and a plan
+        that becomes final after a load read it is seen by the load of the page that made it final."""
+        group = job.index // GROUP
+        loaded = self.state.loaded_in_group(job.run_id, job.model, group)
+        if loaded >= GROUP:
+            self.state.mark_group_loaded(job.run_id, job.model, group)
         plan = self.state.plan(job.run_id, job.model)
-        if plan is None or not plan.final:
+        if plan is None or not plan.final or not plan.pages:
             return   # the last page is not fetched yet: its load will look again
-        counts = self.state.counts(job.run_id, job.model)
-        if counts["fetched"] < plan.pages or counts["loaded"] < plan.pages:
+        groups = -(-plan.pages // GROUP)
+        if loaded < GROUP:   # only the last group may be short, and only once the plan is final
+            if group != groups - 1 or loaded < plan.pages - group * GROUP:
+                return
+            self.state.mark_group_loaded(job.run_id, job.model, group)
+        if self.state.groups_loaded(job.run_id, job.model) < groups:
             return
         if self._finish_model(ref, job, plan):
             self._complete_run(job)

@@ -142,7 +142,7 @@ class AzureBlobStore:
         temporary files: both modes list the same names."""
         client = self._container(container)
         try:
-            names = [b.name for b in client.list_blobs(name_starts_with=prefix or None)]
+            names = list(client.list_blob_names(name_starts_with=prefix or None))   # names only: no properties to parse
         except ResourceNotFoundError:
             return []
         return sorted(n for n in names if not PurePosixPath(n).name.startswith("."))
