@@ -14,7 +14,7 @@ run_bench customer model with its PII policy (name hashed, e-mail dropped, `pii_
 Printed: both rates, the ratio (target: the chain takes at most 2x the embedded run's time on this
 2-core machine), the chain's per-message overhead `(chain time - embedded time) / messages`, and
 per step the time each Fetch and Load invocation spends outside the work the embedded run also does
-(Fetch: the HTTP request, decoding, shaping and PII of `ApiPages.fetch`; Load: `Loader.load`), i.e.
+(Fetch: the HTTP request and decoding of `ApiPages.fetch`, shaping and PII of `ApiPages.shape`; Load: `Loader.load`), i.e.
 blob writes and reads, ledger markers, claims and messages.
 
     python -m benchmarks.chain_bench [--records 200000] [--workers 2]
@@ -127,6 +127,7 @@ def run_chain(api: str, records: int, workers: int) -> dict:
                "KSPYDER_SCHEDULE": "0 0 0 1 1 *"}
         with environment(env), \
                 patched(ApiPages, "fetch", timings.wrap("fetch work", ApiPages.fetch)), \
+                patched(ApiPages, "shape", timings.wrap("fetch work", ApiPages.shape)), \
                 patched(Loader, "load", timings.wrap("load work", Loader.load)):
             # host.json's queue settings, but a failed message (a SQLite lock, say) retried at once
             # rather than after 30 s, so that one retry does not dominate the timing

@@ -73,16 +73,21 @@ class Fetcher:
             if job.follow and job.previous is not None and page.digest == job.previous:
                 raise PaginationError(f"{job.model}: page {job.index} ({page.url}) repeats page {job.index - 1}: "
                                       f"the API ignores the paging parameters")
-            self._put(job, job.index, page.records)
+            # the pages that follow go to other instances first, so that they are fetched while
+            # this one shapes, strips and writes its page: a sequential source's pages are then
+            # one HTTP round trip apart, not one whole Fetch apart
             max_pages = pages.pagination.max_pages
             paginator = page.paginator
             if job.index == 0 and page.has_next and paginator.random_access and paginator.total_pages is not None:
-                self._fan_out(ref, job, pages, request, page, max_pages)
-                return
-            self._sequential(ref, job, pages, request, page, max_pages)
+                last = self._fan_out(ref, job, pages, request, page, max_pages)
+            else:
+                last = self._sequential(ref, job, pages, request, page, max_pages)
+            records = pages.shape(page)
+            self._put(job, job.index, records)
+            self._fetched(job, job.index, len(records), last)
 
     def _fan_out(self, ref: ModelRef, job: PageJob, pages: ApiPages, first: PageRequest, page: ApiPage,
-                 max_pages: int | None) -> None:
+                 max_pages: int | None) -> bool:
         """Every page is known up front: enqueue them all now, page k made visible k/rate seconds
         from now (k*m/rate when the run reads m models of the source: they share its rate), so
         however many instances take them the source sees its configured rate."""
@@ -97,15 +102,15 @@ class Fetcher:
             self._check_no_secret(job, request)
             delay = min(k * interval, MAX_DELAY)
             self.chain.send(FETCH, PageJob(job.run_id, job.model, k, request=request), delay)
-        self._fetched(job, job.index, len(page.records), last=count == 1)
+        return count == 1
 
     def _sequential(self, ref: ModelRef, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage,
-                    max_pages: int | None) -> None:
-        """Each page's response names the next: enqueue that one job, or record the final count."""
+                    max_pages: int | None) -> bool:
+        """Each page's response names the next: enqueue that one job, or record the final count.
+        True when this is the model's last page."""
         follow = job.follow or job.index == 0
         if not follow:   # one of a fanned-out set: the plan already counts it
-            self._fetched(job, job.index, len(page.records), last=not page.has_next)
-            return
+            return not page.has_next
         more = page.has_next
         warnings = []
         if more and max_pages is not None and job.index + 1 >= max_pages:
@@ -126,7 +131,7 @@ class Fetcher:
                                            seen=(seen + (digest,))[-SEEN_LIMIT:], previous=page.digest))
         else:
             self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings))
-        self._fetched(job, job.index, len(page.records), last=not more)
+        return not more
 
     def _reschedule(self, job: PageJob, delay: float) -> None:
         """A 429: the same job (same token, so it still owns the page) back on the queue, hidden for

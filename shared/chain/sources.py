@@ -37,12 +37,12 @@ def hidden_params(source: ApiSource) -> frozenset[str]:
 
 
 def _stripper(project: Project, ref: ModelRef) -> PiiStripper:
-    return PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan)
+    return PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
 
 
 @dataclass
 class ApiPage:
-    records: list[dict[str, Any]]
+    raw: list                            # the response's records, not yet shaped or PII-stripped
     has_next: bool
     next_request: PageRequest | None     # the request for the page after this one, when there is one
     paginator: Paginator                 # random access: `request_for_page`, `total_pages`
@@ -76,19 +76,24 @@ class ApiPages:
         return request
 
     def fetch(self, request: PageRequest, index: int) -> ApiPage:
-        """Page `index` (0-based); `RateLimited` propagates for the caller to reschedule."""
+        """Page `index` (0-based), decoded and with its next request, but not yet shaped (`shape`):
+        the caller hands the next page to another instance first. `RateLimited` propagates for the
+        caller to reschedule."""
         paginator = create_paginator(self.pagination)
         paginator.pages_seen = index          # as if this paginator had taken in the pages before
         response = self.client.fetch(request)
         raw = records_at(response.body, self.extractor.model.records, response.url)
         paginator.update_state(response, raw)
-        records = shape_records(self.extractor, raw)
         next_request = None
         if paginator.has_next:
             next_request = request.copy()
             paginator.update_request(next_request)
         digest = content_digest(response.content) if response.content and raw else None
-        return ApiPage(records, paginator.has_next, next_request, paginator, digest, response.url)
+        return ApiPage(raw, paginator.has_next, next_request, paginator, digest, response.url)
+
+    def shape(self, page: ApiPage) -> list[dict[str, Any]]:
+        """Typed and PII-stripped records, exactly as the embedded run makes them."""
+        return shape_records(self.extractor, page.raw)
 
 
 class SqlPages:

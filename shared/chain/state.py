@@ -122,9 +122,17 @@ class RunState:
         self.store.delete(RUNS, f"{run_id}/errors/{model}/{index:06d}.{step}.json")
 
     def errors(self, run_id: str) -> list[dict[str, Any]]:
+        """Failures not redone since: an error whose step has since succeeded (its page marker
+        exists) is history, not an error. Deciding this here, when a status is asked for, spares
+        every successful step a delete: a redelivery clears its own error, but a replayed poison
+        message (a first delivery again) may not know there is one."""
         found = []
         for name in self.store.list(RUNS, f"{run_id}/errors/"):
             raw = self.store.get(RUNS, name)
-            if raw is not None:
-                found.append(json.loads(raw))
+            if raw is None:
+                continue
+            error = json.loads(raw)
+            stage = "loaded" if error.get("step") == "load" else "fetched"
+            if self.marker(run_id, error["model"], error["index"], stage) is None:
+                found.append(error)
         return found

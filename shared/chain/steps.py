@@ -30,6 +30,7 @@ from shared.pii import PiiKeyMissing
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
+from shared.mongo.load import DocumentLoader, DocumentTarget
 from shared.target.load import LoadError, Loader
 from .fetching import Fetcher
 from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
@@ -59,6 +60,7 @@ class Chain:
         self.state = RunState(blobs, clock)
         self._engine_factory = engine_factory
         self._engine: sa.Engine | None = None
+        self._documents = DocumentTarget(project.settings, durable_loads=True)   # store: mongo models
 
     def __enter__(self) -> "Chain":
         return self
@@ -67,6 +69,7 @@ class Chain:
         self.close()
 
     def close(self) -> None:
+        self._documents.close()
         engine, self._engine = self._engine, None
         if engine is not None and self._engine_factory is None:
             engine.dispose()
@@ -239,7 +242,9 @@ class Chain:
         siblings = sum(1 for m in record.models if m.split(".", 1)[0] == ref.source_name) if record else 1
         return max(siblings, 1) / rate
 
-    def _loader(self, ref: ModelRef, run_id: str) -> Loader:
+    def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
+        if ref.documents:
+            return self._documents.loader(ref, run_id)
         return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)
 
     @contextmanager
@@ -262,7 +267,8 @@ class Chain:
             except Exception:   # storage down too: the host's retry and log still have it
                 log.exception("could not record the failure in the ledger")
             raise
-        self.state.clear_error(job.run_id, job.model, job.index, step)
+        if dequeue_count > 1:   # an earlier delivery may have recorded a failure; `errors()` skips any other
+            self.state.clear_error(job.run_id, job.model, job.index, step)
 
     def _reason(self, exc: BaseException) -> str:
         """Our errors are written never to carry values; anything else shows only its type."""
