@@ -15,17 +15,20 @@ import click
               help="Loopback port for the HTTP routes (/api/...).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Threads polling the queues concurrently.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes serving the queues (each with --workers threads), as Azure runs instances: "
+                   "Python code runs on more than one core only across processes.")
 @click.option("--once", is_flag=True,
               help="Process until every trigger queue is empty (delayed messages included), then exit; no HTTP.")
 @click.option("--timeout", default=None, type=click.FloatRange(min=1),
               help="With --once: fail when the queues are not empty after this many seconds.")
-def host(port: int, workers: int, once: bool, timeout: float | None) -> None:
+def host(port: int, workers: int, processes: int, once: bool, timeout: float | None) -> None:
     """Run the function app locally, as `func start` would (Core Tools not needed)."""
     from shared.localhost import HostError, LocalHost, load_app
 
     logging.getLogger("kspyder.localhost").setLevel(logging.INFO)
     try:
-        local = LocalHost(load_app(), workers=workers)
+        local = LocalHost(load_app(), workers=workers, processes=processes)
     except (HostError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -24,6 +24,7 @@ from shared.storage.queues import AzureQueueStore
 from .bindings import Discovered, discover
 from .blobs import BlobTriggers
 from .http import HttpTriggers, make_server, serve_in_thread
+from .processes import ChildCounts, WorkerProcesses
 from .queues import QueueTriggers
 from .settings import HostError, QueueSettings, load_host_json
 from .timers import TimerTriggers
@@ -46,13 +47,16 @@ def connection_env(connection: str, env: Mapping[str, str]) -> dict[str, str]:
 
 class LocalHost:
     def __init__(self, app: Any, env: Mapping[str, str] | None = None, *, settings: QueueSettings | None = None,
-                 host_json: str | Path = "host.json", key: str | None = None, workers: int = 1):
+                 host_json: str | Path = "host.json", key: str | None = None, workers: int = 1,
+                 processes: int = 1, app_module: str = "function_app"):
         self.env = dict(os.environ if env is None else env)
         self.settings = settings if settings is not None else load_host_json(host_json)
         self.functions: Discovered = discover(app)    # get_functions(): once per app object
         if workers < 1:
             raise HostError("--workers must be at least 1")
-        self.workers = workers
+        if processes < 1:
+            raise HostError("--processes must be at least 1")
+        self.workers, self.processes, self.app_module = workers, processes, app_module
         given = key if key is not None else self.env.get(KEY_SETTING, "").strip()
         self.key_generated = not given
         self.key = given or secrets.token_urlsafe(24)
@@ -75,6 +79,9 @@ class LocalHost:
         self.timers = TimerTriggers(self.functions.timers, self.env)
         self.http = HttpTriggers(self.functions.http, self.key, self.settings.route_prefix)
         self._stop = threading.Event()
+        self._children: WorkerProcesses | None = None
+        self._poll_lock = threading.Lock()
+        self._next_poll: dict[tuple[int, str], tuple[float, float]] = {}   # (triggers, queue): (due, wait)
         self._server = None
         self._threads: list[threading.Thread] = []
 
@@ -95,17 +102,37 @@ class LocalHost:
         return [f"{','.join(f.methods)} {prefix}/{f.route} ({f.auth_level})" for f in self.functions.http]
 
     # ------------------------------------------------------------------ queues and blobs
-    def poll_once(self) -> int:
-        """One receive on every trigger queue and one scan of every blob trigger: invocations run."""
+    def poll_once(self, ceiling: float | None = None) -> int:
+        """One receive on every trigger queue that is due and one scan of every blob trigger:
+        invocations run. As the Functions host does, each queue backs off on its own: an empty
+        receive doubles that queue's wait (from FIRST_POLL up to `ceiling`, by default host.json's
+        maxPollingInterval), a receive that finds messages makes it due again at once. Polling
+        every queue after every message would double the storage requests of a busy chain."""
+        ceiling = self.settings.max_polling_interval if ceiling is None else ceiling
         moved = 0
         for triggers in self.queue_triggers:
             for queue in triggers.functions:
                 if self._stop.is_set():
                     return moved
-                moved += triggers.poll(queue)
+                key = (id(triggers), queue)
+                with self._poll_lock:
+                    due, wait = self._next_poll.get(key, (0.0, 0.0))
+                if time.monotonic() < due:
+                    continue
+                got = triggers.poll(queue)
+                wait = 0.0 if got else min(max(wait * 2, FIRST_POLL), ceiling)
+                with self._poll_lock:
+                    self._next_poll[key] = (time.monotonic() + wait, wait)
+                moved += got
         for blobs in self.blob_triggers:
             moved += blobs.scan()
         return moved
+
+    def _next_due(self) -> float:
+        """Seconds until the next queue is due (0 when one is)."""
+        with self._poll_lock:
+            soonest = min((due for due, _ in self._next_poll.values()), default=0.0)
+        return max(soonest - time.monotonic(), 0.0)
 
     def idle(self) -> bool:
         return all(t.idle() for t in self.queue_triggers)
@@ -123,7 +150,7 @@ class LocalHost:
             delay = FIRST_POLL
             try:
                 while not (self._stop.is_set() or done.is_set()):
-                    if self.poll_once():
+                    if self.poll_once(ceiling):
                         delay = FIRST_POLL
                         continue
                     if once and self.idle() and not any(b.scan() for b in self.blob_triggers):
@@ -131,20 +158,45 @@ class LocalHost:
                         return
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"the queues were not empty within {timeout}s")
-                    self._stop.wait(delay)
+                    self._stop.wait(max(min(delay, self._next_due()), 0.005))
                     delay = min(delay * 2, ceiling)
             except BaseException as exc:   # surfaced to the caller; the other workers stop too
                 errors.append(exc)
                 done.set()
 
+        children = self.start_processes()
         threads = [threading.Thread(target=worker, name=f"localhost-worker-{i}", daemon=True)
                    for i in range(self.workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            if children is not None:
+                self._children = None
+                self._add_counts(children.stop())
         if errors:
             raise errors[0]
+
+    def start_processes(self) -> WorkerProcesses | None:
+        """The extra worker processes (`processes` - 1), started and polling; `run_queues` starts
+        them itself, a caller that times a run may start them before."""
+        if self.processes > 1 and self.queue_triggers and self._children is None:
+            self._children = WorkerProcesses(self.processes - 1, self.app_module, self.env, self.settings,
+                                              self.workers)
+            self._children.start()
+        return self._children
+
+    def _add_counts(self, counts: list[ChildCounts]) -> None:
+        """The worker processes' counts into this host's stats, so they cover every process."""
+        for child in counts:
+            for name in ("handled", "failed", "poisoned"):
+                for queue, n in getattr(child, name).items():
+                    for triggers in self.queue_triggers:
+                        if queue in triggers.functions:
+                            for _ in range(n):
+                                triggers.stats.add(name, queue)
 
     # ------------------------------------------------------------------ everything
     def run(self, once: bool = False, port: int | None = 7071, timeout: float | None = None) -> None:
@@ -167,8 +219,11 @@ class LocalHost:
             self.stop()
 
     def stop(self) -> None:
-        """Stop polling (running invocations finish), timers and the HTTP server."""
+        """Stop polling (running invocations finish), worker processes, timers and the HTTP server."""
         self._stop.set()
+        children, self._children = self._children, None
+        if children is not None:
+            self._add_counts(children.stop())
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
