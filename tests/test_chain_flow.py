@@ -360,3 +360,20 @@ def test_models_spanning_several_completion_groups_complete_once(tmp_path, harne
     groups = sorted(harness.blobs.list(RUNS, f"{run_id}/groups/"))
     assert groups == [f"{run_id}/groups/shop.{m}/{g:05d}.loaded" for m, n in (("customers", 11), ("events", 11))
                       for g in range(n)]
+
+
+def test_a_table_changed_after_a_worker_checked_it_is_caught_on_the_retry(tmp_path, api, harness_for):
+    """A worker trusts a table it checked for DRIFT_CHECK_SECONDS; a table altered meanwhile makes
+    the load fail, and the retry checks again and names the drift."""
+    import sqlalchemy as sa
+    project = build_project(tmp_path, api.base_url, shop=["countries"], erp=[])
+    harness = harness_for(project, max_dequeue_count=2)
+    assert harness.status(harness.run())["done"]                        # checked and cached now
+    with harness.engine.begin() as connection:
+        connection.execute(sa.text('ALTER TABLE shop.countries DROP COLUMN "name"'))
+    with harness.chain() as chain:
+        run_id = chain.start_run(check_target=False)
+    drain(harness.chain, harness.queues, timeout=30, visibility_timeout=0, max_dequeue_count=2)
+    [error] = harness.status(run_id)["errors"]
+    assert error["step"] == "load" and error["poisoned"]
+    assert error["message"].startswith("TargetDriftError: table shop.countries does not match the manifest")

@@ -16,6 +16,7 @@ half-built plan from one run into another.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -42,6 +43,16 @@ from .state import GROUP, Plan, RunState
 log = logging.getLogger("kspyder.chain")
 EngineFactory = Callable[[], sa.Engine]
 DEFAULT_MAX_DEQUEUE_COUNT = 5     # the Functions host's default `maxDequeueCount`
+DRIFT_CHECK_SECONDS = 30.0      # how long a worker trusts a table it found in line with the manifest
+_drift_checked: dict[tuple[str, str, str], float] = {}
+_drift_lock = threading.Lock()
+
+
+def _forget_drift_check(key: tuple[str, str, str]) -> None:
+    with _drift_lock:
+        _drift_checked.pop(key, None)
+
+
 _SAFE_ERRORS = (ExtractError, LoadError, ChainError, MessageError, ConfigError, PiiKeyMissing)
 
 
@@ -146,8 +157,12 @@ class Chain:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
                 records = decode_page(data, page_columns(self.project, ref))
                 loader = self._loader(ref, job.run_id)
-                loader.check_drift()
-                loader.load(records)
+                self._check_drift(ref, loader)
+                try:
+                    loader.load(records)
+                except Exception:
+                    _forget_drift_check(self._drift_key(ref))   # the retry checks the table again
+                    raise
                 self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
             self._after_load(ref, job)
 
@@ -241,6 +256,25 @@ class Chain:
         record = self.ledger.get(run_id)
         siblings = sum(1 for m in record.models if m.split(".", 1)[0] == ref.source_name) if record else 1
         return max(siblings, 1) / rate
+
+    def _drift_key(self, ref: ModelRef) -> tuple[str, str, str]:
+        return (str(self.engine.url), ref.qualified, ref.model.model_dump_json())
+
+    def _check_drift(self, ref: ModelRef, loader: Any) -> None:
+        """The drift check reflects the table (a few queries): a worker does it once per table and
+        manifest every DRIFT_CHECK_SECONDS rather than for each page, and again after a failed load."""
+        if not isinstance(loader, Loader):
+            loader.check_drift()
+            return
+        key = self._drift_key(ref)
+        now = time.monotonic()
+        with _drift_lock:
+            checked = _drift_checked.get(key)
+        if checked is not None and now - checked < DRIFT_CHECK_SECONDS:
+            return
+        loader.check_drift()
+        with _drift_lock:
+            _drift_checked[key] = now
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
         if ref.documents:
