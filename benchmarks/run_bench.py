@@ -34,7 +34,7 @@ import requests
 import sqlalchemy as sa
 
 from benchmarks import dlt_baseline
-from benchmarks.rss import ChildFailed, Measured, run_measured
+from benchmarks.rss import ChildFailed, Measured, own_peak_kib, run_measured
 from benchmarks.servers import page_server_process
 
 ROOT = str(Path(__file__).resolve().parent.parent)   # children run `-m benchmarks...` from here
@@ -165,7 +165,7 @@ def child(argv: list[str]) -> None:
         result = child_copy(args.api, args.target)
     else:
         result = child_executemany(args.api, args.target)
-    print(json.dumps(result))
+    print(json.dumps({**result, "peak_kib": own_peak_kib()}))
 
 
 # ---------------------------------------------------------------- parent

@@ -75,7 +75,9 @@ def engine_factory(project: Project) -> EngineFactory:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = _engines[key] = create_target_engine(url, target_schemas(project))
+                # SQLite attaches schemas on connect: pipeline output schemas too (plan/apply create them)
+                schemas = target_schemas(project) if url.startswith("sqlite") else project.sources
+                engine = _engines[key] = create_target_engine(url, schemas)
             return engine
 
     return factory

@@ -79,6 +79,8 @@ def schema_plan(req: func.HttpRequest) -> func.HttpResponse:
     try:
         with engine_factory(project)().connect() as connection:
             plan = compute_plan(connection, project, OPTIONS)
+    except ConfigError as exc:   # transformations.yml: its outputs are part of the plan
+        return invalid_manifests(exc)
     except PlanError as exc:
         return error(project.masker.mask(str(exc)), None, 409)
     except sa.exc.SQLAlchemyError as exc:
@@ -99,13 +101,15 @@ def schema_apply(req: func.HttpRequest) -> func.HttpResponse:
         project = load_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
-    engine = engine_factory(project)()
     try:
+        engine = engine_factory(project)()
         with engine.connect() as connection:
             live = compute_plan(connection, project, OPTIONS)
         if live.plan_hash != plan_hash:
             return error(STALE_HASH, "plan_hash", 409)
         outcome = apply_stamped(engine, project, PlanStamp.of(live))
+    except ConfigError as exc:   # transformations.yml: its outputs are part of the plan
+        return invalid_manifests(exc)
     except StalePlan as exc:
         return error(str(exc), "plan_hash", 409)
     except PlanError as exc:

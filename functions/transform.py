@@ -1,23 +1,59 @@
 """The Transform step (queue `kspyder-transform`): one `TransformEvent` per run whose every page is
-loaded.
+loaded, or per `POST /api/transform`.
 
-NOT IMPLEMENTED YET, on purpose: the transformation pipelines arrive with the transformations
-issue. Until then this function validates the event and logs what it would run (the run, its
-sources and models), and does nothing else. The issue allows this no-op for this function only;
-every other step of the chain is real. See docs/functions.md.
+It runs what a load makes stale: every pipeline of manifests/transformations.yml that reads the
+event's sources, directly or through other pipelines, in dependency order (shared/transform), then
+every aggregation of manifests/aggregations.yml that reads them (shared/aggregate). A failed
+pipeline or aggregation fails the message after the others ran, so the queue retries it and, in
+the end, the poison handling reports it; re-running is safe (outputs are replaced whole).
 """
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import azure.functions as func
 
 from shared.chain.messages import MessageError, TransformEvent, decode
 from shared.chain.names import TRANSFORM
-from .common import CONNECTION
+from shared.config.project import Project
+from shared.aggregate.run import run_aggregations
+from shared.transform.runner import run_affected
+from .common import CONNECTION, current_project
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")
+
+
+def run_transformations(project: Project, event: TransformEvent) -> None:
+    summary = run_affected(project, event.sources, run_id=event.run_id)
+    log.info("run %s loaded (sources %s): %s", event.run_id, ", ".join(event.sources), summary.render())
+    summary.check()
+
+
+def refresh_aggregations(project: Project, event: TransformEvent) -> None:
+    """The aggregations of manifests/aggregations.yml that read the event's (mongo) sources; one
+    that fails is logged by name and fails the message after the others ran, like a pipeline."""
+    results = run_aggregations(project, sources=event.sources, run_id=event.run_id)
+    failed = [r for r in results if r.error]
+    for r in results:
+        log.info("run %s: aggregation %s: %s", event.run_id, r.name,
+                 f"failed: {r.error}" if r.error else f"{r.documents} document(s), {len(r.files)} file(s)"
+                 + (f", {r.rows} row(s) in {r.table}" if r.table else ""))
+    if failed:
+        raise AggregationFailed(f"run {event.run_id}: aggregation(s) failed: {', '.join(r.name for r in failed)}")
+
+
+class AggregationFailed(RuntimeError):
+    """Names the failed aggregations (their reasons, masked, are in the log above it)."""
+
+
+# What a loaded run triggers, in this order; each gets the project and the event. Pipelines first:
+# an aggregation's SQL output never feeds a pipeline, and a pipeline never reads Mongo.
+AFTER_LOAD: tuple[Callable[[Project, TransformEvent], None], ...] = (
+    run_transformations,
+    refresh_aggregations,
+)
 
 
 @bp.function_name("transform")
@@ -26,5 +62,12 @@ def transform(msg: func.QueueMessage) -> None:
     event = decode(msg.get_json())
     if not isinstance(event, TransformEvent):
         raise MessageError(f"{TRANSFORM}: expected a TransformEvent, not a {type(event).__name__}")
-    log.info("run %s loaded (sources %s; models %s): transformations are not implemented yet, nothing to run",
-             event.run_id, ", ".join(event.sources), ", ".join(event.models) or "-")
+    project = current_project()
+    failures: list[Exception] = []
+    for after_load in AFTER_LOAD:   # a failing step does not keep the next from running
+        try:
+            after_load(project, event)
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]

@@ -5,7 +5,7 @@ Body `{"sources": ["shop", ...], "run_id": "<optional: a run in the ledger>"}`. 
 `TransformEvent` on `kspyder-transform`, what a run sends when its last page is loaded, and answers
 202 `{"run_id", "sources", "models", "queue"}`. Without `run_id` the event gets a new id (not a
 ledger run); with one, the run must exist (404 otherwise) and the event lists that run's models of
-those sources. The Transform function only logs what it would run until transformations exist
+those sources. The Transform function then runs the pipelines reading those sources
 (see functions/transform.py). Bad bodies: 400 `{"error", "field"}`; an unknown source: 400 naming it.
 """
 from __future__ import annotations

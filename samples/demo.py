@@ -1,6 +1,7 @@
 """The README's main job on a fresh machine: start the bundled sample API, create the sample ERP
 database, then `main.py run --apply` loads every model of the demo manifests, PII stripped, into
-the embedded SQLite target, and a query shows the result. Nothing else needs to be running."""
+the embedded SQLite target, `main.py transform` builds the derived tables of
+manifests/transformations.yml, and queries show the result. Nothing else needs to be running."""
 from __future__ import annotations
 
 import os
@@ -22,6 +23,11 @@ QUERIES = {
     "Orders by status (erp.orders; customer e-mails hashed)":
         "SELECT status, COUNT(*) AS orders, ROUND(SUM(amount), 2) AS amount FROM erp.orders GROUP BY status ORDER BY orders DESC",
 }
+TRANSFORMED = {
+    "Monthly revenue (analytics.monthly_revenue, built by manifests/transformations.yml)":
+        "SELECT month, city, currency, revenue, orders FROM analytics.monthly_revenue "
+        "WHERE city <> '(unknown)' ORDER BY month DESC, revenue DESC LIMIT 5",
+}
 
 
 def main() -> int:
@@ -41,7 +47,12 @@ def main() -> int:
         if code:
             return code
     target = os.environ.get("KSPYDER_TARGET_URL", "sqlite:///.kspyder/target.db")
-    show_queries(target)
+    show_queries(target, QUERIES)
+    print("\n$ python main.py transform", file=sys.stderr)
+    code = run_cli(cli, ["transform"])
+    if code:
+        return code
+    show_queries(target, TRANSFORMED)
     print("\n$ python main.py status", file=sys.stderr)
     run_cli(cli, ["status", "--limit", "3"])
     print("\nNext: edit manifests/connector_models.yml, then `python main.py plan` and `python main.py apply`.")
@@ -56,12 +67,12 @@ def run_cli(cli, args: list[str]) -> int:
     return 0
 
 
-def show_queries(url: str) -> None:
+def show_queries(url: str, queries: dict[str, str]) -> None:
     from shared.target.dialects import create_target_engine
 
-    engine = create_target_engine(url, ["shop", "erp"])
+    engine = create_target_engine(url, ["shop", "erp", "analytics"])
     with engine.connect() as connection:
-        for title, query in QUERIES.items():
+        for title, query in queries.items():
             result = connection.execute(sa.text(query))
             rows = [tuple(str(v) for v in row) for row in result]
             headers = tuple(result.keys())

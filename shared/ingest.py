@@ -43,6 +43,7 @@ from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
 from shared.extract.records import RecordShaper, compile_path
 from shared.ledger import RunLedger, new_run_id
+from shared.mongo.load import DocumentTarget
 from shared.pii.stripper import PiiStripper
 from shared.target.load import LoadError, Loader
 
@@ -118,6 +119,9 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
     file = f"{source}/{model}/{name}"
     kind = file_format(name, file)
     ref = resolve_model(project, source, model, file)
+    if kind == "csv" and ref.documents:
+        raise IngestError(f"inbox file {_short(file)}: {ref.qualified} stores whole documents (store: mongo): "
+                          "drop JSON or JSON Lines, not CSV")
     run_id = run_id or new_run_id()
     result = IngestResult(run_id, ref.qualified, file, kind)
     started = time.monotonic()
@@ -125,9 +129,14 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
     status, error = "failed", None
     stack = ExitStack()
     try:
-        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=batch_size)
+        if ref.documents:   # store: mongo: whole records as documents (shared/mongo)
+            documents = DocumentTarget(project.settings)
+            stack.callback(documents.close)
+            loader = documents.loader(ref, run_id)
+        else:
+            loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=batch_size)
         loader.check_drift()
-        stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan)
+        stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
         stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
         items = stack.enter_context(closing(_read(kind, stream, ref, _short(file))))
         shaper = _shaper(ref, kind)
@@ -142,6 +151,8 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
                 _load(loader, ledger, result, batch)
         _load(loader, ledger, result, batch)
         loader.finish()
+        if ref.documents:
+            documents.close()   # the embedded store is written here: before the run counts as succeeded
         status = "succeeded"
     except LoadError as exc:
         error = f"inbox file {_short(file)}: {project.masker.mask(str(exc))}"
@@ -174,6 +185,9 @@ def _shaper(ref: ModelRef, kind: str) -> RecordShaper:
     columns = ref.model.columns
     if kind == "csv":
         columns = {name: column.model_copy(update={"path": None}) for name, column in columns.items()}
+    if ref.documents:   # JSON only (CSV is refused): records kept whole
+        from shared.mongo.shape import DocumentShaper
+        return DocumentShaper(ref.source_name, ref.name, columns, ref.model.primary_key)
     return RecordShaper(ref.source_name, ref.name, columns, ref.model.primary_key)
 
 

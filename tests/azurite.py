@@ -100,7 +100,7 @@ def _start_once(location: Path, log_path: Path) -> tuple[Azurite, subprocess.Pop
         "--blobHost", "127.0.0.1", "--blobPort", str(blob),
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
-        "--location", str(location),
+        "--inMemoryPersistence",  # test data dies with the process anyway; disk writes only slowed every call
         "--silent", "--loose",
         "--skipApiVersionCheck",  # the Python SDKs send newer API versions than Azurite knows
         "--disableTelemetry",  # no network beyond loopback here, and none wanted

@@ -77,3 +77,29 @@ def azurite():
 
     with running_azurite() as emulator:
         yield emulator
+
+
+@pytest.fixture()
+def mongo_client():
+    """mongomock, or the MongoDB server at KSPYDER_TEST_MONGO_URI: the same tests run on both.
+    Name databases with `mongo_name`, which drops them afterwards."""
+    uri = os.environ.get("KSPYDER_TEST_MONGO_URI")
+    if uri:
+        import pymongo
+        client = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    else:
+        import mongomock
+        client = mongomock.MongoClient(tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def mongo_name(mongo_client):
+    """A unique database (= source) name; every database starting with it is dropped afterwards."""
+    import uuid
+    name = f"kt_{uuid.uuid4().hex[:12]}"
+    yield name
+    for database in mongo_client.list_database_names():
+        if database.startswith(name):
+            mongo_client.drop_database(database)

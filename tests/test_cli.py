@@ -89,7 +89,7 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path):
         "connector_models.yml:2 sources.s.models: required key is missing",
         "connector_models.yml:4 sources.s.base_url: base_url must start with http:// or https://",
         "connector_models.yml:5 sources.s.modelz: unknown key 'modelz' (did you mean 'models'?); expected one of: "
-        "type, base_url, auth, headers, throttle, pagination, models, description, schedule",
+        "type, base_url, auth, headers, throttle, pagination, models, description, schedule, store",
     ]
 
 
@@ -131,6 +131,7 @@ def test_demo_runs_on_a_fresh_checkout(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "Active customers by city" in captured.out and "Orders by status" in captured.out
     assert "succeeded" in captured.out  # the status table
+    assert "Monthly revenue (analytics.monthly_revenue" in captured.out   # manifests/transformations.yml ran
     import sqlalchemy as sa
 
     from shared.target.dialects import create_target_engine

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import secrets
 import socket
-import sys
 import threading
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
 from . import data, handlers
 from .handlers import Request, Response, error_response, json_response
+from ..background import BackgroundServer, QuietServer
 
 MAX_SLEEP_MS = 30_000
 CONTROL_PATHS = ("/_stats", "/_reset")
@@ -251,8 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
     request_queue_size = 128  # the default of 5 drops connections when a benchmark opens many at once
 
     def __init__(self, address: tuple[str, int], config: ApiConfig) -> None:
@@ -288,58 +287,22 @@ class _Server(ThreadingHTTPServer):
             except OSError:
                 pass
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        """A client hanging up mid-answer is normal under fault tests; anything else is printed."""
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
 
-
-class SampleApi:
+class SampleApi(BackgroundServer[_Server]):
     """Runs the sample API on a background thread: `with SampleApi(ApiConfig()) as api: api.base_url`."""
 
+    title = "the sample API"
+    thread_name = "sample-api"
+
     def __init__(self, config: ApiConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.config = config or ApiConfig()
-        self._address = (host, port)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> SampleApi:
-        if self._server is not None:
-            raise RuntimeError("the sample API is already running")
-        self._server = _Server(self._address, self.config)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"sample-api-{self.port}", daemon=True)
-        self._thread.start()
-        return self
+    def _make_server(self, address: tuple[str, int]) -> _Server:
+        return _Server(address, self.config)
 
-    def close(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
-        if server is None or thread is None:
-            return
-        server.shutdown()
+    def _before_close(self, server: _Server) -> None:
         server.close_open_connections()
-        server.server_close()
-        thread.join()
-
-    def __enter__(self) -> SampleApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _running(self) -> _Server:
-        if self._server is None:
-            raise RuntimeError("the sample API is not running: use it as a context manager or call start()")
-        return self._server
-
-    @property
-    def port(self) -> int:
-        return self._running().server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        host = self._address[0] if self._address[0] not in ("", "0.0.0.0") else "127.0.0.1"
-        return f"http://{host}:{self.port}"
 
     def stats(self) -> dict:
         return self._running().state.snapshot()

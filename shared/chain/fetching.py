@@ -1,10 +1,11 @@
 """The Fetch step: one page from the source to a raw blob, then the hand-offs that follow from it.
 
-Order matters for at-least-once delivery. A page's work is: write its blob, decide what comes next
-(the plan, the fan-out or the next page's job), mark it `fetched` in the ledger, hand it to Load.
-Each part is idempotent, and the `fetched` marker is written only after everything before it, so a
-redelivery of the owner's own message that finds the marker only repeats the hand-off (whose
-duplicate the Load step's claim swallows).
+Order matters for at-least-once delivery. A page's work is: decide what comes next (the plan, the
+fan-out or the next page's job: other instances start on those at once), shape and strip the page
+and write its blob, mark it `fetched` in the ledger, hand it to Load. Each part is idempotent (a
+repeated next-page job is swallowed by that page's claim), and the `fetched` marker is written only
+after everything before it, so a redelivery of the owner's own message that finds the marker only
+repeats the hand-off (whose duplicate the Load step's claim swallows).
 """
 from __future__ import annotations
 

@@ -97,13 +97,15 @@ class RunState:
         return out
 
     # ------------------------------------------------------------ completion groups
-    def loaded_in_group(self, run_id: str, model: str, group: int) -> int:
-        """Loaded pages of one group of GROUP, from one listing of at most 2 x GROUP markers: a
+    def group_counts(self, run_id: str, model: str, group: int) -> tuple[int, int]:
+        """Fetched and loaded pages of one group of GROUP, from one listing of at most 2 x GROUP markers: a
         load looks at its own group, not at every page of the model (listing costs about 0.1 ms a
         name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
         complete groups is read once per group."""
         prefix = f"{run_id}/pages/{model}/{group:05d}"
-        return sum(1 for name in self.store.list(RUNS, prefix) if name.endswith(".loaded"))
+        names = self.store.list(RUNS, prefix)
+        loaded = sum(1 for name in names if name.endswith(".loaded"))
+        return sum(1 for name in names if name.endswith(".fetched")), loaded
 
     def mark_group_loaded(self, run_id: str, model: str, group: int) -> None:
         self.store.create(RUNS, f"{run_id}/groups/{model}/{group:05d}.loaded", b"")   # a duplicate is fine

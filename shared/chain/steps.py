@@ -169,14 +169,17 @@ class Chain:
     # ------------------------------------------------------------ completion
     def _after_load(self, ref: ModelRef, job: LoadJob) -> None:
         """Is the model complete? Pages complete in groups of GROUP: the load that finds its group
-        full marks it, and the model is complete when every group is marked. Every load writes
+        full marks it, and the model is complete when every group is marked. A load that sees a
+        fetched page of its group not loaded yet leaves the question to that page's load. Every load writes
         before it reads (page marker, then its group's listing; group marker, then the plan and
         the group listing), so of two loads finishing together the later one sees both, and a plan
         that becomes final after a load read it is seen by the load of the page that made it final."""
         group = job.index // GROUP
-        loaded = self.state.loaded_in_group(job.run_id, job.model, group)
+        fetched, loaded = self.state.group_counts(job.run_id, job.model, group)
         if loaded >= GROUP:
             self.state.mark_group_loaded(job.run_id, job.model, group)
+        elif fetched > loaded:
+            return   # a fetched page of the group is still to load: its load lists after this one's marker
         plan = self.state.plan(job.run_id, job.model)
         if plan is None or not plan.final or not plan.pages:
             return   # the last page is not fetched yet: its load will look again

@@ -19,7 +19,13 @@ def validate(state: CliState) -> None:
     with user_errors(state):
         project = state.project()
         models = sum(len(s.models) for s in project.sources.values())
-        click.echo(f"manifests OK: {len(project.sources)} sources, {models} models ({project.root})", err=True)
+        from shared.aggregate.config import load_aggregations   # lazy: only validate reads aggregations.yml here
+        aggregations = len(load_aggregations(project))
+        extra = f", {plural(aggregations, 'aggregation')}" if aggregations else ""
+        from shared.transform.config import load_transformations   # lazy, as above: transformations.yml
+        pipelines = len(load_transformations(project).pipelines)
+        extra += f", {plural(pipelines, 'pipeline')}" if pipelines else ""
+        click.echo(f"manifests OK: {len(project.sources)} sources, {models} models{extra} ({project.root})", err=True)
 
 
 @click.command()

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import click
 
+from .aggregate_cmd import aggregate
 from .commands import extract, validate
 from .context import CliState
 from .host_cmd import host
 from .poison_cmd import poison
 from .probe_cmd import probe
+from .render_cmd import render
 from .run_cmd import run, status
 from .schema_cmd import apply, plan, rebuild
+from .transform_cmd import transform
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,3 +35,6 @@ cli.add_command(run)
 cli.add_command(status)
 cli.add_command(poison)
 cli.add_command(host)
+cli.add_command(render)
+cli.add_command(aggregate)
+cli.add_command(transform)

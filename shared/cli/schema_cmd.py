@@ -21,6 +21,7 @@ from shared.target.dialects import create_target_engine
 from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
 from shared.target.plan_render import render_applied, render_change, render_plan
+from shared.target.schema import target_schemas
 from .context import CliState, user_errors
 
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
@@ -94,10 +95,28 @@ def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, targe
         url = _target_url(project, target)
         options = PlanOptions(selectors=sources, rebuild=True)
         stamp = _approved(url, project, options, auto_approve, "Drop and rebuild these schemas?")
-        if stamp is None:
-            return
-        _report(_apply(url, project, stamp), hint=False)
-        _run(project, project.models(sources))
+        if stamp is not None:
+            _report(_apply(url, project, stamp), hint=False)
+        documents = sorted({ref.source_name for ref in project.models(sources) if ref.documents})
+        if documents:   # store: mongo sources: their databases are dropped and reloaded
+            _drop_documents(project, documents, auto_approve)
+        if stamp is not None or documents:
+            _run(project, project.models(sources))
+
+
+def _drop_documents(project: Project, names: list[str], auto_approve: bool) -> None:
+    from shared.mongo.client import DocumentStoreError, drop_databases   # lazy: only rebuild needs pymongo
+
+    click.echo(f"Document databases to drop and reload: {', '.join(names)}")
+    if not auto_approve:
+        if not stdin_is_terminal():
+            raise PlanError(NO_TERMINAL)
+        if not click.confirm("Drop and reload these document databases?", default=False):
+            raise PlanError("rebuild cancelled: the document databases were not changed")
+    try:
+        drop_databases(project.settings, names)
+    except DocumentStoreError as exc:
+        raise PlanError(str(exc)) from None
 
 
 @contextmanager
@@ -132,7 +151,7 @@ def _target_url(project: Project, target: str | None) -> str:
 
 
 def _engine(url: str, project: Project) -> Engine:
-    return create_target_engine(url, project.sources)
+    return create_target_engine(url, target_schemas(project))   # SQLite: pipeline output schemas attached too
 
 
 def _compute(url: str, project: Project, options: PlanOptions) -> Plan:
@@ -191,6 +210,8 @@ def _report(outcome: ApplyOutcome, hint: bool) -> None:
     click.echo(render_applied(outcome.changes))
     if outcome.plan.reextract:
         click.echo(f"Re-extract: {', '.join(outcome.plan.reextract)}" + (" (apply --refill runs them)" if hint else ""))
+    if outcome.plan.rebuild_derived:
+        click.echo(f"Rebuild: {', '.join(outcome.plan.rebuild_derived)} (main.py transform)")
 
 
 def _refill(project: Project, qualified: tuple[str, ...]) -> None:

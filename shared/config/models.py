@@ -7,6 +7,7 @@ everything; the loader turns pydantic's errors into file:line messages.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
@@ -138,7 +139,7 @@ Auth = Annotated[
     Field(discriminator="type"),
 ]
 AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure")
-SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key"}
+SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key", "mongo_uri"}
 
 
 # ---------------------------------------------------------------- throttling
@@ -228,16 +229,60 @@ class Column(Strict):
         return self
 
 
+Store = Literal["sql", "mongo"]
+# The store of the source whose models are being validated: a model's rules depend on it (a document
+# model may leave `columns` out), and pydantic validates a source's models inside the source.
+_VALIDATING_STORE: ContextVar[str] = ContextVar("kspyder_validating_store", default="sql")
+
+
+class Index(Strict):
+    """A MongoDB index of a `store: mongo` model, created (idempotently) when the model loads."""
+
+    keys: list[str] = Field(description="Field paths; a leading '-' sorts that key descending.")
+    unique: bool = False
+    name: str | None = Field(None, min_length=1, description="Default: MongoDB's generated name.")
+
+    @field_validator("keys")
+    @classmethod
+    def _paths(cls, keys: list[str]) -> list[str]:
+        if not keys:
+            raise ValueError("an index needs at least one key")
+        for key in keys:
+            path = key[1:] if key.startswith("-") else key
+            if not path or "" in path.split(".") or path.startswith("$"):
+                raise ValueError(f"index key '{key}' must be a dotted field path (optionally with a leading '-')")
+        if len({k.lstrip("-") for k in keys}) != len(keys):
+            raise ValueError("an index lists a field twice")
+        return keys
+
+
 class ModelBase(Strict):
     primary_key: list[str] = Field(default_factory=list)
-    columns: dict[str, Column] = Field(min_length=1)
+    columns: dict[str, Column]
     pii_scan: PiiScan | None = Field(None, description="Scan free-text values for PII; default from settings.")
     pii_terms: list[str] = Field(default_factory=list, description="Names or values always treated as PII in this model.")
     description: str | None = None
+    indexes: list[Index] = Field(default_factory=list, description="store: mongo only: indexes of the model's collection.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documents_may_omit_columns(cls, data: Any) -> Any:
+        if _VALIDATING_STORE.get() == "mongo" and isinstance(data, dict) and "columns" not in data:
+            return {**data, "columns": {}}
+        return data
 
     @model_validator(mode="after")
     def _key_columns_exist(self):
+        documents = _VALIDATING_STORE.get() == "mongo"
+        if not self.columns and not documents:
+            raise ValueError("columns must declare at least one column")
+        if documents and not self.primary_key:
+            raise ValueError("a store: mongo model needs a primary_key: it becomes the document _id")
+        if self.indexes and not documents:
+            raise ValueError("indexes only apply to models of a store: mongo source")
         for key in self.primary_key:
+            if documents and key not in self.columns:
+                continue   # a document field (dotted path) that no column declares
             if key not in self.columns:
                 raise ValueError(f"primary_key column '{key}' is not one of the model's columns ({', '.join(self.columns)})")
             if self.columns[key].pii is not None and self.columns[key].pii.rule != PiiRule.hash:
@@ -272,6 +317,21 @@ class SqlModel(ModelBase):
         return self
 
 
+def _schedule_field(cls: type, expression: str | None) -> str | None:
+    """The `schedule` validator both source types share (a base class would reorder their keys)."""
+    return check_schedule(expression)
+
+
+def _validate_with_store(cls: type, data: Any, handler: Any) -> Any:
+    """Models are validated knowing their source's `store` (mongo models may leave out columns)."""
+    store = data.get("store") if isinstance(data, dict) else None
+    token = _VALIDATING_STORE.set(store if store in ("sql", "mongo") else "sql")
+    try:
+        return handler(data)
+    finally:
+        _VALIDATING_STORE.reset(token)
+
+
 class ApiSource(Strict):
     type: Literal["api"]
     base_url: str
@@ -283,18 +343,18 @@ class ApiSource(Strict):
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
 
-    @field_validator("schedule")
-    @classmethod
-    def _ncrontab(cls, expression: str | None) -> str | None:
-        return check_schedule(expression)
+    _ncrontab = field_validator("schedule")(_schedule_field)
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://")
+            raise ValueError("base_url must start with http:// or https://")
         return url.rstrip("/")
 
+    store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
+
+    _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
     def pagination_for(self, model: ApiModel) -> Pagination:
         return model.pagination or self.pagination
@@ -307,11 +367,11 @@ class SqlSource(Strict):
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
 
-    @field_validator("schedule")
-    @classmethod
-    def _ncrontab(cls, expression: str | None) -> str | None:
-        return check_schedule(expression)
+    _ncrontab = field_validator("schedule")(_schedule_field)
 
+    store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
+
+    _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
 
 Source = Annotated[Union[ApiSource, SqlSource], Field(discriminator="type")]

@@ -37,6 +37,11 @@ class ModelRef:
     def qualified(self) -> str:
         return f"{self.source_name}.{self.name}"
 
+    @property
+    def documents(self) -> bool:
+        """A `store: mongo` model: whole records, loaded as documents, not into a SQL table."""
+        return self.source.store == "mongo"
+
 
 @dataclass(frozen=True)
 class Project:

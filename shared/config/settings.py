@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .models import PiiScan, Strict
+
+
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
+def resolved(value: str | None) -> str | None:
+    """Azure hands an app setting's `@Microsoft.KeyVault(...)` reference over verbatim when it cannot
+    read the secret; used as a key or URL, that text would silently hash PII with a known string or
+    point nowhere, so it is refused with the likely cause."""
+    if value is not None and value.strip().startswith(KEY_VAULT_REFERENCE):
+        raise ValueError("is an unresolved Key Vault reference: the app could not read the secret (check the "
+                         "app identity's Key Vault Secrets User role and the secret's name)")
+    return value
 
 
 class OutputSettings(Strict):
@@ -18,6 +31,11 @@ class PiiSettings(Strict):
     scan: PiiScan = "redact"
     key: str | None = Field(None, description="HMAC key for the hash rule; prefer KSPYDER_PII_KEY.")
     redaction: str = Field("[REDACTED]", min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key_resolved(cls, key: str | None) -> str | None:
+        return resolved(key)
 
 
 class StorageSettings(Strict):
@@ -32,6 +50,20 @@ class Settings(Strict):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
+
+    @field_validator("target_url")
+    @classmethod
+    def _target_resolved(cls, url: str) -> str:
+        return resolved(url)
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _mongo_scheme(cls, uri: str | None) -> str | None:
+        resolved(uri)
+        if uri is not None and not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("mongo_uri must start with mongodb:// or mongodb+srv://")
+        return uri or None
 
 
 # Environment variable -> key path in settings.yml. The docs' settings table is generated from this.
@@ -45,4 +77,5 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "KSPYDER_STORAGE_MODE": ("storage", "mode"),
     "KSPYDER_STORAGE_ROOT": ("storage", "root"),
     "KSPYDER_LOG_LEVEL": ("log_level",),
+    "KSPYDER_MONGO_URI": ("mongo_uri",),
 }

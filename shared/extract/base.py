@@ -53,7 +53,10 @@ class GenericExtractor(ABC):
         self.ref = ref
         self.stripper = stripper
         self.limit = limit
-        self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+        shaper = RecordShaper
+        if ref.documents:   # store: mongo keeps records whole
+            from shared.mongo.shape import DocumentShaper as shaper
+        self.shaper = shaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
         self.stats = ExtractStats()
 
     @property

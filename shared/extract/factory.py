@@ -7,7 +7,7 @@ from .base import GenericExtractor
 
 
 def build_extractor(project: Project, ref: ModelRef, limit: int | None = None) -> GenericExtractor:
-    stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan)
+    stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
     if ref.source.type == "api":
         from .api import ApiExtractor
         return ApiExtractor(ref, stripper, limit)

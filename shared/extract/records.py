@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from shared.config.models import Column, ColumnType
 from .errors import ConversionError
+from .shape_compile import ColumnPlan, compile_shape
 
 _MISSING = object()
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
@@ -23,13 +24,21 @@ class BadValue(ValueError):
     """A value does not convert; the message says what was expected, not what was found."""
 
 
+def two_part_path(path: str | None) -> tuple[str, str] | None:
+    """(outer, inner) when `compile_path` reads `path` as a plain nested key (`address.city`)."""
+    parts = (path or "").split(".")
+    if len(parts) == 2 and not any(p.lstrip("-").isdigit() for p in parts):
+        return parts[0], parts[1]
+    return None
+
+
 def compile_path(path: str) -> Callable[[Any], Any]:
     """A getter for a dotted path (`address.city`, `lines.0.sku`); absent parts give None."""
     parts = path.split(".")
     if len(parts) == 1:
         key = parts[0]
         return lambda record: record.get(key) if isinstance(record, dict) else None
-    if len(parts) == 2 and not any(p.lstrip("-").isdigit() for p in parts):
+    if two_part_path(path) is not None:
         outer, inner = parts   # `address.city`: the common nested case, without the loop
 
         def get_nested(record: Any) -> Any:
@@ -233,8 +242,14 @@ class RecordShaper:
         # A key value may itself be PII (a hashed email as key): then errors show the record's position.
         self._key_getters = [compile_path(columns[k].path or k) for k in primary_key if columns[k].pii is None]
         self._key_is_safe = len(self._key_getters) == len(primary_key) and bool(primary_key)
+        plans = [ColumnPlan(name, key, get, convert, same_type, keep, max_len, two_part_path(columns[name].path))
+                 for name, key, get, convert, _, same_type, keep, max_len in self._columns]
+        # The hot path: the same steps as `shape_each`, generated straight-line (see shape_compile).
+        self.shape: Callable[[Any, int], dict[str, Any]] = compile_shape(plans, self.shape_each, BadValue)
 
-    def shape(self, raw: Any, position: int) -> dict[str, Any]:
+    def shape_each(self, raw: Any, position: int) -> dict[str, Any]:
+        """The reference shaping, column by column; `shape` falls back to it for any record that
+        does not convert cleanly, so errors and `on_error: null` are decided here only."""
         if not isinstance(raw, dict):
             raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, expected an object")
         out: dict[str, Any] = {}

@@ -95,9 +95,13 @@ class PiiStripper:
         return record
 
     @classmethod
-    def for_model(cls, model: Any, settings_pii: Any, scan: str | None) -> "PiiStripper":
+    def for_model(cls, model: Any, settings_pii: Any, scan: str | None, *, documents: bool = False) -> "PiiStripper":
         """`model` is a ModelBase and `settings_pii` a PiiSettings; `scan` is the resolved mode
-        (falls back to the model's, then the settings' when not given)."""
+        (falls back to the model's, then the settings' when not given). `documents`: the model's
+        records are whole documents (store: mongo), stripped and scanned whole."""
         key = settings_pii.key.encode("utf-8") if settings_pii.key else None
+        if documents:
+            from .document import DocumentStripper   # lazy: document.py subclasses this class
+            cls = DocumentStripper
         return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
                    terms=model.pii_terms, redaction=settings_pii.redaction)

@@ -16,10 +16,13 @@ from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
+from shared.mongo.load import DocumentTarget
+from shared.mongo.run import run_document_model
 from shared.outputs.writers import file_writer
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.load import LoadError, Loader
+from .overlap import OverlappedWriter
 from shared.text import plural
 
 PageCallback = Callable[[Page, ExtractStats], None]
@@ -86,14 +89,19 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     summary = RunSummary(run_id)
     started = time.monotonic()
     ledger.start(run_id, [r.qualified for r in refs], trigger)
+    documents = DocumentTarget(project.settings)   # store: mongo models load there
     try:
         for ref in refs:
             if on_model_start:
                 on_model_start(ref)
-            result = _run_model(project, ref, engine, ledger, run_id, on_page)
+            if ref.documents:
+                result = run_document_model(project, ref, documents, ledger, run_id, on_page)
+            else:
+                result = _run_model(project, ref, engine, ledger, run_id, on_page)
             ledger.finish_model(run_id, ref.qualified, result.as_dict())
             summary.results.append(result)
     finally:
+        documents.close()
         summary.seconds = time.monotonic() - started
         ledger.finish(run_id, "succeeded" if summary.ok and len(summary.results) == len(refs) else "failed",
                       summary.as_dict())
@@ -115,17 +123,26 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
             writer = None
             if output.format != "none":
                 writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
+
+            def loaded(pages: list[tuple[int, int]], rows: int) -> None:
+                result.rows += rows
+                for index, records in pages:
+                    ledger.page(run_id, ref.qualified, index, "loaded", records)
+
+            # entered last, so left first: the batch in flight lands before the file output closes
+            batches = stack.enter_context(OverlappedWriter(loader, engine, loaded))
             pending: list[Page] = []
             for page in extractor.pages():
                 ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
                 pending.append(page)
                 if sum(len(p.records) for p in pending) >= LOAD_BATCH:
-                    result.rows += _load(loader, ledger, run_id, ref.qualified, pending)
+                    _submit(loader, batches, pending)
                 if writer is not None:
                     writer.write(page.records)
                 if on_page:
                     on_page(page, extractor.stats)
-            result.rows += _load(loader, ledger, run_id, ref.qualified, pending)
+            _submit(loader, batches, pending)
+            batches.close()
             loader.finish()
     except (ExtractError, LoadError) as exc:
         result.error = project.masker.mask(str(exc))
@@ -135,12 +152,22 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
     return result
 
 
-def _load(loader: Loader, ledger: RunLedger, run_id: str, model: str, pages: list[Page]) -> int:
-    """Load the buffered pages in one batch, then mark them loaded; empties the buffer."""
+def _submit(loader: Loader, batches: OverlappedWriter, pages: list[Page]) -> None:
+    """Prepare the buffered pages (fit checks, on this thread) batch by batch and hand each to the
+    writer; the pages are marked loaded once their last batch has committed. Empties the buffer."""
     if not pages:
-        return 0
-    rows = loader.load([record for page in pages for record in page.records])
-    for page in pages:
-        ledger.page(run_id, model, page.index, "loaded", len(page.records))
+        return
+    previous = None   # one batch behind, to know which is the last
+    try:
+        for batch in loader.batches([record for page in pages for record in page.records]):
+            if previous is not None:
+                batches.submit(previous, [])
+            previous = batch
+    except LoadError:
+        if previous is not None:   # written before the misfit stops the run, as a synchronous loop would
+            batches.submit(previous, [])
+        raise
+    if previous is not None:
+        # (index, records) only: holding the pages would keep their records in memory until the write ends
+        batches.submit(previous, [(page.index, len(page.records)) for page in pages])
     pages.clear()
-    return rows

@@ -23,7 +23,7 @@ from shared.config.project import Project
 from .dialects import column_type, create_schema, drop_schema
 from .plan import (ADD_COLUMN, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE,
                    Change, Plan, PlanError, PlanOptions, compute_plan)
-from .schema import target_metadata
+from .schema import derived_tables, target_metadata
 
 STALE = "plan is stale: the database changed since the plan was made (run main.py plan again)"
 MANIFESTS_CHANGED = "plan is stale: the manifests changed since the plan was made (run main.py plan again)"
@@ -67,7 +67,8 @@ def apply_stamped(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOu
             raise StalePlan(STALE)
         if live.plan_hash != stamp.plan_hash:
             raise StalePlan(MANIFESTS_CHANGED)
-        apply_changes(connection, live.changes, target_metadata(project, connection.dialect.name))
+        derived = derived_tables(project) if any(c.builder for c in live.changes) else []
+        apply_changes(connection, live.changes, target_metadata(project, connection.dialect.name, derived=derived))
         return ApplyOutcome(live, already_applied=False)
 
 

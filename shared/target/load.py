@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -32,6 +32,14 @@ class LoadError(Exception):
 
 class TargetDriftError(LoadError):
     """The live table is not what the manifest describes: loading would fail or misplace data."""
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Rows ready for the writer (fitted, one per key), and where their records were in the page."""
+    rows: list[tuple]
+    first: int      # position of the batch's first record in the page given to `batches`
+    records: int    # records the rows came from (duplicate keys make rows fewer)
 
 
 @dataclass
@@ -90,25 +98,31 @@ class Loader:
     # ------------------------------------------------------------------ load
     def load(self, records: list[dict[str, Any]]) -> int:
         """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
+        return sum(self.write(batch) for batch in self.batches(records))
+
+    def batches(self, records: list[dict[str, Any]]) -> Iterator[PreparedBatch]:
+        """The page cut into batches of at most `batch_size`, each checked and converted when the
+        caller asks for it (a misfit raises LoadError then). Split from `write` so that a caller can
+        prepare the next batch while another thread writes this one (`pipeline.overlap`)."""
         if not self._drift_checked:
             self.check_drift()
-        written = 0
         for start in range(0, len(records), self.batch_size):
-            written += self._load_batch(records[start:start + self.batch_size], start)
-        return written
+            chunk = records[start:start + self.batch_size]
+            yield PreparedBatch(self._rows(chunk, start), start, len(chunk))
 
-    def _load_batch(self, records: list[dict[str, Any]], first_position: int) -> int:
-        rows = self._rows(records, first_position)
+    def write(self, batch: PreparedBatch) -> int:
+        """Write one prepared batch in its own transaction; returns the rows written. Safe to call
+        from one other thread than the one preparing batches (the engine's pool is thread-safe)."""
         try:
             with self.engine.begin() as connection:
-                self._writer.write(connection, rows)
+                self._writer.write(connection, batch.rows)
         except self._database_errors() as exc:
-            raise LoadError(f"{self.ref.qualified}: batch of records {first_position}-"
-                            f"{first_position + len(records) - 1} of the page failed and was rolled back: "
+            raise LoadError(f"{self.ref.qualified}: batch of records {batch.first}-"
+                            f"{batch.first + batch.records - 1} of the page failed and was rolled back: "
                             f"{summarize_database_error(exc)}") from None
-        self.stats.rows += len(rows)
+        self.stats.rows += len(batch.rows)
         self.stats.batches += 1
-        return len(rows)
+        return len(batch.rows)
 
     def _rows(self, records: list[dict[str, Any]], first_position: int) -> list[tuple]:
         nulled_before = self._fitter.nulled

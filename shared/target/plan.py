@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from shared.config.project import ModelRef, Project
 from .columns import StoredColumn
 from .compare import TableDiff, compare_table
-from .schema import desired_columns
+from .schema import derived_tables, desired_columns
 from .snapshot import SchemaState, Shapes, TableShape, digest, fingerprint, orphan_schemas, reflect_schema, shapes_of
 
 CREATE_SCHEMA, CREATE_TABLE = "create_schema", "create_table"
@@ -38,6 +38,7 @@ class Change:
     retyped: tuple[tuple[str, str, str], ...] = ()
     key_change: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     tables: tuple[str, ...] = ()                # drop_schema: the managed tables it holds
+    builder: str | None = None                  # a derived table: what rebuilds its rows ("transform x")
 
     @property
     def qualified(self) -> str:
@@ -58,6 +59,8 @@ class Change:
             out["primary_key"] = {"from": list(self.key_change[0]), "to": list(self.key_change[1])}
         if self.tables:
             out["tables"] = list(self.tables)
+        if self.builder:
+            out["builder"] = self.builder
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -100,22 +103,36 @@ class Plan:
     @property
     def reextract(self) -> tuple[str, ...]:
         """New and rebuilt tables are empty: their models must run again to fill them."""
-        return tuple(c.qualified for c in self.changes if c.kind in (CREATE_TABLE, REPLACE_TABLE))
+        return tuple(c.qualified for c in self.changes if c.kind in (CREATE_TABLE, REPLACE_TABLE) and not c.builder)
+
+    @property
+    def rebuild_derived(self) -> tuple[str, ...]:
+        """New and replaced derived tables are empty until their builder runs ("transform x")."""
+        return tuple(dict.fromkeys(c.builder for c in self.changes if c.kind in (CREATE_TABLE, REPLACE_TABLE) and c.builder))
 
 
 def compute_plan(connection: sa.Connection, project: Project, options: PlanOptions = PlanOptions()) -> Plan:
     inspector = sa.inspect(connection)
-    refs = project.models(options.selectors)
+    refs = [ref for ref in project.models(options.selectors) if not ref.documents]   # store: mongo: no tables
     by_source = _by_source(refs)
     states = [reflect_schema(inspector, source) for source in by_source]
     # removed sources are looked for only when the plan covers the whole project
     search = not (options.selectors or options.rebuild)
-    orphans = orphan_schemas(inspector, project.sources, options.scope) if search else []
+    # derived tables (pipeline outputs) belong to the whole-project plan, like removed sources
+    derived = derived_tables(project) if search else []
+    known = [n for n, s in project.sources.items() if s.store == "sql"] + [d.schema for d in derived]
+    orphans = orphan_schemas(inspector, known, options.scope) if search else []
     if options.rebuild:
         changes, kept = _rebuild_changes(states, by_source, project), []
     else:
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
-    live = shapes_of(states + orphans)
+    from .plan_derived import derived_changes   # lazy: it builds on Change and refuse_foreign below
+
+    derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune)
+    if derived_found:   # (never with rebuild, whose drops-then-creates order must stay)
+        changes = sorted(changes + derived_found, key=lambda c: KIND_ORDER.index(c.kind))
+    kept = kept + derived_kept
+    live = shapes_of(states + derived_states + orphans)
     return Plan(options, tuple(changes), tuple(kept), tuple(r.qualified for r in refs), fingerprint(live),
                 fingerprint(shapes_after(live, changes)))
 
@@ -159,9 +176,13 @@ def _source_changes(inspector: sa.Inspector, state: SchemaState, refs: list[Mode
 
 
 def _refuse_foreign(state: SchemaState, table: str) -> None:
+    refuse_foreign(state, table, "rename or drop it, or rename the model")
+
+
+def refuse_foreign(state: SchemaState, table: str, advice: str) -> None:
     if table in state.foreign:
         raise PlanError(f"{state.name}.{table} exists but is not a kspyder table (it has no _kspyder_run_id "
-                        f"column): kspyder never touches it; rename or drop it, or rename the model")
+                        f"column): kspyder never touches it; {advice}")
 
 
 def table_changes(diff: TableDiff, desired: list[StoredColumn]) -> list[Change]:

@@ -17,12 +17,16 @@ def render_change(change: Change) -> str:
     c = change
     if c.kind == CREATE_SCHEMA:
         return f"+ create schema {c.schema}"
+    if c.kind == CREATE_TABLE and c.builder:
+        return f"+ create table {c.qualified} ({c.builder}: {_column_list(c)})"
     if c.kind == CREATE_TABLE:
         return f"+ create table {c.qualified} ({_table_summary(c)})"
     if c.kind == ADD_COLUMN:
         return f"~ add column {c.qualified}.{c.column} {c.columns[0].describe()}"
     if c.kind == DROP_COLUMN:
         return f"~ drop column {c.qualified}.{c.column}"
+    if c.kind == REPLACE_TABLE and c.builder:
+        return f"-/+ replace table {c.qualified} (reason: {'; '.join(c.reasons)}; {c.builder}: {_column_list(c)})"
     if c.kind == REPLACE_TABLE:
         return f"-/+ replace table {c.qualified} (reason: {'; '.join(c.reasons)})"
     if c.kind == DROP_TABLE:
@@ -40,6 +44,11 @@ def _table_summary(change: Change) -> str:
     return f"{_count(len(columns), 'column')}, {key_text}"
 
 
+def _column_list(change: Change) -> str:
+    """A derived table's inferred columns: its builder, not a manifest, says what they are."""
+    return ", ".join(f"{c.name} {c.describe()}" for c in change.columns if c.name not in META_COLUMNS)
+
+
 def render_kept(kept: Kept) -> str:
     what = f"{kept.schema}.{kept.table}" if kept.table else f"schema {kept.schema}"
     return f"{what} is no longer in the manifests (kept; use --prune to drop it)"
@@ -53,7 +62,8 @@ def render_plan(plan: Plan) -> str:
         return "\n".join(lines)
     counts = ", ".join(f"{_tally(plan.changes, kinds)} to {verb}" for verb, _, kinds in CATEGORIES)
     reextract = f" Re-extract after apply: {', '.join(plan.reextract)}" if plan.reextract else ""
-    lines.append(f"Plan: {counts}.{reextract}")
+    rebuild = f" Rebuild after apply: {', '.join(plan.rebuild_derived)}." if plan.rebuild_derived else ""
+    lines.append(f"Plan: {counts}.{reextract}{'.' if reextract and rebuild else ''}{rebuild}")
     return "\n".join(lines)
 
 

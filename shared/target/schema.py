@@ -2,6 +2,8 @@
 table per model, the model's primary key, and kspyder's load metadata columns. No DDL strings."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from shared.config.models import ColumnType
@@ -24,8 +26,50 @@ def model_table(metadata: sa.MetaData, ref: ModelRef, redaction: str, dialect: s
                     **table_options(dialect))
 
 
-def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None) -> sa.MetaData:
+@dataclass(frozen=True)
+class DerivedTable:
+    """A table kspyder derives from the models and replaces whole on every build (a pipeline's
+    output): planned like a model's table, with the columns its builder infers, and no key."""
+
+    schema: str
+    table: str
+    columns: tuple[StoredColumn, ...] | None   # None: known only when built (aggregations): not planned
+    builder: str            # what rebuilds it, for the plan: "transform monthly_revenue"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def derived_tables(project: Project) -> list[DerivedTable]:
+    """Every derived table of the project; each builder reads its own manifest file (ConfigError
+    when it is invalid). Add further builders of derived tables to this list."""
+    from shared.aggregate.outputs import aggregation_outputs
+    from shared.transform.outputs import pipeline_outputs   # lazy: transformations build on this package
+
+    return [*pipeline_outputs(project), *aggregation_outputs(project)]
+
+
+def target_schemas(project: Project) -> list[str]:
+    """Every schema the target holds for this project: engines on SQLite attach them all."""
+    sql = [name for name, source in project.sources.items() if source.store == "sql"]   # mongo: no schema
+    return sql + sorted({d.schema for d in derived_tables(project)})
+
+
+def derived_table(metadata: sa.MetaData, derived: DerivedTable, dialect: str) -> sa.Table:
+    """The same table `shared.target.replace` creates: nullable columns, no key."""
+    return sa.Table(derived.table, metadata, *[sa.Column(c.name, column_type(c), nullable=True) for c in derived.columns],
+                    schema=derived.schema, **table_options(dialect))
+
+
+def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None,
+                    derived: list[DerivedTable] = ()) -> sa.MetaData:
     metadata = sa.MetaData()
     for ref in refs if refs is not None else project.models():
+        if ref.documents:
+            continue   # store: mongo models have no table
         model_table(metadata, ref, project.settings.pii.redaction, dialect)
+    for table in derived:
+        if table.columns is not None:
+            derived_table(metadata, table, dialect)
     return metadata

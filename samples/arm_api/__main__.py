@@ -1,0 +1,47 @@
+"""`python -m samples.arm_api`: serve the ARM sample in the foreground until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .estate import SUBSCRIPTION
+from .handlers import ArmConfig
+from .server import ArmApi
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samples.arm_api", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--token", default=ArmConfig.token, help="bearer token clients must send")
+    parser.add_argument("--page-size", type=int, default=ArmConfig.page_size)
+    parser.add_argument("--cost-page-size", type=int, default=ArmConfig.cost_page_size)
+    parser.add_argument("--seed", type=int, default=ArmConfig.seed)
+    args = parser.parse_args(argv)
+    try:
+        config = ArmConfig(token=args.token, page_size=args.page_size, cost_page_size=args.cost_page_size,
+                           seed=args.seed)
+    except ValueError as exc:
+        print(f"ARM sample API: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        api = ArmApi(config, host=args.host, port=args.port).start()
+    except OSError as exc:
+        print(f"ARM sample API: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"ARM sample API on {api.base_url} (subscription {SUBSCRIPTION})", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        api.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""MongoDB: the document store of `store: mongo` sources (a server, or the embedded store on disk)."""

@@ -1,0 +1,50 @@
+"""One `store: mongo` model in an embedded run: extract -> strip (whole documents) -> upsert, page
+by page, with the same ledger marks, file outputs and summary as a SQL model."""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from typing import Any, Callable
+
+from shared.config.project import ModelRef, Project
+from shared.extract.errors import ExtractError
+from shared.extract.factory import build_extractor
+from shared.ledger import RunLedger
+from shared.outputs.writers import file_writer
+from shared.target.load import LoadError
+from .client import DocumentStoreError, is_embedded
+from .load import DocumentTarget
+
+
+def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, ledger: RunLedger, run_id: str,
+                       on_page: Callable[[Any, Any], None] | None) -> Any:
+    from shared.pipeline.run import ModelResult   # lazy: the pipeline imports this module
+
+    started = time.monotonic()
+    extractor = build_extractor(project, ref)
+    result = ModelResult(ref.qualified, extractor.stats)
+    output = project.settings.output
+    try:
+        loader = target.loader(ref, run_id)
+        loader.check_drift()
+        with ExitStack() as stack:
+            writer = None
+            if output.format != "none":
+                writer = stack.enter_context(
+                    file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
+            for page in extractor.pages():
+                ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
+                result.rows += loader.load(page.records)
+                ledger.page(run_id, ref.qualified, page.index, "loaded", len(page.records))
+                if writer is not None:
+                    writer.write(page.records)
+                if on_page:
+                    on_page(page, extractor.stats)
+        if is_embedded(target.client):
+            target.client.flush()   # each model's documents on disk as soon as it is done
+    except (ExtractError, LoadError, DocumentStoreError) as exc:
+        result.error = project.masker.mask(str(exc))
+    finally:
+        extractor.close()
+    result.seconds = time.monotonic() - started
+    return result

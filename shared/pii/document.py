@@ -1,0 +1,107 @@
+"""PII rules over whole documents (`store: mongo` models).
+
+A document lands whole, including fields nobody declared, so the scan cannot be limited to
+declared text columns: every string value of the document is scanned (nested mappings and lists
+included; keys are schema, not data, and are left alone). Declared columns keep their meaning at
+their field's path: a `pii` rule decides that value (it is then not scanned), `pii_fields`
+rewrite nested paths under it, and a column's own `pii_scan` replaces the model's mode for its
+subtree (`off` leaves it unscanned).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from shared.config.models import Column
+from .detectors import Scanner
+from .fields import _rewrite, compile_fields
+from .rules import DROP, PiiKeyMissing, Transform, compile_rule
+from .scrub import json_column, text_scrubber
+from .stripper import SCAN_MODES, PiiStripper
+
+WHOLE_DOCUMENT = "(whole document)"
+_CLAIMED = None   # marks a path in the claim tree whose value the scan leaves to its column
+
+
+class DocumentStripper(PiiStripper):
+    """`apply_owned` / `apply` take a whole document and return it stripped (a new document: the
+    rewrites copy what they change)."""
+
+    __slots__ = ("_rules", "_claims", "_scrub")
+
+    def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
+                 terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
+        if scan not in SCAN_MODES:
+            raise ValueError(f"pii scan must be one of {', '.join(SCAN_MODES)}, not '{scan}'")
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        key = key or None
+        self.scan = scan
+        scanner = Scanner(terms)
+        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+        rules: list[tuple[tuple[str, ...], Transform]] = []
+        claims: dict = {}
+        output, dropped = [], []
+        for name, column in columns.items():
+            parts = tuple((column.path or name).split("."))
+            if column.pii is not None:
+                rules.append((parts, compile_rule(column.pii, key=key, redaction=redaction, where=name)))
+                _claim(claims, parts)
+                (dropped if rules[-1][1] is DROP else output).append(name)
+                continue
+            output.append(name)
+            if column.pii_fields:
+                rules.append((parts, compile_fields(name, column.pii_fields, key=key, redaction=redaction)))
+            if column.pii_scan is not None:
+                _claim(claims, parts)
+                if column.pii_scan != "off":
+                    if column.pii_scan not in scrubbers:
+                        raise PiiKeyMissing(name)
+                    rules.append((parts, json_column(scrubbers[column.pii_scan])))
+        if scan != "off" and scan not in scrubbers:
+            raise PiiKeyMissing(WHOLE_DOCUMENT)
+        self._rules = tuple(rules)
+        self._claims = claims
+        self._scrub = scrubbers.get(scan) if scan != "off" else None
+        self._output, self._dropped, self._transforms = tuple(output), tuple(dropped), ()
+
+    def apply(self, record: dict) -> dict:
+        document: Any = record
+        for parts, action in self._rules:   # first, as for a json column: pii_fields see the raw values
+            document = _rewrite(document, parts, 0, action)
+        if self._scrub is not None:
+            document = _scan(document, self._claims, self._scrub)
+        return document
+
+    apply_owned = apply
+
+
+def _claim(tree: dict, parts: tuple[str, ...]) -> None:
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part, {})
+        if child is _CLAIMED:
+            return   # an enclosing path is already claimed whole
+        node = node.setdefault(part, child)
+    node[parts[-1]] = _CLAIMED
+
+
+def _scan(value: Any, claims: dict | None, scrub) -> Any:
+    """Every string scrubbed, except under claimed paths (`claims` mirrors the document: a
+    mapping per level, `*` matching every key or list index, `_CLAIMED` at a claimed leaf)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        if not claims:
+            return {k: _scan(v, None, scrub) for k, v in value.items()}
+        return {k: v if (sub := _sub(claims, k)) is _CLAIMED else _scan(v, sub, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        if not claims:
+            return [_scan(v, None, scrub) for v in value]
+        return [v if (sub := _sub(claims, str(i))) is _CLAIMED else _scan(v, sub, scrub) for i, v in enumerate(value)]
+    return value
+
+
+def _sub(claims: dict, key: str) -> Any:
+    if key in claims:
+        return claims[key]
+    return claims.get("*", {})

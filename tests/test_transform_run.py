@@ -1,0 +1,245 @@
+"""Pipelines against real databases (SQLite, PostgreSQL, MariaDB): inputs read from model tables,
+outputs replaced, dependency order, failures isolated, chunked == whole-frame."""
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shared.config.project import load_project
+from shared.target.apply import PlanStamp, apply_stamped
+from shared.target.columns import META_COLUMNS, RUN_ID
+from shared.target.dialects import drop_schema, stores_timezones
+from shared.target.plan import PlanOptions, compute_plan
+from shared.target.schema import target_metadata
+from shared.transform.config import load_transformations
+from shared.transform.runner import run_affected, run_pipelines, target_engine
+
+CONNECTORS = """sources:
+  {erp}:
+    type: sql
+    url: sqlite:///unused.db
+    models:
+      orders:
+        table: orders
+        primary_key: [order_id]
+        columns:
+          order_id: {{type: string, length: 20}}
+          customer_id: {{type: integer}}
+          amount: {{type: decimal, precision: 12, scale: 2}}
+          status: {{type: string, length: 20}}
+          created_at: {{type: datetime}}
+  {shop}:
+    type: sql
+    url: sqlite:///unused.db
+    models:
+      customers:
+        table: customers
+        primary_key: [id]
+        columns:
+          id: {{type: integer}}
+          city: {{type: string, length: 100}}
+"""
+PIPELINES = """pipelines:
+  city_totals:
+    inputs: {{m: {out}.monthly_revenue}}
+    steps:
+      - group_by: {{by: city, agg: {{revenue: [revenue, sum], months: [month, count]}}}}
+      - sort: {{by: revenue, ascending: false}}
+    output: {out}.city_totals
+  monthly_revenue:
+    inputs: {{o: {erp}.orders, c: {shop}.customers}}
+    steps:
+      - join: {{left: o, right: c, left_on: customer_id, right_on: id, how: left}}
+      - filter: "amount > 0"
+      - derive: {{month: "created_at.dt.strftime('%Y-%m')"}}
+      - group_by: {{by: [month, city], agg: {{revenue: [amount, sum], orders: [order_id, count]}}}}
+      - sort: {{by: [month, city]}}
+    output: {out}.monthly_revenue
+  paid_orders:
+    inputs: {{o: {erp}.orders}}
+    steps:
+      - filter: "status == 'paid'"
+      - fillna: {{customer_id: 0}}
+      - derive: {{cents: "round(amount * 100)", big: "amount >= 10"}}
+      - cast: {{cents: integer}}
+      - rename: {{created_at: paid_at}}
+      - select: [order_id, customer_id, cents, big, paid_at]
+    output: {out}.paid_orders
+  statuses:
+    inputs: {{}}
+    steps:
+      - sql:
+          query: "SELECT status, COUNT(*) AS n FROM {erp}.orders WHERE status NOT LIKE '%zz%' GROUP BY status"
+          columns: {{status: text, n: integer}}
+          reads: [{erp}.orders]
+      - sort: {{by: status}}
+    output: {out}.statuses
+"""
+ORDERS = [("o1", 1, "10.50", "paid", (2024, 1, 5)), ("o2", 1, "20.00", "paid", (2024, 1, 20)),
+          ("o3", 2, "5.25", "shipped", (2024, 1, 31, 23, 59)), ("o4", 2, "-3.00", "refunded", (2024, 2, 1)),
+          ("o5", 3, "7.00", "paid", (2024, 2, 10)), ("o6", None, "1.00", "new", (2024, 2, 11)),
+          ("o7", 9, "2.00", "paid", (2024, 2, 12)), ("o8", 2, "100.00", "cancelled", (2024, 3, 1))]
+CUSTOMERS = [(1, "Berlin"), (2, "Paris"), (3, None)]
+
+
+class Target:
+    def __init__(self, url: str, folder: Path):
+        tag = uuid.uuid4().hex[:8]
+        self.erp, self.shop, self.out = f"kt_erp_{tag}", f"kt_shop_{tag}", f"kt_out_{tag}"
+        self.options = PlanOptions(scope=(f"kt_*_{tag}",))   # others' schemas on a shared server are not ours
+        self.folder = folder
+        self.url = url
+        self.write(PIPELINES)
+        self.engine = target_engine(self.project, load_transformations(self.project))
+
+    def write(self, pipelines: str) -> None:
+        names = {"erp": self.erp, "shop": self.shop, "out": self.out}
+        (self.folder / "connector_models.yml").write_text(CONNECTORS.format(**names))
+        (self.folder / "transformations.yml").write_text(pipelines.format(**names))
+        self.project = load_project(self.folder, env={"KSPYDER_TARGET_URL": self.url})
+        self.transformations = load_transformations(self.project)
+
+    def apply(self) -> None:
+        apply_stamped(self.engine, self.project, PlanStamp.of(self.plan()))
+
+    def plan(self, prune: bool = False):
+        with self.engine.connect() as connection:
+            return compute_plan(connection, self.project, PlanOptions(prune=prune, scope=self.options.scope))
+
+    def insert(self, orders=ORDERS, customers=CUSTOMERS) -> None:
+        metadata = target_metadata(self.project, self.engine.dialect.name)
+        aware = stores_timezones(self.engine.dialect.name)
+
+        def when(parts):
+            at = datetime(*parts, tzinfo=timezone.utc)
+            return at if aware else at.replace(tzinfo=None)
+        with self.engine.begin() as connection:
+            if orders:
+                connection.execute(metadata.tables[f"{self.erp}.orders"].insert(), [
+                    {"order_id": o, "customer_id": c, "amount": Decimal(a), "status": s, "created_at": when(t),
+                     RUN_ID: "test"} for o, c, a, s, t in orders])
+            if customers:
+                connection.execute(metadata.tables[f"{self.shop}.customers"].insert(),
+                                   [{"id": i, "city": city, RUN_ID: "test"} for i, city in customers])
+
+    def rows(self, table: str, order: str) -> list[dict]:
+        with self.engine.connect() as connection:
+            t = sa.Table(table, sa.MetaData(), schema=self.out, autoload_with=connection)
+            result = connection.execute(sa.select(t).order_by(t.c[order]))
+            return [{k: v for k, v in r._mapping.items() if k not in META_COLUMNS} for r in result]
+
+    def run(self, names=(), **options):
+        return run_pipelines(self.project, self.transformations, self.transformations.select(names),
+                             engine=self.engine, **options)
+
+    def drop(self) -> None:
+        with self.engine.begin() as connection:
+            for schema in (self.out, self.erp, self.shop):
+                drop_schema(connection, schema)
+        self.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def target(request, tmp_path):
+    url = (f"sqlite:///{tmp_path / 'target.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url"))
+    t = Target(url, tmp_path)
+    yield t
+    t.drop()
+
+
+def test_pipelines_build_their_outputs_in_dependency_order(target):
+    target.apply()
+    target.insert()
+    summary = target.run()
+    assert summary.ok, summary.render()
+    names = [r.name for r in summary.results]
+    assert names.index("monthly_revenue") < names.index("city_totals")   # city_totals reads monthly_revenue
+    assert target.rows("monthly_revenue", "month") == [
+        {"month": "2024-01", "city": "Berlin", "revenue": 30.5, "orders": 2},
+        {"month": "2024-01", "city": "Paris", "revenue": 5.25, "orders": 1},
+        {"month": "2024-02", "city": None, "revenue": 10.0, "orders": 3},
+        {"month": "2024-03", "city": "Paris", "revenue": 100.0, "orders": 1}]
+    assert target.rows("city_totals", "revenue") == [
+        {"city": None, "revenue": 10.0, "months": 1}, {"city": "Berlin", "revenue": 30.5, "months": 1},
+        {"city": "Paris", "revenue": 105.25, "months": 2}]
+    paid = target.rows("paid_orders", "order_id")
+    assert [(r["order_id"], r["cents"], bool(r["big"])) for r in paid] == [
+        ("o1", 1050, True), ("o2", 2000, True), ("o5", 700, False), ("o7", 200, False)]
+    assert paid[0]["paid_at"].replace(tzinfo=None) == datetime(2024, 1, 5)
+    assert target.rows("statuses", "status") == [
+        {"status": s, "n": n} for s, n in [("cancelled", 1), ("new", 1), ("paid", 4), ("refunded", 1), ("shipped", 1)]]
+    # the outputs are what plan inferred: nothing to change
+    assert target.plan().changes == ()
+
+
+def test_a_second_run_sees_new_data_through_the_chain_and_tags_the_run(target):
+    target.apply()
+    target.insert()
+    target.run(run_id="first-run")
+    target.insert(orders=[("o9", 1, "69.50", "paid", (2024, 3, 2))], customers=[])
+    summary = target.run(run_id="second-run")
+    assert summary.ok
+    totals = {r["city"]: r["revenue"] for r in target.rows("city_totals", "revenue")}
+    assert totals["Berlin"] == 100.0
+    with target.engine.connect() as connection:
+        runs = connection.execute(sa.text(f"SELECT DISTINCT {RUN_ID} FROM {target.out}.city_totals")).scalars().all()
+    assert runs == ["second-run"]
+
+
+def test_affected_pipelines_follow_the_sources(target):
+    target.apply()
+    target.insert()
+    summary = run_affected(target.project, [target.shop], engine=target.engine, run_id="shop-loaded")
+    assert [r.name for r in summary.results] == ["monthly_revenue", "city_totals"]
+    assert summary.ok
+
+
+def test_a_failing_pipeline_keeps_its_old_output_and_skips_its_readers(target):
+    target.apply()
+    target.insert()
+    assert target.run().ok
+    before = target.rows("monthly_revenue", "month")
+    broken = PIPELINES.replace('      - filter: "amount > 0"\n', '      - filter: "amount > 0"\n      - cast: {{status: integer}}\n')
+    target.write(broken)
+    summary = target.run()
+    results = {r.name: r for r in summary.results}
+    assert not summary.ok
+    assert "steps[2].cast.status: column 'status': some values are not valid integer" in results["monthly_revenue"].error
+    assert results["city_totals"].skipped and results["city_totals"].error == "its input pipeline monthly_revenue failed"
+    assert results["paid_orders"].error is None and results["statuses"].error is None
+    assert target.rows("monthly_revenue", "month") == before
+    rendered = summary.render()
+    assert "monthly_revenue: FAILED: transformations.yml:" in rendered and "2 failed" not in rendered
+    with pytest.raises(Exception, match="1 of 4 pipelines failed, 1 skipped:"):
+        summary.check()
+
+
+def test_missing_input_table_is_a_clear_failure(target):
+    summary = target.run(["paid_orders"])
+    [result] = summary.results
+    assert result.error == (f"input {target.erp}.orders does not exist in the target (load it first: main.py apply, "
+                            f"main.py run; or run the pipeline that writes it)")
+
+
+def test_chunked_equals_whole_frame(target):
+    target.apply()
+    rng = random.Random(5)
+    start = datetime(2024, 1, 1)
+    orders = [(f"r{i:04d}", rng.choice([1, 2, 3, None]), f"{rng.randint(-500, 50000) / 100:.2f}",
+               rng.choice(["paid", "new", "paid", "cancelled"]), (start + timedelta(hours=i * 7)).timetuple()[:6])
+              for i in range(500)]
+    target.insert(orders=orders)
+    chunked = target.run(["paid_orders"], chunk_rows=37)
+    assert chunked.results[0].chunks == 14   # 500 rows / 37
+    rows_chunked = target.rows("paid_orders", "order_id")
+    whole = target.run(["paid_orders"], chunk_rows=0)
+    assert whole.results[0].chunks == 0
+    assert target.rows("paid_orders", "order_id") == rows_chunked
+    assert len(rows_chunked) == sum(1 for o in orders if o[3] == "paid") > 100
