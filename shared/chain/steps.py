@@ -16,7 +16,6 @@ half-built plan from one run into another.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -33,6 +32,7 @@ from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
 from shared.mongo.load import DocumentLoader, DocumentTarget
 from shared.target.load import LoadError, Loader
+from . import drift
 from .fetching import Fetcher
 from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
 from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
@@ -43,16 +43,6 @@ from .state import GROUP, Plan, RunState
 log = logging.getLogger("kspyder.chain")
 EngineFactory = Callable[[], sa.Engine]
 DEFAULT_MAX_DEQUEUE_COUNT = 5     # the Functions host's default `maxDequeueCount`
-DRIFT_CHECK_SECONDS = 30.0      # how long a worker trusts a table it found in line with the manifest
-_drift_checked: dict[tuple[str, str, str], float] = {}
-_drift_lock = threading.Lock()
-
-
-def _forget_drift_check(key: tuple[str, str, str]) -> None:
-    with _drift_lock:
-        _drift_checked.pop(key, None)
-
-
 _SAFE_ERRORS = (ExtractError, LoadError, ChainError, MessageError, ConfigError, PiiKeyMissing)
 
 
@@ -157,11 +147,16 @@ class Chain:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
                 records = decode_page(data, page_columns(self.project, ref))
                 loader = self._loader(ref, job.run_id)
-                self._check_drift(ref, loader)
+                if isinstance(loader, Loader):   # SQL tables: reflected once per worker, not per page
+                    key = drift.drift_key(self.engine, ref)
+                    drift.check_once(key, loader.check_drift)
+                else:
+                    loader.check_drift()
                 try:
                     loader.load(records)
                 except Exception:
-                    _forget_drift_check(self._drift_key(ref))   # the retry checks the table again
+                    if isinstance(loader, Loader):
+                        drift.forget(key)   # the retry checks the table again
                     raise
                 self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
             self._after_load(ref, job)
@@ -259,25 +254,6 @@ class Chain:
         record = self.ledger.get(run_id)
         siblings = sum(1 for m in record.models if m.split(".", 1)[0] == ref.source_name) if record else 1
         return max(siblings, 1) / rate
-
-    def _drift_key(self, ref: ModelRef) -> tuple[str, str, str]:
-        return (str(self.engine.url), ref.qualified, ref.model.model_dump_json())
-
-    def _check_drift(self, ref: ModelRef, loader: Any) -> None:
-        """The drift check reflects the table (a few queries): a worker does it once per table and
-        manifest every DRIFT_CHECK_SECONDS rather than for each page, and again after a failed load."""
-        if not isinstance(loader, Loader):
-            loader.check_drift()
-            return
-        key = self._drift_key(ref)
-        now = time.monotonic()
-        with _drift_lock:
-            checked = _drift_checked.get(key)
-        if checked is not None and now - checked < DRIFT_CHECK_SECONDS:
-            return
-        loader.check_drift()
-        with _drift_lock:
-            _drift_checked[key] = now
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
         if ref.documents:

@@ -1,0 +1,42 @@
+"""The drift check of a Load invocation, remembered by the worker process for a while.
+
+Checking a table against the manifest reflects it (a few catalog queries), the same answer for
+every page of a run; a worker trusts a table it found in line for DRIFT_CHECK_SECONDS per target,
+model and manifest text, and forgets it when a load into that table fails, so the retry looks
+again and names the drift rather than a database error.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import sqlalchemy as sa
+
+from shared.config.project import ModelRef
+
+DRIFT_CHECK_SECONDS = 30.0
+Key = tuple[str, str, str]
+_checked: dict[Key, float] = {}
+_lock = threading.Lock()
+
+
+def drift_key(engine: sa.Engine, ref: ModelRef) -> Key:
+    return (str(engine.url), ref.qualified, ref.model.model_dump_json())
+
+
+def check_once(key: Key, check: Callable[[], None]) -> None:
+    """`check()` (raising on drift) unless it passed for `key` within DRIFT_CHECK_SECONDS."""
+    now = time.monotonic()
+    with _lock:
+        checked = _checked.get(key)
+    if checked is not None and now - checked < DRIFT_CHECK_SECONDS:
+        return
+    check()
+    with _lock:
+        _checked[key] = now
+
+
+def forget(key: Key) -> None:
+    with _lock:
+        _checked.pop(key, None)
