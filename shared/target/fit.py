@@ -25,11 +25,11 @@ from decimal import Context, Decimal, InvalidOperation
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, is_not
-from json.encoder import c_make_encoder, encode_basestring
 from typing import Any, Callable
 
 from shared.config.models import ColumnType
 from .columns import StoredColumn
+from .json_text import encode_json_fast
 
 INT32 = (-2**31, 2**31 - 1)
 INT64 = (-2**63, 2**63 - 1)
@@ -241,24 +241,6 @@ def json_fit(value: Any) -> str:
         return encode_json(value)
     except ValueError:
         raise Misfit(f"JSON {NOT_FINITE}") from None
-
-
-def _one_shot_encoder() -> Callable[[Any], str]:
-    """`encode_json` without its per-call set-up: `JSONEncoder.encode` builds a new C encoder for
-    every value, which costs three times the encoding of a small object. Same settings, so the
-    same text (and the same ValueError on NaN); without the circular-reference check, which the
-    callers' values (decoded JSON, driver rows) cannot need: a RecursionError sends a batch the
-    slow way, where `json_fit` reports the value properly."""
-    if c_make_encoder is None:   # a Python without the C accelerator
-        return encode_json
-    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
-    chunks = c_make_encoder(None, encoder.default, encode_basestring, None, encoder.key_separator,
-                            encoder.item_separator, False, False, False)
-    join = "".join
-    return lambda value: join(chunks(value, 0))
-
-
-encode_json_fast = _one_shot_encoder()
 
 
 def json_bulk(values: list) -> list | None:

@@ -1,0 +1,27 @@
+"""JSON column values serialized to text, fast: `fit.json_bulk` runs this on every value of a batch.
+
+`json.JSONEncoder.encode` builds a new C encoder for every value it is given, which costs three
+times the encoding of a small object; here one C encoder is built with `fit.encode_json`'s
+settings (ensure_ascii off, NaN refused, `default=str`) and reused, so the text is the same and a
+NaN still raises ValueError. Without the circular-reference check, which the values written here
+(decoded JSON, rows from drivers) cannot need: a cycle gives a RecursionError, and the caller then
+takes the value the slow way, through `fit.json_fit`, which reports it properly.
+"""
+from __future__ import annotations
+
+import json
+from json.encoder import c_make_encoder, encode_basestring
+from typing import Any, Callable
+
+
+def one_shot_encoder() -> Callable[[Any], str]:
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+    if c_make_encoder is None:   # a Python without the C accelerator
+        return encoder.encode
+    chunks = c_make_encoder(None, encoder.default, encode_basestring, None, encoder.key_separator,
+                            encoder.item_separator, False, False, False)
+    join = "".join
+    return lambda value: join(chunks(value, 0))
+
+
+encode_json_fast = one_shot_encoder()
