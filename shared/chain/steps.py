@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -30,7 +30,6 @@ from shared.pii import PiiKeyMissing
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
-from shared.mongo.load import DocumentLoader, DocumentTarget
 from shared.target.load import LoadError, Loader
 from . import drift
 from .fetching import Fetcher
@@ -39,6 +38,9 @@ from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
 from .pages import ChainError, decode_page, page_columns
 from .sources import ClientFactory, queue_client
 from .state import GROUP, Plan, RunState
+
+if TYPE_CHECKING:
+    from shared.mongo.load import DocumentLoader, DocumentTarget
 
 log = logging.getLogger("kspyder.chain")
 EngineFactory = Callable[[], sa.Engine]
@@ -61,7 +63,7 @@ class Chain:
         self.state = RunState(blobs, clock)
         self._engine_factory = engine_factory
         self._engine: sa.Engine | None = None
-        self._documents = DocumentTarget(project.settings, durable_loads=True)   # store: mongo models
+        self._documents: DocumentTarget | None = None   # store: mongo models; pymongo only when one loads
 
     def __enter__(self) -> "Chain":
         return self
@@ -70,7 +72,8 @@ class Chain:
         self.close()
 
     def close(self) -> None:
-        self._documents.close()
+        if self._documents is not None:
+            self._documents.close()
         engine, self._engine = self._engine, None
         if engine is not None and self._engine_factory is None:
             engine.dispose()
@@ -256,6 +259,9 @@ class Chain:
         return max(siblings, 1) / rate
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
+        if ref.documents and self._documents is None:
+            from shared.mongo.load import DocumentTarget
+            self._documents = DocumentTarget(self.project.settings, durable_loads=True)
         if ref.documents:
             return self._documents.loader(ref, run_id)
         return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from shared.target.columns import META_COLUMNS, StoredColumn
-from shared.transform.config import load_transformations
-from shared.transform.graph import Transformations, input_columns, table_models
-from shared.transform.pipeline import Pipeline
-from shared.transform.runner import CHUNK_ROWS, run_pipelines
+from shared.transform import CHUNK_ROWS   # the rest imports pandas: only when the command runs
 from .context import CliState, user_errors
+
+if TYPE_CHECKING:
+    from shared.target.columns import StoredColumn
+    from shared.transform.graph import Transformations
+    from shared.transform.pipeline import Pipeline
 
 
 @click.command()
@@ -26,6 +28,8 @@ def transform(state: CliState, pipelines: tuple[str, ...], dry_run: bool, chunk_
     """
     with user_errors(state):
         project = state.project()
+        from shared.transform.config import load_transformations
+        from shared.transform.runner import run_pipelines
         transformations = load_transformations(project)
         selected = transformations.select(pipelines)
         if dry_run:
@@ -39,6 +43,7 @@ def transform(state: CliState, pipelines: tuple[str, ...], dry_run: bool, chunk_
 
 
 def render_dry_run(pipeline: Pipeline, transformations: Transformations, project) -> str:
+    from shared.transform.graph import input_columns, table_models
     models = table_models(project)
     how = "chunk-safe: read in chunks" if pipeline.chunk_safe else "needs whole frames"
     lines = [f"pipeline {pipeline.name} -> {pipeline.output} ({how})"]
@@ -51,4 +56,5 @@ def render_dry_run(pipeline: Pipeline, transformations: Transformations, project
 
 
 def _columns(columns: list[StoredColumn]) -> str:
+    from shared.target.columns import META_COLUMNS
     return ", ".join(f"{c.name} {c.describe()}" for c in columns if c.name not in META_COLUMNS) or "(no columns)"

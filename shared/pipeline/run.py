@@ -16,8 +16,6 @@ from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
-from shared.mongo.load import DocumentTarget
-from shared.mongo.run import run_document_model
 from shared.outputs.writers import file_writer
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
@@ -85,23 +83,29 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
-    engine = engine or create_target_engine(project.settings.target_url, project.sources)
+    sql_sources = [name for name, source in project.sources.items() if source.store == "sql"]   # mongo: no schema
+    engine = engine or create_target_engine(project.settings.target_url, sql_sources)
     summary = RunSummary(run_id)
     started = time.monotonic()
     ledger.start(run_id, [r.qualified for r in refs], trigger)
-    documents = DocumentTarget(project.settings)   # store: mongo models load there
+    documents = None   # store: mongo models load there; pymongo is imported only when one does
+    if any(ref.documents for ref in refs):
+        from shared.mongo.load import DocumentTarget
+        documents = DocumentTarget(project.settings)
     try:
         for ref in refs:
             if on_model_start:
                 on_model_start(ref)
-            if ref.documents:
+            if documents is not None and ref.documents:
+                from shared.mongo.run import run_document_model
                 result = run_document_model(project, ref, documents, ledger, run_id, on_page)
             else:
                 result = _run_model(project, ref, engine, ledger, run_id, on_page)
             ledger.finish_model(run_id, ref.qualified, result.as_dict())
             summary.results.append(result)
     finally:
-        documents.close()
+        if documents is not None:
+            documents.close()
         summary.seconds = time.monotonic() - started
         ledger.finish(run_id, "succeeded" if summary.ok and len(summary.results) == len(refs) else "failed",
                       summary.as_dict())

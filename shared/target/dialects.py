@@ -60,12 +60,20 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     names = sorted(set(schemas) | set(sqlite_schemas_on_disk(parsed)))
+    on_disk = bool(parsed.database) and parsed.database != ":memory:"
 
     @sa.event.listens_for(engine, "connect")
     def _attach(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         for name in names:   # names are validated identifiers, and the path is bound as a parameter
             cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
+        if on_disk:
+            for name in ["main", *names]:
+                # WAL: BI tools keep reading while a load writes; NORMAL: a commit does not wait for
+                # the disk (a power cut may lose the last batches, never corrupt a file: the target
+                # is expendable and `run` reloads it). Per attached file, as SQLite wants.
+                cursor.execute(f'PRAGMA "{name}".journal_mode=WAL')
+                cursor.execute(f'PRAGMA "{name}".synchronous=NORMAL')
         cursor.close()
         # pysqlite commits DDL on its own; with its implicit transactions off and an explicit BEGIN
         # below, a failed `apply` rolls back across every attached schema file

@@ -26,7 +26,7 @@ from .graph import Transformations, input_columns, table_models
 from .inputs import InputError, query_reader, read_chunks
 from .pipeline import Pipeline, StepFailure, run_steps
 
-CHUNK_ROWS = 50_000   # rows per input chunk of a chunk-safe pipeline: ~tens of MB for typical rows
+from . import CHUNK_ROWS   # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 log = logging.getLogger("kspyder.transform")
 
 
