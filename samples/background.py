@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from abc import ABC, abstractmethod
 from http.server import ThreadingHTTPServer
 from typing import Generic, TypeVar
 
@@ -20,7 +21,7 @@ class QuietServer(ThreadingHTTPServer):
 S = TypeVar("S", bound=QuietServer)
 
 
-class BackgroundServer(Generic[S]):
+class BackgroundServer(ABC, Generic[S]):
     """Subclasses name themselves (`title` for messages, `thread_name`) and build their server."""
 
     title = "the sample server"
@@ -31,8 +32,9 @@ class BackgroundServer(Generic[S]):
         self._server: S | None = None
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def _make_server(self, address: tuple[str, int]) -> S:
-        raise NotImplementedError   # each sample server builds its own (abstract by design)
+        """The sample's own server on `address`."""
 
     def _before_close(self, server: S) -> None:
         """Called after `shutdown()`, before the socket closes (e.g. to drop kept-alive connections)."""

@@ -7,6 +7,7 @@ step needs but does not get fails there, before any data is read.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -40,7 +41,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
-class Step:
+class Step(ABC):
     name: ClassVar[str]
     Arguments: ClassVar[type[BaseModel]]
     chunk_safe: ClassVar[bool] = False      # row by row: the result over chunks equals the whole-frame result
@@ -62,8 +63,9 @@ class Step:
         """The named frame this step stores for later steps, if any."""
         return None
 
+    @abstractmethod
     def apply(self, frame: pd.DataFrame | None, context: Context) -> pd.DataFrame:
-        raise NotImplementedError
+        """The new current frame."""
 
 
 def register(cls: type[Step]) -> type[Step]:
