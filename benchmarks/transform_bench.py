@@ -23,35 +23,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from tests.test_transform_config import CONNECTORS   # the same two models the pipeline tests use
+
 ROWS, CUSTOMERS = 1_000_000, 10_000
 REPEAT = 5        # best of: the machine's other work only ever slows a run down
 TARGET = 1.2
-CONNECTORS = """sources:
-  erp:
-    type: sql
-    url: sqlite:///unused.db
-    models:
-      orders:
-        table: orders
-        primary_key: [order_id]
-        columns:
-          order_id: {type: string, length: 20}
-          customer_id: {type: integer}
-          amount: {type: decimal, precision: 12, scale: 2}
-          status: {type: string, length: 20}
-          created_at: {type: datetime}
-  shop:
-    type: sql
-    url: sqlite:///unused.db
-    models:
-      customers:
-        table: customers
-        primary_key: [id]
-        columns:
-          id: {type: integer}
-          city: {type: string, length: 100}
-          created_at: {type: datetime}
-"""
 PIPELINE = """pipelines:
   monthly_revenue:
     inputs: {o: erp.orders, c: shop.customers}

@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from shared.config.models import Column
-from .detectors import Scanner
 from .fields import _rewrite, compile_fields
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
-from .scrub import json_column, text_scrubber
-from .stripper import SCAN_MODES, PiiStripper
+from .scrub import json_column
+from .stripper import PiiStripper, scan_setup
 
 WHOLE_DOCUMENT = "(whole document)"
 _CLAIMED = None   # marks a path in the claim tree whose value the scan leaves to its column
@@ -30,14 +29,8 @@ class DocumentStripper(PiiStripper):
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
                  terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
-        if scan not in SCAN_MODES:
-            raise ValueError(f"pii scan must be one of {', '.join(SCAN_MODES)}, not '{scan}'")
-        if isinstance(key, str):
-            key = key.encode("utf-8")
-        key = key or None
+        key, scrubbers = scan_setup(scan, key, terms)
         self.scan = scan
-        scanner = Scanner(terms)
-        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
         rules: list[tuple[tuple[str, ...], Transform]] = []
         claims: dict = {}
         output, dropped = [], []

@@ -31,6 +31,18 @@ def _chain(transforms: list[Transform]) -> Transform | None:
     return both
 
 
+def scan_setup(scan: str, key: bytes | str | None, terms: Sequence[str]) -> tuple[bytes | None, dict[str, Any]]:
+    """The key as bytes (None: no key) and the free-text scrubbers by mode (`hash` only with a key),
+    after checking the scan mode: what every stripper builds first."""
+    if scan not in SCAN_MODES:
+        raise ValueError(f"pii scan must be one of {', '.join(SCAN_MODES)}, not '{scan}'")
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    key = key or None
+    scanner = Scanner(terms)
+    return key, {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+
+
 class PiiStripper:
     """Column rules win over scanning: a column with a `pii` rule is never scanned, since its rule
     already decides everything about its value."""
@@ -39,14 +51,8 @@ class PiiStripper:
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
                  terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
-        if scan not in SCAN_MODES:
-            raise ValueError(f"pii scan must be one of {', '.join(SCAN_MODES)}, not '{scan}'")
-        if isinstance(key, str):
-            key = key.encode("utf-8")
-        key = key or None
+        key, scrubbers = scan_setup(scan, key, terms)
         self.scan = scan
-        scanner = Scanner(terms)
-        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
         output: list[str] = []
         dropped: list[str] = []
         transforms: list[tuple[str, Transform]] = []
