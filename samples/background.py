@@ -2,6 +2,7 @@
 benchmarks and demos start with `with Server(config) as api: api.base_url` (port 0: a free one)."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from abc import ABC, abstractmethod
@@ -76,3 +77,23 @@ class BackgroundServer(ABC, Generic[S]):
     def base_url(self) -> str:
         host = self._address[0] if self._address[0] not in ("", "0.0.0.0") else "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+
+def serve_until_signalled(server: BackgroundServer, what: str, banner: str = "") -> int:
+    """`python -m samples.<server>`: serve until SIGINT/SIGTERM; exit code 1 when the port is taken."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        server.start()
+    except OSError as exc:
+        host, port = server._address
+        print(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{what} listening on {server.base_url}{banner}", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):   # a timed wait lets the signal handler run promptly
+            pass
+    finally:
+        server.close()
+    return 0

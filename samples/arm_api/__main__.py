@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
+from ..background import serve_until_signalled
 from .estate import SUBSCRIPTION
 from .handlers import ArmConfig
 from .server import ArmApi
@@ -26,22 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ARM sample API: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        api = ArmApi(config, host=args.host, port=args.port).start()
-    except OSError as exc:
-        print(f"ARM sample API: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"ARM sample API on {api.base_url} (subscription {SUBSCRIPTION})", file=sys.stderr, flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        api.close()
-    return 0
-
+    return serve_until_signalled(ArmApi(config, host=args.host, port=args.port), "ARM sample API",
+                                 f" (subscription {SUBSCRIPTION})")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,10 +3,9 @@ manual runs against a fixed port, until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
+from ..background import serve_until_signalled
 from .server import ApiConfig, SampleApi
 
 
@@ -43,22 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"sample API: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        api = SampleApi(config, host=args.host, port=args.port).start()
-    except OSError as exc:
-        print(f"sample API: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"sample API listening on {api.base_url}", file=sys.stderr, flush=True)
-    try:
-        while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
-            pass
-    finally:
-        api.close()
-    return 0
-
+    return serve_until_signalled(SampleApi(config, host=args.host, port=args.port), "sample API")
 
 if __name__ == "__main__":
     sys.exit(main())
