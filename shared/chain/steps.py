@@ -150,15 +150,15 @@ class Chain:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
                 records = decode_page(data, page_columns(self.project, ref))
                 loader = self._loader(ref, job.run_id)
-                if isinstance(loader, Loader):   # SQL tables: reflected once per worker, not per page
-                    key = drift.drift_key(self.engine, ref)
-                    drift.check_once(key, loader.check_drift)
-                else:
+                key = drift.drift_key(self.engine, ref) if isinstance(loader, Loader) else None
+                if key is None:
                     loader.check_drift()
+                else:   # a SQL table is reflected once per worker, not for every page
+                    drift.check_once(key, loader.check_drift)
                 try:
                     loader.load(records)
                 except Exception:
-                    if isinstance(loader, Loader):
+                    if key is not None:
                         drift.forget(key)   # the retry checks the table again
                     raise
                 self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
@@ -168,8 +168,8 @@ class Chain:
     def _after_load(self, ref: ModelRef, job: LoadJob) -> None:
         """Is the model complete? Pages complete in groups of GROUP: the load that finds its group
         full marks it, and the model is complete when every group is marked. A load that sees a
-        fetched page of its group not loaded yet leaves the question to that page's load. Every load writes
-        before it reads (page marker, then its group's listing; group marker, then the plan and
+        fetched page of its group not loaded yet leaves the question to that page's load. Every
+        load writes before it reads (page marker, then its group's listing; group marker, then the plan and
         the group listing), so of two loads finishing together the later one sees both, and a plan
         that becomes final after a load read it is seen by the load of the page that made it final."""
         group = job.index // GROUP
