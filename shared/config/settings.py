@@ -31,6 +31,8 @@ class PiiSettings(Strict):
     scan: PiiScan = "redact"
     key: str | None = Field(None, description="HMAC key for the hash rule; prefer KSPYDER_PII_KEY.")
     redaction: str = Field("[REDACTED]", min_length=1)
+    scan_process: bool = Field(True, description="Run the free-text scan of `main.py run`/`extract` in a second "
+                                                 "process (a second CPU core); false: on the run's thread.")
 
     @field_validator("key")
     @classmethod

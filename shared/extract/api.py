@@ -53,8 +53,8 @@ def model_url(source: ApiSource, model: ApiModel) -> str:
 
 class ApiExtractor(GenericExtractor):
     def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None,
-                 client: HttpClient | None = None):
-        super().__init__(ref, stripper, limit)
+                 client: HttpClient | None = None, *, scan_process: bool = False):
+        super().__init__(ref, stripper, limit, scan_process=scan_process)
         source: ApiSource = ref.source
         self.source, self.model = source, ref.model
         self.pagination = source.pagination_for(ref.model)

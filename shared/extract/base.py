@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
+from shared.pii.page_scan import PageScan
 from .records import RecordShaper
 from .types import Page
 
@@ -28,6 +29,7 @@ class ExtractStats:
     stated_total: int | None = None
     truncated_by: str | None = None          # "limit" or "max_pages" when the run stopped early on purpose
     warnings: list[str] = field(default_factory=list)
+    scan_process_peak_kib: int | None = None   # the scan process's own peak RSS (not in summaries)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def warn(self, message: str) -> None:
@@ -49,8 +51,10 @@ class RawPage:
 class GenericExtractor(ABC):
     """Subclasses implement `raw_pages`; shaping, PII stripping, limits and stats live here once."""
 
-    def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None):
+    def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None, *, scan_process: bool = False):
+        """`scan_process`: scan free text in a second process (settings `pii.scan_process`)."""
         self.ref = ref
+        self.scan_process = scan_process
         self.stripper = stripper
         self.limit = limit
         shaper = RecordShaper
@@ -74,27 +78,69 @@ class GenericExtractor(ABC):
         """Copy transport counters (requests, retries, 429s) into `stats`; called after every page."""
 
     def pages(self) -> Iterator[Page]:
-        shape, strip = self.shaper.shape, self.stripper.apply_owned
-        position = 0
+        """Typed, stripped pages in order. With the scan process, a page is held until the next one
+        is shaped (its free text is scanned meanwhile); a failure still lets the pages before it out
+        first, as without it."""
+        scan = self._page_scan()
+        shape = self.shaper.shape
+        strip = self.stripper.apply_owned if scan is None else self.stripper.apply_owned_unscanned
+        position = index = 0
+        held: tuple[Page, int] | None = None   # a page whose scan is in flight, and the records up to its end
         raw_iter = self.raw_pages()
         try:
-            for raw in raw_iter:
-                if self.limit is not None and position + len(raw.records) >= self.limit:
-                    raw.records = raw.records[: self.limit - position]
-                    self.stats.truncated_by = "limit"
-                records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
-                page = Page(self.ref.source_name, self.ref.name, self.stats.pages, records, raw.url, raw.resume_after)
+            while True:
+                try:
+                    raw = next(raw_iter, None)
+                    if raw is None:
+                        break
+                    if self.limit is not None and position + len(raw.records) >= self.limit:
+                        raw.records = raw.records[: self.limit - position]
+                        self.stats.truncated_by = "limit"
+                    records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
+                except BaseException:
+                    if held is not None:
+                        yield self._release(held, scan)
+                        held = None
+                    raise
+                page = Page(self.ref.source_name, self.ref.name, index, records, raw.url, raw.resume_after)
+                index += 1
                 position += len(records)
-                self.stats.pages += 1
-                self.stats.records = position
-                self.refresh_stats()
-                yield page
+                if scan is None:
+                    yield self._release((page, position), None)
+                else:
+                    previous, held = held, (page, position)
+                    if previous is not None:
+                        scan.finish(previous[0].records)
+                    scan.start(records)
+                    if previous is not None:
+                        yield self._release(previous, None)
                 if self.stats.truncated_by == "limit":
                     break
+            if held is not None:
+                yield self._release(held, scan)
+                held = None
         finally:
             raw_iter.close()
+            if scan is not None:
+                scan.close()
+                self.stats.scan_process_peak_kib = scan.peak_kib
             self.close()
         self._reconcile()
+
+    def _release(self, held: tuple[Page, int], scan: PageScan | None) -> Page:
+        """Count a page as extracted (finishing its scan first, when `scan` is given)."""
+        page, end = held
+        if scan is not None:
+            scan.finish(page.records)
+        self.stats.pages += 1
+        self.stats.records = end
+        self.refresh_stats()
+        return page
+
+    def _page_scan(self) -> PageScan | None:
+        if not self.scan_process or not self.stripper.scanned_columns:
+            return None
+        return PageScan(self.stripper, self.stats.warn, self.ref.qualified)
 
     def records(self) -> Iterator[dict[str, Any]]:
         for page in self.pages():

@@ -8,8 +8,9 @@ from .base import GenericExtractor
 
 def build_extractor(project: Project, ref: ModelRef, limit: int | None = None) -> GenericExtractor:
     stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
+    scan_process = project.settings.pii.scan_process
     if ref.source.type == "api":
         from .api import ApiExtractor
-        return ApiExtractor(ref, stripper, limit)
+        return ApiExtractor(ref, stripper, limit, scan_process=scan_process)
     from .sql import SqlExtractor
-    return SqlExtractor(ref, stripper, limit)
+    return SqlExtractor(ref, stripper, limit, scan_process=scan_process)

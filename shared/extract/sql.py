@@ -37,9 +37,9 @@ def keyset_after(columns: list[sa.ColumnElement], last: tuple) -> sa.ColumnEleme
 
 class SqlExtractor(GenericExtractor):
     def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None, engine: Engine | None = None,
-                 after: tuple | None = None):
+                 after: tuple | None = None, *, scan_process: bool = False):
         """`after`: start after this primary key (a page's `resume_after`), to re-read from a chunk on."""
-        super().__init__(ref, stripper, limit)
+        super().__init__(ref, stripper, limit, scan_process=scan_process)
         self.after = after
         self.source: SqlSource = ref.source
         self.model: SqlModel = ref.model

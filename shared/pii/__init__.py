@@ -2,9 +2,24 @@
 
 Column rules (`pii`, `pii_fields`) say what to do with known PII columns; `pii_scan` finds PII in
 free text that no rule covers.
-"""
-from .detectors import Detection, Scanner, find_pii
-from .rules import PiiKeyMissing
-from .stripper import PiiStripper
 
-__all__ = ["Detection", "PiiKeyMissing", "PiiStripper", "Scanner", "find_pii"]
+The names below are imported on first use (PEP 562): the scan process (`scan_process.py`) imports
+only the detectors, and importing the package must not pull in the manifest models for it.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_WHERE = {"Detection": "detectors", "Scanner": "detectors", "find_pii": "detectors",
+          "PiiKeyMissing": "rules", "PiiStripper": "stripper"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -56,6 +56,7 @@ class DocumentStripper(PiiStripper):
         self._claims = claims
         self._scrub = scrubbers.get(scan) if scan != "off" else None
         self._output, self._dropped, self._transforms = tuple(output), tuple(dropped), ()
+        self._scanned, self._unscanned, self._scan_spec = (), (), ((), None)   # documents scan whole, here
 
     def apply(self, record: dict) -> dict:
         document: Any = record
@@ -65,7 +66,7 @@ class DocumentStripper(PiiStripper):
             document = _scan(document, self._claims, self._scrub)
         return document
 
-    apply_owned = apply
+    apply_owned = apply_owned_unscanned = apply
 
 
 def _claim(tree: dict, parts: tuple[str, ...]) -> None:

@@ -5,7 +5,6 @@ hash would invent data. Error messages name columns and paths, never values.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from datetime import date, datetime, time, timezone
@@ -13,6 +12,7 @@ from functools import lru_cache, partial
 from typing import Any, Callable
 
 from shared.config.models import PiiRule, PiiSpec
+from .digest import keyed_hash
 
 Transform = Callable[[Any], Any]
 DROP: Any = object()   # marker returned instead of a transform: remove the column or nested key
@@ -36,10 +36,6 @@ def canonical_text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=canonical_text)
     return str(value)
-
-
-def keyed_hash(key: bytes, text: str) -> str:
-    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 HASH_CACHE = 65_536   # per hashed column: hashed keys and low-cardinality columns repeat a lot

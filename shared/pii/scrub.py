@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .detectors import Scanner
-from .rules import Transform, keyed_hash
+from .digest import keyed_hash
+
+Transform = Callable[[Any], Any]   # rules.Transform, not imported: see scan_process.py
 
 _LABELS = {"email": "EMAIL", "phone": "PHONE", "iban": "IBAN", "card": "CARD",
            "ipv4": "IP", "ipv6": "IP", "term": "TERM"}

@@ -47,7 +47,7 @@ class PiiStripper:
     """Column rules win over scanning: a column with a `pii` rule is never scanned, since its rule
     already decides everything about its value."""
 
-    __slots__ = ("scan", "_output", "_transforms", "_dropped")
+    __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec")
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
                  terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
@@ -56,6 +56,7 @@ class PiiStripper:
         output: list[str] = []
         dropped: list[str] = []
         transforms: list[tuple[str, Transform]] = []
+        scanned: list[tuple[str, str]] = []   # text columns whose only step is the free-text scan
         for name, column in columns.items():
             if column.pii is not None:
                 transform = compile_rule(column.pii, key=key, redaction=redaction, where=name)
@@ -72,6 +73,8 @@ class PiiStripper:
                     if scrub is None:
                         raise PiiKeyMissing(name)
                     steps.append(json_column(scrub) if column.type == ColumnType.json else text_column(scrub))
+                    if len(steps) == 1 and column.type != ColumnType.json:
+                        scanned.append((name, column_scan))
                 transform = _chain(steps)
             output.append(name)
             if transform is not None:
@@ -79,6 +82,10 @@ class PiiStripper:
         self._output = tuple(output)
         self._transforms = tuple(transforms)
         self._dropped = tuple(dropped)
+        self._scanned = tuple(scanned)
+        plain = {name for name, _ in scanned}
+        self._unscanned = tuple((name, t) for name, t in transforms if name not in plain)
+        self._scan_spec = (tuple(terms), key)
 
     @property
     def output_columns(self) -> list[str]:
@@ -99,6 +106,30 @@ class PiiStripper:
         for name, transform in self._transforms:
             record[name] = transform(record[name])
         return record
+
+    @property
+    def scanned_columns(self) -> tuple[tuple[str, str], ...]:
+        """(column, scan mode) of the text columns whose only PII step is the free-text scan: the
+        ones `apply_owned_unscanned` leaves for the scan process (`scan_process.py`)."""
+        return self._scanned
+
+    @property
+    def scan_spec(self) -> tuple[tuple[str, ...], bytes | None]:
+        """(terms, key): what the scan process needs to scan exactly as this stripper does."""
+        return self._scan_spec
+
+    def apply_owned_unscanned(self, record: dict) -> dict:
+        """`apply_owned` except the `scanned_columns`, which the caller scans itself."""
+        for name in self._dropped:
+            del record[name]
+        for name, transform in self._unscanned:
+            record[name] = transform(record[name])
+        return record
+
+    def scan_values(self, name: str, values: list) -> list:
+        """Scan one of the `scanned_columns` here, in this process: what the scan process does."""
+        transform = dict(self._transforms)[name]
+        return [transform(value) for value in values]
 
     @classmethod
     def for_model(cls, model: Any, settings_pii: Any, scan: str | None, *, documents: bool = False) -> "PiiStripper":

@@ -1,0 +1,170 @@
+"""The free-text scan (`pii_scan`) in a second process, so that a run uses a second CPU core.
+
+A run's thread decodes, shapes, strips and fits every record; the free-text scan is the largest
+part of that work (a few µs per note, regex passes that hold the interpreter lock, so a thread
+would not help). The scan is a pure function of the text, the model's terms and the PII key,
+which makes it cheap to hand over: the texts of a page go to a child interpreter, and what comes
+back is only the values that changed.
+
+The child is lean on purpose: `python -S` and only the detector modules (about 17 MB, no
+site-packages, no manifest models), because its memory counts in the run's footprint.
+
+Protocol, over the child's stdin/stdout: frames of an 8-byte big-endian length and a pickle.
+Pickles are only ever read from our own child or parent. Messages:
+  parent: ("setup", terms, key)  then  ("scan", [(mode, values), ...]) ...  then  ("close",)
+  child:  ("ok", [[(index, new value), ...], ...])  or  ("error", exception type name)  ...
+          and ("bye", peak RSS in KiB or None) to "close".
+Nothing the child says carries a value it was not asked to scan, and its errors carry only a type
+name: an exception's message could quote the text. One request is in flight at a time, so neither
+side ever waits on a full pipe while the other does.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from typing import Any, BinaryIO, Sequence
+
+_LENGTH = struct.Struct("!Q")
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from shared.pii.scan_process import serve; serve()")
+CLOSE_TIMEOUT = 10.0   # seconds a closing child gets before it is killed
+
+Changes = list[tuple[int, Any]]   # (position in the values sent, scanned value) for each value that changed
+
+
+class ScanProcessError(RuntimeError):
+    """The scan process could not answer; the caller scans in its own process instead."""
+
+
+def _write(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _read(stream: BinaryIO) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    size, = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)   # noqa: S301 - only from our own parent or child, see the module doc
+
+
+class ScanProcess:
+    """The parent's side: `send` a page's columns, then `receive` what changed, one page at a time."""
+
+    def __init__(self, terms: Sequence[str], key: bytes | None):
+        self._process = subprocess.Popen([sys.executable, "-S", "-c", _CHILD, _ROOT], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, close_fds=True)
+        self._sizes: list[int] = []   # values sent per column of the request in flight (none: empty)
+        try:
+            self._call(_write, ("setup", tuple(terms), key))
+        except ScanProcessError:
+            self._process.kill()
+            self._process.wait()
+            raise
+
+    def send(self, columns: list[tuple[str, list]]) -> None:
+        """Start scanning `columns`, (scan mode, values) each; `receive` gets the result."""
+        if self._sizes:
+            raise ScanProcessError("a scan is already in flight")
+        self._sizes = [len(values) for _, values in columns]
+        self._call(_write, ("scan", columns))
+
+    def receive(self) -> list[Changes]:
+        """Per column sent: (position, new value) for every value the scan changed."""
+        sizes, self._sizes = self._sizes, []
+        answer = self._call(_read)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise ScanProcessError("the scan process sent an unexpected answer")
+        kind, body = answer
+        if kind == "error":
+            raise ScanProcessError(f"the scan process failed ({body})")
+        if kind != "ok" or len(body) != len(sizes) or any(
+                any(not 0 <= position < size for position, _ in changes) for changes, size in zip(body, sizes)):
+            raise ScanProcessError("the scan process sent an unexpected answer")
+        return body
+
+    def close(self) -> int | None:
+        """Stop the child; returns its peak RSS in KiB when it said (None if it could not)."""
+        process, peak = self._process, None
+        try:
+            _write(process.stdin, ("close",))
+            answer = _read(process.stdout)
+            if isinstance(answer, tuple) and answer[0] == "bye":
+                peak = answer[1]
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            pass
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            process.wait(CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return peak
+
+    def _call(self, operation: Any, *args: Any) -> Any:
+        try:
+            return operation(self._process.stdin if operation is _write else self._process.stdout, *args)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+            code = self._process.poll()
+            state = f"exited with code {code}" if code is not None else type(exc).__name__
+            raise ScanProcessError(f"the scan process stopped ({state})") from None
+
+
+# ---------------------------------------------------------------- the child
+def _peak_kib() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
+    """The child's loop: set up, then answer every scan request until "close" or end of input."""
+    read = read or sys.stdin.buffer
+    write = write or sys.stdout.buffer
+    try:
+        from .detectors import Scanner
+        from .scrub import text_scrubber
+        _, terms, key = _read(read)
+        scanner = Scanner(terms)
+        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+        while True:
+            message = _read(read)
+            if message[0] == "close":
+                _write(write, ("bye", _peak_kib()))
+                return
+            try:
+                answer = ("ok", [_changes(scrubbers[mode], values) for mode, values in message[1]])
+            except Exception as exc:   # noqa: BLE001 - reported by type only: messages may quote the text
+                answer = ("error", type(exc).__name__)
+            _write(write, answer)
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return   # the parent went away or was interrupted: nothing left to answer
+
+
+def _changes(scrub: Any, values: list) -> Changes:
+    changes: Changes = []
+    for position, value in enumerate(values):
+        if isinstance(value, str):   # as scrub.text_column: other values are left as they are
+            scanned = scrub(value)
+            if scanned is not value and scanned != value:
+                changes.append((position, scanned))
+    return changes
