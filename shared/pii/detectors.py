@@ -14,9 +14,8 @@ import ipaddress
 import re
 import string
 from bisect import bisect_right
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .hints import hints
 from .numeric import find_numeric
@@ -40,8 +39,9 @@ _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")   # the first two colons of any I
 _IBAN = re.compile(r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?!\w)")
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(NamedTuple):
+    """A NamedTuple rather than a dataclass: the scan process imports this module, and
+    `dataclasses` would bring `inspect` and `ast` into it (see scan_process.py)."""
     start: int
     end: int
     kind: str

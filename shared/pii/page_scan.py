@@ -67,8 +67,10 @@ class PageScan:
     def _child(self) -> ScanProcess | None:
         if not self._started:
             self._started = True
-            try:
-                self._process = ScanProcess(*self._stripper.scan_spec)
+            terms, key = self._stripper.scan_spec
+            hashing = any(mode == "hash" for _, mode in self._columns)
+            try:   # the key only goes where it is used
+                self._process = ScanProcess(terms, key if hashing else None)
             except (OSError, ScanProcessError) as exc:
                 self._fail(exc)
         return self._process

@@ -6,8 +6,8 @@ would not help). The scan is a pure function of the text, the model's terms and 
 which makes it cheap to hand over: the texts of a page go to a child interpreter, and what comes
 back is only the values that changed.
 
-The child is lean on purpose: `python -S` and only the detector modules (about 17 MB, no
-site-packages, no manifest models), because its memory counts in the run's footprint.
+The child (`scan_child.py`) is lean on purpose: `python -S` and only the detector modules (about
+15 MB, no site-packages, no manifest models), because its memory counts in the run's footprint.
 
 Protocol, over the child's stdin/stdout: frames of an 8-byte big-endian length and a pickle.
 Pickles are only ever read from our own child or parent. Messages:
@@ -22,40 +22,20 @@ from __future__ import annotations
 
 import os
 import pickle
-import struct
 import subprocess
 import sys
-from typing import Any, BinaryIO, Sequence
+from typing import Any, Sequence
 
-_LENGTH = struct.Struct("!Q")
+from .scan_child import Changes, read_message as _read, write_message as _write
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from shared.pii.scan_process import serve; serve()")
+          "from shared.pii.scan_child import serve; serve()")
 CLOSE_TIMEOUT = 10.0   # seconds a closing child gets before it is killed
-
-Changes = list[tuple[int, Any]]   # (position in the values sent, scanned value) for each value that changed
 
 
 class ScanProcessError(RuntimeError):
     """The scan process could not answer; the caller scans in its own process instead."""
-
-
-def _write(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)))
-    stream.write(data)
-    stream.flush()
-
-
-def _read(stream: BinaryIO) -> Any:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError
-    size, = _LENGTH.unpack(head)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)   # noqa: S301 - only from our own parent or child, see the module doc
 
 
 class ScanProcess:
@@ -97,6 +77,9 @@ class ScanProcess:
         """Stop the child; returns its peak RSS in KiB when it said (None if it could not)."""
         process, peak = self._process, None
         try:
+            if self._sizes:   # a page's answer still in the pipe (the run stopped early): read past it
+                self._sizes = []
+                _read(process.stdout)
             _write(process.stdin, ("close",))
             answer = _read(process.stdout)
             if isinstance(answer, tuple) and answer[0] == "bye":
@@ -122,49 +105,3 @@ class ScanProcess:
             code = self._process.poll()
             state = f"exited with code {code}" if code is not None else type(exc).__name__
             raise ScanProcessError(f"the scan process stopped ({state})") from None
-
-
-# ---------------------------------------------------------------- the child
-def _peak_kib() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
-    """The child's loop: set up, then answer every scan request until "close" or end of input."""
-    read = read or sys.stdin.buffer
-    write = write or sys.stdout.buffer
-    try:
-        from .detectors import Scanner
-        from .scrub import text_scrubber
-        _, terms, key = _read(read)
-        scanner = Scanner(terms)
-        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
-        while True:
-            message = _read(read)
-            if message[0] == "close":
-                _write(write, ("bye", _peak_kib()))
-                return
-            try:
-                answer = ("ok", [_changes(scrubbers[mode], values) for mode, values in message[1]])
-            except Exception as exc:   # noqa: BLE001 - reported by type only: messages may quote the text
-                answer = ("error", type(exc).__name__)
-            _write(write, answer)
-    except (EOFError, KeyboardInterrupt, BrokenPipeError):
-        return   # the parent went away or was interrupted: nothing left to answer
-
-
-def _changes(scrub: Any, values: list) -> Changes:
-    changes: Changes = []
-    for position, value in enumerate(values):
-        if isinstance(value, str):   # as scrub.text_column: other values are left as they are
-            scanned = scrub(value)
-            if scanned is not value and scanned != value:
-                changes.append((position, scanned))
-    return changes

@@ -1,0 +1,75 @@
+"""The scan process's own side (see `scan_process.py` for the protocol): a loop that answers scan
+requests with the values that changed. Imports nothing but the standard library's smallest
+modules and the detectors: this module is all the child loads besides them."""
+from __future__ import annotations
+
+import pickle
+import struct
+import sys
+from typing import Any, BinaryIO
+
+_LENGTH = struct.Struct("!Q")
+Changes = list[tuple[int, Any]]   # (position in the values sent, scanned value) for each value that changed
+
+
+def write_message(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    size, = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)   # noqa: S301 - only from our own parent or child (scan_process.py)
+
+
+def _peak_kib() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
+    """The child's loop: set up, then answer every scan request until "close" or end of input."""
+    read = read or sys.stdin.buffer
+    write = write or sys.stdout.buffer
+    try:
+        from .detectors import Scanner
+        from .scrub import text_scrubber
+        _, terms, key = read_message(read)
+        scanner = Scanner(terms)
+        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+        while True:
+            message = read_message(read)
+            if message[0] == "close":
+                write_message(write, ("bye", _peak_kib()))
+                return
+            try:
+                answer = ("ok", [_changes(scrubbers[mode], values) for mode, values in message[1]])
+            except Exception as exc:   # noqa: BLE001 - reported by type only: messages may quote the text
+                answer = ("error", type(exc).__name__)
+            write_message(write, answer)
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return   # the parent went away or was interrupted: nothing left to answer
+
+
+def _changes(scrub: Any, values: list) -> Changes:
+    changes: Changes = []
+    for position, value in enumerate(values):
+        if isinstance(value, str):   # as scrub.text_column: other values are left as they are
+            scanned = scrub(value)
+            if scanned is not value and scanned != value:
+                changes.append((position, scanned))
+    return changes
