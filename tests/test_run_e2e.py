@@ -129,3 +129,33 @@ def test_run_lands_every_record_without_pii_and_is_idempotent(tmp_path, api, tar
                 if schema in sa.inspect(connection).get_schema_names():
                     drop_schema(connection, schema)
         engine.dispose()
+
+
+def test_the_scan_process_changes_nothing_in_the_data(tmp_path, api, names):
+    """The same run with the free-text scan in the scan process (the default) and on the run's
+    thread (`pii.scan_process: false`) lands the same rows."""
+    erp_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    create_sample_db(erp_url, orders=ORDERS)
+    env = {"KSPYDER_PII_KEY": TEST_KEY}
+    landed = {}
+    for scan_process in (True, False):
+        folder_root = tmp_path / f"scan_process_{scan_process}"
+        folder_root.mkdir()
+        target = f"sqlite:///{folder_root / 'target.db'}"
+        folder = manifests(folder_root, api.base_url, erp_url, target, names)
+        settings = yaml.safe_load((folder / "settings.yml").read_text())
+        (folder / "settings.yml").write_text(yaml.safe_dump({**settings, "pii": {"scan_process": scan_process}}))
+        result = CliRunner().invoke(cli, ["--manifests", str(folder), "run", "--apply"], env=env)
+        assert result.exit_code == 0, result.stderr
+        assert "warning" not in result.stderr   # no fallback from the scan process
+        engine = create_target_engine(target, names)
+        with engine.connect() as connection:
+            landed[scan_process] = {
+                table: [tuple(row) for row in connection.execute(sa.text(
+                    f"SELECT * FROM {schema}.{table} ORDER BY 1"))]
+                for schema, table in ((names[0], "customers"), (names[1], "orders"))}
+        engine.dispose()
+    meta = 2   # _kspyder_run_id, _kspyder_loaded_at: the last two columns
+    strip_meta = {t: [row[:-meta] for row in rows] for t, rows in landed[True].items()}
+    assert strip_meta == {t: [row[:-meta] for row in rows] for t, rows in landed[False].items()}
+    assert any("[EMAIL]" in str(row) or "[PHONE]" in str(row) for row in strip_meta["customers"])
