@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
 from shared.pii.page_scan import PageScan
+from .gc_threshold import fewer_collections
 from .records import RecordShaper
 from .types import Page
 
@@ -86,45 +87,46 @@ class GenericExtractor(ABC):
         strip = self.stripper.apply_owned if scan is None else self.stripper.apply_owned_unscanned
         position = index = 0
         held: tuple[Page, int] | None = None   # a page whose scan is in flight, and the records up to its end
-        raw_iter = self.raw_pages()
-        try:
-            while True:
-                try:
-                    raw = next(raw_iter, None)
-                    if raw is None:
+        with fewer_collections():   # see gc_threshold.py: records never form cycles
+            raw_iter = self.raw_pages()
+            try:
+                while True:
+                    try:
+                        raw = next(raw_iter, None)
+                        if raw is None:
+                            break
+                        if self.limit is not None and position + len(raw.records) >= self.limit:
+                            raw.records = raw.records[: self.limit - position]
+                            self.stats.truncated_by = "limit"
+                        records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
+                    except Exception:   # (not an interrupt: that stops at once)
+                        if held is not None:
+                            yield self._release(held, scan)
+                            held = None
+                        raise
+                    page = Page(self.ref.source_name, self.ref.name, index, records, raw.url, raw.resume_after)
+                    index += 1
+                    position += len(records)
+                    if scan is None:
+                        yield self._release((page, position), None)
+                    else:
+                        previous, held = held, (page, position)
+                        if previous is not None:
+                            scan.finish(previous[0].records)
+                        scan.start(records)
+                        if previous is not None:
+                            yield self._release(previous, None)
+                    if self.stats.truncated_by == "limit":
                         break
-                    if self.limit is not None and position + len(raw.records) >= self.limit:
-                        raw.records = raw.records[: self.limit - position]
-                        self.stats.truncated_by = "limit"
-                    records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
-                except BaseException:
-                    if held is not None:
-                        yield self._release(held, scan)
-                        held = None
-                    raise
-                page = Page(self.ref.source_name, self.ref.name, index, records, raw.url, raw.resume_after)
-                index += 1
-                position += len(records)
-                if scan is None:
-                    yield self._release((page, position), None)
-                else:
-                    previous, held = held, (page, position)
-                    if previous is not None:
-                        scan.finish(previous[0].records)
-                    scan.start(records)
-                    if previous is not None:
-                        yield self._release(previous, None)
-                if self.stats.truncated_by == "limit":
-                    break
-            if held is not None:
-                yield self._release(held, scan)
-                held = None
-        finally:
-            raw_iter.close()
-            if scan is not None:
-                scan.close()
-                self.stats.scan_process_peak_kib = scan.peak_kib
-            self.close()
+                if held is not None:
+                    yield self._release(held, scan)
+                    held = None
+            finally:
+                raw_iter.close()
+                if scan is not None:
+                    scan.close()
+                    self.stats.scan_process_peak_kib = scan.peak_kib
+                self.close()
         self._reconcile()
 
     def _release(self, held: tuple[Page, int], scan: PageScan | None) -> Page:
