@@ -377,3 +377,20 @@ def test_a_table_changed_after_a_worker_checked_it_is_caught_on_the_retry(tmp_pa
     [error] = harness.status(run_id)["errors"]
     assert error["step"] == "load" and error["poisoned"]
     assert error["message"].startswith("TargetDriftError: table shop.countries does not match the manifest")
+
+
+def test_a_worker_reflects_a_table_once_for_all_its_pages(tmp_path, api, harness_for, monkeypatch):
+    """The drift check a worker remembers also spares the loads after it: no page reflects the
+    table again (each reflection is a few catalog queries)."""
+    from shared.chain import drift
+    from shared.target import load as load_module
+    checked: list[str] = []
+    compare = load_module.compare_table
+    monkeypatch.setattr(load_module, "compare_table", lambda inspector, schema, name, desired: (
+        checked.append(name), compare(inspector, schema, name, desired))[1])
+    monkeypatch.setattr(drift, "_checked", {})
+    harness = harness_for(build_project(tmp_path, api.base_url, shop=["customers"], erp=[]))
+    run_id = harness.run()
+    status = harness.status(run_id)
+    assert status["done"] and status["models"]["shop.customers"]["loaded"] > 1
+    assert checked == ["customers", "customers"]   # when the run starts, then by the first load only

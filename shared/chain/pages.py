@@ -15,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
+
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.extract.base import GenericExtractor
@@ -54,6 +56,9 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_p
 # json.dumps with options builds a new encoder per call, a third of a page's encoding time
 
 
+_DECODE_LINES = msgspec.json.Decoder().decode_lines
+
+
 def encode_page(records: list[dict[str, Any]]) -> bytes:
     return "".join([_ENCODE(r) + "\n" for r in records]).encode("utf-8")
 
@@ -79,7 +84,10 @@ def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]
     """Records with datetimes, dates and decimals restored; a value that does not parse is left as
     text, so the loader reports it (by column and key) as it would any misfit."""
     restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
-    records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    try:   # all lines in one call, about 4x faster; the same values, since we wrote them
+        records = _DECODE_LINES(data)
+    except msgspec.DecodeError:   # what only the standard parser reads (NaN, which `_ENCODE` may write)
+        records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     for record in records:
         for name, restore in restorers:
             value = record.get(name)

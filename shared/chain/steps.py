@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from shared.config.errors import ConfigError
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
+from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
 from shared.pii import PiiKeyMissing
 from shared.storage import BlobStore
@@ -155,6 +156,7 @@ class Chain:
                     loader.check_drift()
                 else:   # a SQL table is reflected once per worker, not for every page
                     drift.check_once(key, loader.check_drift)
+                    loader.drift_checked_elsewhere()
                 try:
                     loader.load(records)
                 except Exception:
@@ -269,9 +271,11 @@ class Chain:
     @contextmanager
     def _step(self, step: str, job: PageJob | LoadJob, dequeue_count: int) -> Iterator[None]:
         """Record a failure in the run's ledger (identifiers and a short, masked reason, never
-        data) and re-raise it for the host to retry; clear it once the step succeeds."""
+        data) and re-raise it for the host to retry; clear it once the step succeeds. Garbage
+        collections are fewer meanwhile, as in an embedded run (`extract/gc_threshold.py`)."""
         try:
-            yield
+            with fewer_collections():
+                yield
         except Exception as exc:
             poisoned = dequeue_count >= self.max_dequeue_count
             log.warning("%s of %s page %d (run %s, attempt %d) failed: %s", step, job.model, job.index, job.run_id,

@@ -95,6 +95,11 @@ class Loader:
                                    f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")
         self._drift_checked = True
 
+    def drift_checked_elsewhere(self) -> None:
+        """The caller vouches for the table: it passed `check_drift` recently (the queue chain's
+        per-worker memory of checks, `chain/drift.py`), so loading does not reflect it again."""
+        self._drift_checked = True
+
     # ------------------------------------------------------------------ load
     def load(self, records: list[dict[str, Any]]) -> int:
         """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
