@@ -303,3 +303,22 @@ def test_misfit_messages_name_model_key_and_column():
     keyless = Loader(sa.create_engine("sqlite://"), model_ref("shop", key=()), redaction=REDACTION, run_id="run-1")
     with pytest.raises(LoadError, match=r"^shop\.items: record #4 of the page, column 'score': not a finite"):
         keyless._rows([record(1) | {"score": math.nan}], 4)
+
+
+def test_sqlite_binds_a_batch_constant_once_and_anything_else_per_row():
+    from shared.target.upsert import SqliteExecuteMany
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime),
+                     sa.Column("_kspyder_run_id", sa.String(36)), sa.Column("_kspyder_loaded_at", sa.DateTime))
+    dialect = sqlite.dialect()
+    writer = SqliteExecuteMany(upsert_statement(table, ["id"], "sqlite"), table, dialect)
+    process = table.c.at.type._cached_bind_processor(dialect)
+    now, later = datetime(2026, 11, 24, 3, 4, 5, 6), datetime(2026, 11, 24, 3, 4, 6)
+    constant = [(i, now, "run", now) for i in range(3)]
+    varying = [(0, now, "run", now), (1, now, "run", later), (2, None, "run", None)]
+    for rows in (constant, varying):
+        expected = [tuple(None if v is None else process(v) if isinstance(v, datetime) else v for v in row)
+                    for row in rows]
+        by_name = dict(zip([c.name for c in table.columns], zip(*expected)))
+        got = writer.parameters(rows)
+        assert list(zip(*got)) == [by_name[name] for name in
+                                   upsert_statement(table, ["id"], "sqlite").compile(dialect=dialect).positiontup]

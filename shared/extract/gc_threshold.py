@@ -19,7 +19,9 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-GEN0_THRESHOLD = 10_000   # collections became rare (a few per 200,000 records); memory unchanged
+# At 10,000 a 200,000-record run still made about 40 collections of 13-18 ms each (the young
+# generation then holds whole pages of live records); at 100,000, about 6 in all. Peak RSS unchanged.
+GEN0_THRESHOLD = 100_000
 
 _lock = threading.Lock()
 _depth = 0

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from .columns import META_COLUMNS
 from .dialects import MSSQL, MYSQL, POSTGRESQL, SQLITE
 
 STAGING_TABLE = "_kspyder_batch"
@@ -69,14 +70,15 @@ class SqliteExecuteMany:
         self.sql = str(compiled)
         self.positions = [names.index(name) for name in compiled.positiontup]
         self.processors = [table.c[name].type._cached_bind_processor(dialect) for name in compiled.positiontup]
-        self.plan = [(position, bulk_processor(table.c[name].type, process, dialect))
+        self.plan = [(position, bulk_processor(table.c[name].type, process, dialect), name in META_COLUMNS)
                      for position, process, name in zip(self.positions, self.processors, compiled.positiontup)]
 
     def parameters(self, rows: list[tuple]) -> list[tuple]:
         if not rows:
             return []
         columns = list(zip(*rows))
-        return list(zip(*[columns[i] if process is None else process(columns[i]) for i, process in self.plan]))
+        return list(zip(*[columns[i] if process is None else
+                          _once(process, columns[i]) if meta else process(columns[i]) for i, process, meta in self.plan]))
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         parameters = self.parameters(rows)
@@ -88,6 +90,15 @@ class SqliteExecuteMany:
 
 
 BulkProcessor = Callable[[tuple], list]
+
+
+def _once(process: BulkProcessor, values: tuple) -> list | tuple:
+    """A load metadata column holds one value per batch (`Loader`: run id, load time): converted
+    once, not once per row; any other column content goes through `process` as usual."""
+    first = values[0]
+    if values.count(first) != len(values):
+        return process(values)
+    return process((first,)) * len(values)
 # SQLAlchemy's SQLite DATETIME stores this text by default; `datetime.isoformat(" ", "microseconds")`
 # writes the same for naive values (and, cut at 26 characters, for aware ones, whose offset the
 # processor ignores too), several times faster than its `%` formatting of a dict per value.
