@@ -174,14 +174,15 @@ def batch(first: int, rows: int = 2) -> PreparedBatch:
     return PreparedBatch([(i,) for i in range(rows)], first, rows)
 
 
-def file_engine(tmp_path) -> sa.Engine:
-    return sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+def server_engine() -> sa.Engine:
+    """A server database's engine (never connected: FakeLoader writes nothing), so writes go to the thread."""
+    return sa.create_engine("postgresql+psycopg://kspyder@127.0.0.1:1/unused")
 
 
 def test_overlapped_writes_keep_order_and_report_on_the_callers_thread(tmp_path):
     loader, reported = FakeLoader(), []
     caller = threading.get_ident()
-    with OverlappedWriter(loader, file_engine(tmp_path), lambda tag, rows: reported.append((tag, rows, threading.get_ident()))) as w:
+    with OverlappedWriter(loader, server_engine(), lambda tag, rows: reported.append((tag, rows, threading.get_ident()))) as w:
         for first in range(0, 50, 5):
             w.submit(batch(first), f"pages {first}")
     assert loader.written == list(range(0, 50, 5))
@@ -191,7 +192,7 @@ def test_overlapped_writes_keep_order_and_report_on_the_callers_thread(tmp_path)
 
 def test_a_failed_write_stops_the_next_submit_and_nothing_after_it_is_written(tmp_path):
     loader, reported = FakeLoader(fail_at=5), []
-    w = OverlappedWriter(loader, file_engine(tmp_path), lambda tag, rows: reported.append(tag))
+    w = OverlappedWriter(loader, server_engine(), lambda tag, rows: reported.append(tag))
     w.submit(batch(0), "a")
     w.submit(batch(5), "b")
     with pytest.raises(LoadError, match="batch 5 failed"):
@@ -201,7 +202,7 @@ def test_a_failed_write_stops_the_next_submit_and_nothing_after_it_is_written(tm
 
 
 def test_a_failed_write_is_raised_by_close(tmp_path):
-    w = OverlappedWriter(FakeLoader(fail_at=0), file_engine(tmp_path), lambda tag, rows: None)
+    w = OverlappedWriter(FakeLoader(fail_at=0), server_engine(), lambda tag, rows: None)
     w.submit(batch(0), "a")
     with pytest.raises(LoadError, match="batch 0 failed"):
         w.close()
@@ -211,7 +212,7 @@ def test_stopping_for_another_error_waits_for_the_batch_in_flight(tmp_path):
     gate, reported = threading.Event(), []
     loader = FakeLoader(gate=gate)
     with pytest.raises(RuntimeError, match="extraction broke"):
-        with OverlappedWriter(loader, file_engine(tmp_path), lambda tag, rows: reported.append(tag)) as w:
+        with OverlappedWriter(loader, server_engine(), lambda tag, rows: reported.append(tag)) as w:
             w.submit(batch(0), "a")
             gate.set()
             raise RuntimeError("extraction broke")
@@ -219,16 +220,17 @@ def test_stopping_for_another_error_waits_for_the_batch_in_flight(tmp_path):
 
 
 def test_the_write_failure_wins_over_a_later_error(tmp_path):
-    w = OverlappedWriter(FakeLoader(fail_at=0), file_engine(tmp_path), lambda tag, rows: None)
+    w = OverlappedWriter(FakeLoader(fail_at=0), server_engine(), lambda tag, rows: None)
     with pytest.raises(LoadError, match="batch 0 failed"):
         with w:
             w.submit(batch(0), "a")
             raise RuntimeError("extraction broke")
 
 
-def test_in_memory_sqlite_is_written_on_the_callers_thread():
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///{tmp}/x.db"])
+def test_sqlite_is_written_on_the_callers_thread(url, tmp_path):
     loader = FakeLoader()
-    with OverlappedWriter(loader, sa.create_engine("sqlite://"), lambda tag, rows: None) as w:
+    with OverlappedWriter(loader, sa.create_engine(url.format(tmp=tmp_path)), lambda tag, rows: None) as w:
         w.submit(batch(0), "a")
         assert loader.written == [0]
     assert loader.threads == {threading.get_ident()}
