@@ -72,19 +72,9 @@ def child() -> None:
         seconds = time.perf_counter() - started
         with pipeline.sql_client() as client:
             [(count,)] = client.execute_sql(f"SELECT COUNT(*) FROM {args.dataset}.customers")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the project's stdlib-only helper
+    from shared.peak_memory import own_peak_kib
     print(json.dumps({"records": count, "seconds": seconds, "peak_kib": own_peak_kib()}))
-
-
-def own_peak_kib() -> int | None:
-    """`benchmarks.rss.own_peak_kib`, copied: this half runs in `.venv-bench`, outside the package."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 if __name__ == "__main__":

@@ -18,22 +18,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from shared.peak_memory import own_peak_kib
+
+__all__ = ["ChildFailed", "Measured", "own_peak_kib", "run_measured"]
+
 
 class ChildFailed(RuntimeError):
     pass
-
-
-def own_peak_kib() -> int | None:
-    """This process's peak resident set size since its exec, in KiB (None off Linux). Standard
-    library only: the dlt child calls a copy of it from its own virtualenv."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
+from shared.peak_memory import own_peak_kib
+
 _LENGTH = struct.Struct("!Q")
 Changes = list[tuple[int, Any]]   # (position in the values sent, scanned value) for each value that changed
 
@@ -30,17 +32,6 @@ def read_message(stream: BinaryIO) -> Any:
     return pickle.loads(data)   # noqa: S301 - only from our own parent or child (scan_process.py)
 
 
-def _peak_kib() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
     """The child's loop: set up, then answer every scan request until "close" or end of input."""
     read = read or sys.stdin.buffer
@@ -54,7 +45,7 @@ def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
         while True:
             message = read_message(read)
             if message[0] == "close":
-                write_message(write, ("bye", _peak_kib()))
+                write_message(write, ("bye", own_peak_kib()))
                 return
             try:
                 answer = ("ok", [_changes(scrubbers[mode], values) for mode, values in message[1]])
