@@ -131,6 +131,7 @@ def child_executemany(api: str, path: str) -> dict:
 
 
 def child_kspyder(manifests: str, profile: str | None) -> dict:
+    import shared.cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
     from tests.flow_helpers import TEST_KEY

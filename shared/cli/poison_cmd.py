@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from shared.chain.poison import PoisonError, list_poison, replay
-from shared.storage.queues import AzureQueueStore, LocalQueueStore, QueueStore
 from .context import CliState, user_errors
+
+if TYPE_CHECKING:
+    from shared.storage.queues import QueueStore
+# shared.chain and the Azure SDK are imported when a poison command runs: every `main.py` command
+# would otherwise load them (about 28 MB and half a second).
 
 
 def queue_store(state: CliState, local: bool) -> QueueStore:
     """The function app's storage (AzureWebJobsStorage*, Azurite included), or with --local the
     embedded on-disk queues under storage.root."""
+    from shared.storage.queues import AzureQueueStore, LocalQueueStore
     if local:
         return LocalQueueStore(os.path.join(state.project().settings.storage.root, "queues"))
     if not any(k.startswith("AzureWebJobsStorage") for k in os.environ):
@@ -34,6 +39,7 @@ def poison() -> None:
 @click.pass_obj
 def list_command(state: CliState, queue: str, local: bool) -> None:
     """Show poisoned messages of QUEUE (paginate, fetch, load, transform)."""
+    from shared.chain.poison import PoisonError, list_poison
     with user_errors(state):
         try:
             entries = list_poison(queue_store(state, local), queue)
@@ -53,6 +59,7 @@ def list_command(state: CliState, queue: str, local: bool) -> None:
 @click.pass_obj
 def replay_command(state: CliState, queue: str, run_id: str | None, local: bool) -> None:
     """Put poisoned messages back on QUEUE, once the fault is fixed."""
+    from shared.chain.poison import PoisonError, replay
     with user_errors(state):
         try:
             moved = replay(queue_store(state, local), queue, run_id)

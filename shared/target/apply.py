@@ -12,11 +12,9 @@ emits BEGIN itself (`dialects.create_target_engine`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import sqlalchemy as sa
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
@@ -24,6 +22,11 @@ from .dialects import column_type, create_schema, drop_schema
 from .plan import (ADD_COLUMN, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE,
                    Change, Plan, PlanError, PlanOptions, compute_plan)
 from .schema import derived_tables, target_metadata
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+# alembic (with mako and pygments, about 8 MB) is imported only to apply changes: `main.py run`
+# plans first and usually finds nothing to do.
 
 STALE = "plan is stale: the database changed since the plan was made (run main.py plan again)"
 MANIFESTS_CHANGED = "plan is stale: the manifests changed since the plan was made (run main.py plan again)"
@@ -73,6 +76,8 @@ def apply_stamped(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOu
 
 
 def apply_changes(connection: sa.Connection, changes: tuple[Change, ...], metadata: sa.MetaData) -> None:
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
     ops = Operations(MigrationContext.configure(connection))
     for change in changes:
         STEPS[change.kind](connection, ops, metadata, change)
@@ -109,7 +114,7 @@ def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.Meta
     drop_schema(connection, change.schema)   # planned only when every table in it is kspyder's
 
 
-Step = Callable[[sa.Connection, Operations, sa.MetaData, Change], None]
+Step = Callable[[sa.Connection, "Operations", sa.MetaData, Change], None]
 STEPS: dict[str, Step] = {CREATE_SCHEMA: _create_schema, CREATE_TABLE: _create_table, ADD_COLUMN: _add_column,
                           DROP_COLUMN: _drop_column, REPLACE_TABLE: _replace_table, DROP_TABLE: _drop_table,
                           DROP_SCHEMA: _drop_schema}
