@@ -31,6 +31,8 @@ from .scan_child import Changes, read_message as _read, write_message as _write
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from shared.pii.scan_child import serve; serve()")
+# What a broken pipe or a dead child shows as: the write fails, the read ends early or garbled.
+_PIPE_ERRORS = (OSError, EOFError, pickle.UnpicklingError, ValueError)
 CLOSE_TIMEOUT = 10.0   # seconds a closing child gets before it is killed
 
 
@@ -84,7 +86,7 @@ class ScanProcess:
             answer = _read(process.stdout)
             if isinstance(answer, tuple) and answer[0] == "bye":
                 peak = answer[1]
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+        except _PIPE_ERRORS:
             pass
         for stream in (process.stdin, process.stdout):
             try:
@@ -101,7 +103,7 @@ class ScanProcess:
     def _call(self, operation: Any, *args: Any) -> Any:
         try:
             return operation(self._process.stdin if operation is _write else self._process.stdout, *args)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        except _PIPE_ERRORS as exc:
             code = self._process.poll()
             state = f"exited with code {code}" if code is not None else type(exc).__name__
             raise ScanProcessError(f"the scan process stopped ({state})") from None
