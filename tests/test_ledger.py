@@ -68,3 +68,20 @@ def test_recent_runs_newest_first(tmp_path):
     for run_id in ids:
         ledger.start(run_id, ["m"], "test")
     assert [r.run_id for r in ledger.recent(2)] == [ids[2], ids[1]]
+
+
+def test_a_range_marker_counts_each_of_its_pages(tmp_path):
+    ledger = RunLedger(LocalBlobStore(tmp_path))
+    run_id = new_run_id()
+    assert ledger.page_range(run_id, "shop.customers", 0, 4, "fetched", 500) is True
+    assert ledger.page_range(run_id, "shop.customers", 0, 4, "fetched", 500) is False   # marked already
+    ledger.page_range(run_id, "shop.customers", 5, 5, "fetched", 20)
+    ledger.page(run_id, "shop.customers", 6, "fetched", 20)   # the two kinds of marker mix
+    ledger.page_range(run_id, "shop.customers", 0, 4, "loaded", 500)
+    assert ledger.pages(run_id, "shop.customers", "fetched") == 7
+    assert ledger.pages(run_id, "shop.customers", "loaded") == 5
+    assert ledger.pages(run_id, "shop.other", "loaded") == 0
+    with pytest.raises(ValueError, match="page range 3-2 is empty"):
+        ledger.page_range(run_id, "shop.customers", 3, 2, "loaded", 0)
+    with pytest.raises(ValueError, match="stage must be one of fetched, loaded"):
+        ledger.page_range(run_id, "shop.customers", 7, 8, "transformed", 1)

@@ -130,22 +130,30 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
 
             def loaded(pages: list[tuple[int, int]], rows: int) -> None:
                 result.rows += rows
-                for index, records in pages:
-                    ledger.page(run_id, ref.qualified, index, "loaded", records)
+                if pages:
+                    ledger.page_range(run_id, ref.qualified, pages[0][0], pages[-1][0], "loaded",
+                                      sum(records for _, records in pages))
+
+            def fetched(pages: list[Page]) -> None:
+                ledger.page_range(run_id, ref.qualified, pages[0].index, pages[-1].index, "fetched",
+                                  sum(len(page.records) for page in pages))
 
             # entered last, so left first: the batch in flight lands before the file output closes
             batches = stack.enter_context(OverlappedWriter(loader, engine, loaded))
-            pending: list[Page] = []
-            for page in extractor.pages():
-                ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
-                pending.append(page)
-                if sum(len(p.records) for p in pending) >= LOAD_BATCH:
-                    _submit(loader, batches, pending)
-                if writer is not None:
-                    writer.write(page.records)
-                if on_page:
-                    on_page(page, extractor.stats)
-            _submit(loader, batches, pending)
+            pending: list[Page] = []   # consecutive pages, marked in the ledger together (`page_range`)
+            try:
+                for page in extractor.pages():
+                    pending.append(page)
+                    if sum(len(p.records) for p in pending) >= LOAD_BATCH:
+                        _submit(loader, batches, pending, fetched)
+                    if writer is not None:
+                        writer.write(page.records)
+                    if on_page:
+                        on_page(page, extractor.stats)
+                _submit(loader, batches, pending, fetched)
+            finally:
+                if pending:   # fetched, and the run stopped before loading them (marking twice is a no-op)
+                    fetched(pending)
             batches.close()
             loader.finish()
     except (ExtractError, LoadError) as exc:
@@ -156,11 +164,14 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
     return result
 
 
-def _submit(loader: Loader, batches: OverlappedWriter, pages: list[Page]) -> None:
-    """Prepare the buffered pages (fit checks, on this thread) batch by batch and hand each to the
-    writer; the pages are marked loaded once their last batch has committed. Empties the buffer."""
+def _submit(loader: Loader, batches: OverlappedWriter, pages: list[Page],
+            fetched: Callable[[list[Page]], None]) -> None:
+    """Mark the buffered pages fetched, prepare them (fit checks, on this thread) batch by batch and
+    hand each batch to the writer; the pages are marked loaded once their last batch has committed.
+    Empties the buffer."""
     if not pages:
         return
+    fetched(pages)
     previous = None   # one batch behind, to know which is the last
     try:
         for batch in loader.batches([record for page in pages for record in page.records]):

@@ -1,7 +1,6 @@
 """The paginator contract the extractor codes against, and the checks every paging style shares."""
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -27,7 +26,7 @@ class Paginator(ABC):
         self.total_pages: int | None = None
         self.stated_total: int | None = None
         self.pages_seen = 0
-        self._last_digest: bytes | None = None
+        self._last_content: bytes | None = None
 
     def init_request(self, request: PageRequest) -> None:
         """Set the first page's parameters; styles driven by the response need none."""
@@ -60,10 +59,12 @@ class Paginator(ABC):
         ...
 
     def _check_not_repeated(self, response: PageResponse, records: list) -> None:
-        """An API that ignores the paging parameters serves page 1 forever; only a digest is kept, not the page."""
-        digest = hashlib.sha256(response.content).digest() if response.content else None
-        repeated = digest is not None and digest == self._last_digest and len(records) > 0
-        self._last_digest = digest
+        """An API that ignores the paging parameters serves page 1 forever. The last page's bytes
+        are kept (one page, never persisted) rather than a digest: comparing two different pages
+        stops at their first differing byte, where hashing reads all of every page."""
+        content = response.content or None
+        repeated = content is not None and content == self._last_content and len(records) > 0
+        self._last_content = content
         if repeated:
             raise PaginationError(f"page {self.pages_seen} ({response.url}) repeats page {self.pages_seen - 1}: "
                                   f"the API ignores the paging parameters")
