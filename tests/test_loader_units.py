@@ -163,6 +163,20 @@ def test_row_fitter_nulls_on_error_and_never_a_key():
         fitter.rows([{"id": 2**40}])      # on_error: null does not apply to a key
 
 
+def test_row_fitter_reads_complete_and_incomplete_records_alike():
+    """Records holding every column are gathered by itemgetter; a batch with one record short of
+    a column is read field by field, the missing one as None. Both give the same rows."""
+    columns = [StoredColumn("id", ColumnType.integer, primary_key=True), StoredColumn("name", ColumnType.string, 10)]
+    fitter = RowFitter(columns, null_on_error=set(), naive_datetimes=False)
+    complete = [{"id": 1, "name": "a", "extra": 0}, {"id": 2, "name": None}]
+    assert fitter.rows(complete, extra=("run",)) == [(1, "a", "run"), (2, None, "run")]
+    assert fitter.rows(complete + [{"id": 3}]) == [(1, "a"), (2, None), (3, None)]
+    assert fitter.rows([]) == []
+    single = RowFitter([StoredColumn("id", ColumnType.integer, primary_key=True)], null_on_error=set(),
+                       naive_datetimes=False)
+    assert single.rows([{"id": 1}, {"id": 2, "other": "x"}]) == [(1,), (2,)]
+
+
 def test_column_fit_counts_nulls_only_for_misfits():
     column = ColumnFit(StoredColumn("n", ColumnType.integer), null_on_error=True, naive_datetimes=False)
     assert column.values([1, None, "x", 2**40]) == ([1, None, None, None], 2)

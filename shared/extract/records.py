@@ -140,7 +140,10 @@ def _to_datetime(value: Any) -> datetime:
             result = datetime.fromisoformat(value)
         except ValueError:
             return _to_datetime_slow(value)
-        return result.replace(tzinfo=timezone.utc) if result.tzinfo is None else result.astimezone(timezone.utc)
+        zone = result.tzinfo
+        if zone is timezone.utc:   # "Z" and "+00:00" parse to this very object: nothing to convert
+            return result
+        return result.replace(tzinfo=timezone.utc) if zone is None else result.astimezone(timezone.utc)
     return _to_datetime_slow(value)
 
 

