@@ -147,10 +147,10 @@ def test_sqlite_column_wise_binds_equal_sqlalchemy_per_value_binds():
             (2, None, None, None, None, None, None),
             (3, datetime(2024, 3, 5, 10, 15, 0, 120, tzinfo=timezone.utc), datetime(999, 12, 31, 23, 59, 59, 999999),
              Decimal("-0.01"), date(1, 1, 1), False, "é")]
-    expected = [tuple(row[i] if process is None or row[i] is None else process(row[i])
-                      for i, process in zip(writer.positions, writer.processors)) for row in rows]
-    assert writer.parameters(rows) == expected
-    assert writer.parameters([]) == []
+    expected = [tuple(value if process is None or value is None else process(value)
+                      for value, process in zip(row, writer.processors)) for row in rows]
+    assert list(zip(*writer.bind_columns(list(zip(*rows))))) == expected
+    assert [list(column) for column in writer.bind_columns([()] * 7)] == [[]] * 7
 
 
 # ---------------------------------------------------------------- overlapped writer

@@ -332,7 +332,4 @@ def test_sqlite_binds_a_batch_constant_once_and_anything_else_per_row():
     for rows in (constant, varying):
         expected = [tuple(None if v is None else process(v) if isinstance(v, datetime) else v for v in row)
                     for row in rows]
-        by_name = dict(zip([c.name for c in table.columns], zip(*expected)))
-        got = writer.parameters(rows)
-        assert list(zip(*got)) == [by_name[name] for name in
-                                   upsert_statement(table, ["id"], "sqlite").compile(dialect=dialect).positiontup]
+        assert [tuple(c) for c in writer.bind_columns(list(zip(*rows)))] == list(zip(*expected))

@@ -25,7 +25,7 @@ from decimal import Context, Decimal, InvalidOperation
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from shared.config.models import ColumnType
 from .columns import StoredColumn
@@ -173,9 +173,13 @@ def string_fit(length: int | None) -> tuple[Fit, BulkFit]:
             return values
         if types != {str}:
             return None
-        if length is None or max(map(len, filter(not_none, values))) <= length:
+        if length is None:
             return values
-        return None
+        try:
+            longest = max(map(len, values))   # a column without NULLs skips the filter pass
+        except TypeError:
+            longest = max(map(len, filter(not_none, values)))
+        return values if longest <= length else None
 
     return fit, bulk
 
@@ -327,6 +331,10 @@ class RowFitter:
         self.nulled = 0
 
     def rows(self, records: list[dict[str, Any]], extra: tuple = ()) -> list[tuple]:
+        return list(zip(*self.columns(records), *map(repeat, extra)))
+
+    def columns(self, records: list[dict[str, Any]]) -> list[Sequence]:
+        """The batch's fitted values, one sequence per column, in column order."""
         columns = []
         nulled = 0
         for column, gathered in zip(self._columns, self._gather(records)):
@@ -334,7 +342,7 @@ class RowFitter:
             columns.append(values)
             nulled += count
         self.nulled += nulled   # only once the whole batch fits
-        return list(zip(*columns, *map(repeat, extra)))
+        return columns
 
     def _gather(self, records: list[dict[str, Any]]) -> list[list] | list[tuple]:
         """The batch's values, column by column. Records that hold every column (the extractor's

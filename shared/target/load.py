@@ -132,12 +132,15 @@ class Loader:
     def _rows(self, records: list[dict[str, Any]], first_position: int) -> list[tuple]:
         nulled_before = self._fitter.nulled
         try:
-            rows = self._fitter.rows(records, extra=(self.run_id, self._now()))
+            columns = self._fitter.columns(records)
         except RecordMisfit as exc:
             hint = " (set on_error: null on the column to load NULL instead)" if exc.nullable else ""
             raise LoadError(f"{self.ref.qualified}: record {self._describe(records[exc.index], first_position + exc.index)}, "
                             f"{exc}{hint}") from None
         self.stats.nulled += self._fitter.nulled - nulled_before
+        count = len(records)
+        columns += [(self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
+        rows = list(zip(*self._writer.bind_columns(columns)))
         return last_of_each_key(rows, self._key_indexes)
 
     def _describe(self, record: dict[str, Any], position: int) -> str:

@@ -18,7 +18,8 @@ and writes them on the connection it is given, inside the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from operator import itemgetter
+from typing import Any, Callable, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -32,7 +33,17 @@ STAGING_TABLE = "_kspyder_batch"
 
 
 class BatchWriter(Protocol):
+    def bind_columns(self, columns: list[Sequence]) -> list[Sequence]:
+        """A batch's fitted columns (table order) in the form the driver binds, still in table order:
+        done while the batch is columnar, so that each column's conversion runs once per column."""
+        ...
+
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None: ...
+
+
+def bound_as_fitted(columns: list[Sequence]) -> list[Sequence]:
+    """`bind_columns` of the writers whose drivers take fitted values as they are."""
+    return columns
 
 
 def json_as_text(table: sa.Table) -> sa.Table:
@@ -52,6 +63,8 @@ class ExecuteMany:
     def __init__(self, statement: sa.Executable, names: list[str]):
         self.statement, self.names = statement, names
 
+    bind_columns = staticmethod(bound_as_fitted)
+
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         names = self.names
         connection.execute(self.statement, [dict(zip(names, row)) for row in rows])
@@ -61,27 +74,26 @@ class SqliteExecuteMany:
     """The same upsert, compiled once and run by sqlite3's own `executemany`: SQLAlchemy's
     per-row parameter handling costs about three times the insert itself on SQLite. Values go
     through the columns' own bind processors (dates as SQLAlchemy stores them, decimals), so the
-    stored form is exactly what `ExecuteMany` would write; column by column, since a batch's rows
-    all need the same ones (`bulk_processor`)."""
+    stored form is exactly what `ExecuteMany` would write; column by column (`bind_columns`),
+    since a batch's rows all need the same ones (`bulk_processor`)."""
 
     def __init__(self, statement: sa.Executable, table: sa.Table, dialect: sa.Dialect):
         compiled = statement.compile(dialect=dialect)
         names = [c.name for c in table.columns]
         self.sql = str(compiled)
-        self.positions = [names.index(name) for name in compiled.positiontup]
-        self.processors = [table.c[name].type._cached_bind_processor(dialect) for name in compiled.positiontup]
-        self.plan = [(position, bulk_processor(table.c[name].type, process, dialect), name in META_COLUMNS)
-                     for position, process, name in zip(self.positions, self.processors, compiled.positiontup)]
+        positions = [names.index(name) for name in compiled.positiontup]
+        # the statement's parameters in table order (as SQLAlchemy compiles an INSERT); else reordered per row
+        self.order = None if positions == list(range(len(names))) else itemgetter(*positions)
+        self.processors = [c.type._cached_bind_processor(dialect) for c in table.columns]
+        self.plan = [(bulk_processor(c.type, process, dialect), c.name in META_COLUMNS)
+                     for c, process in zip(table.columns, self.processors)]
 
-    def parameters(self, rows: list[tuple]) -> list[tuple]:
-        if not rows:
-            return []
-        columns = list(zip(*rows))
-        return list(zip(*[columns[i] if process is None else
-                          _once(process, columns[i]) if meta else process(columns[i]) for i, process, meta in self.plan]))
+    def bind_columns(self, columns: list[Sequence]) -> list[Sequence]:
+        return [column if process is None else _once(process, column) if meta else process(column)
+                for column, (process, meta) in zip(columns, self.plan)]
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
-        parameters = self.parameters(rows)
+        parameters = rows if self.order is None else list(map(self.order, rows))
         cursor = connection.connection.driver_connection.cursor()
         try:
             cursor.executemany(self.sql, parameters)
@@ -92,9 +104,11 @@ class SqliteExecuteMany:
 BulkProcessor = Callable[[tuple], list]
 
 
-def _once(process: BulkProcessor, values: tuple) -> list | tuple:
+def _once(process: BulkProcessor, values: Sequence) -> list | Sequence:
     """A load metadata column holds one value per batch (`Loader`: run id, load time): converted
     once, not once per row; any other column content goes through `process` as usual."""
+    if not values:
+        return values
     first = values[0]
     if values.count(first) != len(values):
         return process(values)
@@ -147,6 +161,8 @@ class PostgresCopy:
             copy_target = written
         self.types = copy_types(written, dialect)
         self.sql = copy_sql(copy_target, self.names, dialect, binary=self.types is not None)
+
+    bind_columns = staticmethod(bound_as_fitted)
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         if self.staging is not None:
