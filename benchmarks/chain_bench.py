@@ -21,7 +21,7 @@ blob writes and reads, ledger markers, claims and messages.
 The per-step figures are measured in the host's own process (the other process is not
 instrumented), over the messages that process handled.
 
-    python -m benchmarks.chain_bench [--records 200000] [--processes 2] [--workers 1]
+    python -m benchmarks.chain_bench [--records 200000] [--processes 2] [--workers 1] [--pages-per-message 10]
 """
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ from benchmarks.run_bench import PER_PAGE, RECORDS, SOURCE, count_rows, kspyder_
 TARGET_RATIO = 2.0      # chain time / embedded time, at most
 PROCESSES = 2           # one per core: threads of one process share one core's worth of Python
 WORKERS = 1             # threads per process
+# settings `chain.pages_per_message` (default 1): each Fetch or Load message costs about ten storage
+# calls whatever it carries; ten of the fanned-out pages to a message amortize them (5: about 1.9x)
+PAGES_PER_MESSAGE = 10
 TIMEOUT = 3600.0        # seconds the chain may take before the benchmark gives up
 HOST_KEY = "chain-bench-key"
 
@@ -113,7 +116,7 @@ def run_embedded(api: str, records: int) -> tuple[float, int]:
         return seconds, summary.results[0].stats.pages
 
 
-def run_chain(api: str, records: int, processes: int, workers: int) -> dict:
+def run_chain(api: str, records: int, processes: int, workers: int, pages_per_message: int) -> dict:
     from functions import common
     from shared.chain.names import STORAGE_SETTING
     from shared.chain.sources import ApiPages
@@ -126,7 +129,8 @@ def run_chain(api: str, records: int, processes: int, workers: int) -> dict:
     timings = Timings()
     with running_azurite() as azurite, tempfile.TemporaryDirectory(prefix="kspyder-chain-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'target.db'}"
-        manifests = kspyder_project(Path(tmp), api, url, "redact")
+        manifests = kspyder_project(Path(tmp), api, url, "redact",
+                                    {"chain": {"pages_per_message": pages_per_message}})
         env = {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(manifests),
                "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": url, "KSPYDER_HOST_KEY": HOST_KEY,
                "KSPYDER_SCHEDULE": "0 0 0 1 1 *"}
@@ -175,16 +179,19 @@ def main(argv: list[str] | None = None) -> bool:
     parser.add_argument("--records", type=int, default=RECORDS)
     parser.add_argument("--processes", type=int, default=PROCESSES, help="local host processes")
     parser.add_argument("--workers", type=int, default=WORKERS, help="local host worker threads per process")
+    parser.add_argument("--pages-per-message", type=int, choices=(1, 2, 5, 10), default=PAGES_PER_MESSAGE,
+                        help="settings chain.pages_per_message")
     args = parser.parse_args(argv or [])
-    n, processes, workers = args.records, args.processes, args.workers
+    n, processes, workers, block = args.records, args.processes, args.workers, args.pages_per_message
     logging.getLogger("kspyder").setLevel(logging.ERROR)   # a retried message is counted below, not logged
     print(f"chain benchmark: {n:,} records, {PER_PAGE:,} per page, SQLite target, PII policy of run_bench; "
-          f"embedded `run_models` vs the local host on Azurite ({processes} process(es) x {workers} worker thread(s)), one after the other")
+          f"embedded `run_models` vs the local host on Azurite ({processes} process(es) x {workers} worker thread(s), "
+          f"{block} page(s) per message), one after the other")
     with page_server(n) as api:
         warm_up(api, n)
         embedded, pages = run_embedded(api, n)
         print(f"  {'embedded run (main.py run)':<44} {n / embedded:>10,.0f} rec/s {embedded:>7.1f} s", flush=True)
-        chain = run_chain(api, n, processes, workers)
+        chain = run_chain(api, n, processes, workers, block)
     seconds, handled, t = chain["seconds"], chain["handled"], chain["timings"]
     print(f"  {'queue chain (local host, Azurite)':<44} {n / seconds:>10,.0f} rec/s {seconds:>7.1f} s")
     messages = sum(handled.values())

@@ -191,15 +191,15 @@ def drop_postgres_schemas() -> None:
     engine.dispose()
 
 
-def kspyder_project(folder: Path, api: str, target_url: str, scan: str) -> Path:
-    """Write the manifests and create the table with plan + apply, as `main.py apply` would;
-    returns the manifests folder for the child."""
+def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None) -> Path:
+    """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
+    apply, as `main.py apply` would; returns the manifests folder for the child."""
     from shared.target.apply import PlanStamp, apply_stamped
     from shared.target.dialects import create_target_engine
     from shared.target.plan import PlanOptions, compute_plan
     from tests.flow_helpers import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
-                "storage": {"root": str(folder / "storage")}}
+                "storage": {"root": str(folder / "storage")}, **(extra_settings or {})}
     columns = {**COLUMNS, "notes": {**COLUMNS["notes"], "pii_scan": scan}}
     source = api_source(api, {"customers": {**MODEL, "columns": columns}}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)

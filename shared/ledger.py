@@ -71,7 +71,7 @@ class RunLedger:
     def pages(self, run_id: str, model: str, stage: str) -> int:
         """Pages marked at `stage`, whether marked one by one or in ranges."""
         suffix = f".{stage}"
-        return sum(_pages_in(name.rsplit("/", 1)[-1][:-len(suffix)])
+        return sum(marker_pages(name.rsplit("/", 1)[-1][:-len(suffix)])
                    for name in self.store.list(CONTAINER, f"{run_id}/pages/{model}/") if name.endswith(suffix))
 
     def finish_model(self, run_id: str, model: str, outcome: dict[str, Any]) -> None:
@@ -113,7 +113,7 @@ class RunLedger:
         self.store.put(CONTAINER, f"{record.run_id}/run.json", json.dumps(asdict(record), default=str).encode())
 
 
-def _pages_in(stem: str) -> int:
-    """1 for a page marker's "000007", last - first + 1 for a range's "000005-000009"."""
+def marker_pages(stem: str) -> int:
+    """Pages a marker stands for: 1 for a page's "000007", last - first + 1 for a range's "000005-000009"."""
     first, _, last = stem.partition("-")
     return int(last) - int(first) + 1 if last else 1

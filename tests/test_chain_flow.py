@@ -394,3 +394,130 @@ def test_a_worker_reflects_a_table_once_for_all_its_pages(tmp_path, api, harness
     status = harness.status(run_id)
     assert status["done"] and status["models"]["shop.customers"]["loaded"] > 1
     assert checked == ["customers", "customers"]   # when the run starts, then by the first load only
+
+
+# ---------------------------------------------------------------- several pages per message
+BLOCKS = {"chain": {"pages_per_message": 5}}
+
+
+def test_blocks_of_pages_cover_every_page_once_within_completion_groups():
+    from shared.chain.fetching import blocks
+    assert blocks(1, 5) == [] and blocks(2, 5) == [(1, 1)]
+    assert blocks(6, 5) == [(1, 4), (5, 1)]
+    assert blocks(25, 10) == [(1, 9), (10, 10), (20, 5)]
+    assert blocks(5, 1) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    for count in range(1, 40):
+        for size in (1, 2, 5, 10):
+            pages = [k for start, n in blocks(count, size) for k in range(start, start + n)]
+            assert pages == list(range(1, count))
+            assert all(start // 10 == (start + n - 1) // 10 and n <= size for start, n in blocks(count, size))
+
+
+def test_several_pages_per_message_land_what_the_embedded_run_lands(tmp_path, api, harness_for):
+    """`chain.pages_per_message: 5`: a fanned-out model's pages travel five to a Fetch and a Load
+    message (one blob, one ledger marker per stage); sequential styles and SQL stay one a message."""
+    from shared.chain.names import RUNS
+    project = build_project(tmp_path, api.base_url, shop=["customers", "products", "events"], erp=["orders"],
+                            settings=BLOCKS)
+    expected = reference_snapshot(project, tmp_path)
+    harness = harness_for(project)
+    api.reset()
+    run_id = harness.run()
+    assert snapshot(harness.engine, project) == expected
+    assert api.stats()["requests"]["by_path"] == {"/v1/customers": 6, "/v1/products": 3, "/v1/events": 4}
+
+    fanned = sorted((job.index, job.pages, delay) for job, delay in harness.sent(FETCH, "shop.customers"))
+    assert fanned == [(1, 4, pytest.approx(3 / RATE)), (5, 1, pytest.approx(5 * 3 / RATE))]  # 3 models share the rate
+    loads = sorted((job.index, job.pages, job.records, job.last) for job, _ in harness.sent(LOAD, "shop.customers"))
+    assert loads == [(0, 1, 25, False), (1, 4, 100, False), (5, 1, 5, True)]
+    assert [(job.index, job.pages) for job, _ in harness.sent(FETCH, "shop.events")] == [(1, 1), (2, 1), (3, 1)]
+    markers = [name.rsplit("/", 1)[-1] for name in harness.blobs.list(RUNS, f"{run_id}/pages/shop.customers/")]
+    assert markers == ["000000.fetched", "000000.loaded", "000001-000004.fetched", "000001-000004.loaded",
+                       "000005.fetched", "000005.loaded"]
+    status = harness.status(run_id)
+    assert status["done"] and status["errors"] == []
+    assert {m: (s["planned"], s["fetched"], s["loaded"]) for m, s in status["models"].items()} == {
+        "shop.customers": (6, 6, 6), "shop.products": (3, 3, 3), "shop.events": (4, 4, 4), "erp.orders": (3, 3, 3)}
+    assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
+
+
+def test_several_pages_per_message_survive_duplicate_delivery(tmp_path, api, harness_for):
+    project = build_project(tmp_path, api.base_url, shop=["customers"], erp=[], settings=BLOCKS)
+    expected = reference_snapshot(project, tmp_path)
+    harness = harness_for(project)
+    copied: set[str] = set()
+
+    def twice(chain, queue, message):
+        handle_once(chain, queue, message)
+        handle_once(chain, queue, message)
+        key = json.dumps(message.body, sort_keys=True)
+        if key not in copied:
+            copied.add(key)
+            harness.queues.inner.send(queue, message.body)
+
+    api.reset()
+    run_id = harness.run(dispatch=twice)
+    assert snapshot(harness.engine, project) == expected
+    assert api.stats()["requests"]["by_path"] == {"/v1/customers": 6}   # a redelivered block is not fetched again
+    assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
+    status = harness.status(run_id)
+    assert status["done"] and status["errors"] == [] and status["models"]["shop.customers"]["loaded"] == 6
+
+
+@pytest.mark.parametrize("size", [2, 5, 10])
+def test_several_pages_per_message_complete_across_many_groups(tmp_path, harness_for, size):
+    from shared.chain.names import RUNS
+    with SampleApi(ApiConfig(customers=25 * 102 + 7)) as big:
+        project = build_project(tmp_path, big.base_url, shop=["customers"], erp=[], throttle={},
+                                settings={"chain": {"pages_per_message": size}})
+        harness = harness_for(project)
+        run_id = harness.run()
+        assert big.stats()["requests"]["by_path"] == {"/v1/customers": 103}
+    assert len(snapshot(harness.engine, project)["shop.customers"]) == 25 * 102 + 7
+    status = harness.status(run_id)
+    assert status["models"]["shop.customers"] == {**status["models"]["shop.customers"], "planned": 103, "loaded": 103,
+                                                  "done": True}
+    assert len(harness.sent(LOAD)) == 1 + len(blocks_of(103, size))
+    groups = sorted(harness.blobs.list(RUNS, f"{run_id}/groups/"))
+    assert groups == [f"{run_id}/groups/shop.customers/{g:05d}.loaded" for g in range(11)]
+    assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
+
+
+def blocks_of(count, size):
+    from shared.chain.fetching import blocks
+    return blocks(count, size)
+
+
+def test_a_block_rate_limited_midway_goes_back_whole(tmp_path, monkeypatch, harness_for):
+    """A 429 on any page of a block sends the whole job back (same token, Retry-After as its delay);
+    nothing of the block is written until all its pages are in."""
+    with SampleApi(ApiConfig(customers=100, rate=0.001, burst=2)) as slow_api:
+        project = build_project(tmp_path, slow_api.base_url, shop=["customers"], erp=[], throttle={},
+                                settings=BLOCKS)
+        harness = harness_for(project, client_factory=no_sleep_client)
+        monkeypatch.setattr(time, "sleep", failing_sleep)
+        with harness.chain() as chain:
+            run_id = chain.start_run(["shop"])
+            [message] = harness.queues.receive(PAGINATE)
+            chain.handle(PAGINATE, message.body)              # page 0 takes one token
+            [(block, _)] = harness.sent(FETCH)
+            assert (block.index, block.pages) == (1, 3)
+            chain.fetch(block)                                 # page 1 takes the other, page 2 meets a 429
+        (again, delay), = harness.sent(FETCH)[1:]
+        assert delay == 1000 and again == PageJob(**{**block.__dict__, "attempt": 1})
+        assert harness.sent(LOAD, "shop.customers") and len(harness.sent(LOAD)) == 1   # page 0's only
+        assert harness.status(run_id)["models"]["shop.customers"]["fetched"] == 1
+
+
+def test_a_block_job_for_a_source_that_cannot_take_one_is_refused(tmp_path, api, harness_for):
+    from shared.chain.fetching import Fetcher
+    from shared.chain.pages import ChainError
+    project = build_project(tmp_path, api.base_url, shop=["events"], erp=["orders"])
+    harness = harness_for(project)
+    with harness.chain() as chain:
+        run_id = chain.start_run(["shop", "erp"])
+        with pytest.raises(ChainError, match="needs a random-access pagination"):
+            Fetcher(chain).fetch(PageJob(run_id, "shop.events", 1, request={"url": f"{api.base_url}/v1/events",
+                                                                             "params": {}}, pages=2))
+        with pytest.raises(ChainError, match="a SQL source's job fetches one chunk, not 2 pages"):
+            Fetcher(chain).fetch(PageJob(run_id, "erp.orders", 1, pages=2))

@@ -74,8 +74,9 @@ def erp_models() -> dict[str, Any]:
 
 
 def build_project(tmp_path: Path, api_url: str, *, shop: list[str] | None = None, erp: list[str] | None = None,
-                  throttle: dict | None = None) -> Project:
-    """`shop`/`erp`: the model names to include (None: all, []: none of that source)."""
+                  throttle: dict | None = None, settings: dict | None = None) -> Project:
+    """`shop`/`erp`: the model names to include (None: all, []: none of that source); `settings`:
+    added to settings.yml."""
     sources: dict[str, Any] = {}
     models = shop_models()
     chosen = {k: v for k, v in models.items() if shop is None or k in shop}
@@ -89,7 +90,7 @@ def build_project(tmp_path: Path, api_url: str, *, shop: list[str] | None = None
         create_sample_db(erp_url, orders=SQL_ORDERS)
         sources["erp"] = {"type": "sql", "url": erp_url, "models": chosen}
     return project_for(tmp_path, sources, {"target_url": f"sqlite:///{tmp_path / 'unused.db'}",
-                                           "storage": {"root": str(tmp_path / 'storage')}})
+                                           "storage": {"root": str(tmp_path / 'storage')}, **(settings or {})})
 
 
 def applied_target(project: Project, path: Path) -> sa.Engine:

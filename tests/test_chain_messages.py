@@ -28,6 +28,9 @@ MESSAGES = [
     PageJob(RUN, "erp.orders", 3, sql_after=["SO-000048", 7, {"datetime": "2024-01-02T03:04:05+00:00"},
                                              {"decimal": "1.50"}], follow=True),
     LoadJob(RUN, "shop.customers", 5, raw_blob_name(RUN, "shop.customers", 5), 25, last=True),
+    PageJob(RUN, "shop.customers", 15, request={"url": "https://api.example.com/v1/customers", "params": {"page": 16}},
+            pages=5),
+    LoadJob(RUN, "shop.customers", 1, raw_blob_name(RUN, "shop.customers", 1), 100, pages=9),
     TransformEvent(RUN, ("erp", "shop"), ("erp.orders", "shop.customers")),
 ]
 
@@ -58,6 +61,10 @@ def good(message=None) -> dict:
     ({"seen": [SECRET]}, "PageJob.seen: expected 16-hex-digit digests"),
     ({"seen": ["0123456789abcdef"] * (SEEN_LIMIT + 1)}, "PageJob.seen: expected a list of at most"),
     ({"follow": "yes"}, "PageJob.follow: expected true or false"),
+    ({"pages": 0}, "PageJob.pages: expected an integer from 1 to 10"),
+    ({"pages": 11}, "PageJob.pages: expected an integer from 1 to 10"),
+    ({"pages": "5"}, "PageJob.pages: expected an integer from 1 to 10"),
+    ({"pages": 7}, r"PageJob.pages: expected pages within one completion group \(pages 10k to 10k\+9\)"),
     ({"v": 2}, "PageJob.v: expected version 1"),
     ({"kind": "Pickle"}, "message.kind: expected one of"),
     ({"records": SECRET}, "PageJob: unexpected field records"),

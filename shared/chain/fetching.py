@@ -45,12 +45,14 @@ class Fetcher:
             log.info("%s page %d of run %s: another message owns it, skipped", job.model, job.index, job.run_id)
             return
         ref = self.chain.ref(job.model)
+        if job.pages > 1 and ref.source.type != "api":
+            raise ChainError(f"{job.model}: a SQL source's job fetches one chunk, not {job.pages} pages")
         streamed = ref.source.type == "sql" and not ref.model.primary_key
         if claim == "mine" and not streamed:
-            marker = self.state.marker(job.run_id, job.model, job.index, "fetched")
+            marker = self.state.marker(job.run_id, job.model, job.index, "fetched", job.pages)
             if marker is not None:   # an earlier delivery did it all, maybe short of the hand-off
                 plan = self.state.plan(job.run_id, job.model)
-                last = plan is not None and plan.final and plan.pages == job.index + 1
+                last = plan is not None and plan.final and plan.pages == job.index + job.pages
                 self._send_load(job, job.index, marker.get("records", 0), last)
                 return
         if ref.source.type == "api":
@@ -68,8 +70,15 @@ class Fetcher:
             request = request_from_json(job.request, pages.headers) if job.request else pages.first_request()
             try:
                 page = pages.fetch(request, job.index)
+                if job.pages > 1:
+                    block = self._rest_of_block(job, pages, request, page)
             except RateLimited as exc:
-                self._reschedule(job, exc.delay)
+                self._reschedule(job, exc.delay)   # the whole block again: its blob is written once, whole
+                return
+            if job.pages > 1:
+                records = [record for fetched in block for record in pages.shape(fetched)]
+                self._put(job, job.index, records)
+                self._fetched(job, job.index, len(records), last=not block[-1].has_next)
                 return
             if job.follow and job.previous is not None and page.digest == job.previous:
                 raise PaginationError(f"{job.model}: page {job.index} ({page.url}) repeats page {job.index - 1}: "
@@ -87,6 +96,15 @@ class Fetcher:
             self._put(job, job.index, records)
             self._fetched(job, job.index, len(records), last)
 
+    def _rest_of_block(self, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage) -> list[ApiPage]:
+        """A job of several pages (`PageJob.pages`): its first page and the others, fetched one after
+        another, each request derived from the first (only random-access paginations fan out blocks)."""
+        if not page.paginator.random_access:
+            raise ChainError(f"{job.model}: the job for pages {job.index}-{job.index + job.pages - 1} needs a "
+                             f"random-access pagination (page_number, offset), not {page.paginator.type_name}")
+        return [page] + [pages.fetch(page.paginator.request_for_page(request, k), k)
+                         for k in range(job.index + 1, job.index + job.pages)]
+
     def _fan_out(self, ref: ModelRef, job: PageJob, pages: ApiPages, first: PageRequest, page: ApiPage,
                  max_pages: int | None) -> bool:
         """Every page is known up front: enqueue them all now, page k made visible k/rate seconds
@@ -98,11 +116,11 @@ class Fetcher:
         warnings = [f"{job.model}: stopped at max_pages={max_pages}; the API states {total} pages"] if count < total else []
         self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total, warnings))
         interval = self.chain.page_interval(job.run_id, ref)
-        for k in range(1, count):
+        for k, size in blocks(count, self.chain.project.settings.chain.pages_per_message):
             request = request_to_json(paginator.request_for_page(first, k), pages.hidden)
             self._check_no_secret(job, request)
             delay = min(k * interval, MAX_DELAY)
-            self.chain.send(FETCH, PageJob(job.run_id, job.model, k, request=request), delay)
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, k, request=request, pages=size), delay)
         return count == 1
 
     def _sequential(self, ref: ModelRef, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage,
@@ -181,9 +199,21 @@ class Fetcher:
         self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records))
 
     def _fetched(self, job: PageJob, index: int, records: int, last: bool) -> None:
-        self.ledger.page(job.run_id, job.model, index, "fetched", records)   # False on a duplicate: fine
+        # False on a duplicate: fine
+        if job.pages == 1:
+            self.ledger.page(job.run_id, job.model, index, "fetched", records)
+        else:
+            self.ledger.page_range(job.run_id, job.model, index, index + job.pages - 1, "fetched", records)
         self._send_load(job, index, records, last)
 
     def _send_load(self, job: PageJob, index: int, records: int, last: bool) -> None:
         blob = raw_blob_name(job.run_id, job.model, index)
-        self.chain.send(LOAD, LoadJob(job.run_id, job.model, index, blob, records, last))
+        self.chain.send(LOAD, LoadJob(job.run_id, job.model, index, blob, records, last, pages=job.pages))
+
+
+def blocks(count: int, size: int) -> list[tuple[int, int]]:
+    """(first page, pages) of the jobs for pages 1 to count - 1 (page 0 is fetched by the job that
+    fans out), `size` pages each, cut at multiples of `size`: with a size dividing `GROUP`, a job's
+    pages stay in one completion group."""
+    starts = [k for k in sorted({1, *range(size, count, size)}) if k < count]
+    return [(start, min(count, (start // size + 1) * size) - start) for start in starts]

@@ -21,6 +21,7 @@ VERSION = 1
 SEEN_LIMIT = 64            # request digests a sequential chain carries for loop detection
 MAX_PARAMS = 100
 MAX_URL = 8000             # far under the 48 KiB message limit, with room for the rest
+MAX_PAGES = 10             # pages of one job, all in one completion group (`state.GROUP`)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,35}$")       # blob-name safe, <= the loader's 36
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
@@ -58,6 +59,9 @@ class PageJob:
     `seen`: digests of the requests made so far in that chain (bounded), `previous`: the digest of
     the previous page's content, so a looping API is caught across invocations.
     `attempt`: how often a 429 sent the job back (not the queue's dequeue count).
+    `pages`: consecutive pages from `index` that this one job fetches into one blob (settings
+    `chain.pages_per_message`, random-access paginations only); the others' requests are derived
+    from `request` by the paginator.
     """
 
     run_id: str
@@ -69,13 +73,15 @@ class PageJob:
     follow: bool = False
     seen: tuple[str, ...] = ()
     previous: str | None = None
+    pages: int = 1
     token: str = field(default_factory=new_token)
 
 
 @dataclass(frozen=True)
 class LoadJob:
     """Load one raw page into the target (queue kspyder-load). `records` is a count; `last`: the
-    model's last page (informational: completion is decided from the ledger, not from this flag)."""
+    model's last page (informational: completion is decided from the ledger, not from this flag);
+    `pages`: how many consecutive pages from `index` the blob holds (see `PageJob.pages`)."""
 
     run_id: str
     model: str
@@ -83,6 +89,7 @@ class LoadJob:
     blob: str
     records: int
     last: bool = False
+    pages: int = 1
     token: str = field(default_factory=new_token)
 
 
@@ -136,6 +143,10 @@ def decode(body: Any) -> Message:
             raise MessageError(f"{where}: missing")
         values[f.name] = check(body[f.name], where)
     message = cls(**values)
+    pages = getattr(message, "pages", 1)
+    if pages > 1 and message.index // MAX_PAGES != (message.index + pages - 1) // MAX_PAGES:
+        raise MessageError(f"{cls.__name__}.pages: expected pages within one completion group "
+                           f"(pages {MAX_PAGES}k to {MAX_PAGES}k+{MAX_PAGES - 1})")
     if isinstance(message, LoadJob):
         from .pages import raw_blob_name   # here: pages imports heavier modules
         if message.blob != raw_blob_name(message.run_id, message.model, message.index):
@@ -228,6 +239,12 @@ def _models(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _pages(value: Any, where: str) -> int:
+    if not _is_int(value) or not 1 <= value <= MAX_PAGES:
+        raise MessageError(f"{where}: expected an integer from 1 to {MAX_PAGES}")
+    return value
+
+
 def _blob(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise MessageError(f"{where}: expected a blob name")
@@ -242,11 +259,11 @@ _CHECKS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("*", "request"): _request, ("*", "sql_after"): _sql_after,
     ("*", "follow"): _flag, ("*", "last"): _flag,
     ("*", "seen"): _digests, ("*", "previous"): _optional_digest,
-    ("*", "blob"): _blob, ("*", "sources"): _sources, ("*", "models"): _models,
+    ("*", "blob"): _blob, ("*", "sources"): _sources, ("*", "models"): _models, ("*", "pages"): _pages,
 }
 # Fields with defaults a sender may leave out (older or hand-written messages, `poison replay`).
 _OPTIONAL = {
-    "PageJob": ("request", "sql_after", "attempt", "follow", "seen", "previous"),
-    "LoadJob": ("last",),
+    "PageJob": ("request", "sql_after", "attempt", "follow", "seen", "previous", "pages"),
+    "LoadJob": ("last", "pages"),
     "TransformEvent": ("models",),
 }

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
+from shared.ledger import marker_pages
 from shared.storage import BlobStore
 from .names import RUNS
 
@@ -77,9 +78,16 @@ class RunState:
     def set_flag(self, run_id: str, name: str) -> None:
         self.store.put(RUNS, f"{run_id}/{name}", self._now().encode())
 
+    def _marked(self, run_id: str, model: str, index: int, stage: str) -> bool:
+        """Whether the job starting at page `index` has its marker, one page's or a range's."""
+        prefix = f"{run_id}/pages/{model}/{index:06d}"
+        return any(name.endswith(f".{stage}") for name in self.store.list(RUNS, prefix))
+
     # ------------------------------------------------------------ the ledger's page markers
-    def marker(self, run_id: str, model: str, index: int, stage: str) -> dict | None:
-        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{index:06d}.{stage}")
+    def marker(self, run_id: str, model: str, index: int, stage: str, pages: int = 1) -> dict | None:
+        """The marker of the job of `pages` pages from `index` (`RunLedger.page` or `page_range`)."""
+        stem = f"{index:06d}" if pages == 1 else f"{index:06d}-{index + pages - 1:06d}"
+        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{stem}.{stage}")
         if raw is None:
             return None
         try:
@@ -91,9 +99,9 @@ class RunState:
         """Pages fetched and loaded, from one listing."""
         out = {"fetched": 0, "loaded": 0}
         for name in self.store.list(RUNS, f"{run_id}/pages/{model}/"):
-            stage = name.rsplit(".", 1)[-1]
+            stem, _, stage = name.rsplit("/", 1)[-1].rpartition(".")
             if stage in out:
-                out[stage] += 1
+                out[stage] += marker_pages(stem)
         return out
 
     # ------------------------------------------------------------ completion groups
@@ -101,11 +109,14 @@ class RunState:
         """Fetched and loaded pages of one group of GROUP, from one listing of at most 2 x GROUP markers: a
         load looks at its own group, not at every page of the model (listing costs about 0.1 ms a
         name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
-        complete groups is read once per group."""
+        complete groups is read once per group. A job's pages never span two groups (`PageJob.pages`)."""
         prefix = f"{run_id}/pages/{model}/{group:05d}"
-        names = self.store.list(RUNS, prefix)
-        loaded = sum(1 for name in names if name.endswith(".loaded"))
-        return sum(1 for name in names if name.endswith(".fetched")), loaded
+        counts = {"fetched": 0, "loaded": 0}
+        for name in self.store.list(RUNS, prefix):
+            stem, _, stage = name.rsplit("/", 1)[-1].rpartition(".")
+            if stage in counts:
+                counts[stage] += marker_pages(stem)
+        return counts["fetched"], counts["loaded"]
 
     def mark_group_loaded(self, run_id: str, model: str, group: int) -> None:
         self.store.create(RUNS, f"{run_id}/groups/{model}/{group:05d}.loaded", b"")   # a duplicate is fine
@@ -135,6 +146,6 @@ class RunState:
                 continue
             error = json.loads(raw)
             stage = "loaded" if error.get("step") == "load" else "fetched"
-            if self.marker(run_id, error["model"], error["index"], stage) is None:
+            if not self._marked(run_id, error["model"], error["index"], stage):
                 found.append(error)
         return found

@@ -145,7 +145,7 @@ class Chain:
             if claim == "other":
                 return
             ref = self.ref(job.model)
-            if claim == "new" or self.state.marker(job.run_id, job.model, job.index, "loaded") is None:
+            if claim == "new" or self.state.marker(job.run_id, job.model, job.index, "loaded", job.pages) is None:
                 data = self.blobs.get(RAW, job.blob)
                 if data is None:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
@@ -163,7 +163,11 @@ class Chain:
                     if key is not None:
                         drift.forget(key)   # the retry checks the table again
                     raise
-                self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
+                if job.pages == 1:
+                    self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
+                else:
+                    self.ledger.page_range(job.run_id, job.model, job.index, job.index + job.pages - 1, "loaded",
+                                           len(records))
             self._after_load(ref, job)
 
     # ------------------------------------------------------------ completion

@@ -45,12 +45,22 @@ class StorageSettings(Strict):
     root: str = ".kspyder/storage"
 
 
+class ChainSettings(Strict):
+    pages_per_message: Literal[1, 2, 5, 10] = Field(
+        1, description="Pages one Fetch or Load message of the queue chain carries, for paginations whose pages "
+                       "are all known from the first (page_number, offset). Each message costs about ten storage "
+                       "calls; 5 makes a large run much cheaper. A message's pages are fetched back to back, so "
+                       "with a `throttle.rate` its Fetch waits for the rate between them. A divisor of 10, so "
+                       "that a message's pages stay in one completion group.")
+
+
 class Settings(Strict):
     target_url: str = "sqlite:///.kspyder/target.db"
     state_dir: str = ".kspyder"
     output: OutputSettings = Field(default_factory=OutputSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    chain: ChainSettings = Field(default_factory=ChainSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
 
