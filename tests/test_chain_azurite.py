@@ -30,10 +30,12 @@ def storage(azurite):
     empty(queues)
 
 
-def test_chain_on_azurite_lands_what_the_embedded_run_lands(tmp_path, storage):
+@pytest.mark.parametrize("pages_per_message", [1, 5])
+def test_chain_on_azurite_lands_what_the_embedded_run_lands(tmp_path, storage, pages_per_message):
     blobs, queues = storage
     with SampleApi(ApiConfig(customers=130, events=70)) as api:
-        project = build_project(tmp_path, api.base_url, shop=["customers", "events", "countries"], erp=["orders"])
+        project = build_project(tmp_path, api.base_url, shop=["customers", "events", "countries"], erp=["orders"],
+                                settings={"chain": {"pages_per_message": pages_per_message}})
         expected = reference_snapshot(project, tmp_path)
         engine = applied_target(project, tmp_path / "chain.db")
         try:
@@ -52,4 +54,5 @@ def test_chain_on_azurite_lands_what_the_embedded_run_lands(tmp_path, storage):
     assert status["done"] and status["errors"] == []
     assert {m: (s["planned"], s["loaded"]) for m, s in status["models"].items()} == {
         "shop.customers": (6, 6), "shop.events": (4, 4), "shop.countries": (1, 1), "erp.orders": (3, 3)}
-    assert blobs.list(RAW, f"{run_id}/shop/customers/") == [f"{run_id}/shop/customers/{i:06d}.jsonl" for i in range(6)]
+    pages = range(6) if pages_per_message == 1 else (0, 1, 5)   # pages 1-4 in one blob
+    assert blobs.list(RAW, f"{run_id}/shop/customers/") == [f"{run_id}/shop/customers/{i:06d}.jsonl" for i in pages]
