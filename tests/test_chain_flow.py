@@ -123,13 +123,9 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     assert all(len(json.dumps(body)) < 2000 for _, body, _ in harness.queues.sent)
 
 
-def test_duplicate_delivery_of_every_message_changes_nothing(tmp_path, api, harness_for):
-    """Each message is handled twice in a row (a redelivery) and its copy is enqueued again (a
-    duplicate arriving later): same tables, one transform event, no page loaded twice."""
-    project = build_project(tmp_path, api.base_url, shop=["customers", "events", "countries"],
-                            erp=["orders", "lines_flat"])
-    expected = reference_snapshot(project, tmp_path)
-    harness = harness_for(project)
+def delivered_twice(harness: Harness):
+    """A dispatch that handles each message twice in a row (a redelivery) and enqueues its copy
+    once more (a duplicate arriving later)."""
     copied: set[str] = set()
 
     def twice(chain, queue, message):
@@ -139,9 +135,18 @@ def test_duplicate_delivery_of_every_message_changes_nothing(tmp_path, api, harn
         if key not in copied:
             copied.add(key)
             harness.queues.inner.send(queue, message.body)
+    return twice
 
+
+def test_duplicate_delivery_of_every_message_changes_nothing(tmp_path, api, harness_for):
+    """Each message is handled twice in a row (a redelivery) and its copy is enqueued again (a
+    duplicate arriving later): same tables, one transform event, no page loaded twice."""
+    project = build_project(tmp_path, api.base_url, shop=["customers", "events", "countries"],
+                            erp=["orders", "lines_flat"])
+    expected = reference_snapshot(project, tmp_path)
+    harness = harness_for(project)
     api.reset()
-    run_id = harness.run(dispatch=twice)
+    run_id = harness.run(dispatch=delivered_twice(harness))
     assert snapshot(harness.engine, project) == expected
     # a redelivered fetch finds its page done and only repeats the hand-off: no second request
     assert api.stats()["requests"]["by_path"] == {"/v1/customers": 6, "/v1/events": 4, "/v1/countries": 1}
@@ -445,18 +450,8 @@ def test_several_pages_per_message_survive_duplicate_delivery(tmp_path, api, har
     project = build_project(tmp_path, api.base_url, shop=["customers"], erp=[], settings=BLOCKS)
     expected = reference_snapshot(project, tmp_path)
     harness = harness_for(project)
-    copied: set[str] = set()
-
-    def twice(chain, queue, message):
-        handle_once(chain, queue, message)
-        handle_once(chain, queue, message)
-        key = json.dumps(message.body, sort_keys=True)
-        if key not in copied:
-            copied.add(key)
-            harness.queues.inner.send(queue, message.body)
-
     api.reset()
-    run_id = harness.run(dispatch=twice)
+    run_id = harness.run(dispatch=delivered_twice(harness))
     assert snapshot(harness.engine, project) == expected
     assert api.stats()["requests"]["by_path"] == {"/v1/customers": 6}   # a redelivered block is not fetched again
     assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
