@@ -69,6 +69,8 @@ def test_missing_fields_are_none_and_extra_fields_ignored():
     ("boolean", "maybe", "expected a boolean"),
     ("date", "05/03/2024", "expected an ISO 8601 date"),
     ("datetime", "yesterday", "expected an ISO 8601 datetime"),
+    ("float", Decimal("sNaN"), "expected a number, got a signaling NaN"),
+    ("float", 10**400, "expected a number, got one too large for a double"),
 ])
 def test_conversion_error_names_source_model_key_and_column_not_value(type_, raw, reason):
     with pytest.raises(ConversionError) as info:

@@ -88,7 +88,12 @@ def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise BadValue("expected a number, got a boolean")
     if isinstance(value, (int, float, Decimal)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:   # an integer past 1.8e308
+            raise BadValue("expected a number, got one too large for a double") from None
+        except ValueError:      # Decimal('sNaN'): a signaling NaN has no float
+            raise BadValue("expected a number, got a signaling NaN") from None
     if isinstance(value, str):
         try:
             return float(value.strip())
