@@ -24,6 +24,7 @@ def target(tmp_path, monkeypatch):
     t = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path)
     monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path))
     monkeypatch.setenv("KSPYDER_TARGET_URL", t.url)
+    monkeypatch.setenv("KSPYDER_STATE_DIR", str(tmp_path / "state"))   # the run ledger, out of the checkout
     t.apply()
     t.insert()
     yield t
@@ -77,6 +78,7 @@ def test_schema_routes_report_a_broken_transformations_file(tmp_path, monkeypatc
     t = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path)
     monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path))
     monkeypatch.setenv("KSPYDER_TARGET_URL", t.url)
+    monkeypatch.setenv("KSPYDER_STATE_DIR", str(tmp_path / "state"))   # the run ledger, out of the checkout
     response = schema_plan(func.HttpRequest("GET", "http://localhost/api/schema/plan", body=b""))
     assert response.status_code == 200
     assert any(c.get("builder") == "transform paid_orders" for c in json.loads(response.get_body())["changes"])

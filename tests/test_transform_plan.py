@@ -70,7 +70,7 @@ def test_selectors_leave_outputs_out_of_the_plan(target):
 
 
 def cli_run(target, *args):
-    env = {"KSPYDER_TARGET_URL": target.url}
+    env = {"KSPYDER_TARGET_URL": target.url, "KSPYDER_STATE_DIR": str(target.folder / "state")}
     return CliRunner().invoke(cli, ["--manifests", str(target.folder), *args], env=env, catch_exceptions=False)
 
 

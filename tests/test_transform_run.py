@@ -102,7 +102,8 @@ class Target:
         names = {"erp": self.erp, "shop": self.shop, "out": self.out}
         (self.folder / "connector_models.yml").write_text(CONNECTORS.format(**names))
         (self.folder / "transformations.yml").write_text(pipelines.format(**names))
-        self.project = load_project(self.folder, env={"KSPYDER_TARGET_URL": self.url})
+        self.project = load_project(self.folder, env={"KSPYDER_TARGET_URL": self.url,
+                                                      "KSPYDER_STATE_DIR": str(self.folder / "state")})
         self.transformations = load_transformations(self.project)
 
     def apply(self) -> None:

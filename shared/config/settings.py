@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+import os
+
+from pydantic import Field, field_validator, model_validator
 
 from .models import PiiScan, Strict
 
@@ -63,6 +65,15 @@ class Settings(Strict):
     chain: ChainSettings = Field(default_factory=ChainSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
+
+    @model_validator(mode="after")
+    def _storage_under_state_dir(self) -> "Settings":
+        """The run ledger is local state: without its own `storage.root`, it lives in `state_dir`
+        (`<state_dir>/storage`), so moving `state_dir` moves all of it."""
+        if "root" not in self.storage.model_fields_set:
+            storage = self.storage.model_copy(update={"root": os.path.join(self.state_dir, "storage")})
+            object.__setattr__(self, "storage", storage)   # frozen model: set once, while validating
+        return self
 
     @field_validator("target_url")
     @classmethod
