@@ -44,7 +44,7 @@ class PiiSettings(Strict):
 
 class StorageSettings(Strict):
     mode: Literal["local", "azure"] = "local"
-    root: str = ".kspyder/storage"
+    root: str = ".kspyder/storage"   # left unset: <state_dir>/storage (`Settings`)
 
 
 class ChainSettings(Strict):
