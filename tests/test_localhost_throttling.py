@@ -20,12 +20,16 @@ The 429 bound. Azure queue delays are whole seconds (`AzureQueueStore.send` roun
 k/R spread degrades to "R pages become visible together each second": 4 workers then take them as
 fast as they can, each invocation with a fresh client whose bucket starts full (burst 2), so the
 server's bucket (burst 2) rejects part of each second's wave; the rejected jobs come back after
-Retry-After (1 s) and meet the next wave. Measured on this 2-core machine with R=20, 40 pages,
-6 runs (some alongside other Azurite tests): 2, 3, 6, 6, 12 and 15 429s, runs of 5-6 s. The bound
-asserted, THROTTLED_BOUND = PAGES (40), is what "each page rejected at most once on average" allows:
-well above the measured worst (so not flaky under load) yet far below what no spread at all gives
-(every page of a second's wave but two rejected, again and again). Each 429 must also have cost
-exactly one rescheduled request (requests = pages + 429s) and never a retry in place.
+Retry-After (1 s) and meet the next wave. The faster a Fetch, the more of a wave meets an empty
+bucket: on this 2-core machine with R=20 and 40 pages, the second session measured 2 to 15 429s;
+after later sessions made every step faster, 26 to 35 in ten runs and once 41 (fifth session; the
+same on that session's first commit), runs of 5-6 s. At this size the count no longer tells the
+chain's pacing apart: all pages visible at once gave 25 in one run, and rescheduled jobs ignoring
+Retry-After 32 (the host's polling paces them). So THROTTLED_BOUND = 2 x PAGES (80), each page
+rejected at most twice on average, is only a ceiling against a run that keeps being rejected;
+the pacing itself is asserted where it is decided: the k/R delays of the fan-out in
+`test_chain_flow.py`, the Retry-After of a rescheduled job in its 429 tests, and here that each
+429 cost exactly one rescheduled request (requests = pages + 429s), never a retry in place or a sleep.
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ RATE = 20.0
 BURST = 2
 CUSTOMERS, PER_PAGE = 400, 10
 PAGES = CUSTOMERS // PER_PAGE
-THROTTLED_BOUND = PAGES
+THROTTLED_BOUND = 2 * PAGES
 FAST = QueueSettings(batch_size=8, max_dequeue_count=common.MAX_DEQUEUE_COUNT, visibility_timeout=0.0,
                      max_polling_interval=0.2)
 
