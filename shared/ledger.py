@@ -61,9 +61,9 @@ class RunLedger:
         """Mark pages `first` to `last` (inclusive) with one marker; False when it was already marked.
 
         The embedded run marks each load batch's pages at once: one file per page made the markers
-        about 4% of a fast run, a file create costing a quarter of a millisecond on a disk the load
-        keeps busy. The queue chain marks page by page (`page`), since its pages arrive apart and
-        may arrive twice."""
+        about 4% of a fast run, a file create taking a quarter of a millisecond of kernel time inside
+        the run (a tenth of that in a quiet loop). The queue chain marks page by page (`page`), since
+        its pages arrive apart and may arrive twice."""
         if first > last:
             raise ValueError(f"page range {first}-{last} is empty")
         return self._mark(f"{run_id}/pages/{model}/{first:06d}-{last:06d}", stage, records)
