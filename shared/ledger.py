@@ -55,24 +55,25 @@ class RunLedger:
 
     def page(self, run_id: str, model: str, index: int, stage: str, records: int) -> bool:
         """Mark a page's stage; False when it was already marked (a duplicate delivery)."""
-        return self._mark(f"{run_id}/pages/{model}/{index:06d}", stage, records)
+        return self._mark(f"{run_id}/pages/{model}/{marker_stem(index)}", stage, records)
 
     def page_range(self, run_id: str, model: str, first: int, last: int, stage: str, records: int) -> bool:
         """Mark pages `first` to `last` (inclusive) with one marker; False when it was already marked.
 
         The embedded run marks each load batch's pages at once: one file per page made the markers
         about 4% of a fast run, a file create taking a quarter of a millisecond of kernel time inside
-        the run (a tenth of that in a quiet loop). The queue chain marks page by page (`page`), since
-        its pages arrive apart and may arrive twice."""
+        the run (a tenth of that in a quiet loop). The queue chain marks what one message carried:
+        a page, or a block of `chain.pages_per_message` pages. A range of one page is marked as
+        that page (`page`)."""
         if first > last:
             raise ValueError(f"page range {first}-{last} is empty")
-        return self._mark(f"{run_id}/pages/{model}/{first:06d}-{last:06d}", stage, records)
+        if first == last:
+            return self.page(run_id, model, first, stage, records)
+        return self._mark(f"{run_id}/pages/{model}/{marker_stem(first, last - first + 1)}", stage, records)
 
     def pages(self, run_id: str, model: str, stage: str) -> int:
         """Pages marked at `stage`, whether marked one by one or in ranges."""
-        suffix = f".{stage}"
-        return sum(marker_pages(name.rsplit("/", 1)[-1][:-len(suffix)])
-                   for name in self.store.list(CONTAINER, f"{run_id}/pages/{model}/") if name.endswith(suffix))
+        return pages_by_stage(self.store.list(CONTAINER, f"{run_id}/pages/{model}/")).get(stage, 0)
 
     def finish_model(self, run_id: str, model: str, outcome: dict[str, Any]) -> None:
         self.store.put(CONTAINER, f"{run_id}/models/{model}.json", json.dumps(outcome, default=str).encode())
@@ -113,7 +114,17 @@ class RunLedger:
         self.store.put(CONTAINER, f"{record.run_id}/run.json", json.dumps(asdict(record), default=str).encode())
 
 
-def marker_pages(stem: str) -> int:
-    """Pages a marker stands for: 1 for a page's "000007", last - first + 1 for a range's "000005-000009"."""
-    first, _, last = stem.partition("-")
-    return int(last) - int(first) + 1 if last else 1
+def marker_stem(first: int, pages: int = 1) -> str:
+    """A page marker's name before its stage: "000007" for one page, "000005-000009" for five."""
+    return f"{first:06d}" if pages == 1 else f"{first:06d}-{first + pages - 1:06d}"
+
+
+def pages_by_stage(names: list[str]) -> dict[str, int]:
+    """Pages per stage that the page markers `names` stand for (one page, or a range's pages)."""
+    counts = dict.fromkeys(STAGES, 0)
+    for name in names:
+        stem, _, stage = name.rsplit("/", 1)[-1].rpartition(".")
+        if stage in counts:
+            first, _, last = stem.partition("-")
+            counts[stage] += int(last) - int(first) + 1 if last else 1
+    return counts

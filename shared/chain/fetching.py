@@ -200,10 +200,7 @@ class Fetcher:
 
     def _fetched(self, job: PageJob, index: int, records: int, last: bool) -> None:
         # False on a duplicate: fine
-        if job.pages == 1:
-            self.ledger.page(job.run_id, job.model, index, "fetched", records)
-        else:
-            self.ledger.page_range(job.run_id, job.model, index, index + job.pages - 1, "fetched", records)
+        self.ledger.page_range(job.run_id, job.model, index, index + job.pages - 1, "fetched", records)
         self._send_load(job, index, records, last)
 
     def _send_load(self, job: PageJob, index: int, records: int, last: bool) -> None:

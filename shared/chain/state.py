@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
-from shared.ledger import marker_pages
+from shared.ledger import marker_stem, pages_by_stage
 from shared.storage import BlobStore
 from .names import RUNS
 
@@ -86,8 +86,7 @@ class RunState:
     # ------------------------------------------------------------ the ledger's page markers
     def marker(self, run_id: str, model: str, index: int, stage: str, pages: int = 1) -> dict | None:
         """The marker of the job of `pages` pages from `index` (`RunLedger.page` or `page_range`)."""
-        stem = f"{index:06d}" if pages == 1 else f"{index:06d}-{index + pages - 1:06d}"
-        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{stem}.{stage}")
+        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{marker_stem(index, pages)}.{stage}")
         if raw is None:
             return None
         try:
@@ -97,12 +96,7 @@ class RunState:
 
     def counts(self, run_id: str, model: str) -> dict[str, int]:
         """Pages fetched and loaded, from one listing."""
-        out = {"fetched": 0, "loaded": 0}
-        for name in self.store.list(RUNS, f"{run_id}/pages/{model}/"):
-            stem, _, stage = name.rsplit("/", 1)[-1].rpartition(".")
-            if stage in out:
-                out[stage] += marker_pages(stem)
-        return out
+        return pages_by_stage(self.store.list(RUNS, f"{run_id}/pages/{model}/"))
 
     # ------------------------------------------------------------ completion groups
     def group_counts(self, run_id: str, model: str, group: int) -> tuple[int, int]:
@@ -111,11 +105,7 @@ class RunState:
         name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
         complete groups is read once per group. A job's pages never span two groups (`PageJob.pages`)."""
         prefix = f"{run_id}/pages/{model}/{group:05d}"
-        counts = {"fetched": 0, "loaded": 0}
-        for name in self.store.list(RUNS, prefix):
-            stem, _, stage = name.rsplit("/", 1)[-1].rpartition(".")
-            if stage in counts:
-                counts[stage] += marker_pages(stem)
+        counts = pages_by_stage(self.store.list(RUNS, prefix))
         return counts["fetched"], counts["loaded"]
 
     def mark_group_loaded(self, run_id: str, model: str, group: int) -> None:

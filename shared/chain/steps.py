@@ -163,11 +163,8 @@ class Chain:
                     if key is not None:
                         drift.forget(key)   # the retry checks the table again
                     raise
-                if job.pages == 1:
-                    self.ledger.page(job.run_id, job.model, job.index, "loaded", len(records))
-                else:
-                    self.ledger.page_range(job.run_id, job.model, job.index, job.index + job.pages - 1, "loaded",
-                                           len(records))
+                self.ledger.page_range(job.run_id, job.model, job.index, job.index + job.pages - 1, "loaded",
+                                       len(records))
             self._after_load(ref, job)
 
     # ------------------------------------------------------------ completion

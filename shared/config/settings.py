@@ -2,9 +2,8 @@
 `KSPYDER_*` environment variables override the file so one manifest folder serves a laptop and Azure."""
 from __future__ import annotations
 
-from typing import Literal
-
 import os
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
