@@ -146,21 +146,25 @@ def test_column_fast_path_agrees_with_value_path(kind: ColumnType, naive: bool):
             assert fast == exact and [type(v) for v in fast] == [type(v) for v in exact], values
 
 
+def rows_of(fitter: RowFitter, records: list[dict]) -> list[tuple]:
+    return list(zip(*fitter.columns(records)))
+
+
 def test_row_fitter_nulls_on_error_and_never_a_key():
     columns = [StoredColumn("id", ColumnType.integer, primary_key=True), StoredColumn("name", ColumnType.string, 3),
                StoredColumn("score", ColumnType.float)]
     fitter = RowFitter(columns, null_on_error={"id", "name"}, naive_datetimes=False)
-    rows = fitter.rows([{"id": 1, "name": "toolong", "score": 1.5, "extra": 1}, {"id": 2}], extra=("run", "now"))
-    assert rows == [(1, None, 1.5, "run", "now"), (2, None, None, "run", "now")]
+    rows = rows_of(fitter, [{"id": 1, "name": "toolong", "score": 1.5, "extra": 1}, {"id": 2}])
+    assert rows == [(1, None, 1.5), (2, None, None)]
     assert fitter.nulled == 1
     with pytest.raises(RecordMisfit) as caught:
-        fitter.rows([{"id": 1}, {"id": 2, "score": math.inf}])
+        fitter.columns([{"id": 1}, {"id": 2, "score": math.inf}])
     assert (caught.value.column, caught.value.index) == ("score", 1)
     with pytest.raises(RecordMisfit, match="key column is null") as caught:
-        fitter.rows([{"id": 1}, {"name": "x"}])
+        fitter.columns([{"id": 1}, {"name": "x"}])
     assert caught.value.index == 1
     with pytest.raises(RecordMisfit, match="value outside the 32-bit integer range"):
-        fitter.rows([{"id": 2**40}])      # on_error: null does not apply to a key
+        fitter.columns([{"id": 2**40}])      # on_error: null does not apply to a key
 
 
 def test_row_fitter_reads_complete_and_incomplete_records_alike():
@@ -169,12 +173,12 @@ def test_row_fitter_reads_complete_and_incomplete_records_alike():
     columns = [StoredColumn("id", ColumnType.integer, primary_key=True), StoredColumn("name", ColumnType.string, 10)]
     fitter = RowFitter(columns, null_on_error=set(), naive_datetimes=False)
     complete = [{"id": 1, "name": "a", "extra": 0}, {"id": 2, "name": None}]
-    assert fitter.rows(complete, extra=("run",)) == [(1, "a", "run"), (2, None, "run")]
-    assert fitter.rows(complete + [{"id": 3}]) == [(1, "a"), (2, None), (3, None)]
-    assert fitter.rows([]) == []
+    assert rows_of(fitter, complete) == [(1, "a"), (2, None)]
+    assert rows_of(fitter, complete + [{"id": 3}]) == [(1, "a"), (2, None), (3, None)]
+    assert [list(column) for column in fitter.columns([])] == [[], []]
     single = RowFitter([StoredColumn("id", ColumnType.integer, primary_key=True)], null_on_error=set(),
                        naive_datetimes=False)
-    assert single.rows([{"id": 1}, {"id": 2, "other": "x"}]) == [(1,), (2,)]
+    assert rows_of(single, [{"id": 1}, {"id": 2, "other": "x"}]) == [(1,), (2,)]
 
 
 def test_column_fit_counts_nulls_only_for_misfits():

@@ -330,9 +330,6 @@ class RowFitter:
         self._row_of = itemgetter(*self.names) if len(self.names) > 1 else None
         self.nulled = 0
 
-    def rows(self, records: list[dict[str, Any]], extra: tuple = ()) -> list[tuple]:
-        return list(zip(*self.columns(records), *map(repeat, extra)))
-
     def columns(self, records: list[dict[str, Any]]) -> list[Sequence]:
         """The batch's fitted values, one sequence per column, in column order."""
         columns = []

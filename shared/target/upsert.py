@@ -18,7 +18,6 @@ and writes them on the connection it is given, inside the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from operator import itemgetter
 from typing import Any, Callable, Protocol, Sequence
 
 import sqlalchemy as sa
@@ -81,9 +80,8 @@ class SqliteExecuteMany:
         compiled = statement.compile(dialect=dialect)
         names = [c.name for c in table.columns]
         self.sql = str(compiled)
-        positions = [names.index(name) for name in compiled.positiontup]
-        # the statement's parameters in table order (as SQLAlchemy compiles an INSERT); else reordered per row
-        self.order = None if positions == list(range(len(names))) else itemgetter(*positions)
+        if list(compiled.positiontup) != names:   # rows are bound in table order, as an INSERT compiles
+            raise ValueError(f"the upsert of {table.name} binds its columns out of table order")
         self.processors = [c.type._cached_bind_processor(dialect) for c in table.columns]
         self.plan = [(bulk_processor(c.type, process, dialect), c.name in META_COLUMNS)
                      for c, process in zip(table.columns, self.processors)]
@@ -93,10 +91,9 @@ class SqliteExecuteMany:
                 for column, (process, meta) in zip(columns, self.plan)]
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
-        parameters = rows if self.order is None else list(map(self.order, rows))
         cursor = connection.connection.driver_connection.cursor()
         try:
-            cursor.executemany(self.sql, parameters)
+            cursor.executemany(self.sql, rows)
         finally:
             cursor.close()
 
