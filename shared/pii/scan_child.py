@@ -37,11 +37,9 @@ def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
     read = read or sys.stdin.buffer
     write = write or sys.stdout.buffer
     try:
-        from .detectors import Scanner
-        from .scrub import text_scrubber
+        from .scrub import scrubbers as build_scrubbers
         _, terms, key = read_message(read)
-        scanner = Scanner(terms)
-        scrubbers = {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+        scrubbers = build_scrubbers(terms, key)
         while True:
             message = read_message(read)
             if message[0] == "close":

@@ -5,7 +5,7 @@ and runs) without the value itself; 16 hex characters are plenty to tell values 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .detectors import Scanner
 
@@ -41,6 +41,13 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
         pieces.append(text[position:])
         return "".join(pieces)
     return scrub
+
+
+def scrubbers(terms: Sequence[str], key: bytes | None) -> dict[str, Callable[[str], str]]:
+    """The free-text scrubbers by scan mode (`hash` only with a key): what a stripper and the scan
+    process (`scan_child.py`) both scan with, so that the two give the same text."""
+    scanner = Scanner(terms)
+    return {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
 
 
 def text_column(scrub: Callable[[str], str]) -> Transform:

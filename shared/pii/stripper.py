@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from shared.config.models import Column, ColumnType
-from .detectors import Scanner
 from .fields import compile_fields
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
-from .scrub import json_column, text_column, text_scrubber
+from .scrub import json_column, scrubbers, text_column
 
 SCAN_MODES = ("off", "redact", "hash")
 # Values arrive converted to their column's type, so only these columns can hold free text.
@@ -39,8 +38,7 @@ def scan_setup(scan: str, key: bytes | str | None, terms: Sequence[str]) -> tupl
     if isinstance(key, str):
         key = key.encode("utf-8")
     key = key or None
-    scanner = Scanner(terms)
-    return key, {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+    return key, scrubbers(terms, key)
 
 
 class PiiStripper:
