@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from shared.target.dialects import SQLITE
 from shared.target.load import Loader, PreparedBatch
 
 Written = Callable[[Any, int], None]   # (the tag given to `submit`, rows written)
@@ -37,7 +38,7 @@ class OverlappedWriter:
 
     def __init__(self, loader: Loader, engine: sa.Engine, on_written: Written):
         self._loader, self._on_written = loader, on_written
-        self._pool = None if engine.dialect.name == "sqlite" else ThreadPoolExecutor(
+        self._pool = None if engine.dialect.name == SQLITE else ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="kspyder-writer")
         self._in_flight: tuple[Future, Any] | None = None
 
