@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.pii.redact_message import scrub_strings
 from shared.storage import BlobStore
 
 CONTAINER = "kspyder-runs"
@@ -76,6 +77,7 @@ class RunLedger:
         return pages_by_stage(self.store.list(CONTAINER, f"{run_id}/pages/{model}/")).get(stage, 0)
 
     def finish_model(self, run_id: str, model: str, outcome: dict[str, Any]) -> None:
+        outcome = scrub_strings(outcome)   # errors and warnings quote servers and databases: scrubbed
         self.store.put(CONTAINER, f"{run_id}/models/{model}.json", json.dumps(outcome, default=str).encode())
 
     def model_outcomes(self, run_id: str) -> dict[str, dict[str, Any]]:
@@ -91,7 +93,7 @@ class RunLedger:
         record = self.get(run_id)
         if record is None:
             raise KeyError(f"run {run_id} is not in the ledger")
-        record.status, record.ended_at, record.summary = status, _now(), summary
+        record.status, record.ended_at, record.summary = status, _now(), scrub_strings(summary)
         self._write(record)
         return record
 

@@ -260,7 +260,7 @@ def test_record_that_does_not_fit_stops_its_batch_then_rerun(target: Target) -> 
     loader = Loader(engine, ref, redaction=REDACTION, run_id="run-1", batch_size=50)
     with pytest.raises(LoadError) as caught:
         loader.load(broken)
-    assert str(caught.value) == (f"{ref.qualified}: record with key (76), column 'name': value longer than 40 "
+    assert str(caught.value) == (f"{ref.qualified}: record #75 of the page, column 'name': value longer than 40 "
                                  "characters (set on_error: null on the column to load NULL instead)")
     assert set(stored(engine, ref)) == {(i,) for i in range(1, 51)}
     load_all(engine, ref, pages)
@@ -374,7 +374,7 @@ def test_non_finite_float_is_refused_or_nulled(target: Target, value: float) -> 
     ref = model_ref(target.schema("nan"))
     engine = target.create(ref)
     loader = Loader(engine, ref, redaction=REDACTION, run_id="run-1")
-    with pytest.raises(LoadError, match=r"record with key \(2\), column 'score': not a finite number"):
+    with pytest.raises(LoadError, match=r"record #1 of the page, column 'score': not a finite number"):
         loader.load([record(1), record(2) | {"score": value}])
     assert stored(engine, ref) == {}
 
@@ -391,7 +391,7 @@ def test_too_long_string_is_refused_or_nulled(target: Target) -> None:
     secret = "s3cr3t-" + "y" * 40
     with pytest.raises(LoadError) as caught:
         Loader(engine, ref, redaction=REDACTION, run_id="run-1").load([record(1) | {"name": secret}])
-    assert "record with key (1), column 'name': value longer than 40 characters" in str(caught.value)
+    assert "record #0 of the page, column 'name': value longer than 40 characters" in str(caught.value)
     assert secret not in str(caught.value) and "s3cr3t" not in str(caught.value)
 
     lenient = model_ref(ref.source_name, COLUMNS | {"name": {"type": "string", "length": 40, "on_error": "null"}})

@@ -313,11 +313,11 @@ def test_misfit_messages_name_model_key_and_column():
     loader = Loader(sa.create_engine("sqlite://"), model_ref("shop"), redaction=REDACTION, run_id="run-1", batch_size=2)
     with pytest.raises(LoadError) as caught:
         loader._rows([record(1), record(2), record(3) | {"active": "yes"}][2:], 2)
-    assert str(caught.value) == ("shop.items: record with key (3), column 'active': expected a boolean, got str "
+    assert str(caught.value) == ("shop.items: record #2 of the page, column 'active': expected a boolean, got str "
                                  "(set on_error: null on the column to load NULL instead)")
     with pytest.raises(LoadError) as caught:
         loader._rows([record(1) | {"id": None}], 0)
-    assert str(caught.value) == "shop.items: record with key (None), column 'id': key column is null"
+    assert str(caught.value) == "shop.items: record #0 of the page, column 'id': key column is null"
     keyless = Loader(sa.create_engine("sqlite://"), model_ref("shop", key=()), redaction=REDACTION, run_id="run-1")
     with pytest.raises(LoadError, match=r"^shop\.items: record #4 of the page, column 'score': not a finite"):
         keyless._rows([record(1) | {"score": math.nan}], 4)

@@ -249,7 +249,7 @@ def test_conversion_errors_name_model_record_and_column_never_the_value(tmp_path
                                                 "columns": {"id": {"type": "integer"}, "n": {"path": "a.n", "type": "integer"}}})
     with pytest.raises(ConversionError) as info:
         prepared(project, ref, [{"id": 4, "a": {"n": "secret-text"}}])
-    assert str(info.value) == ("docs.items: record with key (4), column 'n': expected an integer, got text that is not a "
+    assert str(info.value) == ("docs.items: record #0, column 'n': expected an integer, got text that is not a "
                                "number (set on_error: null on the column to store null instead)")
     (tmp_path / "u").mkdir()
     _, undeclared = model_ref(tmp_path / "u", "docs", {"primary_key": ["mail"], "pii_scan": "off",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.pii.redact_message import scrub_message
 from shared.storage.queues import QueueStore
 from .names import POISON_SUFFIX, QUEUES, poison
 
@@ -44,8 +45,9 @@ def list_poison(queues: QueueStore, queue: str, limit: int = 32) -> list[PoisonE
     entries = []
     for body in queues.peek(poison(step_queue(queue)), min(limit, 32)):
         index = body.get("index")
-        entries.append(PoisonEntry(str(body.get("kind", "?")), str(body.get("run_id", "?")), str(body.get("model", "")),
-                                   index if isinstance(index, int) else None))
+        # Scrubbed: a poison queue also holds messages the chain never wrote (anyone may send one).
+        kind, run_id, model = (scrub_message(str(body.get(k, d))) for k, d in (("kind", "?"), ("run_id", "?"), ("model", "")))
+        entries.append(PoisonEntry(kind, run_id, model, index if isinstance(index, int) else None))
     return entries
 
 

@@ -28,6 +28,7 @@ from shared.extract.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
 from shared.pii import PiiKeyMissing
+from shared.pii.redact_message import scrub_message
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
@@ -295,7 +296,8 @@ class Chain:
             self.state.clear_error(job.run_id, job.model, job.index, step)
 
     def _reason(self, exc: BaseException) -> str:
-        """Our errors are written never to carry values; anything else shows only its type."""
+        """Our errors are written never to carry values, and are scrubbed in case one slipped in
+        (a database line, an API's message); anything else shows only its type."""
         if isinstance(exc, _SAFE_ERRORS):
-            return f"{type(exc).__name__}: {self.project.masker.mask(str(exc))}"
+            return f"{type(exc).__name__}: {scrub_message(self.project.masker.mask(str(exc)))}"
         return f"{type(exc).__name__} (details in the function's log)"

@@ -31,18 +31,23 @@ def records_at(body: Any, path: str | None, url: str) -> list:
     if path is None:
         if isinstance(body, list):
             return body
-        keys = ", ".join(list(body)[:10]) if isinstance(body, dict) else type(body).__name__
         raise RecordPathError(f"response from {url} is not a list: set `records:` to the path of the record list "
-                              f"(top-level keys: {keys})")
+                              f"(the body is {_shape(body)})")
     found = dotted_get(body, path, MISSING)
     if found is MISSING:
-        keys = ", ".join(list(body)[:10]) if isinstance(body, dict) else type(body).__name__
-        raise RecordPathError(f"record path '{path}' not found in the response from {url} (top-level keys: {keys})")
+        raise RecordPathError(f"record path '{path}' not found in the response from {url} (the body is {_shape(body)})")
     if found is None:
         return []
     if not isinstance(found, list):
         raise RecordPathError(f"record path '{path}' in the response from {url} is a {type(found).__name__}, expected a list")
     return found
+
+
+def _shape(body: Any) -> str:
+    """What a body is, without its keys: in some APIs the top-level keys are data (ids, e-mails)."""
+    if isinstance(body, dict):
+        return f"an object of {len(body)} key(s)"
+    return "a list" if isinstance(body, list) else type(body).__name__
 
 
 def model_url(source: ApiSource, model: ApiModel) -> str:

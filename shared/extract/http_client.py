@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.config.models import Throttle
+from shared.pii.redact_message import safe_excerpt, safe_url
 from .errors import FetchError, RateLimited
 from .retry import backoff_delay, classify, describe_exception, parse_retry_after, short_reason
 from .throttle import ConcurrencyLimit, TokenBucket
@@ -141,7 +142,7 @@ class HttpClient:
                 refreshed = True   # a stale token: refresh once, outside the retry budget
                 self.auth.invalidate(_bearer(sent))
                 self.stats.add("retries")
-                log.debug("GET %s: HTTP 401, refreshing the token and retrying", url)
+                log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
                 continue
             retry_after = None
             if status in RETRY_AFTER_STATUSES:
@@ -165,7 +166,7 @@ class HttpClient:
             else:
                 with self._rng_lock:
                     wait = backoff_delay(retries, self.throttle.backoff, self.throttle.max_backoff, self._rng)
-            log.debug("GET %s: %s, retry %d/%d in %.2fs", url, f"HTTP {status}" if status else reason,
+            log.debug("GET %s: %s, retry %d/%d in %.2fs", safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason),
                       retries, self.throttle.max_retries, wait)
             self._sleep(wait)
 

@@ -1,7 +1,8 @@
 """Shape raw API rows or SQL rows into the model's columns, with the declared types.
 
 Built once per model (paths and converters compiled up front) because it runs on every record.
-Errors name the source, model, record key and column; never the value, which may be PII.
+Errors name the source, model, record position and column; never a value, which may be PII (a key
+is a value too: an e-mail used as key, or the raw key of a column hashed later).
 """
 from __future__ import annotations
 
@@ -247,9 +248,6 @@ class RecordShaper:
                           converter_for(col), col.on_error == "null", passthrough_type(col), col.type == ColumnType.json,
                           passthrough_length(col))
                          for name, col in columns.items()]
-        # A key value may itself be PII (a hashed email as key): then errors show the record's position.
-        self._key_getters = [compile_path(columns[k].path or k) for k in primary_key if columns[k].pii is None]
-        self._key_is_safe = len(self._key_getters) == len(primary_key) and bool(primary_key)
         plans = [ColumnPlan(name, key, get, convert, same_type, keep, max_len, two_part_path(columns[name].path))
                  for name, key, get, convert, _, same_type, keep, max_len in self._columns]
         # The hot path: the same steps as `shape_each`, generated straight-line (see shape_compile).
@@ -274,12 +272,6 @@ class RecordShaper:
                     out[name] = None
                     continue
                 raise ConversionError(
-                    f"{self.source}.{self.model}: record {self._describe(raw, position)}, column '{name}': {exc}"
+                    f"{self.source}.{self.model}: record #{position}, column '{name}': {exc}"
                     " (set on_error: null on the column to load NULL instead)") from None
         return out
-
-    def _describe(self, raw: dict, position: int) -> str:
-        if self._key_is_safe:
-            key = ", ".join(str(get(raw)) for get in self._key_getters)
-            return f"with key ({key[:80]})"
-        return f"#{position}"

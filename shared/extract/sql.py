@@ -15,6 +15,7 @@ from shared.config.models import SqlModel, SqlSource
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
 from .base import GenericExtractor, RawPage
+from shared.pii.redact_message import safe_excerpt
 from .errors import ExtractError
 
 
@@ -24,6 +25,11 @@ def source_columns(model: SqlModel) -> list[str]:
     for name, column in model.columns.items():
         seen.setdefault((column.path or name).split(".")[0], None)
     return list(seen)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].split("DETAIL")[0] if lines else ""
 
 
 def keyset_after(columns: list[sa.ColumnElement], last: tuple) -> sa.ColumnElement:
@@ -74,9 +80,9 @@ class SqlExtractor(GenericExtractor):
                     yield from self._keyset(connection, source, key_names, self.after)
                 else:
                     yield from self._streamed(connection, source)
-        except sa.exc.SQLAlchemyError as exc:
+        except sa.exc.SQLAlchemyError as exc:   # the driver's first line, scrubbed: it may quote a value
             raise ExtractError(f"{self.ref.qualified}: the source database failed: {type(exc).__name__}: "
-                               f"{str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0][:200]}") from None
+                               f"{safe_excerpt(_first_line(exc), 200)}") from None
 
     def _keyset(self, connection: sa.Connection, source: sa.FromClause, key_names: list[str],
                 after: tuple | None) -> Iterator[RawPage]:

@@ -62,9 +62,6 @@ class DocumentShaper:
         self._columns = [(name, field_parts(name, col), converter_for(col), col.on_error == "null")
                          for name, col in columns.items()]
         self._keys = [(k, field_parts(k, columns.get(k))) for k in primary_key]
-        # messages show the key only when every key field is a declared column without a PII rule;
-        # otherwise (an undeclared field may hold anything) the record's position
-        self._key_is_safe = bool(primary_key) and all(k in columns and columns[k].pii is None for k in primary_key)
 
     def shape(self, raw: Any, position: int) -> dict[str, Any]:
         if not isinstance(raw, dict):
@@ -88,7 +85,5 @@ class DocumentShaper:
         return document
 
     def _describe(self, document: dict, position: int) -> str:
-        if self._key_is_safe:
-            key = ", ".join(str(get_at(document, parts)) for _name, parts in self._keys)
-            return f"with key ({key[:80]})"
+        """The record's position: a key is a value too (an e-mail kept as key), so never printed."""
         return f"#{position}"

@@ -17,6 +17,7 @@ from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
 from shared.outputs.writers import file_writer
+from shared.pii.redact_message import scrub_message
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.load import LoadError, Loader
@@ -157,7 +158,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
             batches.close()
             loader.finish()
     except (ExtractError, LoadError) as exc:
-        result.error = project.masker.mask(str(exc))
+        result.error = scrub_message(project.masker.mask(str(exc)))
     finally:
         extractor.close()
     result.seconds = time.monotonic() - started

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef
+from shared.pii.redact_message import safe_excerpt
 from .columns import META_COLUMNS, RUN_ID
 from .compare import TableDiff, compare_table
 from .dialects import stores_timezones
@@ -144,11 +145,8 @@ class Loader:
         return last_of_each_key(rows, self._key_indexes)
 
     def _describe(self, record: dict[str, Any], position: int) -> str:
-        """A key is printed (a PII-hashed key is a hash, safe to show); values never are."""
-        if not self._key:
-            return f"#{position} of the page"
-        key = ", ".join(str(record.get(k)) for k in self._key)
-        return f"with key ({key[:80]})"
+        """The record's position: a key is a value too (an e-mail kept as key), so never printed."""
+        return f"#{position} of the page"
 
     def _now(self) -> datetime:
         now = datetime.now(timezone.utc)
@@ -197,6 +195,5 @@ def summarize_database_error(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     lines = str(original).strip().splitlines()
     first = lines[0].split("DETAIL")[0].strip() if lines else ""
-    if len(first) > MAX_ERROR:
-        first = first[:MAX_ERROR] + "..."
+    first = safe_excerpt(first, MAX_ERROR) if first else ""   # a line can still quote a value: scrubbed
     return f"{type(original).__name__}: {first}" if first else type(original).__name__
