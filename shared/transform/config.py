@@ -84,7 +84,8 @@ def _spec(doc: YamlDocument, name: str, raw: Any, issues: list[ConfigIssue]) -> 
         return None
 
 
-def _prefixed(exc: ValidationError, doc: YamlDocument, prefix: tuple, data: Any, model) -> list[ConfigIssue]:
+def _prefixed(exc: ValidationError, doc: YamlDocument, prefix: tuple, data: Any,
+              model: type[BaseModel]) -> list[ConfigIssue]:
     """pydantic's errors for the part of `doc` under `prefix`, with their full key paths."""
     head = format_path(prefix)
     out = []

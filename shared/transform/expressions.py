@@ -30,12 +30,12 @@ Value = Any
 Compiled = Callable[[pd.DataFrame], Value]
 
 
-def _if_else(cond, then, other):
+def _if_else(cond: pd.Series, then: Value, other: Value) -> pd.Series:
     then = then if isinstance(then, pd.Series) else pd.Series(then, index=cond.index)
     return then.where(cond.fillna(False).astype(bool), other)
 
 
-def _coalesce(first, *rest):
+def _coalesce(first: Value, *rest: Value) -> Value:
     out = first
     for value in rest:
         out = out.fillna(value) if isinstance(out, pd.Series) else (value if out is None else out)
@@ -108,6 +108,22 @@ def compile_expression(text: str) -> Expression:
     return Expression(text, tuple(dict.fromkeys(compiler.columns)), compiled)
 
 
+def _membership(lhs: Compiled, values: list, negate: bool) -> Compiled:
+    return lambda frame: ~lhs(frame).isin(values) if negate else lhs(frame).isin(values)
+
+
+def _nullness(lhs: Compiled, positive: bool) -> Compiled:
+    return lambda frame: lhs(frame).isna() if positive else lhs(frame).notna()
+
+
+def _comparison(lhs: Compiled, rhs: Compiled, operation: Callable[[Value, Value], Value]) -> Compiled:
+    return lambda frame: operation(lhs(frame), rhs(frame))
+
+
+def _constant(value: Value) -> Compiled:
+    return lambda frame: value
+
+
 class _Compiler:
     def __init__(self, text: str):
         self.text = text
@@ -120,34 +136,36 @@ class _Compiler:
         if depth > MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels")
         kind = type(node)
-        if kind is ast.Constant:
+        if isinstance(node, ast.Constant):
             return self.constant(node)
-        if kind is ast.Name:
+        if isinstance(node, ast.Name):
             self.columns.append(node.id)
-            return lambda frame, name=node.id: frame[name]
-        if kind is ast.BinOp:
+            name = node.id
+            return lambda frame: frame[name]
+        if isinstance(node, ast.BinOp):
             return self.binary(node, depth)
-        if kind is ast.UnaryOp:
-            operation = _UNARY.get(type(node.op))
-            if operation is None:
+        if isinstance(node, ast.UnaryOp):
+            unary = _UNARY.get(type(node.op))
+            if unary is None:
                 raise self.fail(f"operator {type(node.op).__name__} is not allowed")
             operand = self.node(node.operand, depth + 1)
-            return lambda frame: operation(operand(frame))
-        if kind is ast.BoolOp:
+            return lambda frame: unary(operand(frame))
+        if isinstance(node, ast.BoolOp):
             parts = [self.node(v, depth + 1) for v in node.values]
-            combine = (lambda a, b: a & b) if isinstance(node.op, ast.And) else (lambda a, b: a | b)
+            combine: Callable[[Value, Value], Value] = ((lambda a, b: a & b) if isinstance(node.op, ast.And)
+                                                        else (lambda a, b: a | b))
 
-            def boolean(frame):
+            def boolean(frame: pd.DataFrame) -> Value:
                 out = parts[0](frame)
                 for part in parts[1:]:
                     out = combine(out, part(frame))
                 return out
             return boolean
-        if kind is ast.Compare:
+        if isinstance(node, ast.Compare):
             return self.compare(node, depth)
-        if kind is ast.Call:
+        if isinstance(node, ast.Call):
             return self.call(node, depth)
-        if kind is ast.Attribute:
+        if isinstance(node, ast.Attribute):
             return self.attribute(node, depth)
         if kind in (ast.List, ast.Tuple):
             raise self.fail("a list is only allowed after 'in' or as an argument of isin()")
@@ -166,9 +184,10 @@ class _Compiler:
         raise self.fail(f"literal of type {type(value).__name__} is not allowed")
 
     def literal_list(self, node: ast.AST) -> list:
-        if not isinstance(node, (ast.List, ast.Tuple)) or not all(isinstance(e, ast.Constant) for e in node.elts):
+        elements = node.elts if isinstance(node, (ast.List, ast.Tuple)) else None
+        if elements is None or not all(isinstance(e, ast.Constant) for e in elements):
             raise self.fail("expected a list of literals, like ['a', 'b']")
-        return [e.value for e in node.elts]
+        return [e.value for e in elements if isinstance(e, ast.Constant)]
 
     def binary(self, node: ast.BinOp, depth: int) -> Compiled:
         operation = _BINARY.get(type(node.op))
@@ -188,19 +207,19 @@ class _Compiler:
             if isinstance(op, (ast.In, ast.NotIn)):
                 values = self.literal_list(right_node)
                 negate = isinstance(op, ast.NotIn)
-                tests.append(lambda frame, lhs=left, v=values, n=negate: ~lhs(frame).isin(v) if n else lhs(frame).isin(v))
+                tests.append(_membership(left, values, negate))
             elif isinstance(right_node, ast.Constant) and right_node.value is None and isinstance(op, (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)):
                 positive = isinstance(op, (ast.Eq, ast.Is))
-                tests.append(lambda frame, lhs=left, p=positive: lhs(frame).isna() if p else lhs(frame).notna())
+                tests.append(_nullness(left, positive))
             else:
                 operation = _COMPARE.get(type(op))
                 if operation is None:
                     raise self.fail(f"comparison {type(op).__name__} is not allowed")
                 right = self.node(right_node, depth + 1)
-                tests.append(lambda frame, lhs=left, rhs=right, o=operation: o(lhs(frame), rhs(frame)))
+                tests.append(_comparison(left, right, operation))
             left = self.node(right_node, depth + 1) if not isinstance(op, (ast.In, ast.NotIn)) else left
 
-        def chained(frame):
+        def chained(frame: pd.DataFrame) -> Value:
             out = tests[0](frame)
             for test in tests[1:]:
                 out = out & test(frame)
@@ -208,14 +227,14 @@ class _Compiler:
         return chained
 
     def arguments(self, node: ast.Call, depth: int) -> tuple[list[Compiled], dict[str, Any]]:
-        args = []
+        args: list[Compiled] = []
         for arg in node.args:
             if isinstance(arg, (ast.List, ast.Tuple)):
                 values = self.literal_list(arg)
-                args.append(lambda frame, v=values: v)
+                args.append(_constant(values))
             else:
                 args.append(self.node(arg, depth + 1))
-        keywords = {}
+        keywords: dict[str, Any] = {}
         for keyword in node.keywords:
             if keyword.arg is None or keyword.arg not in KEYWORDS:
                 raise self.fail(f"keyword argument {keyword.arg or '**'} is not allowed (allowed: {', '.join(sorted(KEYWORDS))})")

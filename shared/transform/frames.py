@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from typing import Literal
+
 import pandas as pd
 
 from shared.config.models import ColumnType
@@ -22,6 +24,7 @@ DTYPES: dict[ColumnType, str] = {
     ColumnType.datetime: "datetime64[us, UTC]",
 }
 # the names a `cast` step accepts, and the logical type each one means
+CastType = Literal["integer", "bigint", "float", "decimal", "boolean", "string", "text", "datetime", "date"]
 CAST_TYPES: dict[str, ColumnType] = {"integer": ColumnType.bigint, "bigint": ColumnType.bigint,
                                      "float": ColumnType.float, "decimal": ColumnType.float,
                                      "boolean": ColumnType.boolean, "string": ColumnType.text,

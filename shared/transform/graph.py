@@ -109,8 +109,9 @@ def _frame_refs(doc: YamlDocument, pipeline: Pipeline) -> list[ConfigIssue]:
             if name not in frames:
                 found.append(doc.issue(at.path + (at.step.name,) + key,
                                        f"unknown frame '{name}' (frames here: {', '.join(frames) or 'none'})"))
-        if at.step.defines():
-            frames.append(at.step.defines())
+        defined = at.step.defines()
+        if defined:
+            frames.append(defined)
     return found
 
 

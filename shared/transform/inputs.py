@@ -6,7 +6,7 @@ arrive as Python types every dialect agrees on.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -44,7 +44,7 @@ def read_chunks(connection: sa.Connection, qualified: str, columns: list[StoredC
     try:
         if chunk_rows is None:
             result = connection.execute(statement)
-            batches = [result.fetchall()]
+            batches: Iterable[Sequence[sa.Row[Any]]] = [result.fetchall()]
         else:
             result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement)
             batches = result.partitions(chunk_rows)
@@ -58,7 +58,7 @@ def read_chunks(connection: sa.Connection, qualified: str, columns: list[StoredC
         raise InputError(f"reading {qualified} failed: {summarize_database_error(exc)}") from None
 
 
-def _frame(rows, names: list[str], columns: list[StoredColumn], qualified: str) -> pd.DataFrame:
+def _frame(rows: Sequence[sa.Row[Any]], names: list[str], columns: list[StoredColumn], qualified: str) -> pd.DataFrame:
     if not rows:
         return empty_frame(columns)
     raw = pd.DataFrame.from_records(rows, columns=names, coerce_float=False)

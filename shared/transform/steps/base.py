@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from shared.config.models import check_identifier
 
-STEPS: dict[str, type["Step"]] = {}
+STEPS: dict[str, type[Step[Any]]] = {}
 
 
 class StepError(ValueError):
@@ -41,14 +41,19 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
-class Step(ABC):
+A = TypeVar("A", bound=BaseModel)
+
+
+class Step(ABC, Generic[A]):
+    """Generic over its argument model, so `self.args` is typed where a step reads it."""
+
     name: ClassVar[str]
     Arguments: ClassVar[type[BaseModel]]
     chunk_safe: ClassVar[bool] = False      # row by row: the result over chunks equals the whole-frame result
     needs_frame: ClassVar[bool] = True      # False: the step makes a frame of its own (sql, union of inputs)
 
-    def __init__(self, args: BaseModel):
-        self.args = args
+    def __init__(self, args: A):
+        self.args: A = args
 
     @classmethod
     def shorthand(cls, raw: Any) -> Any:
@@ -68,7 +73,10 @@ class Step(ABC):
         """The new current frame."""
 
 
-def register(cls: type[Step]) -> type[Step]:
+S = TypeVar("S", bound="Step[Any]")
+
+
+def register(cls: type[S]) -> type[S]:
     STEPS[cls.name] = cls
     return cls
 

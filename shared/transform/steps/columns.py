@@ -5,48 +5,53 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 import pandas as pd
-from pydantic import AfterValidator, RootModel, field_validator
+from pydantic import AfterValidator, PlainValidator, RootModel, field_validator
 
 from shared.config.models import check_identifier
 from ..expressions import Expression, ExpressionError, compile_expression
-from ..frames import CAST_TYPES, FrameError, convert
+from ..frames import CAST_TYPES, CastType, FrameError, convert
 from .base import Args, Context, Step, StepError, listing, register, require
 
 Name = Annotated[str, AfterValidator(lambda v: check_identifier(v, "column name"))]
 
 
 # checked and compiled when the file is loaded: the argument holds the compiled Expression
-ExpressionText = Annotated[str, AfterValidator(compile_expression)]
+ExpressionText = Annotated[Expression, PlainValidator(compile_expression)]
+
+
+class SelectArgs(RootModel[list[str]]):
+    @field_validator("root")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one column")
+        duplicates = sorted({v for v in value if value.count(v) > 1})
+        if duplicates:
+            raise ValueError(f"columns listed twice: {', '.join(duplicates)}")
+        return value
 
 
 @register
-class Select(Step):
+class Select(Step[SelectArgs]):
     """`select: [a, b]`: keep these columns, in this order."""
 
     name, chunk_safe = "select", True
-
-    class Arguments(RootModel[list[str]]):
-        @field_validator("root")
-        @classmethod
-        def _unique(cls, value: list[str]) -> list[str]:
-            if not value:
-                raise ValueError("expected at least one column")
-            duplicates = sorted({v for v in value if value.count(v) > 1})
-            if duplicates:
-                raise ValueError(f"columns listed twice: {', '.join(duplicates)}")
-            return value
+    Arguments = SelectArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         require(frame, self.args.root, context)
         return frame[self.args.root]
 
 
+RenameArgs = RootModel[dict[str, Name]]
+
+
 @register
-class Rename(Step):
+class Rename(Step[RenameArgs]):
     """`rename: {old: new}`."""
 
     name, chunk_safe = "rename", True
-    Arguments = RootModel[dict[str, Name]]
+    Arguments = RenameArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         mapping = self.args.root
@@ -59,12 +64,15 @@ class Rename(Step):
         return frame.rename(columns=mapping)
 
 
+FilterArgs = RootModel[ExpressionText]
+
+
 @register
-class Filter(Step):
+class Filter(Step[FilterArgs]):
     """`filter: "amount > 0 and status != 'cancelled'"`: keep the rows where it is true (null is false)."""
 
     name, chunk_safe = "filter", True
-    Arguments = RootModel[ExpressionText]
+    Arguments = FilterArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         mask = _evaluate(self.args.root, frame, context, ())
@@ -75,20 +83,22 @@ class Filter(Step):
         return frame[mask]
 
 
+class DeriveArgs(RootModel[dict[Name, ExpressionText]]):
+    @field_validator("root")
+    @classmethod
+    def _some(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("expected at least one column: expression")
+        return value
+
+
 @register
-class Derive(Step):
+class Derive(Step[DeriveArgs]):
     """`derive: {month: "created_at.dt.strftime('%Y-%m')"}`: add or overwrite columns, in order
     (a later expression may use an earlier one)."""
 
     name, chunk_safe = "derive", True
-
-    class Arguments(RootModel[dict[Name, ExpressionText]]):
-        @field_validator("root")
-        @classmethod
-        def _some(cls, value: dict) -> dict:
-            if not value:
-                raise ValueError("expected at least one column: expression")
-            return value
+    Arguments = DeriveArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         out = frame.copy(deep=False)
@@ -98,20 +108,20 @@ class Derive(Step):
         return out
 
 
-CastType = Literal[tuple(CAST_TYPES)]
-
-
 class CastSpec(Args):
     type: CastType
     on_error: Literal["fail", "null"] = "fail"
 
 
+CastArgs = RootModel[dict[str, Union[CastType, CastSpec]]]
+
+
 @register
-class Cast(Step):
+class Cast(Step[CastArgs]):
     """`cast: {amount: float, id: {type: integer, on_error: null}}`."""
 
     name, chunk_safe = "cast", True
-    Arguments = RootModel[dict[str, Union[CastType, CastSpec]]]
+    Arguments = CastArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         out = frame.copy(deep=False)
@@ -137,12 +147,15 @@ class Cast(Step):
 Fill = Union[bool, int, float, str]
 
 
+FillArgs = RootModel[dict[str, Fill]]
+
+
 @register
-class FillNa(Step):
+class FillNa(Step[FillArgs]):
     """`fillna: {city: unknown, amount: 0}`: replace nulls with a literal of the column's type."""
 
     name, chunk_safe = "fillna", True
-    Arguments = RootModel[dict[str, Fill]]
+    Arguments = FillArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         out = frame.copy(deep=False)
@@ -157,7 +170,7 @@ class FillNa(Step):
         return out
 
 
-def _fits(value: Any, dtype) -> bool:
+def _fits(value: Any, dtype: Any) -> bool:
     if pd.api.types.is_bool_dtype(dtype):
         return isinstance(value, bool)
     if pd.api.types.is_integer_dtype(dtype):
@@ -175,7 +188,7 @@ def _fits(value: Any, dtype) -> bool:
     return isinstance(value, str)
 
 
-def _evaluate(expression: Expression, frame: pd.DataFrame, context: Context, key: tuple):
+def _evaluate(expression: Expression, frame: pd.DataFrame, context: Context, key: tuple) -> Any:
     missing = [c for c in expression.columns if c not in frame.columns]
     if missing:
         raise StepError(f"column '{missing[0]}' is not produced by {context.origin} (columns: {listing(frame)})", key)

@@ -1,13 +1,13 @@
 """Steps that bring in other frames: `join`, `union`, and `sql` (a query on the target database)."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.config.models import check_identifier
-from ..frames import CAST_TYPES, DTYPES, FrameError, convert
+from ..frames import CAST_TYPES, DTYPES, CastType, FrameError, convert
 from ..expressions import reason
 from .base import Args, Context, Step, StepError, names, register, require
 
@@ -32,13 +32,21 @@ class JoinArgs(Args):
             raise ValueError("use either on, or left_on and right_on")
         if self.on is None and (self.left_on is None or self.right_on is None):
             raise ValueError("expected on, or both left_on and right_on")
-        if self.on is None and len(names(self.left_on)) != len(names(self.right_on)):
+        left_on, right_on = self.sides()
+        if self.on is None and len(names(left_on)) != len(names(right_on)):
             raise ValueError("left_on and right_on must name as many columns")
         return self
 
+    def sides(self) -> tuple[Columns, Columns]:
+        """The left and right key columns, as written (`on` for both, else `left_on` and `right_on`)."""
+        left, right = self.on or self.left_on, self.on or self.right_on
+        if left is None or right is None:
+            raise ValueError("expected on, or both left_on and right_on")
+        return left, right
+
 
 @register
-class Join(Step):
+class Join(Step[JoinArgs]):
     """`join: {left: o, right: c, left_on: customer_id, right_on: id, how: left}`.
 
     SQL semantics: a key found several times on both sides gives every combination (use
@@ -50,7 +58,7 @@ class Join(Step):
     Arguments = JoinArgs
 
     @classmethod
-    def shorthand(cls, raw):
+    def shorthand(cls, raw: Any) -> Any:
         """YAML 1.1 reads a bare `on:` key as the boolean true: read it back as `on`."""
         if isinstance(raw, dict) and "True" in raw and "on" not in raw:
             return {("on" if k == "True" else k): v for k, v in raw.items()}
@@ -66,13 +74,16 @@ class Join(Step):
     def apply(self, frame: pd.DataFrame | None, context: Context) -> pd.DataFrame:
         a = self.args
         left = context.frames[a.left] if a.left else frame
+        if left is None:
+            raise StepError("expected a current frame or `left`", ("left",))
         right = context.frames[a.right]
-        left_on, right_on = names(a.on or a.left_on), names(a.on or a.right_on)
+        left_keys, right_keys = a.sides()
+        left_on, right_on = names(left_keys), names(right_keys)
         left_origin = f"frame '{a.left}'" if a.left else context.origin
         key = ("on",) if a.on else ("left_on",)
-        require(left, left_on, Context(context.frames, left_origin), key, indexed=not isinstance(a.on or a.left_on, str))
+        require(left, left_on, Context(context.frames, left_origin), key, indexed=not isinstance(left_keys, str))
         require(right, right_on, Context(context.frames, f"frame '{a.right}'"), ("on",) if a.on else ("right_on",),
-                indexed=not isinstance(a.on or a.right_on, str))
+                indexed=not isinstance(right_keys, str))
         for l_key, r_key in zip(left_on, right_on):
             if _family(left[l_key].dtype) != _family(right[r_key].dtype):
                 raise StepError(f"cannot join {l_key} ({left[l_key].dtype}) with {r_key} ({right[r_key].dtype}): "
@@ -117,7 +128,7 @@ def _renamed(column: str, left: pd.DataFrame, left_on: list[str], right_on: list
     return f"{column}{suffix}" if column in left.columns else column
 
 
-def _family(dtype) -> str:
+def _family(dtype: Any) -> str:
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
     if pd.api.types.is_numeric_dtype(dtype):
@@ -132,7 +143,7 @@ class UnionArgs(Args):
 
 
 @register
-class Union(Step):
+class Union(Step[UnionArgs]):
     """`union: [a, b]`: the current frame (if any) followed by the rows of these frames. Every
     frame must have the same columns (in any order); the result has the first frame's order."""
 
@@ -140,7 +151,7 @@ class Union(Step):
     Arguments = UnionArgs
 
     @classmethod
-    def shorthand(cls, raw):
+    def shorthand(cls, raw: Any) -> Any:
         return {"frames": raw} if isinstance(raw, list) else raw
 
     def frame_refs(self) -> list[tuple[tuple, str]]:
@@ -170,13 +181,13 @@ class Union(Step):
 
 class SqlArgs(Args):
     query: str = Field(min_length=1)
-    columns: dict[Alias, Literal[tuple(CAST_TYPES)]] = Field(min_length=1)
+    columns: dict[Alias, CastType] = Field(min_length=1)
     reads: list[str] = []                            # schema.table it reads: orders the pipelines
     store_as: Alias | None = Field(None, alias="as")   # keep it as a named frame; the current frame stays
 
 
 @register
-class Sql(Step):
+class Sql(Step[SqlArgs]):
     """`sql: {query: "SELECT ...", columns: {city: text, n: integer}, reads: [shop.customers]}`.
 
     Runs on the target database in a transaction that is rolled back (it cannot change anything

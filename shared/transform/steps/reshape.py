@@ -1,7 +1,7 @@
 """Steps that change the frame's grain: `group_by`, `pivot`, `unpivot`."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pandas as pd
 from pydantic import AfterValidator, Field, field_validator
@@ -12,8 +12,8 @@ from .base import Args, Context, Step, StepError, names, register, require
 
 Name = Annotated[str, AfterValidator(lambda v: check_identifier(v, "column name"))]
 Columns = str | list[str]
-AGGREGATIONS = ("sum", "mean", "min", "max", "count", "nunique", "first", "last", "median", "std", "var")
-Aggregation = Literal[AGGREGATIONS]
+Aggregation = Literal["sum", "mean", "min", "max", "count", "nunique", "first", "last", "median", "std", "var"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 COUNTS = ("count", "nunique")
 
 
@@ -23,7 +23,7 @@ class GroupByArgs(Args):
 
 
 @register
-class GroupBy(Step):
+class GroupBy(Step[GroupByArgs]):
     """`group_by: {by: [month, city], agg: {revenue: [amount, sum], orders: [order_id, count]}}`.
 
     One row per distinct `by` value, sorted by it; a null key is a group of its own (as in SQL);
@@ -54,7 +54,7 @@ class GroupBy(Step):
         return out.reset_index()
 
 
-def _numeric(dtype) -> bool:
+def _numeric(dtype: Any) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
@@ -68,12 +68,12 @@ class PivotArgs(Args):
 
     @field_validator("into", mode="before")
     @classmethod
-    def _text_keys(cls, value):
+    def _text_keys(cls, value: Any) -> Any:
         return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
 
 @register
-class Pivot(Step):
+class Pivot(Step[PivotArgs]):
     """`pivot: {index: month, columns: city, values: revenue, into: {Berlin: berlin, Paris: paris}}`.
 
     Output columns must be known before any data is read (the dry run and `plan` show them), so
@@ -116,7 +116,7 @@ class UnpivotArgs(Args):
 
 
 @register
-class Unpivot(Step):
+class Unpivot(Step[UnpivotArgs]):
     """`unpivot: {index: month, columns: [berlin, paris], name: city, value: revenue}`: wide to long,
     one row per index row and listed column, in index order."""
 

@@ -1,7 +1,7 @@
 """Steps that look at the whole frame to decide which rows to keep and in what order."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field, NonNegativeInt, RootModel, model_validator
@@ -16,7 +16,7 @@ class DedupeArgs(Args):
 
 
 @register
-class Dedupe(Step):
+class Dedupe(Step[DedupeArgs]):
     """`dedupe: [customer_id]` or `dedupe: {subset: [customer_id], keep: last}`: one row per key,
     the first (or last) in the current order."""
 
@@ -24,7 +24,7 @@ class Dedupe(Step):
     Arguments = DedupeArgs
 
     @classmethod
-    def shorthand(cls, raw):
+    def shorthand(cls, raw: Any) -> Any:
         if raw is None:
             return {}
         return {"subset": raw} if isinstance(raw, (list, str)) else raw
@@ -49,14 +49,14 @@ class SortArgs(Args):
 
 
 @register
-class Sort(Step):
+class Sort(Step[SortArgs]):
     """`sort: {by: [month, revenue], ascending: [true, false]}` (stable: ties keep their order)."""
 
     name = "sort"
     Arguments = SortArgs
 
     @classmethod
-    def shorthand(cls, raw):
+    def shorthand(cls, raw: Any) -> Any:
         return {"by": raw} if isinstance(raw, (list, str)) else raw
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
@@ -70,12 +70,15 @@ class Sort(Step):
                             ("by",)) from None
 
 
+LimitArgs = RootModel[NonNegativeInt]
+
+
 @register
-class Limit(Step):
+class Limit(Step[LimitArgs]):
     """`limit: 10`: the first rows (after a sort: the top ones)."""
 
     name = "limit"
-    Arguments = RootModel[NonNegativeInt]
+    Arguments = LimitArgs
 
     def apply(self, frame: pd.DataFrame, context: Context) -> pd.DataFrame:
         return frame.head(self.args.root)
