@@ -55,6 +55,14 @@ class ChainSettings(Strict):
                        "that a message's pages stay in one completion group.")
 
 
+class LeaseSettings(Strict):
+    ttl_seconds: float = Field(
+        60.0, gt=0, le=86400,
+        description="Seconds a run's lease on a table lasts without a heartbeat; the holder renews it every third "
+                    "of that, so a killed run blocks the table for at most this long, and is shown `abandoned` "
+                    "once it has passed.")
+
+
 class Settings(Strict):
     target_url: str = "sqlite:///.kspyder/target.db"
     state_dir: str = ".kspyder"
@@ -62,6 +70,7 @@ class Settings(Strict):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     chain: ChainSettings = Field(default_factory=ChainSettings)
+    leases: LeaseSettings = Field(default_factory=LeaseSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
 
