@@ -26,8 +26,12 @@ LOOKUP_KEYS = ("from", "localField", "foreignField", "as")
 FileFormat = Literal["json", "csv"]
 
 
+def _json_only() -> list[FileFormat]:
+    return ["json"]
+
+
 class AggregationOutput(Strict):
-    files: list[FileFormat] = Field(default_factory=lambda: ["json"], description="<name>.json / <name>.csv")
+    files: list[FileFormat] = Field(default_factory=_json_only, description="<name>.json / <name>.csv")
     table: str | None = Field(None, description="schema.table in the SQL target, replaced on every run.")
 
     @field_validator("files")
@@ -54,7 +58,7 @@ class Aggregation(Strict):
     source: str = Field(description="A source with store: mongo: its database.")
     collection: str = Field(description="A model of that source: the collection the pipeline starts from.")
     pipeline: list[dict[str, Any]] = Field(default_factory=list)
-    output: AggregationOutput = Field(default_factory=AggregationOutput)
+    output: AggregationOutput = Field(default_factory=lambda: AggregationOutput())
     description: str | None = None
 
     @property

@@ -116,6 +116,8 @@ def _run_one(project: Project, name: str, aggregation: Aggregation, client: Any,
             data = json_bytes(documents) if fmt == "json" else csv_bytes(documents)
             result.files.append(_publish(project, blobs, f"{name}.{fmt}", data))
         if aggregation.schema_table is not None:
+            if engine is None:
+                raise ReplaceError(f"aggregation {name}: no SQL target to write {aggregation.output.table} to")
             schema, table = aggregation.schema_table
             result.rows = replace_table(engine, schema, table, table_frame(documents), run_id=run_id)
             result.table = aggregation.output.table
@@ -136,6 +138,8 @@ def table_frame(documents: list[dict]) -> pd.DataFrame:
 
 def _publish(project: Project, blobs: BlobStore | None, file_name: str, data: bytes) -> str:
     if project.settings.storage.mode == "azure":
+        if blobs is None:
+            raise OSError("the blob store for outputs is not configured")
         blobs.put(OUTPUTS, f"{FOLDER}/{file_name}", data)
         return f"{OUTPUTS}/{FOLDER}/{file_name}"
     path = Path(project.settings.output.folder) / FOLDER / file_name

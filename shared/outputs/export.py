@@ -29,7 +29,8 @@ def export_model(project: Project, ref: ModelRef, fmt: FileFormat | None, dest: 
     started = time.monotonic()
     extractor = build_extractor(project, ref, limit)
     writer: RecordWriter = (JsonLinesStream(sys.stdout) if fmt is None
-                            else file_writer(fmt, dest, ref.qualified, extractor.output_columns))
+                            else file_writer(fmt, dest or project.settings.output.folder, ref.qualified,
+                                             extractor.output_columns))
     try:
         with writer:
             for page in extractor.pages():

@@ -49,7 +49,7 @@ class RecordWriter(ABC):
     def __enter__(self) -> "RecordWriter":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc_type is None:
             self.close()
         else:

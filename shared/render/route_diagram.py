@@ -103,7 +103,8 @@ def _header(root: ET.Element, title: str, vnets: list[Vnet], plan: Layout) -> No
     _text(root, MARGIN, MARGIN + 44, f"{len(vnets)} virtual networks · {subnets} subnets · {tables} route table "
                                      f"associations · {routes} routes", "subtitle")
     legend = ET.SubElement(root, "g", {"class": "legend"})
-    x, y = MARGIN, MARGIN + HEADER_H + 6
+    x: float = MARGIN
+    y = MARGIN + HEADER_H + 6
     for kind in HOP_TYPES:
         heavy = kind in HIGHLIGHTED
         ET.SubElement(legend, "line", {"x1": _n(x), "y1": _n(y), "x2": _n(x + 26), "y2": _n(y),

@@ -75,7 +75,7 @@ class Layout:
 
 
 def layout(vnets: list[Vnet]) -> Layout:
-    top = MARGIN + HEADER_H + LEGEND_H
+    top: float = MARGIN + HEADER_H + LEGEND_H
     clusters = []
     for vnet in vnets:
         cluster = _cluster(vnet, top)

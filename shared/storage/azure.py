@@ -37,7 +37,7 @@ def storage_credential(env: Mapping[str, str]) -> Any:
     return DefaultAzureCredential()
 
 
-def storage_settings(env: Mapping[str, str], service: str) -> tuple[str | None, str | None]:
+def storage_settings(env: Mapping[str, str], service: str) -> tuple[str, None] | tuple[None, str]:
     """(connection string, service URL) for `service` ("blob" or "queue"): exactly one is set.
 
     Read in the host's order: a connection string in `AzureWebJobsStorage`, else the identity-based
@@ -89,10 +89,10 @@ class AzureBlobStore:
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str]) -> AzureBlobStore:
-        connection, url = storage_settings(env, "blob")
-        if connection:
-            return cls.from_connection_string(connection)
-        return cls.from_account_url(url, storage_credential(env))
+        address = storage_settings(env, "blob")
+        if address[0] is not None:
+            return cls.from_connection_string(address[0])
+        return cls.from_account_url(address[1], storage_credential(env))
 
     def _container(self, container: str) -> ContainerClient:
         check_container(container)

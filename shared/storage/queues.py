@@ -101,10 +101,10 @@ class AzureQueueStore:
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str]) -> AzureQueueStore:
-        connection, url = storage_settings(env, "queue")
-        if connection:
-            return cls.from_connection_string(connection)
-        return cls.from_account_url(url, storage_credential(env))
+        address = storage_settings(env, "queue")
+        if address[0] is not None:
+            return cls.from_connection_string(address[0])
+        return cls.from_account_url(address[1], storage_credential(env))
 
     def _queue(self, queue: str) -> QueueClient:
         check_queue(queue)
@@ -130,10 +130,10 @@ class AzureQueueStore:
         hidden = seconds(visibility_timeout, 1, "visibility_timeout")
         paged = self._queue(queue).receive_messages(messages_per_page=max_messages, visibility_timeout=hidden)
         try:
-            page = next(paged.by_page(), [])  # one round trip, not "until the queue is empty"
+            page: list[Any] = list(next(paged.by_page(), []))  # one round trip, not "until the queue is empty"
         except ResourceNotFoundError:
             return []
-        return [QueueMessage(m.id, m.pop_receipt, m.dequeue_count, json.loads(m.content)) for m in page]
+        return [QueueMessage(m.id, m.pop_receipt or "", m.dequeue_count or 1, json.loads(m.content)) for m in page]
 
     def delete(self, queue: str, message: QueueMessage) -> None:
         try:
@@ -141,7 +141,7 @@ class AzureQueueStore:
         except ResourceNotFoundError:  # already deleted, or its queue is gone
             pass
         except HttpResponseError as error:
-            if error.error_code != "PopReceiptMismatch":  # received again since
+            if getattr(error, "error_code", None) != "PopReceiptMismatch":  # received again since
                 raise
 
     def peek(self, queue: str, max_messages: int = 32) -> list[dict]:
