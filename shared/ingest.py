@@ -3,9 +3,21 @@
 A file dropped at `kspyder-inbox/<source>/<model>/<name>` (or handed to `ingest_file` directly)
 goes through the same steps as an extracted page: each record is shaped by the model's
 `RecordShaper` (columns read by their `path`, values converted to the declared types), PII-stripped
-by the model's `PiiStripper`, and upserted by the `Loader` after its drift check, in batches of
-`BATCH` records, so memory holds one batch of records (plus the file's bytes, which the blob
-trigger hands over whole anyway).
+by the model's `PiiStripper`, and written in batches of `BATCH` records, so memory holds one batch
+of records (plus the file's bytes, which the blob trigger hands over whole anyway).
+
+What a drop means:
+- A keyed model is upserted, batch by batch: rows of other files and runs stay, the later record
+  of a key wins, and dropping the same file again converges to the same rows.
+- A model without a primary key holds each file's rows side by side: a file replaces its own rows,
+  and only them. Its rows carry the file's id (`inbox_names.file_id`, a keyed hash of
+  `<source>/<model>/<name>`) in `_kspyder_run_id`, and the file is loaded in one transaction that
+  first deletes the rows of that id: two files accumulate, a re-drop replaces its file's rows,
+  and readers never see a file half loaded. A run of the model (`main.py run`, the chain) still
+  replaces the whole table, dropped files' rows included.
+- One delivery loads a given file at a time (a claim in the run store, `inbox_receipts`); a second
+  delivery waits for it, up to `wait` seconds. A delivery whose `version` (the blob's ETag, else
+  its content hash) is the version last loaded is a no-op: Event Grid delivers at least once.
 
 Formats, by extension:
 - `.jsonl`: JSON Lines, one object per line, read line by line.
@@ -18,13 +30,13 @@ Formats, by extension:
   cell is NULL; a `json` column's cell is parsed as JSON. Headers that are no column are ignored; a
   header row without every primary key column is an error.
 
-Every file is recorded in the run ledger as a run (trigger `inbox`, the file's name under
-`summary.file`, never its contents), one page marker per batch. A keyed model is upserted, so
-dropping the same file again converges to the same rows; a model without a primary key is
-replaced by the file's rows (as a run replaces it), so re-dropping it converges too.
+Every loaded file is recorded in the run ledger as a run (trigger `inbox`, under `summary.file`
+the file's name scrubbed of PII and escaped, `inbox_names.shown_name`, and its `file_id`; never its
+contents), one page marker per batch. Names that are unsafe (a leading `/`, a control character,
+a `.`/`..` or empty segment) are refused before anything is read.
 
-Errors (`IngestError`) name the file, the line (CSV, JSON Lines) or record number (arrays), and the
-column; never a value, which may be PII.
+Errors (`IngestError`) name the file (shown form), the line (CSV, JSON Lines) or record number
+(arrays), and the column; never a value, which may be PII.
 """
 from __future__ import annotations
 
@@ -42,35 +54,46 @@ from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
 from shared.extract.records import RecordShaper, compile_path
+from shared.inbox_names import file_id as make_file_id, name_problem, shown_name
+from shared.inbox_receipts import InboxReceipts
 from shared.ledger import RunLedger, new_run_id
 from shared.mongo.load import DocumentTarget
 from shared.pii.stripper import PiiStripper
-from shared.target.load import LoadError, Loader
+from shared.target.columns import RUN_ID
+from shared.target.load import LoadError, Loader, summarize_database_error
+from shared.target.schema import model_table
+from shared.target.upsert import batch_writer
 
 BATCH = 1000
 TRIGGER = "inbox"
 FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}
-_MAX_NAME = 200
+WAIT = 30.0         # seconds a delivery waits for another one loading the same file
 
 
 class IngestError(Exception):
     """A dropped file cannot be loaded. Names file, line or record, and column; never a value."""
 
 
+class IngestBusy(IngestError):
+    """Another delivery is still loading this file: retry later (the host does)."""
+
+
 @dataclass
 class IngestResult:
     run_id: str
     model: str          # source.model
-    file: str           # <source>/<model>/<name>
+    file: str           # <source>/<model>/<name>, shown form (PII scrubbed, escaped)
     format: str         # json | jsonl | csv
     records: int = 0    # records read from the file
     rows: int = 0       # rows written (the last of duplicate keys within a batch)
     batches: int = 0
     seconds: float = 0.0
+    file_id: str = ""   # inbox_names.file_id: what a keyless model's rows of this file carry
+    skipped: bool = False   # a duplicate delivery: this version was loaded already, by run_id
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "model": self.model, "file": self.file, "format": self.format,
-                "records": self.records, "rows": self.rows, "batches": self.batches,
+        return {"run_id": self.run_id, "model": self.model, "file": self.file, "file_id": self.file_id,
+                "format": self.format, "records": self.records, "rows": self.rows, "batches": self.batches,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -82,19 +105,15 @@ class _Item:
     position: int
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= _MAX_NAME else text[:_MAX_NAME] + "..."
-
-
 def resolve_model(project: Project, source: str, model: str, file: str = "") -> ModelRef:
     """The model a drop path names; IngestError listing the valid sources or models otherwise."""
-    prefix = f"inbox file {_short(file)}: " if file else ""
+    prefix = f"inbox file {file}: " if file else ""
     config = project.sources.get(source)
     if config is None:
-        raise IngestError(f"{prefix}unknown source '{_short(source)}' "
+        raise IngestError(f"{prefix}unknown source '{shown_name(source)}' "
                           f"(sources: {', '.join(sorted(project.sources)) or 'none'})")
     if model not in config.models:
-        raise IngestError(f"{prefix}unknown model '{_short(model)}' of source '{source}' "
+        raise IngestError(f"{prefix}unknown model '{shown_name(model)}' of source '{source}' "
                           f"(models of {source}: {', '.join(sorted(config.models)) or 'none'})")
     chosen = config.models[model]
     return ModelRef(source, config, model, chosen, chosen.pii_scan or project.settings.pii.scan)
@@ -106,24 +125,59 @@ def file_format(name: str, file: str | None = None) -> str:
     for suffix, kind in FORMATS.items():
         if lowered.endswith(suffix):
             return kind
-    raise IngestError(f"inbox file {_short(file or name)}: unsupported file type; drop "
+    raise IngestError(f"inbox file {file or shown_name(name)}: unsupported file type; drop "
                       f"{', '.join(FORMATS)} files")
+
+
+def check_name(path: str) -> None:
+    """IngestError naming the problem (and the name only scrubbed and escaped) for an unsafe
+    `<source>/<model>/<name>`."""
+    problem = name_problem(path)
+    if problem:
+        raise IngestError(f"inbox blob {shown_name(path)} refused: {problem}")
 
 
 def ingest_file(project: Project, source: str, model: str, name: str, data: bytes | BinaryIO,
                 engine: sa.Engine, ledger: RunLedger, *, batch_size: int = BATCH,
-                run_id: str | None = None) -> IngestResult:
+                run_id: str | None = None, version: str | None = None, wait: float = WAIT) -> IngestResult:
     """Load one dropped file into `source.model`; returns the counts. `data` is the file's bytes
-    or a binary file object (read as a stream). Raises IngestError (bad path, type or content) or
+    or a binary file object (read as a stream). `version` identifies this content of the file (the
+    blob's ETag or a content hash): a delivery of the version last loaded is skipped
+    (`result.skipped`); None loads whatever was loaded before. Raises IngestError (bad name, path,
+    type or content), IngestBusy (another delivery held the file for `wait` seconds) or
     LoadError/TargetDriftError (the target refused), after recording the run as failed."""
-    file = f"{source}/{model}/{name}"
+    path = f"{source}/{model}/{name}"
+    check_name(path)
+    file = shown_name(path)
     kind = file_format(name, file)
     ref = resolve_model(project, source, model, file)
     if kind == "csv" and ref.documents:
-        raise IngestError(f"inbox file {_short(file)}: {ref.qualified} stores whole documents (store: mongo): "
+        raise IngestError(f"inbox file {file}: {ref.qualified} stores whole documents (store: mongo): "
                           "drop JSON or JSON Lines, not CSV")
+    pii_key = project.settings.pii.key
     run_id = run_id or new_run_id()
-    result = IngestResult(run_id, ref.qualified, file, kind)
+    result = IngestResult(run_id, ref.qualified, file, kind, file_id=make_file_id(path, pii_key.encode() if pii_key else None))
+    receipts = InboxReceipts(ledger.store)
+    claim = receipts.claim(ref.qualified, result.file_id, run_id, wait)
+    if claim is None:
+        raise IngestBusy(f"inbox file {file}: another delivery is loading this file (for over {wait:g}s); "
+                         "retry later")
+    try:
+        done = receipts.loaded(ref.qualified, result.file_id) if version is not None else None
+        if done is not None and done.get("version") == version:
+            result.run_id, result.skipped = done.get("run_id") or "", True
+            return result
+        _run(project, ref, kind, data, engine, ledger, result, batch_size)
+        receipts.record_loaded(claim, version, run_id)
+    finally:
+        receipts.release(claim)
+    return result
+
+
+def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, engine: sa.Engine,
+         ledger: RunLedger, result: IngestResult, batch_size: int) -> None:
+    """The file as a run of the ledger: started, loaded, finished (failed with the error, re-raised)."""
+    run_id, file = result.run_id, result.file
     started = time.monotonic()
     ledger.start(run_id, [ref.qualified], TRIGGER)
     status, error = "failed", None
@@ -132,30 +186,34 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
         if ref.documents:   # store: mongo: whole records as documents (shared/mongo)
             documents = DocumentTarget(project.settings)
             stack.callback(documents.close)
-            loader = documents.loader(ref, run_id)
+            sink: _Sink = _Upserts(documents.loader(ref, run_id), ledger, result)
+        elif ref.model.primary_key:
+            sink = _Upserts(Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id,
+                                   batch_size=batch_size), ledger, result)
         else:
-            loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=batch_size)
-        loader.check_drift()
+            sink = stack.enter_context(_FileRows(engine, ref, project.settings.pii.redaction, ledger, result,
+                                                 batch_size))
+        sink.check_drift()
         stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
         stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-        items = stack.enter_context(closing(_read(kind, stream, ref, _short(file))))
+        items = stack.enter_context(closing(_read(kind, stream, ref, file)))
         shaper = _shaper(ref, kind)
         batch: list[dict[str, Any]] = []
         for item in items:
             try:
                 batch.append(stripper.apply_owned(shaper.shape(item.raw, item.position)))
             except ExtractError as exc:
-                raise IngestError(f"inbox file {_short(file)}, {item.where}: {exc}") from None
+                raise IngestError(f"inbox file {file}, {item.where}: {exc}") from None
             result.records += 1
             if len(batch) >= batch_size:
-                _load(loader, ledger, result, batch)
-        _load(loader, ledger, result, batch)
-        loader.finish()
+                sink.load(batch)
+        sink.load(batch)
+        sink.commit()
         if ref.documents:
             documents.close()   # the embedded store is written here: before the run counts as succeeded
         status = "succeeded"
     except LoadError as exc:
-        error = f"inbox file {_short(file)}: {project.masker.mask(str(exc))}"
+        error = f"inbox file {file}: {project.masker.mask(str(exc))}"
         raise type(exc)(error) from None
     except IngestError as exc:
         error = str(exc)
@@ -166,17 +224,119 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
         summary = {**result.as_dict(), "error": error}
         ledger.finish_model(run_id, ref.qualified, summary)
         ledger.finish(run_id, status, summary)
-    return result
 
 
-def _load(loader: Loader, ledger: RunLedger, result: IngestResult, batch: list[dict[str, Any]]) -> None:
-    if not batch:
-        return
-    result.rows += loader.load(batch)
-    ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
-    ledger.page(result.run_id, result.model, result.batches, "loaded", len(batch))
-    result.batches += 1
-    batch.clear()
+class _Sink:
+    """Where a file's batches go: upserts (keyed models, documents) or the file's own rows."""
+
+    def check_drift(self) -> None: ...
+    def load(self, batch: list[dict[str, Any]]) -> None: ...
+    def commit(self) -> None: ...
+
+
+class _Upserts(_Sink):
+    """A keyed model: each batch upserted in its own transaction and marked loaded at once."""
+
+    def __init__(self, loader, ledger: RunLedger, result: IngestResult):
+        self.loader, self.ledger, self.result = loader, ledger, result
+
+    def check_drift(self) -> None:
+        self.loader.check_drift()
+
+    def load(self, batch: list[dict[str, Any]]) -> None:
+        if not batch:
+            return
+        result = self.result
+        result.rows += self.loader.load(batch)
+        self.ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
+        self.ledger.page(result.run_id, result.model, result.batches, "loaded", len(batch))
+        result.batches += 1
+        batch.clear()
+
+    def commit(self) -> None:
+        self.loader.finish()
+
+
+class _FileRows(_Sink):
+    """A keyless model: the file's earlier rows deleted and its new rows inserted in one
+    transaction, held open from the first batch to `commit` (a failure rolls it all back). Rows are
+    prepared by the model's `Loader`, built with the file's id as its run id, so each row carries it
+    in `_kspyder_run_id`; they are written here, on this transaction, by the dialect's writer."""
+
+    def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, ledger: RunLedger,
+                 result: IngestResult, batch_size: int):
+        self.engine, self.ref, self.ledger, self.result = engine, ref, ledger, result
+        self.loader = Loader(engine, ref, redaction=redaction, run_id=result.file_id, batch_size=batch_size)
+        # the loader only prepares rows here, it writes none: no run staging table for it to make
+        self.loader.staged_elsewhere()
+        table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
+        self._table = table
+        self._writer = batch_writer(table, [], engine.dialect)
+        self._transaction: sa.RootTransaction | None = None
+        self._connection: sa.Connection | None = None
+        self._pending: list[int] = []      # records per batch, marked loaded once committed
+
+    def __enter__(self) -> "_FileRows":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            self._transaction.rollback()
+        if self._connection is not None:
+            self._connection.close()
+
+    def check_drift(self) -> None:
+        self.loader.check_drift()
+
+    def load(self, batch: list[dict[str, Any]]) -> None:
+        if not batch:
+            return
+        result = self.result
+        with self._database_errors("writing the file's rows"):
+            connection = self._begin()
+            for prepared in self.loader.batches(batch):
+                self._writer.write(connection, prepared.rows)
+                result.rows += len(prepared.rows)
+        self.ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
+        self._pending.append(len(batch))
+        result.batches += 1
+        batch.clear()
+
+    def commit(self) -> None:
+        with self._database_errors("replacing the file's rows"):
+            self._begin()   # an empty file still replaces the file's earlier rows (with none)
+            self._transaction.commit()
+        for index, records in enumerate(self._pending):
+            self.ledger.page(self.result.run_id, self.result.model, index, "loaded", records)
+
+    def _begin(self) -> sa.Connection:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+            self._transaction = self._connection.begin()
+            statement = sa.delete(self._table).where(self._table.c[RUN_ID] == self.result.file_id)
+            self._connection.execute(statement)
+        return self._connection
+
+    def _database_errors(self, doing: str):
+        return _DatabaseErrors(self.engine, f"{self.ref.qualified}: {doing} failed and was rolled back")
+
+
+class _DatabaseErrors:
+    """A driver error as a LoadError that names the model and the driver's first line only."""
+
+    def __init__(self, engine: sa.Engine, what: str):
+        dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+        driver_error = getattr(dbapi, "Error", None)
+        self.errors = (sa.exc.DBAPIError,) + ((driver_error,) if isinstance(driver_error, type) else ())
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is not None and isinstance(exc, self.errors):
+            raise LoadError(f"{self.what}: {summarize_database_error(exc)}") from None
+        return False
 
 
 def _shaper(ref: ModelRef, kind: str) -> RecordShaper:

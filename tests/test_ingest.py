@@ -193,3 +193,133 @@ def test_hashed_key_is_deterministic(env):
     ingest_file(project, "shop", "customers", "h2.json", json.dumps([customer(1)]).encode(), engine, ledger)
     assert rows(engine, "customers", "name") == [(h1,)]
     assert h1 != hashlib.sha256(SECRET_NAME.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- drops into a keyless model
+def countries_csv(*pairs: tuple[str, str]) -> bytes:
+    return ("code,name\n" + "".join(f"{code},{name}\n" for code, name in pairs)).encode()
+
+
+def test_two_files_into_a_keyless_model_both_stay(env):
+    """The 0-row bug: each file used to replace the whole table. Each file now replaces its own rows."""
+    project, engine, ledger = env
+    ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France"), ("NO", "Norway")), engine, ledger)
+    ingest_file(project, "shop", "countries", "b.csv", countries_csv(("DE", "Germany")), engine, ledger)
+    assert rows(engine, "countries", "code") == [("DE",), ("FR",), ("NO",)]
+
+
+def test_redropping_a_file_replaces_only_its_rows(env):
+    project, engine, ledger = env
+    first = ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France"), ("NO", "Norway")),
+                        engine, ledger)
+    ingest_file(project, "shop", "countries", "b.csv", countries_csv(("DE", "Germany")), engine, ledger)
+    again = ingest_file(project, "shop", "countries", "a.csv", countries_csv(("IT", "Italy")), engine, ledger)
+    assert rows(engine, "countries", "code") == [("DE",), ("IT",)]
+    # the rows carry the file's id, the same on every drop of that file, never its name
+    assert first.file_id == again.file_id and first.file_id.startswith("inbox-") and len(first.file_id) == 36
+    tagged = rows(engine, "countries", "code", "_kspyder_run_id")
+    assert ("IT", first.file_id) in tagged and all("a.csv" not in tag for _, tag in tagged)
+    assert ledger.get(again.run_id).summary["file_id"] == first.file_id
+    # an empty re-drop empties that file's rows only
+    ingest_file(project, "shop", "countries", "a.csv", b"code,name\n", engine, ledger)
+    assert rows(engine, "countries", "code") == [("DE",)]
+
+
+def test_a_failing_redrop_leaves_the_files_earlier_rows(env):
+    """One transaction per file: a failure in a later batch rolls back the delete and every batch."""
+    project, engine, ledger = env
+    ingest_file(project, "shop", "countries", "a.jsonl", b'{"code": "FR", "name": "France"}\n', engine, ledger)
+    bad = b'{"code": "IT", "name": "Italy"}\n{"code": "ES", "name": "Spain"}\n{"code": broken\n'
+    with pytest.raises(IngestError, match="line 3"):
+        ingest_file(project, "shop", "countries", "a.jsonl", bad, engine, ledger, batch_size=1)
+    assert rows(engine, "countries", "code") == [("FR",)]
+
+
+def test_duplicate_delivery_of_a_version_is_a_no_op(env):
+    project, engine, ledger = env
+    data = countries_csv(("FR", "France"))
+    first = ingest_file(project, "shop", "countries", "a.csv", data, engine, ledger, version="etag-1")
+    again = ingest_file(project, "shop", "countries", "a.csv", data, engine, ledger, version="etag-1")
+    assert not first.skipped and again.skipped and again.run_id == first.run_id
+    assert [r.run_id for r in ledger.recent()] == [first.run_id]       # a skipped delivery is no run
+    # a new version of the same file is loaded, and replaces the file's rows
+    newer = ingest_file(project, "shop", "countries", "a.csv", countries_csv(("NO", "Norway")), engine, ledger,
+                        version="etag-2")
+    assert not newer.skipped and rows(engine, "countries", "code") == [("NO",)]
+
+
+def test_the_same_file_delivered_twice_at_once_is_loaded_once(env):
+    project, engine, ledger = env
+    import threading
+    data = "".join(json.dumps(customer(i)) + "\n" for i in range(1, 40)).encode()
+    countries = countries_csv(*((f"C{i}", f"Country {i}") for i in range(30)))
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def deliver(model: str, name: str, body: bytes) -> None:
+        try:
+            barrier.wait()
+            results.append(ingest_file(project, "shop", model, name, body, engine, ledger, version="v1", batch_size=7))
+        except Exception as exc:   # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=args) for args in
+               [("customers", "c.jsonl", data)] * 2 + [("countries", "k.csv", countries)] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.skipped for r in results) == [False, False, True, True]
+    assert len(rows(engine, "countries", "code")) == 30 and len(rows(engine, "customers", "id")) == 39
+    assert len(ledger.recent()) == 2
+
+
+def test_a_delivery_waits_for_one_in_flight_and_a_dead_ones_claim_is_taken_over(env):
+    from shared.inbox_receipts import InboxReceipts
+    project, engine, ledger = env
+    data = countries_csv(("FR", "France"))
+    probe = ingest_file(project, "shop", "countries", "a.csv", data, engine, ledger)
+    receipts = InboxReceipts(ledger.store)
+    held = receipts.claim("shop.countries", probe.file_id, "other-run", wait=0)
+    with pytest.raises(IngestError, match=r"shop/countries/a.csv: another delivery is loading this file"):
+        ingest_file(project, "shop", "countries", "a.csv", data, engine, ledger, wait=0)
+    receipts.release(held)
+    # a claim older than the TTL (its delivery died) is taken over by the next delivery
+    stale = InboxReceipts(ledger.store, clock=lambda: 0.0).claim("shop.countries", probe.file_id, "dead", wait=0)
+    assert stale is not None
+    result = ingest_file(project, "shop", "countries", "a.csv", countries_csv(("NO", "Norway")), engine, ledger, wait=0)
+    assert not result.skipped and rows(engine, "countries", "code") == [("NO",)]
+    assert receipts.held_since("shop.countries", probe.file_id) is None     # both claims released
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("../escape.json", "'.' or '..' segment"),
+    ("a/./b.json", "'.' or '..' segment"),
+    ("two\nlines.json", "control character"),
+    ("tab\there.csv", "control character"),
+    ("back\\slash.json", "backslash"),
+    ("a//b.json", "empty segment"),
+    ("dir/", "empty segment"),
+])
+def test_unsafe_names_are_refused_with_the_reason(env, name, problem):
+    project, engine, ledger = env
+    with pytest.raises(IngestError) as caught:
+        ingest_file(project, "shop", "countries", name, b"code,name\nFR,France\n", engine, ledger)
+    message = str(caught.value)
+    assert problem in message and "refused" in message
+    assert "\n" not in message and "\t" not in message
+    assert ledger.recent() == [] and rows(engine, "countries", "code") == []
+
+
+def test_a_file_name_holding_pii_is_stored_scrubbed(env, tmp_path):
+    project, engine, ledger = env
+    name = f"{SECRET_EMAIL}/DE89370400440532013000.csv"
+    result = ingest_file(project, "shop", "countries", name, countries_csv(("FR", "France")), engine, ledger)
+    assert result.file == "shop/countries/[EMAIL]/[IBAN].csv"
+    assert ledger.get(result.run_id).summary["file"] == result.file
+    with pytest.raises(IngestError) as caught:
+        ingest_file(project, "shop", "countries", name, b"code,name\nFR,France,extra\n", engine, ledger)
+    assert "[EMAIL]" in str(caught.value) and SECRET_EMAIL not in str(caught.value)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "ledger").rglob("*") if p.is_file())
+    stored += (tmp_path / "target.db").read_bytes()
+    assert SECRET_EMAIL.encode() not in stored and b"DE89370400440532013000" not in stored
