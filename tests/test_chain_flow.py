@@ -189,7 +189,9 @@ def no_sleep_client(source_name, source) -> HttpClient:
 
 def test_429_sends_the_job_back_with_retry_after_and_never_sleeps(tmp_path, monkeypatch, harness_for):
     with SampleApi(ApiConfig(customers=100, rate=0.001, burst=1)) as slow_api:
-        project = build_project(tmp_path, slow_api.base_url, shop=["customers"], erp=[], throttle={})
+        # a server asking for more than max_backoff fails the model: this one is allowed 1000 s
+        project = build_project(tmp_path, slow_api.base_url, shop=["customers"], erp=[],
+                                throttle={"max_backoff": 1000})
         harness = harness_for(project, client_factory=no_sleep_client)
         monkeypatch.setattr(time, "sleep", failing_sleep)
         with harness.chain() as chain:

@@ -61,7 +61,7 @@ def test_retry_after_seconds_is_honoured_and_pauses_the_whole_source():
     fake = FakeTime()
     paused_for: list[float] = []
     with StubServer([Reply(429, {"error": "slow down"}, headers={"Retry-After": "7"}), Reply(200, {})]) as server:
-        http = client(fake)
+        http = client(fake, max_backoff=10)
 
         def sleep(seconds):      # while this thread waits, a sibling would see the bucket paused
             paused_for.append(http.bucket.delay_for_next())
@@ -76,7 +76,7 @@ def test_retry_after_http_date_on_503():
     fake = FakeTime()
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
     with StubServer([Reply(503, headers={"Retry-After": when}), Reply(200, {})]) as server:
-        client(fake).fetch(PageRequest(server.url()))
+        client(fake, max_backoff=30).fetch(PageRequest(server.url()))
     assert 18 <= fake.sleeps[0] <= 20
 
 

@@ -11,8 +11,9 @@ import requests
 import requests.exceptions as rex
 import urllib3.exceptions as u3
 
+from shared.extract.limits import DeadlineExceeded, ResponseTooLarge
 from shared.extract.retry import (MAX_RETRY_AFTER, REASON_LIMIT, backoff_delay, classify, describe_exception,
-                                  parse_retry_after, short_reason)
+                                  is_rate_limited, parse_retry_after, server_wait, short_reason)
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -62,8 +63,10 @@ def test_classify_needs_something():
     (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
     ("Sat, 01 Mar 2025 12:01:00 GMT", 60.0),
     ("Sat, 01 Mar 2025 12:01:00 -0000", 60.0),
-    ("999999", MAX_RETRY_AFTER),
-    (format_datetime(NOW + timedelta(days=3), usegmt=True), MAX_RETRY_AFTER),
+    ("999999", 999999.0),                                         # as asked: the client compares it
+    (format_datetime(NOW + timedelta(days=3), usegmt=True), 3 * 86400.0),
+    ("1000000000", MAX_RETRY_AFTER),                                # absurd: kept a finite float
+    ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
 ])
 def test_parse_retry_after(value, seconds):
     assert parse_retry_after(value, NOW) == pytest.approx(seconds)
@@ -127,3 +130,50 @@ def test_short_reason(content, reason):
 def test_short_reason_is_truncated():
     text = short_reason(_response(400, b'{"message": "%s"}' % (b"x" * 500)))
     assert len(text) == REASON_LIMIT and text.endswith("...")
+
+
+# ---------------------------------------------------------------- 403 rate limits
+# GitHub: https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
+GITHUB_SECONDARY = b'{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}'
+GITHUB_PRIMARY = b'{"message": "API rate limit exceeded for 203.0.113.42.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}'
+# Google: https://developers.google.com/drive/api/guides/handle-errors
+GOOGLE = b'{"error": {"errors": [{"domain": "usageLimits", "reason": "%s", "message": "Rate Limit Exceeded"}], "code": 403, "message": "Rate Limit Exceeded"}}'
+
+
+@pytest.mark.parametrize("status, headers, body, limited", [
+    (429, {}, b"", True),
+    (403, {"Retry-After": "60"}, b"", True),
+    (403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1740830460"}, GITHUB_PRIMARY, True),
+    (403, {}, GITHUB_SECONDARY, True),
+    (403, {"X-RateLimit-Remaining": "0"}, b"", True),
+    (403, {}, GOOGLE % b"rateLimitExceeded", True),
+    (403, {}, GOOGLE % b"userRateLimitExceeded", True),
+    (403, {}, GOOGLE % b"dailyLimitExceeded", False),      # lasts the day: not worth retrying
+    (403, {}, b'{"message": "Resource not accessible by integration"}', False),
+    (403, {"X-RateLimit-Remaining": "4999"}, b'{"message": "Must have admin rights"}', False),
+    (403, {}, b"<html>forbidden</html>", False),
+    (403, {}, b"[" * 5000, False),                         # hostile body: no RecursionError
+    (401, {"Retry-After": "5"}, b"", False),
+    (200, {"X-RateLimit-Remaining": "0"}, b"", False),
+])
+def test_is_rate_limited(status, headers, body, limited):
+    assert is_rate_limited(status, requests.structures.CaseInsensitiveDict(headers), body) is limited
+
+
+def test_server_wait_reads_retry_after_first_then_the_reset_time():
+    headers = requests.structures.CaseInsensitiveDict
+    reset = int(NOW.timestamp()) + 90
+    assert server_wait(headers({"Retry-After": "30", "X-RateLimit-Remaining": "0",
+                                "X-RateLimit-Reset": str(reset)}), NOW, True) == 30.0
+    assert server_wait(headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}), NOW, True) == 90.0
+    assert server_wait(headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "15"}), NOW, True) == 15.0
+    assert server_wait(headers({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(reset)}), NOW, True) is None
+    assert server_wait(headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}), NOW, False) is None
+    assert server_wait(headers({}), NOW, True) is None
+
+
+def test_our_limits_describe_themselves_and_classify():
+    too_large = ResponseTooLarge("response body over throttle.max_response_mb=1 (after decompression)")
+    late = DeadlineExceeded("no complete answer within throttle.timeout=2s")
+    assert describe_exception(too_large) == str(too_large) and describe_exception(late) == str(late)
+    assert classify(None, too_large) == "fatal" and classify(None, late) == "retry"

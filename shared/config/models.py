@@ -11,11 +11,12 @@ from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
 Scalar = Union[str, int, float, bool]
+ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$", re.I)
 
 
 def check_identifier(name: str, what: str) -> str:
@@ -149,8 +150,9 @@ class Throttle(Strict):
     concurrency: int = Field(1, ge=1, le=64)
     max_retries: int = Field(5, ge=0, le=50)
     backoff: float = Field(0.5, ge=0)
-    max_backoff: float = Field(60.0, gt=0)
-    timeout: float = Field(30.0, gt=0)
+    max_backoff: float = Field(60.0, gt=0, description="Cap of every wait; a server asking for longer fails the model.")
+    timeout: float = Field(30.0, gt=0, description="Seconds for a whole request: connect, headers and body.")
+    max_response_mb: float = Field(100.0, gt=0, description="Largest response body accepted, after decompression.")
 
 
 # ---------------------------------------------------------------- PII
@@ -346,6 +348,11 @@ class ApiSource(Strict):
     _ncrontab = field_validator("schedule")(_schedule_field)
 
     @field_validator("base_url")
+    allowed_origins: list[str] = Field(default_factory=list,
+                                       description="Other origins (scheme://host[:port]) trusted with the source's credentials.")
+    # Names (lower case) of source and model headers whose value came from ${VAR}: credentials, kept
+    # from other origins like `auth:` is. Set by the loader, which alone knows where values came from.
+    _secret_headers: frozenset[str] = PrivateAttr(default=frozenset())
     @classmethod
     def _http_url(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
@@ -355,6 +362,22 @@ class ApiSource(Strict):
     store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
 
     _models_know_store = model_validator(mode="wrap")(_validate_with_store)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not ORIGIN.match(origin):
+                raise ValueError(f"allowed origin '{origin}' must be scheme://host or scheme://host:port "
+                                 f"(http or https, no path)")
+        return [origin.lower() for origin in origins]
+
+    @property
+    def secret_headers(self) -> frozenset[str]:
+        return self._secret_headers
+
+    def mark_secret_headers(self, names: set[str]) -> None:
+        self._secret_headers = frozenset(name.lower() for name in names)
 
     def pagination_for(self, model: ApiModel) -> Pagination:
         return model.pagination or self.pagination

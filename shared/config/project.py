@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from .errors import ConfigError, ConfigIssue
 from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
-from .secrets import SecretMasker
+from .secrets import SecretMasker, mark_secret_headers
 from .settings import ENV_OVERRIDES, Settings
 from .validation import issues_from_validation
 from .yaml_source import YamlDocument, load_yaml
@@ -147,6 +147,7 @@ def _connectors(doc: YamlDocument, issues: list[ConfigIssue]) -> dict[str, Sourc
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, doc, ConnectorModels))
         return None
+    mark_secret_headers(doc.from_env, sources)
     return None if name_issues else sources
 
 

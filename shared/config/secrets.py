@@ -26,6 +26,8 @@ class SecretMasker:
                 continue
             auth = source.auth
             found.extend(v for k in ("token", "value", "password", "client_secret") if (v := getattr(auth, k, None)))
+            for headers in [source.headers, *(model.headers for model in source.models.values())]:
+                found.extend(v for k, v in headers.items() if k.lower() in source.secret_headers)
         return cls(tuple(sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True)))
 
     def mask(self, text: str) -> str:
@@ -35,6 +37,22 @@ class SecretMasker:
 
     def add(self, values: Iterable[str]) -> "SecretMasker":
         return SecretMasker(tuple(sorted(set(self.secrets) | {v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True)))
+
+
+def mark_secret_headers(from_env: set[tuple], sources: dict) -> None:
+    """Tell each API source which of its headers (source or model) got their value from `${VAR}`:
+    after substitution a value no longer shows where it came from, and such a header is a credential
+    that must not reach another origin (`extract/origins.py`) nor any message."""
+    names: dict[str, set[str]] = {}
+    for path in from_env:
+        if len(path) == 4 and path[0] == "sources" and path[2] == "headers":
+            names.setdefault(path[1], set()).add(str(path[3]))
+        elif len(path) == 6 and path[0] == "sources" and path[2] == "models" and path[4] == "headers":
+            names.setdefault(path[1], set()).add(str(path[5]))
+    for source_name, headers in names.items():
+        source = sources.get(source_name)
+        if source is not None and source.type == "api":
+            source.mark_secret_headers(headers)
 
 
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I)

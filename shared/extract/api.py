@@ -139,4 +139,5 @@ def new_client(source_name: str, source: ApiSource, on_rate_limit: str = "wait")
     session = requests.Session()
     return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,
-                      auth_origin=source.base_url)
+                      auth_origin=source.base_url, allowed_origins=source.allowed_origins,
+                      secret_headers=source.secret_headers)

@@ -14,17 +14,20 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Callable, Iterable, Literal, Mapping
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
+import requests.exceptions as rex
 
 from shared.config.models import Throttle
 from shared.pii.redact_message import safe_excerpt, safe_url
 from .errors import FetchError, RateLimited
-from .retry import backoff_delay, classify, describe_exception, parse_retry_after, short_reason
+from .limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
+from .origins import OriginPolicy, origin as _origin
+from .retry import (RETRY_AFTER_STATUSES, backoff_delay, classify, describe_exception, is_rate_limited, server_wait,
+                    short_reason)
 from .throttle import ConcurrencyLimit, TokenBucket
 from .types import PageRequest, PageResponse
 
@@ -49,7 +52,8 @@ DEFAULT_HEADERS = {"Accept": "application/json"}
 # equal in what it returns (integers of any size stay exact, the last of duplicate keys wins);
 # what it refuses goes to `json.loads`, so every body the standard parser reads is still read.
 _decode_json = msgspec.json.Decoder().decode
-RETRY_AFTER_STATUSES = (429, 503)
+MAX_REDIRECTS = 10      # requests' own limit is 30; an API redirecting ten times is broken
+LONG_WAIT = 5.0         # waits from this many seconds up are logged at INFO, the default level
 
 
 class FetchStats:
@@ -87,14 +91,15 @@ class HttpClient:
                  headers: Mapping[str, str] | None = None, on_rate_limit: Literal["wait", "raise"] = "wait",
                  session: requests.Session | None = None, rng: random.Random | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 auth_origin: str | None = None):
+                 auth_origin: str | None = None, allowed_origins: Iterable[str] = (),
+                 secret_headers: Iterable[str] = ()):
         if on_rate_limit not in ("wait", "raise"):
             raise ValueError(f"on_rate_limit must be 'wait' or 'raise', not {on_rate_limit!r}")
         self.source, self.throttle, self.auth, self.on_rate_limit = source, throttle, auth, on_rate_limit
         self.headers = {**DEFAULT_HEADERS, **(headers or {})}
         self.session = session or requests.Session()
         # retries are ours (max_retries=0); the pool holds one connection per concurrent attempt
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=throttle.concurrency, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=throttle.concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
@@ -104,8 +109,9 @@ class HttpClient:
         self._rng_lock = threading.Lock()
         self._sleep, self._clock = sleep, clock
         self._redact: Callable[[str], str] = getattr(auth, "redact", None) or (lambda text: text)
-        # A next link may point at another host; the source's credentials are only for its own.
-        self._auth_origin = _origin(auth_origin) if auth_origin else None
+        # A next link or a redirect may point at another host; the source's credentials (auth, and
+        # headers from ${VAR}) go to its own origin and those it lists, never elsewhere.
+        self.origins = OriginPolicy(auth_origin, allowed_origins, secret_headers)
         self._env_settings: dict[tuple[str, str], dict] = {}
 
     def fetch(self, request: PageRequest) -> PageResponse:
@@ -134,7 +140,8 @@ class HttpClient:
             attempt += 1
             sent, response, error = self._attempt(prepared)
             status = response.status_code if response is not None else None
-            verdict = classify(status, error)
+            limited = response is not None and is_rate_limited(status, response.headers, response.content)
+            verdict = "retry" if limited else classify(status, error)
             if verdict == "ok":
                 return self._decode(url, response, started)
             reason = describe_exception(error) if error is not None else self._redact(short_reason(response))
@@ -145,9 +152,12 @@ class HttpClient:
                 log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
                 continue
             retry_after = None
-            if status in RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(timezone.utc))
-            if status == 429:
+            if limited or status in RETRY_AFTER_STATUSES:
+                retry_after = server_wait(response.headers, datetime.now(timezone.utc), limited)
+            if retry_after is not None and retry_after > self.throttle.max_backoff:
+                raise FetchError(url, status, f"the server asks to wait {retry_after:.0f}s before retrying, more than "
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt)
+            if limited:
                 self.stats.add("throttled")
                 self.bucket.slow_down()
                 if self.on_rate_limit == "raise":
@@ -166,8 +176,9 @@ class HttpClient:
             else:
                 with self._rng_lock:
                     wait = backoff_delay(retries, self.throttle.backoff, self.throttle.max_backoff, self._rng)
-            log.debug("GET %s: %s, retry %d/%d in %.2fs", safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason),
-                      retries, self.throttle.max_retries, wait)
+            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG, "GET %s: %s, retry %d/%d in %.2fs%s",
+                    safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
+                    self.throttle.max_retries, wait, " (as the server asked)" if retry_after is not None else "")
             self._sleep(wait)
 
     def _prepare(self, request: PageRequest) -> requests.PreparedRequest:
@@ -181,30 +192,64 @@ class HttpClient:
 
     def _attempt(self, prepared: requests.PreparedRequest
                  ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
-        """One HTTP exchange under the rate and concurrency limits, returning what was sent (with
-        auth) and what came back. The body is read inside the slot: a slow download is in flight."""
-        attempt = prepared.copy()
-        if self.auth is not None and (self._auth_origin is None or _origin(attempt.url) == self._auth_origin):
-            attempt = self.auth(attempt)   # per attempt: a refreshed token must reach the retry
-        settings = self._environment_settings(attempt.url)
+        """One HTTP exchange under the rate and concurrency limits and within `timeout` (redirects
+        included), returning what was last sent (with auth) and what came back. The body is read
+        inside the slot: a slow download is in flight."""
         with self.slots.slot():
             # the token is taken inside the slot: taken before, it could wait out a slow response
             # and go out together with others, a burst over the rate by up to `concurrency`
             self.bucket.acquire()
             self.stats.add("requests")
+            with Deadline(self.throttle.timeout) as deadline:
+                sent, response, error = self._send(prepared, deadline)
+                if response is not None:
+                    try:
+                        read_body(response, BODY_CHUNK, self.throttle.max_response_mb)
+                    except (requests.RequestException, LimitExceeded) as exc:
+                        response.close()
+                        return sent, None, deadline.error(exc)
+                    if deadline.expired:   # a body cut short without a length to tell
+                        response.close()
+                        return sent, None, deadline.exceeded()
+        if error is not None:
+            return sent, None, error
+        self.stats.add("bytes", len(response.content))
+        return sent, response, None
+
+    def _send(self, prepared: requests.PreparedRequest, deadline: Deadline
+              ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
+        """Send, following redirects here rather than in requests, so that each hop's credentials
+        are decided on the URL it goes to (requests checks only the first URL for auth, and keeps
+        every header but Authorization)."""
+        first_url, hop = prepared.url, prepared
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = self._credentials_for(hop, first_url)
+            settings = self._environment_settings(sent.url)
             try:
-                response = self.session.send(attempt, timeout=self.throttle.timeout, allow_redirects=True,
+                response = self.session.send(sent, timeout=self.throttle.timeout, allow_redirects=False,
                                              proxies=settings["proxies"], stream=True,
                                              verify=settings["verify"], cert=settings["cert"])
             except requests.RequestException as exc:
-                return attempt, None, exc
-            try:
-                _read_body(response)
-            except requests.RequestException as exc:
-                response.close()
-                return attempt, None, exc
-        self.stats.add("bytes", len(response.content))
-        return attempt, response, None
+                return sent, None, deadline.error(exc)
+            target = self.session.get_redirect_target(response)
+            if target is None:
+                return sent, response, None
+            response.close()   # the redirect's own body is not wanted
+            hop = prepared.copy()
+            hop.prepare_url(urljoin(response.url, target), None)
+            hop.headers.pop("Cookie", None)   # the jar's cookies for the new URL, not the old one's
+            hop.prepare_cookies(self.session.cookies)
+        return sent, None, rex.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _credentials_for(self, prepared: requests.PreparedRequest, first_url: str) -> requests.PreparedRequest:
+        """A copy of the request with the source's credentials when its URL's origin is trusted,
+        and without any (auth nor secret headers) otherwise."""
+        attempt = prepared.copy()
+        if not self.origins.trusts(attempt.url, first_url):
+            return self.origins.strip(attempt)
+        if self.auth is not None:
+            attempt = self.auth(attempt)   # per attempt: a refreshed token must reach the retry
+        return attempt
 
     def _environment_settings(self, url: str) -> dict:
         """Proxy and CA settings from the environment, read once per origin: requests would walk
@@ -223,13 +268,17 @@ class HttpClient:
 
         def decode(raw: bytes) -> Any:
             try:
-                return _decode_json(raw)
-            except msgspec.DecodeError:
-                pass   # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
-            try:
-                return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
-            except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
-                raise FetchError(url, status, "response is not valid JSON") from None
+                try:
+                    return _decode_json(raw)
+                except msgspec.DecodeError:
+                    pass   # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
+                try:
+                    return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
+                except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
+                    raise FetchError(url, status, "response is not valid JSON") from None
+            except RecursionError:
+                raise FetchError(url, status, "response nests arrays or objects too deeply to read "
+                                 "(about a thousand levels)") from None
 
         return PageResponse(url, status, response.headers, content=content, elapsed=self._clock() - started,
                             decode=decode)
@@ -248,25 +297,7 @@ class HttpClient:
 BODY_CHUNK = 1 << 20
 
 
-def _read_body(response: requests.Response) -> None:
-    """What `Response.content` does for `stream=False` (the same reads through `iter_content`, the
-    same requests exceptions, the connection back in the pool at the end), in larger pieces; the
-    response then behaves as a non-streamed one (`content`, `text`, `json()`)."""
-    if response._content is False:   # noqa: SLF001 - requests' own fields, set as `content` sets them
-        if response.status_code == 0 or response.raw is None:
-            response._content = None
-        else:
-            response._content = b"".join(response.iter_content(BODY_CHUNK)) or b""
-    response._content_consumed = True
-
-
 def _bearer(prepared: requests.PreparedRequest) -> str | None:
     """The token a rejected attempt carried, so `invalidate` can tell a stale token from a fresh one."""
     attempt_auth = prepared.headers.get("Authorization", "")
     return attempt_auth[7:] if attempt_auth.startswith("Bearer ") else None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{parts.port or default}"

@@ -6,20 +6,35 @@ loop stays a plain sequence of decisions.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import random
 import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import requests.exceptions as rex
 import urllib3.exceptions as u3
 
+from .limits import LimitExceeded
+
 Verdict = Literal["ok", "retry", "fatal"]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 3600.0   # a server asking for more than an hour is broken or means "not today"
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# What the server asks is returned as asked (the client compares it with `max_backoff`); this only
+# keeps an absurd value a finite float: ten years.
+MAX_RETRY_AFTER = 10 * 365 * 86400.0
+# A 403 is a rate limit when the answer says so. GitHub, primary and secondary limits:
+# https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
+# ("403 or 429", `retry-after`, `x-ratelimit-remaining: 0` with `x-ratelimit-reset`, or a message
+# naming the secondary rate limit). Google APIs: https://developers.google.com/drive/api/guides/handle-errors
+# and https://cloud.google.com/storage/docs/json_api/v1/status-codes (403 with reason
+# `rateLimitExceeded` or `userRateLimitExceeded`). `dailyLimitExceeded` is not retried: it lasts the day.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_RATE_LIMIT_MESSAGE = re.compile(r"secondary rate limit|rate limit exceeded", re.I)
+_EPOCH_SECONDS = 1e9   # an X-RateLimit-Reset above this is a Unix time (GitHub), below it a delay
 
 # Malformed requests and TLS failures fail the same way every time: retrying only delays the error.
 # Listed before the transient ones because SSLError is a ConnectionError and all are OSErrors.
@@ -75,6 +90,51 @@ def parse_retry_after(value: str | None, now: datetime, cap: float = MAX_RETRY_A
     return min(max(seconds, 0.0), cap)
 
 
+def is_rate_limited(status: int | None, headers: Mapping[str, str], content: bytes | None) -> bool:
+    """A 429, or a 403 whose answer says it is a rate limit (see RATE_LIMIT_REASONS): those are
+    retried after the wait the server asks, the others are refusals and fatal."""
+    if status == 429:
+        return True
+    if status != 403:
+        return False
+    if headers.get("Retry-After") is not None or (headers.get("X-RateLimit-Remaining") or "").strip() == "0":
+        return True
+    return _body_says_rate_limit(content)
+
+
+def server_wait(headers: Mapping[str, str], now: datetime, rate_limited: bool) -> float | None:
+    """Seconds the server asks to wait: Retry-After, else (for a rate limit) until X-RateLimit-Reset."""
+    wait = parse_retry_after(headers.get("Retry-After"), now)
+    if wait is not None or not rate_limited or (headers.get("X-RateLimit-Remaining") or "").strip() != "0":
+        return wait
+    reset = (headers.get("X-RateLimit-Reset") or "").strip()
+    if not _DELTA_SECONDS.match(reset):
+        return None
+    seconds = float(reset)
+    if seconds > _EPOCH_SECONDS:
+        seconds -= _aware(now).timestamp()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _body_says_rate_limit(content: bytes | None) -> bool:
+    if not content or len(content) > 65536:
+        return False
+    try:
+        body: Any = json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error")
+    if isinstance(error, dict):   # Google: {"error": {"errors": [{"reason": "rateLimitExceeded"}], ...}}
+        details = error.get("errors")
+        if isinstance(details, list) and any(isinstance(d, dict) and d.get("reason") in RATE_LIMIT_REASONS
+                                             for d in details):
+            return True
+    message = body.get("message")   # GitHub: {"message": "You have exceeded a secondary rate limit..."}
+    return isinstance(message, str) and bool(_RATE_LIMIT_MESSAGE.search(message))
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Full-jitter exponential backoff (AWS "Exponential Backoff and Jitter"): uniform in
     [0, min(cap, base * 2**(attempt-1))]. Jitter spreads out clients that failed together so they
@@ -99,6 +159,8 @@ REASON_LIMIT = 120
 def describe_exception(exc: BaseException) -> str:
     """'ConnectionError (RemoteDisconnected)': the class names along the wrapping chain, which say
     what went wrong without repeating the URL that requests and urllib3 put in their messages."""
+    if isinstance(exc, LimitExceeded):
+        return str(exc)   # our own message: the setting that was passed
     names, seen, current = [type(exc).__name__], {id(exc)}, exc
     while True:
         inner = _wrapped(current)
