@@ -344,24 +344,20 @@ class ApiSource(Strict):
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
-
-    _ncrontab = field_validator("schedule")(_schedule_field)
-
-    @field_validator("base_url")
     allowed_origins: list[str] = Field(default_factory=list,
                                        description="Other origins (scheme://host[:port]) trusted with the source's credentials.")
     # Names (lower case) of source and model headers whose value came from ${VAR}: credentials, kept
     # from other origins like `auth:` is. Set by the loader, which alone knows where values came from.
     _secret_headers: frozenset[str] = PrivateAttr(default=frozenset())
+
+    _ncrontab = field_validator("schedule")(_schedule_field)
+
+    @field_validator("base_url")
     @classmethod
     def _http_url(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return url.rstrip("/")
-
-    store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
-
-    _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -378,6 +374,10 @@ class ApiSource(Strict):
 
     def mark_secret_headers(self, names: set[str]) -> None:
         self._secret_headers = frozenset(name.lower() for name in names)
+
+    store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
+
+    _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
     def pagination_for(self, model: ApiModel) -> Pagination:
         return model.pagination or self.pagination
