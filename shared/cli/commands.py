@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import sys
+from typing import cast
 
 import click
 
 from shared.outputs.export import ModelOutcome, export_model
-from shared.outputs.writers import FORMATS
+from shared.outputs.writers import FORMATS, FileFormat
 from shared.text import plural
 from .context import CliState, user_errors
 from .progress import PageProgress
@@ -41,7 +42,7 @@ def extract(state: CliState, selectors: tuple[str, ...], out: str, dest: str | N
     with user_errors(state):
         project = state.project()
         refs = project.models(selectors)
-        fmt = None if out == "stdout" else out
+        fmt = None if out == "stdout" else cast(FileFormat, out)   # click.Choice checked it
         folder = dest or project.settings.output.folder
         outcomes: list[ModelOutcome] = []
         for ref in refs:

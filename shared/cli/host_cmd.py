@@ -38,12 +38,12 @@ def host(port: int, workers: int, processes: int, once: bool, timeout: float | N
                        "(set KSPYDER_HOST_KEY to choose one)")
         for route in local.routes():
             click.echo(f"  http://127.0.0.1:{port}{route.split(' ', 1)[1]}  [{route.split(' ', 1)[0]}]")
-    for function in local.functions.queues:
-        click.echo(f"  queue {function.queue} -> {function.name}")
-    for function in local.functions.timers:
-        click.echo(f"  timer {function.schedule} -> {function.name}")
-    for function in local.functions.blobs:
-        click.echo(f"  blob {function.path} -> {function.name}")
+    for queue in local.functions.queues:
+        click.echo(f"  queue {queue.queue} -> {queue.name}")
+    for timer in local.functions.timers:
+        click.echo(f"  timer {timer.schedule} -> {timer.name}")
+    for blob in local.functions.blobs:
+        click.echo(f"  blob {blob.path} -> {blob.name}")
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: local.stop())

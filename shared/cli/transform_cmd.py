@@ -10,6 +10,7 @@ from shared.transform import CHUNK_ROWS   # the rest imports pandas: only when t
 from .context import CliState, user_errors
 
 if TYPE_CHECKING:
+    from shared.config.project import Project
     from shared.target.columns import StoredColumn
     from shared.transform.graph import Transformations
     from shared.transform.pipeline import Pipeline
@@ -42,7 +43,7 @@ def transform(state: CliState, pipelines: tuple[str, ...], dry_run: bool, chunk_
         sys.exit(1)
 
 
-def render_dry_run(pipeline: Pipeline, transformations: Transformations, project) -> str:
+def render_dry_run(pipeline: Pipeline, transformations: Transformations, project: Project) -> str:
     from shared.transform.graph import input_columns, table_models
     models = table_models(project)
     how = "chunk-safe: read in chunks" if pipeline.chunk_safe else "needs whole frames"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 import mongomock
@@ -115,7 +115,7 @@ class DocumentLoader:
         """Nothing to clean up: every model of a document store has a key, so nothing is replaced per run."""
 
     def _document(self, record: dict[str, Any], position: int) -> dict[str, Any]:
-        document = bson_ready(record)
+        document: dict[str, Any] = bson_ready(record)
         for parts, convert in self._restore:
             update_at(document, parts, lambda value: _restored(value, convert))
         values = []
@@ -152,7 +152,7 @@ def bson_ready(value: Any) -> Any:
     return value
 
 
-def _restored(value: Any, convert) -> Any:
+def _restored(value: Any, convert: Callable[[Any], Any]) -> Any:
     if not isinstance(value, str):
         return value
     try:
