@@ -10,6 +10,7 @@ import pytest
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.extract.base import GenericExtractor, RawPage
+from shared.extract.reconcile import ShortfallError
 from shared.pii import PiiStripper
 
 
@@ -74,8 +75,19 @@ def test_a_bad_record_stops_after_the_pages_before_it(scan_process):
     assert seen == [0]
 
 
-def test_a_shortfall_against_the_stated_total_is_reported(scan_process):
+def test_a_shortfall_against_the_stated_total_fails_after_every_page_came_out(scan_process):
+    extractor = FixedPages([people(1, 3), people(4, 1)], stated_total=5, scan_process=scan_process)
+    seen = []
+    with pytest.raises(ShortfallError, match=r"^s\.m: the API stated 5 records but 4 arrived \(shortfall 1\); "
+                                             r"set pagination\.on_shortfall: warn"):
+        for page in extractor.pages():
+            seen.append(len(page.records))
+    assert seen == [3, 1] and extractor.stats.warnings == [] and extractor.closed == 1
+
+
+def test_a_shortfall_is_only_reported_with_on_shortfall_warn(scan_process):
     extractor = FixedPages([people(1, 3)], stated_total=5, scan_process=scan_process)
+    extractor.on_shortfall = "warn"
     list(extractor.records())
     assert extractor.stats.warnings == ["s.m: the API stated 5 records but 3 arrived (shortfall 2)"]
 

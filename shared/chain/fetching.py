@@ -114,7 +114,8 @@ class Fetcher:
         total = paginator.total_pages
         count = min(total, max_pages) if max_pages else total
         warnings = [f"{job.model}: stopped at max_pages={max_pages}; the API states {total} pages"] if count < total else []
-        self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total, warnings))
+        self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total, warnings,
+                                                        "max_pages" if warnings else None))
         interval = self.chain.page_interval(job.run_id, ref)
         for k, size in blocks(count, self.chain.project.settings.chain.pages_per_message):
             request = request_to_json(paginator.request_for_page(first, k), pages.hidden)
@@ -149,7 +150,8 @@ class Fetcher:
             self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, request=following, follow=True,
                                            seen=(seen + (digest,))[-SEEN_LIMIT:], previous=page.digest))
         else:
-            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings))
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings,
+                                                            "max_pages" if warnings else None))
         return not more
 
     def _reschedule(self, job: PageJob, delay: float) -> None:

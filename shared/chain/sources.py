@@ -2,7 +2,8 @@
 
 The embedded run keeps a paginator alive across a model's pages; a queue-triggered function sees
 one page and then exits. So each call here builds a fresh paginator and tells it how many pages
-came before (`pages_seen`), which is all the positional styles need; cursor and link styles take
+came before and what it asked for (`Paginator.resume`), which is all the positional styles need (an
+offset read back from the request, the page size from the page); cursor and link styles take
 their next value from the page itself. Loop detection across invocations is the caller's
 (`steps.py` carries request digests in the job), since a fresh paginator remembers nothing.
 """
@@ -80,7 +81,7 @@ class ApiPages:
         the caller hands the next page to another instance first. `RateLimited` propagates for the
         caller to reschedule."""
         paginator = create_paginator(self.pagination)
-        paginator.pages_seen = index          # as if this paginator had taken in the pages before
+        paginator.resume(request, index)      # as if this paginator had taken in the pages before
         response = self.client.fetch(request)
         raw = records_at(response.body, self.extractor.model.records, response.url)
         paginator.update_state(response, raw)

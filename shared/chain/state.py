@@ -8,7 +8,8 @@ function instances that share nothing but storage:
     <run>/claims/<source.model>/finish              who runs a keyless model's end-of-run cleanup
     <run>/errors/<source.model>/<page>.<step>.json  the last failure of a step not yet redone
     <run>/groups/<source.model>/<group>.loaded      every page of a group of GROUP pages is loaded
-    <run>/transform.emitted                         who sends the run's transform event
+    <run>/transform.emitted                         who sends the run's transform event (or, once a model
+                                                    failed its stated total, that no one will)
     <run>/transform.sent                            it was sent
 
 Every decision is a conditional create (`BlobStore.create`): of two racing instances exactly one
@@ -19,11 +20,13 @@ would be the better home for those two reads.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
-from shared.ledger import marker_stem, pages_by_stage
+from shared.config.project import ModelRef
+from shared.extract.reconcile import ShortfallError, reconcile
+from shared.ledger import RunLedger, marker_stem, pages_by_stage
 from shared.storage import BlobStore
 from .names import RUNS
 
@@ -42,6 +45,7 @@ class Plan:
     final: bool = False
     stated_total: int | None = None
     warnings: list[str] = field(default_factory=list)
+    truncated_by: str | None = None   # "max_pages": the run stopped early on purpose, no total to compare
 
 
 class RunState:
@@ -58,6 +62,46 @@ class RunState:
 
     def set_plan(self, run_id: str, model: str, plan: Plan) -> None:
         self.store.put(RUNS, f"{run_id}/plan/{model}.json", json.dumps(asdict(plan)).encode())
+
+    # ------------------------------------------------------------ the stated total
+    def reconciled(self, run_id: str, ref: ModelRef, plan: Plan, token: str) -> Plan | None:
+        """At a model's end, its records against the total the API stated, by the embedded run's
+        rule (`extract.reconcile`): the plan with the warning added (and stored, for the status),
+        or None when the model fails it. A failed model's outcome carries the error, the run is
+        failed, and its completion is claimed with `token` so that no later load completes it as
+        succeeded or sends its transform event. Nothing is replaced: the caller skips the model's
+        finish (a keyless model keeps its earlier rows)."""
+        if plan.stated_total is None:
+            return plan
+        model = ref.qualified
+        on_shortfall = ref.source.pagination_for(ref.model).on_shortfall if ref.source.type == "api" else "fail"
+        try:
+            warning = reconcile(model, plan.stated_total, self.records(run_id, model), on_shortfall=on_shortfall,
+                                truncated_by=plan.truncated_by)
+        except ShortfallError as exc:
+            ledger = RunLedger(self.store)
+            outcome = {"model": model, "pages": plan.pages, "mode": plan.mode, "warnings": plan.warnings,
+                       "error": str(exc)}
+            ledger.finish_model(run_id, model, outcome)
+            self.claim(run_id, "transform.emitted", token)
+            ledger.finish(run_id, "failed", {"run_id": run_id, "ok": False, "mode": "queue",
+                                             "models": list(ledger.model_outcomes(run_id).values())})
+            return None
+        if warning is None or warning in plan.warnings:
+            return plan
+        plan = replace(plan, warnings=[*plan.warnings, warning])
+        self.set_plan(run_id, model, plan)
+        return plan
+
+    def records(self, run_id: str, model: str) -> int:
+        """Records the model's pages held, from their `fetched` markers (each written whole before its
+        page went to Load, so every one is readable once the model's pages are loaded)."""
+        total = 0
+        for name in self.store.list(RUNS, f"{run_id}/pages/{model}/"):
+            if name.endswith(".fetched"):
+                raw = self.store.get(RUNS, name)
+                total += json.loads(raw).get("records", 0) if raw else 0
+        return total
 
     # ------------------------------------------------------------ claims
     def claim(self, run_id: str, name: str, token: str) -> Claim:

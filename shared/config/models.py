@@ -47,6 +47,8 @@ class Strict(BaseModel):
 class PaginationBase(Strict):
     max_pages: int | None = Field(None, ge=1, description="Hard cap on pages fetched per model and run.")
     total_path: str | None = Field(None, description="Dotted path to the total number of records, when the API states it.")
+    on_shortfall: Literal["fail", "warn"] = Field(
+        "fail", description="When fewer records arrive than the stated total: fail the model, or only warn.")
 
 
 class NoPagination(PaginationBase):
@@ -59,6 +61,7 @@ class PageNumberPagination(PaginationBase):
     start: int = Field(1, ge=0)
     size_param: str | None = None
     size: int | None = Field(None, ge=1)
+    size_path: str | None = Field(None, description="Dotted path to the page size the API served, when it says.")
     total_pages_path: str | None = None
 
     @model_validator(mode="after")
@@ -73,6 +76,7 @@ class OffsetPagination(PaginationBase):
     offset_param: str = "offset"
     limit_param: str = "limit"
     limit: int = Field(100, ge=1)
+    limit_path: str | None = Field(None, description="Dotted path to the page size the API served (Jira: maxResults).")
     start: int = Field(0, ge=0)
 
 

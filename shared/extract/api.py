@@ -63,6 +63,7 @@ class ApiExtractor(GenericExtractor):
         source: ApiSource = ref.source
         self.source, self.model = source, ref.model
         self.pagination = source.pagination_for(ref.model)
+        self.on_shortfall = self.pagination.on_shortfall
         self._own_client = client is None
         self.client = client or new_client(ref.source_name, source)
 
@@ -107,8 +108,8 @@ class ApiExtractor(GenericExtractor):
             return True
         return False
 
-    def _sequential(self, paginator: Paginator, request: PageRequest, max_pages: int | None) -> Iterator[RawPage]:
-        index = 1
+    def _sequential(self, paginator: Paginator, request: PageRequest, max_pages: int | None,
+                    index: int = 1) -> Iterator[RawPage]:
         while paginator.has_next and not self._capped(paginator, index, max_pages):
             paginator.update_request(request)
             yield self._accept(paginator, self.client.fetch(request), index)
@@ -121,6 +122,8 @@ class ApiExtractor(GenericExtractor):
             try:
                 next_index, index = 1, 1
                 while paginator.has_next and not self._capped(paginator, index, max_pages):
+                    if not paginator.planned:   # a page fell short before the end: the pages asked for ahead would skip records
+                        break
                     limit = min(x for x in (paginator.total_pages, max_pages, next_index + width) if x is not None)
                     while next_index < limit and len(window) < width:
                         window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
@@ -133,6 +136,8 @@ class ApiExtractor(GenericExtractor):
             finally:
                 for future in window:
                     future.cancel()
+        if paginator.has_next and not paginator.planned:
+            yield from self._sequential(paginator, first.copy(), max_pages, index)
 
 
 def new_client(source_name: str, source: ApiSource, on_rate_limit: str = "wait") -> HttpClient:

@@ -12,6 +12,7 @@ from shared.config.project import ModelRef
 from shared.pii import PiiStripper
 from shared.pii.page_scan import PageScan
 from .gc_threshold import fewer_collections
+from .reconcile import reconcile
 from .records import RecordShaper
 from .types import Page
 
@@ -51,6 +52,8 @@ class RawPage:
 
 class GenericExtractor(ABC):
     """Subclasses implement `raw_pages`; shaping, PII stripping, limits and stats live here once."""
+
+    on_shortfall = "fail"   # a stated total not reached: "fail" or "warn" (an API source's pagination says)
 
     def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None, *, scan_process: bool = False):
         """`scan_process`: scan free text in a second process (settings `pii.scan_process`)."""
@@ -149,12 +152,9 @@ class GenericExtractor(ABC):
             yield from page.records
 
     def _reconcile(self) -> None:
-        """Where the API states a total, compare it with what arrived: a silent shortfall is data loss."""
-        total = self.stats.stated_total
-        if total is None or self.stats.truncated_by:
-            return
-        if self.stats.records < total:
-            self.stats.warn(f"{self.ref.qualified}: the API stated {total} records but {self.stats.records} arrived "
-                            f"(shortfall {total - self.stats.records})")
-        elif self.stats.records > total:
-            self.stats.warn(f"{self.ref.qualified}: the API stated {total} records but {self.stats.records} arrived")
+        """Where the API states a total, compare it with what arrived: a silent shortfall is data loss,
+        so it fails the model unless the pagination says `on_shortfall: warn` (`reconcile.py`)."""
+        warning = reconcile(self.ref.qualified, self.stats.stated_total, self.stats.records,
+                            on_shortfall=self.on_shortfall, truncated_by=self.stats.truncated_by)
+        if warning is not None:
+            self.stats.warn(warning)

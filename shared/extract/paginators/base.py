@@ -26,10 +26,16 @@ class Paginator(ABC):
         self.total_pages: int | None = None
         self.stated_total: int | None = None
         self.pages_seen = 0
+        self.planned = True   # random access: the requests `request_for_page` made still reach every record
         self._last_content: bytes | None = None
 
     def init_request(self, request: PageRequest) -> None:
         """Set the first page's parameters; styles driven by the response need none."""
+
+    def resume(self, request: PageRequest, index: int) -> None:
+        """Take up at page `index` (0-based), asked for by `request`, as if the pages before it had
+        been taken in: a queue step sees one page with a fresh paginator."""
+        self.pages_seen = index
 
     def update_state(self, response: PageResponse, records: list) -> None:
         """Take in one page, in page order; decides `has_next` from the page's own content and index."""
