@@ -252,10 +252,10 @@ def test_conversion_errors_name_model_record_and_column_never_the_value(tmp_path
     assert str(info.value) == ("docs.items: record #0, column 'n': expected an integer, got text that is not a "
                                "number (set on_error: null on the column to store null instead)")
     (tmp_path / "u").mkdir()
-    _, undeclared = model_ref(tmp_path / "u", "docs", {"primary_key": ["mail"], "pii_scan": "off",
+    _, undeclared = model_ref(tmp_path / "u", "docs", {"primary_key": ["ref"], "pii_scan": "off",
                                                        "columns": {"n": {"type": "integer"}}})
     with pytest.raises(ConversionError) as info:
-        prepared(project, undeclared, [{"mail": "x@y.com", "n": "bad"}])
+        prepared(project, undeclared, [{"ref": "x@y.com", "n": "bad"}])
     assert str(info.value).startswith("docs.items: record #0, column 'n'") and "x@y.com" not in str(info.value)
 
 

@@ -38,7 +38,8 @@ def hidden_params(source: ApiSource) -> frozenset[str]:
 
 
 def _stripper(project: Project, ref: ModelRef) -> PiiStripper:
-    return PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
+    return PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents,
+                                 where=ref.qualified)
 
 
 @dataclass

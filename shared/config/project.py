@@ -12,7 +12,7 @@ from .errors import ConfigError, ConfigIssue
 from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
 from .secrets import SecretMasker, mark_secret_headers
 from .settings import ENV_OVERRIDES, Settings
-from .validation import issues_from_validation
+from .validation import issues_from_validation, model_issues
 from .yaml_source import YamlDocument, load_yaml
 
 CONNECTORS_FILE = "connector_models.yml"
@@ -101,6 +101,8 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
         connectors_doc, found = load_yaml(connectors_path, CONNECTORS_FILE, env)
         issues += found
     sources = _connectors(connectors_doc, issues)
+    if sources is not None:
+        issues += model_issues(connectors_doc, sources)
 
     if settings is not None and sources is not None:
         issues += _pii_key_issues(connectors_doc, sources, settings)

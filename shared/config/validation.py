@@ -139,3 +139,37 @@ def _show(value: Any, path: tuple, doc: YamlDocument) -> str:
         return "a mapping" if isinstance(value, dict) else "a list"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue]:
+    """Checks across a model's keys once the manifest is typed: a primary key whose name says it
+    holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
+    into one label), and a SQL `query:` must be one read-only SELECT."""
+    from shared.pii.names import key_name_suggests_pii
+    from .sql_query import dialect_of, query_problem
+
+    issues: list[ConfigIssue] = []
+    for source_name, source in sources.items():
+        for model_name, model in source.models.items():
+            base = ("sources", source_name, "models", model_name)
+            for key in model.primary_key:
+                column = model.columns.get(key)
+                if column is not None and column.pii is not None:
+                    continue   # a rule decides it (only hash is allowed on a key)
+                what = key_name_suggests_pii(key.rsplit(".", 1)[-1])
+                if what is None:
+                    continue
+                if column is None:   # a store: mongo key field that no column declares
+                    issues.append(doc.issue(base + ("primary_key",), f"primary_key field '{key}': the name suggests "
+                                            f"{what}, and keys are never scanned for PII: declare it as a column "
+                                            "with pii: hash"))
+                else:
+                    issues.append(doc.issue(base + ("columns", key), f"primary_key column '{key}': the name suggests "
+                                            f"{what}, and keys are never scanned for PII: give it pii: hash "
+                                            "(a keyed hash keeps keys distinct)"))
+            query = getattr(model, "query", None)
+            if query is not None:
+                problem = query_problem(query, dialect_of(getattr(source, "url", "") or ""))
+                if problem is not None:
+                    issues.append(doc.issue(base + ("query",), problem))
+    return issues

@@ -7,7 +7,8 @@ from .base import GenericExtractor
 
 
 def build_extractor(project: Project, ref: ModelRef, limit: int | None = None) -> GenericExtractor:
-    stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
+    stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents,
+                                     where=ref.qualified)
     scan_process = project.settings.pii.scan_process
     if ref.source.type == "api":
         from .api import ApiExtractor

@@ -5,7 +5,9 @@ declared text columns: every string value of the document is scanned (nested map
 included; keys are schema, not data, and are left alone). Declared columns keep their meaning at
 their field's path: a `pii` rule decides that value (it is then not scanned), `pii_fields`
 rewrite nested paths under it, and a column's own `pii_scan` replaces the model's mode for its
-subtree (`off` leaves it unscanned).
+subtree (`off` leaves it unscanned). Primary key fields are never scanned (they become the `_id`:
+a scan would turn distinct e-mail keys into one `[EMAIL]` document); one that holds PII carries
+`pii: hash`, and the key guard fails the model if two distinct keys become one.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Sequence
 
 from shared.config.models import Column
 from .fields import _rewrite, compile_fields
+from .key_guard import KeyGuard, path_getter
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
 from .scrub import json_column
 from .stripper import PiiStripper, scan_setup
@@ -28,7 +31,8 @@ class DocumentStripper(PiiStripper):
     __slots__ = ("_rules", "_claims", "_scrub")
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
-                 terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
+                 terms: Sequence[str] = (), redaction: str = "[REDACTED]", keys: Sequence[str] = (),
+                 where: str = ""):
         key, scrubbers = scan_setup(scan, key, terms)
         self.scan = scan
         rules: list[tuple[tuple[str, ...], Transform]] = []
@@ -50,6 +54,12 @@ class DocumentStripper(PiiStripper):
                     if column.pii_scan not in scrubbers:
                         raise PiiKeyMissing(name)
                     rules.append((parts, json_column(scrubbers[column.pii_scan])))
+        key_paths = [tuple(((columns[k].path or k) if k in columns else k).split(".")) for k in keys]
+        for name, parts in zip(keys, key_paths):
+            if name not in columns or columns[name].pii is None:
+                _claim(claims, parts)   # a key is never scanned; its rule, if any, is applied above
+        ruled = any(k in columns and columns[k].pii is not None for k in keys)
+        self._guard = KeyGuard(where, keys, path_getter(key_paths)) if ruled else None
         if scan != "off" and scan not in scrubbers:
             raise PiiKeyMissing(WHOLE_DOCUMENT)
         self._rules = tuple(rules)
@@ -59,11 +69,15 @@ class DocumentStripper(PiiStripper):
         self._scanned, self._unscanned, self._scan_spec = (), (), ((), None)   # documents scan whole, here
 
     def apply(self, record: dict) -> dict:
+        guard = self._guard
+        original = guard.before(record) if guard is not None else None
         document: Any = record
         for parts, action in self._rules:   # first, as for a json column: pii_fields see the raw values
             document = _rewrite(document, parts, 0, action)
         if self._scrub is not None:
             document = _scan(document, self._claims, self._scrub)
+        if guard is not None:
+            guard.after(document, original)
         return document
 
     apply_owned = apply_owned_unscanned = apply

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from shared.config.models import Column, ColumnType
 from .fields import compile_fields
+from .key_guard import KeyGuard, column_getter
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
 from .scrub import json_column, scrubbers, text_column
 
@@ -43,12 +44,16 @@ def scan_setup(scan: str, key: bytes | str | None, terms: Sequence[str]) -> tupl
 
 class PiiStripper:
     """Column rules win over scanning: a column with a `pii` rule is never scanned, since its rule
-    already decides everything about its value."""
+    already decides everything about its value. Primary key columns (`keys`) are never scanned
+    either: a scan rewrites PII to a label, so ten distinct e-mail keys would become one `[EMAIL]`
+    row; a key that holds PII carries `pii: hash` (validation insists), and a `KeyGuard` fails the
+    model if two distinct keys ever become one. `where` names the model in that error."""
 
-    __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec")
+    __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec", "_guard")
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
-                 terms: Sequence[str] = (), redaction: str = "[REDACTED]"):
+                 terms: Sequence[str] = (), redaction: str = "[REDACTED]", keys: Sequence[str] = (),
+                 where: str = ""):
         key, scrubbers = scan_setup(scan, key, terms)
         self.scan = scan
         output: list[str] = []
@@ -66,6 +71,8 @@ class PiiStripper:
                 if column.pii_fields:
                     steps.append(compile_fields(name, column.pii_fields, key=key, redaction=redaction))
                 column_scan = column.pii_scan or scan   # a column may narrow or widen its model's scan
+                if name in keys:
+                    column_scan = "off"
                 if column_scan != "off" and column.type in _TEXT_TYPES:
                     scrub = scrubbers.get(column_scan)
                     if scrub is None:
@@ -84,25 +91,35 @@ class PiiStripper:
         plain = {name for name, _ in scanned}
         self._unscanned = tuple((name, t) for name, t in transforms if name not in plain)
         self._scan_spec = (tuple(terms), key)
+        changed = {name for name, _ in transforms}
+        self._guard = KeyGuard(where, keys, column_getter(keys)) if any(k in changed for k in keys) else None
 
     @property
     def output_columns(self) -> list[str]:
         return list(self._output)
 
     def apply(self, record: dict) -> dict:
+        guard = self._guard
+        original = guard.before(record) if guard is not None else None
         get = record.get
         out = {name: get(name) for name in self._output}
         for name, transform in self._transforms:
             out[name] = transform(out[name])
+        if guard is not None:
+            guard.after(out, original)
         return out
 
     def apply_owned(self, record: dict) -> dict:
         """Like `apply`, in place, for a record the caller owns that has exactly the model's columns
         (the record shaper's output): the extractor's hot path, without a copy per record."""
+        guard = self._guard
+        original = guard.before(record) if guard is not None else None
         for name in self._dropped:
             del record[name]
         for name, transform in self._transforms:
             record[name] = transform(record[name])
+        if guard is not None:
+            guard.after(record, original)
         return record
 
     @property
@@ -117,11 +134,16 @@ class PiiStripper:
         return self._scan_spec
 
     def apply_owned_unscanned(self, record: dict) -> dict:
-        """`apply_owned` except the `scanned_columns`, which the caller scans itself."""
+        """`apply_owned` except the `scanned_columns`, which the caller scans itself (keys are
+        never among them, so the key guard sees the final keys here)."""
+        guard = self._guard
+        original = guard.before(record) if guard is not None else None
         for name in self._dropped:
             del record[name]
         for name, transform in self._unscanned:
             record[name] = transform(record[name])
+        if guard is not None:
+            guard.after(record, original)
         return record
 
     def scan_values(self, name: str, values: list) -> list:
@@ -130,13 +152,15 @@ class PiiStripper:
         return [transform(value) for value in values]
 
     @classmethod
-    def for_model(cls, model: Any, settings_pii: Any, scan: str | None, *, documents: bool = False) -> "PiiStripper":
+    def for_model(cls, model: Any, settings_pii: Any, scan: str | None, *, documents: bool = False,
+                  where: str = "") -> "PiiStripper":
         """`model` is a ModelBase and `settings_pii` a PiiSettings; `scan` is the resolved mode
         (falls back to the model's, then the settings' when not given). `documents`: the model's
-        records are whole documents (store: mongo), stripped and scanned whole."""
+        records are whole documents (store: mongo), stripped and scanned whole. `where`: the
+        model's qualified name, for errors."""
         key = settings_pii.key.encode("utf-8") if settings_pii.key else None
         if documents:
             from .document import DocumentStripper   # lazy: document.py subclasses this class
             cls = DocumentStripper
         return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
-                   terms=model.pii_terms, redaction=settings_pii.redaction)
+                   terms=model.pii_terms, redaction=settings_pii.redaction, keys=tuple(model.primary_key), where=where)

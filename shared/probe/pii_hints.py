@@ -7,38 +7,18 @@ free text that merely *contains* PII is left to the model's `pii_scan`.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 from shared.pii import find_pii
+from shared.pii.names import DROP, GENERALIZE_DATE, HASH, MASK_PHONE, Spec, name_suggests
 
-Spec = Union[str, dict]
-HASH, DROP = "hash", "drop"
-MASK_PHONE: Spec = {"rule": "mask", "keep": 3}
-GENERALIZE_POSTCODE: Spec = {"rule": "generalize", "kind": "postcode", "keep": 3}
-GENERALIZE_DATE: Spec = {"rule": "generalize", "kind": "date"}
 HASH_LENGTH = 64     # hex characters of the keyed HMAC-SHA256
 MOSTLY = 0.5          # share of values that must be one PII value for a column rule
 TEXT_TYPES = ("string", "text", "json")
 NAME_TYPES = ("string", "text", "json", "integer", "bigint")
 DATE_RULE_TYPES = ("date", "datetime", "string", "text")
 
-# (pattern over the snake_case column name, rule, what the name suggests), first match wins
-NAME_RULES: tuple[tuple[re.Pattern[str], Spec, str], ...] = tuple((re.compile(p), spec, what) for p, spec, what in (
-    (r"(^|_)(password|passwd|pwd|secret|token|api_?key|private_key|client_secret)(_|$)", DROP, "a secret"),
-    (r"email|(^|_)e?mail(_|$)", HASH, "an e-mail address"),
-    (r"(^|_)(iban|account_?(number|no|num)|bank_account|acct_?(number|no))(_|$)", DROP, "a bank account"),
-    (r"(^|_)(card|pan)$|card_?(number|num|no)|credit_card|(^|_)cc_?(number|num)", DROP, "a payment card"),
-    (r"(^|_)(ssn|national_id|national_insurance|social_security|tax_id|passport|nino)(_|$)", DROP,
-     "a national identifier"),
-    (r"birth|(^|_)dob(_|$)", GENERALIZE_DATE, "a birth date"),
-    (r"phone|mobile|(^|_)(tel|telephone|fax|cell|msisdn)(_|$)", MASK_PHONE, "a phone number"),
-    (r"(first|last|full|given|family|middle|maiden|user|display)_?name|surname", HASH, "a personal name"),
-    (r"post_?code|postal|(^|_)zip(_?code)?(_|$)", GENERALIZE_POSTCODE, "a postcode"),
-    (r"(^|_)(ip|ip_?addr(ess)?|ipv4|ipv6|remote_addr)(_|$)", DROP, "an IP address"),
-    (r"street|(^|_)(address|addr)(_?line)?_?\d?$|(^|_)line_?[12]$", DROP, "a street address"),
-))
 # find_pii kinds: the family a value belongs to, the rule for a column of them, and how to say it
 VALUE_RULES: dict[str, tuple[str, Spec, str]] = {
     "email": ("email", HASH, "e-mail addresses"),
@@ -67,10 +47,11 @@ class FreeTextPii:
 def name_hint(name: str, column_type: str) -> PiiHint | None:
     """The first rule whose pattern the name matches, if that rule suits the column's type: an
     `email_verified_at` datetime or a `birth_year` integer match a pattern but no rule fits them."""
-    for pattern, rule, what in NAME_RULES:
-        if pattern.search(name):
-            return PiiHint(name, rule, f"the name suggests {what}") if _rule_fits(rule, column_type) else None
-    return None
+    found = name_suggests(name)
+    if found is None:
+        return None
+    rule, what = found
+    return PiiHint(name, rule, f"the name suggests {what}") if _rule_fits(rule, column_type) else None
 
 
 def _rule_fits(rule: Spec, column_type: str) -> bool:

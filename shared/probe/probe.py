@@ -171,6 +171,8 @@ def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None
     free_text: list[FreeTextPii] = []
     for guess in guesses:
         hint = column_hint(guess.name, guess.type, guess.values(records))
+        if isinstance(hint, FreeTextPii) and guess.name == key:   # keys are never scanned: hash the key instead
+            hint = PiiHint(guess.name, "hash", f"{describe_kinds(hint.kinds)} in {round(hint.share * 100)}% of values")
         if isinstance(hint, FreeTextPii):
             free_text.append(hint)
         if not isinstance(hint, PiiHint):
@@ -179,6 +181,8 @@ def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None
         rule, reason = hint.rule, f"PII? {hint.reason}"
         if guess.name == key and rule != "hash":
             rule, reason = "hash", f"{reason} (hash, not {_rule_name(hint.rule)}: it is the primary key)"
+        elif guess.name == key:
+            reason = f"{reason} (keys are never scanned for PII)"
         column_type, length = typed_for_rule(rule, guess.type, guess.length)
         drafts.append(ColumnDraft(guess.name, column_type, guess.path, length, rule, reason))
     return drafts, free_text
