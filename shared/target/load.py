@@ -2,8 +2,9 @@
 
 A run can fail anywhere and be run again: with a primary key every row is an upsert (the later
 load of a key wins), so re-running pages, in any order, converges to the same table, and a batch
-that failed left nothing behind (its transaction rolled back). Portable: the dialect-specific
-statements live in `upsert.py`.
+that failed left nothing behind (its transaction rolled back). A keyless model's run is loaded into
+a run-private staging table and swapped in whole at its end, so readers never see two runs' rows.
+Portable: the dialect-specific statements live in `upsert.py` and `staging.swap_in`.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .compare import TableDiff, compare_table
 from .dialects import stores_timezones
 from .fit import RecordMisfit, RowFitter
 from .schema import desired_columns, model_table
+from .staging import stale_staging, staging_name, swap_in
 from .upsert import batch_writer
 
 MAX_ERROR = 200
@@ -48,19 +50,22 @@ class LoadStats:
     rows: int = 0       # rows written (after keeping the last of duplicate keys within a batch)
     batches: int = 0    # batches committed
     nulled: int = 0     # values set to NULL by `on_error: null`
-    deleted: int = 0    # rows of earlier runs removed by finish() (models without key)
+    deleted: int = 0    # rows of the earlier run replaced by finish()'s swap (models without key)
 
 
 class Loader:
     """Loads one model's pages into its table.
 
     With a primary key, each batch is upserted: inserted, or updating every column of the row
-    with the same key; the later record of a key wins, within a page as across pages. Without a key nothing identifies a row across runs, so the model is
-    replaced per run: `load` appends rows tagged with this run's id, and `finish`, called once
-    the whole run succeeded, deletes every row of other runs. A failed run leaves the previous
-    run's rows (plus its own partial rows, until the next successful run's `finish`); a retried
-    page of a keyless model within the same run id is appended twice, so retry a whole run under
-    a new run id.
+    with the same key; the later record of a key wins, within a page as across pages.
+
+    Without a key nothing identifies a row across runs, so the model is replaced per run: `load`
+    appends rows to the run's staging table (`staging.py`; created by `stage`, or on the first
+    load), and `finish`, called once the whole run succeeded, swaps it in whole (`swap_in`):
+    readers see the previous run's rows until then, never a mix or an empty table. A failed or
+    killed run leaves the previous table untouched; its staging table is dropped by `discard`, or
+    by the next run's `stage`. A retried page within the same run id is appended twice to the
+    staging table, so retry a whole run under a new run id.
 
     Every written row gets `_kspyder_run_id` and `_kspyder_loaded_at` (UTC, per batch); an update
     refreshes both. Memory stays bounded by one batch of prepared rows: pages are never kept.
@@ -82,8 +87,12 @@ class Loader:
         self._fitter = RowFitter(stored, null_on_error, naive_datetimes=self._naive)
         self._key = self._fitter.key
         self._key_indexes = [self._fitter.names.index(k) for k in self._key]
-        self._writer = batch_writer(self._table, self._key, dialect)
+        # a keyless model writes into its run's staging table, of the same definition
+        self._staging = None if self._key else self._table.to_metadata(
+            sa.MetaData(), name=staging_name(ref.name, run_id))
+        self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
         self._drift_checked = False
+        self._staged = False
 
     # ------------------------------------------------------------------ drift
     def check_drift(self) -> None:
@@ -101,6 +110,50 @@ class Loader:
         per-worker memory of checks, `chain/drift.py`), so loading does not reflect it again."""
         self._drift_checked = True
 
+    # ------------------------------------------------------------------ staging (keyless)
+    def stage(self) -> None:
+        """Start a keyless model's run: drop the staging tables other runs of the model left (a
+        killed run's; one run of a model at a time, so none is still being filled) and create this
+        run's, empty, if it does not exist yet. A no-op for a model with a key."""
+        if self._staging is None or self._staged:
+            return
+        schema = self.ref.source_name
+        try:
+            with self.engine.begin() as connection:
+                names = sa.inspect(connection).get_table_names(schema=schema)
+                for stale in stale_staging(names, self.ref.name, self.run_id):
+                    sa.Table(stale, sa.MetaData(), schema=schema).drop(connection)
+            self._create_staging()
+        except self._database_errors() as exc:
+            raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
+                            f"{summarize_database_error(exc)}") from None
+        self._staged = True
+
+    def staged_elsewhere(self) -> None:
+        """The caller vouches that this run's staging table exists: an earlier step of the queue
+        chain called `stage`. Loads then write into it, and fail if it is gone."""
+        self._staged = True
+
+    def discard(self) -> None:
+        """A failed run drops its staging table (best effort: the next run's `stage` drops it too)."""
+        if self._staging is None:
+            return
+        try:
+            with self.engine.begin() as connection:
+                self._staging.drop(connection, checkfirst=True)
+        except self._database_errors():
+            pass
+        self._staged = False
+
+    def _create_staging(self) -> None:
+        """Create if missing; two workers of one run may race to it: the loser finds it made."""
+        try:
+            with self.engine.begin() as connection:
+                self._staging.create(connection, checkfirst=True)
+        except self._database_errors():
+            if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
+                raise
+
     # ------------------------------------------------------------------ load
     def load(self, records: list[dict[str, Any]]) -> int:
         """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
@@ -112,6 +165,7 @@ class Loader:
         prepare the next batch while another thread writes this one (`pipeline.overlap`)."""
         if not self._drift_checked:
             self.check_drift()
+        self.stage()
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
             yield PreparedBatch(self._rows(chunk, start), start, len(chunk))
@@ -160,17 +214,30 @@ class Loader:
 
     # ------------------------------------------------------------------ finish
     def finish(self) -> None:
-        """End of a successful run: a keyless model keeps only this run's rows."""
-        if self._key:
+        """End of a successful run: a keyless model's staging table is swapped in whole (a run
+        that loaded nothing empties the table). Done again by a redelivered message of the queue
+        chain, it finds the staging table gone and the live table holding only this run's rows,
+        and does nothing."""
+        if self._staging is None:
             return
-        run_id = self._table.c[RUN_ID]
-        statement = sa.delete(self._table).where(sa.or_(run_id != self.run_id, run_id.is_(None)))
+        self.stage()
         try:
-            with self.engine.begin() as connection:
-                self.stats.deleted += connection.execute(statement).rowcount
+            if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
+                self._check_swapped()
+                return
+            self.stats.deleted += swap_in(self.engine, self._staging, self._table)
         except self._database_errors() as exc:
-            raise LoadError(f"{self.ref.qualified}: removing earlier runs' rows failed: "
+            raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
+
+    def _check_swapped(self) -> None:
+        run_id = self._table.c[RUN_ID]
+        other = sa.select(sa.literal(1)).select_from(self._table).where(
+            sa.or_(run_id != self.run_id, run_id.is_(None))).limit(1)
+        with self.engine.connect() as connection:
+            if connection.execute(other).first() is not None:
+                raise LoadError(f"{self.ref.qualified}: the staging table of run {self.run_id} is gone before "
+                                "its swap (dropped by another run of the model?): run again")
 
 
 def drift_reasons(diff: TableDiff) -> list[str]:

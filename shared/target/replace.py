@@ -8,8 +8,9 @@ the frame are overwritten by them: they describe this write, not the inputs'.
 
 Atomicity: PostgreSQL and SQLite drop, create and fill the table in one transaction, so a reader
 sees the old table or the new one, and a failure leaves the old one. MariaDB/MySQL commit DDL on
-their own, so the new table is filled under a staging name and swapped in with one atomic
-`RENAME TABLE`; a failure drops the staging table and leaves the old one.
+their own, so the new table is filled under a staging name and swapped in (`swap_in`, the one swap
+of a filled staging table into place, which keyless models' loads use too); a failure drops the
+staging table and leaves the old one.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from shared.config.models import ColumnType, check_identifier
 from .columns import LOADED_AT, META_COLUMNS, RUN_ID, StoredColumn
 from .dialects import MYSQL_FAMILY, SQLITE, column_type, create_schema, stores_timezones, table_options
 from .load import RUN_ID_LENGTH, summarize_database_error
+from .staging import SWAP_PREFIXES, swap_in
 
 INSERT_BATCH = 10_000   # rows per executemany: bounded memory for Python values, few round trips
 
@@ -108,23 +110,14 @@ def replace_table(engine: sa.Engine, schema: str, table: str, frame: pd.DataFram
 
 def _swap_in(engine: sa.Engine, schema: str, table: str, columns: list[StoredColumn], rows: Iterator[list[dict]]) -> None:
     dialect = engine.dialect.name
-    staging = _table(f"_kspyder_new_{uuid.uuid4().hex[:12]}", schema, columns, dialect)
-    old = sa.Table(f"_kspyder_old_{uuid.uuid4().hex[:12]}", sa.MetaData(), schema=schema)
+    staging = _table(f"{SWAP_PREFIXES[0]}{uuid.uuid4().hex[:12]}", schema, columns, dialect)
     with engine.begin() as connection:
         create_schema(connection, schema)
         staging.create(connection)
     try:
         with engine.begin() as connection:
             _insert(connection, staging, rows)
-        with engine.begin() as connection:
-            live = sa.Table(table, sa.MetaData(), schema=schema)
-            name = connection.dialect.identifier_preparer.format_table
-            if sa.inspect(connection).has_table(table, schema=schema):
-                # one statement: readers never see the table missing
-                connection.exec_driver_sql(f"RENAME TABLE {name(live)} TO {name(old)}, {name(staging)} TO {name(live)}")
-                old.drop(connection)
-            else:
-                connection.exec_driver_sql(f"RENAME TABLE {name(staging)} TO {name(live)}")
+        swap_in(engine, staging, sa.Table(table, sa.MetaData(), schema=schema))
     except BaseException:
         with engine.begin() as connection:
             staging.drop(connection, checkfirst=True)

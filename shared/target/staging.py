@@ -1,0 +1,88 @@
+"""Staging tables: filled out of readers' sight, then swapped into place in one step (`swap_in`).
+
+A keyless model's run fills `_kspyder_stg_<run>_<table>` in the model's own schema (on SQLite, the
+source's attached file, where one transaction reaches both), and the run's end swaps it in; a
+transformation output on MariaDB is staged and swapped the same way (`replace.py`). The name is
+derived, never stored: the run's Loader, a later step of the queue chain and the next run all
+compute it. Staging tables are not the manifest's: `plan`, `apply` and the drift check never see
+them (`compare.live_tables`).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+import sqlalchemy as sa
+
+from shared.config.models import MAX_IDENTIFIER
+from .dialects import MYSQL_FAMILY
+
+PREFIX = "_kspyder_stg_"
+SWAP_PREFIXES = ("_kspyder_new_", "_kspyder_old_")   # a transformation output's transient names on MariaDB
+RUN_TAG = 10          # hex digits naming the run
+TABLE_HASH = 8        # hex digits standing for the end of a table name too long to fit
+_NAME = re.compile(rf"^{PREFIX}([0-9a-f]{{{RUN_TAG}}})_(.+)$")
+
+
+def _hex(text: str, digits: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:digits]
+
+
+def _table_part(table: str) -> str:
+    """The table's name as it fits after the prefix and run tag, within the identifier limit."""
+    room = MAX_IDENTIFIER - len(PREFIX) - RUN_TAG - 1
+    if len(table) <= room:
+        return table
+    return f"{table[:room - TABLE_HASH - 1]}_{_hex(table, TABLE_HASH)}"
+
+
+def staging_name(table: str, run_id: str) -> str:
+    """The staging table of `table` for run `run_id`: the same in every process of the run."""
+    return f"{PREFIX}{_hex(run_id, RUN_TAG)}_{_table_part(table)}"
+
+
+def is_staging(name: str) -> bool:
+    """A staging table, or one a swap left behind when its process was killed mid-way."""
+    return _NAME.match(name) is not None or name.startswith(SWAP_PREFIXES)
+
+
+def stale_staging(names: list[str], table: str, run_id: str) -> list[str]:
+    """The staging tables of `table` among `names` that belong to other runs than `run_id`."""
+    own, part = staging_name(table, run_id), _table_part(table)
+    return sorted(n for n in names if n != own and (m := _NAME.match(n)) is not None and m.group(2) == part)
+
+
+def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table) -> int:
+    """Put a filled staging table's rows in place of `live`'s, so that readers see the old rows or
+    the new ones, never a mix nor an empty table in between; the staging table is gone after.
+    Returns the number of rows replaced. Same schema for both (on SQLite: one attached file).
+
+    MariaDB/MySQL commit DDL on their own: one `RENAME TABLE` of two pairs, atomic, makes the staged
+    table the live one (created from the same definition; grants and views there name the table).
+    PostgreSQL and SQLite: in one transaction, the live table's rows are deleted and the staged ones
+    copied in; the table itself stays, with its grants, comment and the views over it. A live table
+    that does not exist yet is the staging table renamed."""
+    name = engine.dialect.identifier_preparer.format_table
+    if engine.dialect.name in MYSQL_FAMILY:
+        with engine.begin() as connection:
+            if not sa.inspect(connection).has_table(live.name, schema=live.schema):
+                connection.exec_driver_sql(f"RENAME TABLE {name(staging)} TO {name(live)}")
+                return 0
+        old = sa.Table(f"{SWAP_PREFIXES[1]}{uuid.uuid4().hex[:12]}", sa.MetaData(), schema=live.schema)
+        with engine.begin() as connection:
+            # one statement: readers never see the table missing
+            connection.exec_driver_sql(f"RENAME TABLE {name(live)} TO {name(old)}, {name(staging)} TO {name(live)}")
+            replaced = connection.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+            old.drop(connection)
+        return replaced
+    with engine.begin() as connection:
+        if not sa.inspect(connection).has_table(live.name, schema=live.schema):
+            connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO "
+                                       f"{engine.dialect.identifier_preparer.quote(live.name)}")
+            return 0
+        columns = ", ".join(engine.dialect.identifier_preparer.quote(c.name) for c in staging.columns)
+        replaced = connection.exec_driver_sql(f"DELETE FROM {name(live)}").rowcount
+        connection.exec_driver_sql(f"INSERT INTO {name(live)} ({columns}) SELECT {columns} FROM {name(staging)}")
+        connection.exec_driver_sql(f"DROP TABLE {name(staging)}")
+    return replaced
