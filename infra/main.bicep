@@ -24,10 +24,14 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-@description('Flex Consumption: most instances the app scales out to.')
+@description('Flex Consumption: most instances EACH function scale group scales out to (every queue function scales on its own). Lowered to fit the target database, see targetConnectionLimit.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Concurrent sessions the target database accepts (Azure SQL: its max concurrent workers; PostgreSQL/MariaDB: max_connections). 0: Azure SQL serverless\'s own from sqlMaxVCores when deploySql, else no cap from the database.')
+@minValue(0)
+param targetConnectionLimit int = 0
 
 @description('Flex Consumption: memory per instance.')
 @allowed([
@@ -79,8 +83,21 @@ param sqlMaxVCores int = 2
 param sqlAdminGroupObjectId string = ''
 param sqlAdminGroupName string = ''
 
+@description('True once the SQL server exists (output AZURE_SQL_SERVER_EXISTS of the previous provision): its Entra admin is then set by child resources only, see app/sql.bicep.')
+param sqlServerExists bool = false
+
 @description('Deploy Cosmos DB for MongoDB (serverless) for document targets (KSPYDER_MONGO_URI).')
 param deployCosmos bool = false
+
+@description('Cosmos DB for MongoDB server version: pymongo 4 needs 4.4 or newer.')
+@allowed([
+  '6.0'
+  '7.0'
+])
+param cosmosServerVersion string = '6.0'
+
+@description('Key Vault purge protection: the PII key survives `azd down --purge` (recoverable for the retention days). Cannot be turned off once on. On for production; set AZURE_KEY_VAULT_PURGE_PROTECTION=false only for throwaway environments.')
+param keyVaultPurgeProtection bool = true
 
 var tags = {
   'azd-env-name': environmentName
@@ -93,6 +110,17 @@ var sqlDatabaseName = 'kspyder'
 // The manifests' ${VAR}s, kept in the repo next to the manifests (no secret values in it).
 var manifestVariables = loadJsonContent('manifest-variables.json')
 var mongoDatabaseName = 'kspyder'
+
+// Scale: each queue function is its own scale group, so the load function alone can run
+// instances x (batchSize + newBatchThreshold) invocations at once, each holding a database session.
+// That product must stay under the target's limit, with a share left for transform, the HTTP routes
+// and people (docs/deploy.md "Scale"). messagesPerInstance is host.json's sum; a test keeps them equal.
+var messagesPerInstance = 3
+var databaseSharePercent = 80
+var sqlWorkersPerVCore = 75   // Azure SQL serverless Gen5: max concurrent workers = 75 x max vCores
+var databaseLimit = targetConnectionLimit > 0 ? targetConnectionLimit : (deploySql ? sqlMaxVCores * sqlWorkersPerVCore : 0)
+var instancesForDatabase = databaseLimit > 0 ? max(1, databaseLimit * databaseSharePercent / 100 / messagesPerInstance) : maximumInstanceCount
+var instanceCap = min(maximumInstanceCount, instancesForDatabase)
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -140,6 +168,7 @@ module vault 'app/keyvault.bicep' = {
     name: 'kv-${token}'
     location: location
     tags: tags
+    purgeProtection: keyVaultPurgeProtection
   }
 }
 
@@ -170,6 +199,7 @@ module sql 'app/sql.bicep' = if (deploySql) {
     adminGroupName: sqlAdminGroupName
     autoPauseDelay: sqlAutoPauseDelay
     maxVCores: sqlMaxVCores
+    serverExists: sqlServerExists
   }
 }
 
@@ -181,6 +211,7 @@ module cosmos 'app/cosmos.bicep' = if (deployCosmos) {
     databaseName: mongoDatabaseName
     location: location
     tags: tags
+    serverVersion: cosmosServerVersion
   }
 }
 
@@ -204,7 +235,7 @@ module function 'app/function.bicep' = {
     deploymentContainerName: deploymentContainerName
     keyVaultUri: vault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
-    maximumInstanceCount: maximumInstanceCount
+    maximumInstanceCount: instanceCap
     instanceMemoryMB: instanceMemoryMB
     targetUrl: deploySql ? sqlTargetUrl : '@Microsoft.KeyVault(SecretUri=${secrets}target-url)'
     mongoUri: deployCosmos ? '@Microsoft.KeyVault(SecretUri=${secrets}mongo-uri)' : ''
@@ -247,3 +278,7 @@ output AZURE_SQL_SERVER_NAME string = deploySql ? sql.outputs.serverName : ''
 output AZURE_SQL_DATABASE_NAME string = deploySql ? sql.outputs.databaseName : ''
 output AZURE_COSMOS_ACCOUNT_NAME string = deployCosmos ? cosmos.outputs.name : ''
 output AZURE_COSMOS_DATABASE_NAME string = deployCosmos ? cosmos.outputs.databaseName : ''
+output AZURE_FUNCTION_INSTANCE_CAP int = instanceCap
+// Read back by main.parameters.json (sqlServerExists) on the next provision: azd keeps outputs in its
+// environment, so from the second provision on the server's creation-only admin block is left out.
+output AZURE_SQL_SERVER_EXISTS bool = deploySql

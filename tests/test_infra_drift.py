@@ -40,6 +40,9 @@ NOT_IN_FUNCTION_APP = {   # read by CLI commands only
     "KSPYDER_PROBE_BEARER": "main.py probe",
     "KSPYDER_PROBE_API_KEY": "main.py probe",
 }
+# The Flex runtime: every pinned wheel of requirements.txt exists for it (checked with
+# `pip download --python-version 3.12 --only-binary=:all: -r requirements.txt`, docs/deploy.md).
+FLEX_PYTHON = "3.12"
 KSPYDER_NAME = re.compile(r"\bkspyder-[a-z0-9-]*[a-z0-9]")
 SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,126}$")
 HOOK_VARIABLE = re.compile(r"\$\{?(AZURE_[A-Z0-9_]+)")
@@ -106,8 +109,8 @@ def runtime_problems(infra: list[BicepFile], code: CodeNames) -> list[str]:
     bicep, site = sites[0]
     runtime = site.prop("properties", "functionAppConfig", "runtime")
     name, version = (literal(path_of(runtime, key)) for key in ("name", "version"))
-    if (name, version) != ("python", "3.11"):
-        return [f"{bicep.path.name}:{site.line}: functionAppConfig.runtime is {name} {version}, expected python 3.11"]
+    if (name, version) != ("python", FLEX_PYTHON):
+        return [f"{bicep.path.name}:{site.line}: functionAppConfig.runtime is {name} {version}, expected python {FLEX_PYTHON}"]
     return []
 
 
@@ -291,8 +294,8 @@ def test_manifest_variables_without_a_default_must_be_provided(tmp_path):
     assert new_problems(infra=infra, manifests=manifests) == ["manifest-variables.json: secret BAD-NAME is not a setting name"]
 
 
-def test_the_runtime_is_python_311(tmp_path):
+def test_the_runtime_is_python_312(tmp_path):
     infra = copy_infra(tmp_path)
-    edit(infra / "app" / "function.bicep", "version: '3.11'", "version: '3.12'")
-    assert any("expected python 3.11" in p for p in new_problems(infra=infra))
+    edit(infra / "app" / "function.bicep", "version: '3.12'", "version: '3.11'")
+    assert any("expected python 3.12" in p for p in new_problems(infra=infra))
 

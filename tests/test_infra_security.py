@@ -15,7 +15,6 @@ ROLES = {   # built-in role GUID -> role name; the Bicep must say the name in a 
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
@@ -31,14 +30,12 @@ REQUIRED = {   # resource type -> property path -> required literal value (as th
                                           ("properties", "supportsHttpsTrafficOnly"): "true"},
     "Microsoft.Storage/storageAccounts/blobServices/containers": {("properties", "publicAccess"): "'None'"},
     "Microsoft.Web/sites": {("properties", "httpsOnly"): "true",
-                            ("properties", "siteConfig", "ftpsState"): "'Disabled'",
                             ("properties", "siteConfig", "minTlsVersion"): "'1.2'"},
     "Microsoft.Web/sites/basicPublishingCredentialsPolicies": {("properties", "allow"): "false"},
     "Microsoft.KeyVault/vaults": {("properties", "enableRbacAuthorization"): "true"},
     "Microsoft.Insights/components": {("properties", "DisableLocalAuth"): "true"},
     "Microsoft.OperationalInsights/workspaces": {("properties", "features", "disableLocalAuth"): "true"},
-    "Microsoft.Sql/servers": {("properties", "administrators", "azureADOnlyAuthentication"): "true",
-                              ("properties", "minimalTlsVersion"): "'1.2'"},
+    "Microsoft.Sql/servers/azureADOnlyAuthentications": {("properties", "azureADOnlyAuthentication"): "true"},
 }
 KEY_VAULT_SETTINGS = ("KSPYDER_PII_KEY",)   # app settings whose value must be a Key Vault reference
 
@@ -173,8 +170,8 @@ def test_public_or_key_enabled_storage_is_reported(tmp_path):
 
 
 def test_site_and_monitoring_rules_are_reported(tmp_path):
-    problems = broken(tmp_path, "app/function.bicep", "      ftpsState: 'Disabled'\n", "")
-    assert problems == [f"function.bicep:{line_of('app/function.bicep', 'resource app ')}: Microsoft.Web/sites properties.siteConfig.ftpsState must be 'Disabled' (missing)"]
+    problems = broken(tmp_path, "app/function.bicep", "      minTlsVersion: '1.2'\n", "")
+    assert problems == [f"function.bicep:{line_of('app/function.bicep', 'resource app ')}: Microsoft.Web/sites properties.siteConfig.minTlsVersion must be '1.2' (missing)"]
     problems = broken(tmp_path / "b", "app/monitoring.bicep", "DisableLocalAuth: true", "DisableLocalAuth: false")
     assert problems == [f"monitoring.bicep:{line_of('app/monitoring.bicep', 'resource applicationInsights ')}: Microsoft.Insights/components properties.DisableLocalAuth must be true (false)"]
 
@@ -195,9 +192,9 @@ def test_a_plain_pii_key_setting_is_reported(tmp_path):
 def test_roles_outside_the_allow_list_or_without_their_name_are_reported(tmp_path):
     owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"   # Owner: never needed
     problems = broken(tmp_path, "app/roles.bicep",
-                      "var storageAccountContributor = '17d1049b-9a84-46fb-8f53-869881c3d3ab' // Storage Account Contributor",
-                      f"var storageAccountContributor = '{owner}' // Owner")
-    assert f"roles.bicep:{line_of('app/roles.bicep', 'var storageAccountContributor ')}: {owner} is not an allow-listed built-in role" in problems
+                      "var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor",
+                      f"var storageTableDataContributor = '{owner}' // Owner")
+    assert f"roles.bicep:{line_of('app/roles.bicep', 'var storageTableDataContributor ')}: {owner} is not an allow-listed built-in role" in problems
     assert any(p.endswith(f"role {owner} is not in the allow-list") for p in problems), problems
     problems = broken(tmp_path / "b", "app/roles.bicep", "'4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User",
                       "'4633458b-17de-408a-b874-0445c86b69e6'")

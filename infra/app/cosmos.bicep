@@ -7,6 +7,16 @@ param databaseName string
 param location string
 param tags object = {}
 
+// pymongo 4.x speaks to servers of wire version 9 (MongoDB 4.4) or newer: a 4.2 account refuses every
+// connection. shared/mongo/client.py checks the server's wire version at startup; tests/test_infra_azure.py
+// keeps this at or above the driver's minimum.
+@description('Cosmos DB for MongoDB server version (API); at least 4.4 for pymongo 4, 6.0 or newer recommended.')
+@allowed([
+  '6.0'
+  '7.0'
+])
+param serverVersion string = '6.0'
+
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
   name: name
   location: location
@@ -33,7 +43,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
       }
     ]
     apiProperties: {
-      serverVersion: '4.2'
+      serverVersion: serverVersion
     }
     minimalTlsVersion: 'Tls12'
     disableKeyBasedMetadataWriteAccess: true

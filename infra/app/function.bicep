@@ -1,6 +1,6 @@
-// The function app on Flex Consumption (FC1): Python 3.11, a user-assigned identity for
+// The function app on Flex Consumption (FC1): Python 3.12, a user-assigned identity for
 // everything (storage, deployment package, Key Vault references, telemetry), HTTPS only, FTP and
-// basic-auth publishing off. App setting names are checked against the code by
+// basic-auth publishing off (Flex has no FTP, so no ftpsState). App setting names are checked against the code by
 // tests/test_infra_drift.py.
 
 param name string
@@ -16,7 +16,7 @@ param deploymentContainerName string
 param keyVaultUri string
 param applicationInsightsConnectionString string
 
-@description('Upper bound on instances the app scales out to (each runs up to 12 messages at once, see host.json).')
+@description('Upper bound on instances of EACH function scale group (every queue function scales on its own), each running host.json batchSize + newBatchThreshold messages at once. main.bicep sizes it to the target database.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
@@ -108,7 +108,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -128,7 +127,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.12'
       }
     }
   }

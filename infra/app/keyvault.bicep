@@ -6,6 +6,14 @@ param name string
 param location string
 param tags object = {}
 
+@description('Purge protection: a deleted vault (and the PII key in it) can be recovered for softDeleteRetentionInDays and cannot be purged before. Once on, it cannot be turned off. On for production.')
+param purgeProtection bool
+
+@description('Days a deleted vault or secret stays recoverable.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 7
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
   location: location
@@ -18,7 +26,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     }
     enableRbacAuthorization: true
     enableSoftDelete: true
-    softDeleteRetentionInDays: 7
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    // true, or left out: Key Vault refuses `false` once protection was ever on
+    enablePurgeProtection: purgeProtection ? true : null
     enabledForDeployment: false
     enabledForTemplateDeployment: false
     enabledForDiskEncryption: false

@@ -24,17 +24,19 @@ param userPrincipalType string = 'User'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
-var storageAccountContributor = '17d1049b-9a84-46fb-8f53-869881c3d3ab' // Storage Account Contributor
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 
-// Storage Account Contributor: the blob trigger (Event Grid source) manages its own receipts.
+// Data roles only. Blob Data Owner: the host's leases and the deployment package, the chain's blobs,
+// the inbox blob trigger (Event Grid source: it reads blobs and keeps its receipts in blobs too).
+// Queue: the chain. Table: the host's diagnostic events. No control-plane role: Storage Account
+// Contributor would list the account keys and could turn shared-key access back on, which the
+// identity-only design rules out (tests/test_infra_azure.py keeps this list).
 var appStorageRoles = [
   storageBlobDataOwner
   storageQueueDataContributor
   storageTableDataContributor
-  storageAccountContributor
 ]
 
 var userStorageRoles = [

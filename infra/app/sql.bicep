@@ -2,6 +2,13 @@
 // pause so it costs storage only when idle. The server's Entra admin is the app's identity
 // (kspyder creates schemas and tables, so it needs DDL rights), or an Entra group when one is
 // given: then add the app identity to that group (docs/deploy.md).
+//
+// The Entra admin and Entra-only authentication are child resources (administrators 'ActiveDirectory',
+// azureADOnlyAuthentications 'Default'), applied on every provision: the server's inline
+// `administrators` block is honored only when the server is created, and an update that carries it
+// with azureADOnlyAuthentication fails (AadOnlyAuthenticationIsEnabled). A server cannot be created
+// without an admin of some kind, so the inline block is sent only while `serverExists` is false:
+// main.bicep outputs AZURE_SQL_SERVER_EXISTS, which azd keeps and passes back on the next provision.
 
 param serverName string
 param databaseName string
@@ -33,22 +40,54 @@ param autoPauseDelay int
 ])
 param maxVCores int
 
+@description('True once the server exists (azd env AZURE_SQL_SERVER_EXISTS, an output of the previous provision): its admin is then set by the child resources only.')
+param serverExists bool = false
+
+var admin = {
+  administratorType: 'ActiveDirectory'
+  login: empty(adminGroupObjectId) ? adminLogin : adminGroupName
+  sid: empty(adminGroupObjectId) ? adminClientId : adminGroupObjectId
+  principalType: empty(adminGroupObjectId) ? 'Application' : 'Group'
+  tenantId: subscription().tenantId
+}
+
+// Sent on creation only (see above): Entra-only from the first moment, no SQL login ever exists.
+var creation = serverExists ? {} : {
+  administrators: union(admin, {
+    azureADOnlyAuthentication: true
+  })
+}
+
 resource server 'Microsoft.Sql/servers@2023-08-01-preview' = {
   name: serverName
   location: location
   tags: tags
-  properties: {
+  properties: union({
     minimalTlsVersion: '1.2'
     publicNetworkAccess: 'Enabled'
-    administrators: {
-      administratorType: 'ActiveDirectory'
-      azureADOnlyAuthentication: true
-      login: empty(adminGroupObjectId) ? adminLogin : adminGroupName
-      sid: empty(adminGroupObjectId) ? adminClientId : adminGroupObjectId
-      principalType: empty(adminGroupObjectId) ? 'Application' : 'Group'
-      tenantId: subscription().tenantId
-    }
+  }, creation)
+}
+
+resource entraAdmin 'Microsoft.Sql/servers/administrators@2023-08-01-preview' = {
+  parent: server
+  name: 'ActiveDirectory'
+  properties: {
+    administratorType: 'ActiveDirectory'
+    login: admin.login
+    sid: admin.sid
+    tenantId: admin.tenantId
   }
+}
+
+resource entraOnly 'Microsoft.Sql/servers/azureADOnlyAuthentications@2023-08-01-preview' = {
+  parent: server
+  name: 'Default'
+  properties: {
+    azureADOnlyAuthentication: true
+  }
+  dependsOn: [
+    entraAdmin
+  ]
 }
 
 // Flex Consumption without a virtual network reaches SQL over the public endpoint; this rule
