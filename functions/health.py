@@ -1,10 +1,13 @@
-"""`GET /api/health`: is the app up and are its manifests valid? Counts only, never secrets."""
+"""`GET /api/health`: is the app up, are its manifests valid, and, in Azure, deployable? Counts and
+identifiers only, never secrets or URLs. Sources or a target on loopback addresses or in local files
+(the demo manifests) answer 500 "not deployable": they cannot work from an Azure instance."""
 from __future__ import annotations
 
 import json
 
 import azure.functions as func
 
+from shared.config.deployment import local_addresses
 from shared.config.errors import ConfigError
 from shared.config.project import load_project
 from shared.config.secrets import SecretMasker
@@ -22,5 +25,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")
     models = sum(len(s.models) for s in project.sources.values())
     body = {"status": "ok", "sources": len(project.sources), "models": models}
-    return func.HttpResponse(json.dumps(body), status_code=200, mimetype="application/json")
+    local = local_addresses(project) if project.settings.storage.mode == "azure" else []
+    if local:
+        body.update(status="not deployable", problems=local)
+    return func.HttpResponse(json.dumps(body), status_code=500 if local else 200, mimetype="application/json")
 

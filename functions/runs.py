@@ -17,6 +17,9 @@ from typing import Any
 
 import azure.functions as func
 
+import sqlalchemy as sa
+
+from shared.chain.backoff import RESUMING, busy_reason
 from shared.config.errors import ConfigError
 from shared.config.project import load_project
 from shared.config.secrets import SecretMasker
@@ -80,6 +83,14 @@ def invalid_manifests(exc: ConfigError) -> func.HttpResponse:
     return respond({"error": "invalid manifests", "problems": [SecretMasker().mask(str(i)) for i in exc.issues]}, 500)
 
 
+def database_busy(reason: str) -> func.HttpResponse:
+    """503 with Retry-After: nothing was queued, and the same request will work once the database
+    has resumed (serverless auto-pause answers the first connection with error 40613) or has room."""
+    wait = 60 if reason == RESUMING else 30
+    return respond({"error": f"the target database is busy ({reason}): nothing was started, retry in {wait}s",
+                    "field": None}, 503, {"Retry-After": str(wait)})
+
+
 @bp.function_name("start_run")
 @bp.route(route="runs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def start_run(req: func.HttpRequest) -> func.HttpResponse:
@@ -98,6 +109,10 @@ def start_run(req: func.HttpRequest) -> func.HttpResponse:
     with open_chain(project) as chain:
         try:
             run_id = chain.start_run(selectors, trigger)
+        except sa.exc.DBAPIError as exc:   # Azure SQL resuming from auto-pause (40613), or full
+            if (reason := busy_reason(exc)) is None:
+                raise
+            return database_busy(reason)
         except TargetDriftError as exc:
             return error(project.masker.mask(str(exc)), "models", 409)
     status_url = f"/api/runs/{run_id}"

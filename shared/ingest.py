@@ -61,6 +61,7 @@ from shared.mongo.load import DocumentTarget
 from shared.pii.stripper import PiiStripper
 from shared.target.columns import RUN_ID
 from shared.target.load import LoadError, Loader, summarize_database_error
+from shared.target.pii_key_check import check_pii_key
 from shared.target.schema import model_table
 from shared.target.upsert import batch_writer
 
@@ -194,6 +195,8 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
             sink = stack.enter_context(_FileRows(engine, ref, project.settings.pii.redaction, ledger, result,
                                                  batch_size))
         sink.check_drift()
+        if not ref.documents:
+            check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
         stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
         stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
         items = stack.enter_context(closing(_read(kind, stream, ref, file)))

@@ -33,7 +33,8 @@ from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
 from shared.target.load import LoadError, Loader
-from . import drift
+from shared.target.pii_key_check import check_pii_key
+from . import backoff, drift
 from .fetching import Fetcher
 from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
 from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
@@ -270,6 +271,7 @@ class Chain:
             self._documents = DocumentTarget(self.project.settings, durable_loads=True)
         if ref.documents:
             return self._documents.loader(ref, run_id)
+        check_pii_key(self.engine, self.project, [ref.source_name])   # hashes made with the target's key
         return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)
 
     @contextmanager
@@ -281,6 +283,8 @@ class Chain:
             with fewer_collections():
                 yield
         except Exception as exc:
+            if backoff.requeued(self, job, exc):   # a busy database: later, without burning an attempt
+                return
             poisoned = dequeue_count >= self.max_dequeue_count
             log.warning("%s of %s page %d (run %s, attempt %d) failed: %s", step, job.model, job.index, job.run_id,
                         dequeue_count, self._reason(exc))

@@ -20,6 +20,7 @@ from shared.target.dialects import transactional_ddl
 from shared.target.dialects import create_target_engine
 from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
+from shared.target.pii_key_check import forget_pii_key
 from shared.target.plan_render import render_applied, render_change, render_plan
 from shared.target.schema import target_schemas
 from .context import CliState, user_errors
@@ -97,6 +98,8 @@ def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, targe
         stamp = _approved(url, project, options, auto_approve, "Drop and rebuild these schemas?")
         if stamp is not None:
             _report(_apply(url, project, stamp), hint=False)
+        if stamp is not None:   # the rebuilt sources are reloaded with the current PII key
+            forget_pii_key(url, [ref.source_name for ref in project.models(sources)])
         documents = sorted({ref.source_name for ref in project.models(sources) if ref.documents})
         if documents:   # store: mongo sources: their databases are dropped and reloaded
             _drop_documents(project, documents, auto_approve)

@@ -8,6 +8,7 @@ from typing import Mapping, Union
 
 from pydantic import ValidationError
 
+from .deployment import document_store_issues
 from .errors import ConfigError, ConfigIssue
 from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
 from .secrets import SecretMasker, mark_secret_headers
@@ -106,6 +107,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
 
     if settings is not None and sources is not None:
         issues += _pii_key_issues(connectors_doc, sources, settings)
+        issues += document_store_issues(connectors_doc, sources, settings)   # Azure: never a local fallback
     if issues:
         raise ConfigError(issues)
     masker = SecretMasker.from_config(settings, sources)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -28,6 +29,7 @@ try:
 except ImportError:   # Windows: no advisory locks; the embedded store is then one process's only
     fcntl = None
 import pymongo
+import pymongo.common
 import pymongo.errors
 from bson import json_util
 
@@ -40,6 +42,13 @@ INDEXES_SUFFIX = ".indexes.json"
 _JSON = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=True)
 SERVER_TIMEOUT_MS = 10_000
 LOCK_WAIT = 120.0   # seconds to wait for another user of the embedded store to close it
+# The oldest server the installed pymongo speaks to (wire version 9 = MongoDB 4.4 for pymongo 4.x).
+MIN_WIRE_VERSION = pymongo.common.MIN_SUPPORTED_WIRE_VERSION
+MIN_SERVER_VERSION = pymongo.common.MIN_SUPPORTED_SERVER_VERSION
+
+log = logging.getLogger("kspyder.mongo")
+_servers_checked: set[str] = set()   # URIs (hashed) whose server version this process has checked
+_checked_lock = threading.Lock()
 
 
 class DocumentStoreError(Exception):
@@ -50,10 +59,62 @@ def open_documents(settings: Settings) -> Any:
     """A pymongo `MongoClient` for `settings.mongo_uri`, else the embedded `PersistedMongoClient`.
 
     Both are used the same way (`client[database][collection]`, `with client: ...`); close the
-    client when done: for the embedded store, closing is what writes the changes to disk."""
+    client when done: for the embedded store, closing is what writes the changes to disk.
+    In Azure (`storage.mode: azure`) there is no embedded store: its folder would be one instance's,
+    lost on scale-in (config/deployment.py refuses such manifests; this is the last guard)."""
     if settings.mongo_uri:
-        return pymongo.MongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
+        client = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
+        try:
+            check_server_once(client, settings.mongo_uri)
+        except BaseException:
+            client.close()
+            raise
+        return client
+    if settings.storage.mode == "azure":
+        raise DocumentStoreError("document store: no MongoDB server in Azure: set KSPYDER_MONGO_URI (the embedded "
+                                 "store would be one instance's folder, lost on scale-in)")
     return PersistedMongoClient(Path(settings.state_dir) / DOCUMENTS_DIR)
+
+
+def check_server_once(client: Any, uri: str) -> None:
+    """`check_server` on the first client of each URI in this process (a worker's startup)."""
+    key = hashlib.sha256(uri.encode("utf-8")).hexdigest()
+    with _checked_lock:
+        if key in _servers_checked:
+            return
+    if check_server(client) is not None:
+        with _checked_lock:
+            _servers_checked.add(key)
+
+
+def check_server(client: Any) -> int | None:
+    """Log the server's wire version and refuse one older than the driver supports, with the fix
+    (Cosmos DB for MongoDB: server version 6.0 or newer). Returns the wire version; None when the
+    server cannot be reached (not checked)."""
+    try:
+        hello = client.admin.command("hello")
+    except pymongo.errors.ConfigurationError as exc:   # pymongo's own refusal of an old server
+        if "wire version" not in str(exc):
+            raise DocumentStoreError(f"document store: {_first_line(exc)}") from None
+        raise DocumentStoreError(_too_old("below")) from None
+    except pymongo.errors.ConnectionFailure:
+        return None   # unreachable now: the first operation reports it, and the next client checks again
+    wire = int(hello.get("maxWireVersion", 0))
+    log.info("document store: MongoDB server wire version %d (this pymongo needs %d or newer)", wire, MIN_WIRE_VERSION)
+    if wire < MIN_WIRE_VERSION:
+        raise DocumentStoreError(_too_old(f"{wire}, below"))
+    return wire
+
+
+def _too_old(wire: str) -> str:
+    return (f"document store: the MongoDB server's wire version is {wire} this pymongo's minimum {MIN_WIRE_VERSION} "
+            f"(MongoDB {MIN_SERVER_VERSION}): upgrade the server; for Cosmos DB for MongoDB, set its server version "
+            "to 6.0 or newer (infra cosmosServerVersion, or the account's Features blade)")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def drop_databases(settings: Settings, names: list[str]) -> None:
