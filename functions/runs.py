@@ -59,6 +59,8 @@ def parse_start(req: func.HttpRequest) -> tuple[list[str], str]:
         body = json.loads(req.get_body() or b"null")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON", "body") from None
+    except RecursionError:
+        raise BadRequest("the body nests arrays or objects too deeply", "body") from None
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object like {\"models\": [\"source\", \"source.model\"]}", "body")
     unknown = sorted(k for k in body if k not in FIELDS)

@@ -44,6 +44,8 @@ def read_object(req: func.HttpRequest, fields: tuple[str, ...], example: str) ->
         body = json.loads(req.get_body() or b"null")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON", "body") from None
+    except RecursionError:
+        raise BadRequest("the body nests arrays or objects too deeply", "body") from None
     if not isinstance(body, dict):
         raise BadRequest(f"expected a JSON object like {example}", "body")
     unknown = sorted(k for k in body if k not in fields)

@@ -26,7 +26,7 @@ from shared.pii.redact_message import safe_excerpt, safe_url
 from .errors import FetchError, RateLimited
 from .limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from .origins import OriginPolicy, origin as _origin
-from .retry import (RETRY_AFTER_STATUSES, backoff_delay, classify, describe_exception, is_rate_limited, server_wait,
+from .retry import (MAX_RETRY_AFTER, RETRY_AFTER_STATUSES, backoff_delay, classify, describe_exception, is_rate_limited, server_wait,
                     short_reason)
 from .throttle import ConcurrencyLimit, TokenBucket
 from .types import PageRequest, PageResponse
@@ -155,7 +155,8 @@ class HttpClient:
             if limited or status in RETRY_AFTER_STATUSES:
                 retry_after = server_wait(response.headers, datetime.now(timezone.utc), limited)
             if retry_after is not None and retry_after > self.throttle.max_backoff:
-                raise FetchError(url, status, f"the server asks to wait {retry_after:.0f}s before retrying, more than "
+                asked = "over a hundred years" if retry_after >= MAX_RETRY_AFTER else f"{retry_after:.0f}s"
+                raise FetchError(url, status, f"the server asks to wait {asked} before retrying, more than "
                                  f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt)
             if limited:
                 self.stats.add("throttled")

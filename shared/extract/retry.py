@@ -24,8 +24,8 @@ Verdict = Literal["ok", "retry", "fatal"]
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # What the server asks is returned as asked (the client compares it with `max_backoff`); this only
-# keeps an absurd value a finite float: ten years.
-MAX_RETRY_AFTER = 10 * 365 * 86400.0
+# keeps an absurd value a finite float: a hundred years.
+MAX_RETRY_AFTER = 100 * 365 * 86400.0
 # A 403 is a rate limit when the answer says so. GitHub, primary and secondary limits:
 # https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
 # ("403 or 429", `retry-after`, `x-ratelimit-remaining: 0` with `x-ratelimit-reset`, or a message
