@@ -135,6 +135,7 @@ class Chain:
         states how many there are; otherwise one page after another."""
         job = PageJob(msg.run_id, msg.model, 0, token=msg.token)
         with self._step("paginate", job, dequeue_count):
+            self._stage(msg.run_id, self.ref(msg.model))
             Fetcher(self).fetch(job)
 
     def fetch(self, job: PageJob, dequeue_count: int = 1) -> None:
@@ -153,6 +154,8 @@ class Chain:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
                 records = decode_page(data, page_columns(self.project, ref))
                 loader = self._loader(ref, job.run_id)
+                if isinstance(loader, Loader):
+                    loader.staged_elsewhere()   # a keyless model's staging table: made by paginate
                 key = drift.drift_key(self.engine, ref) if isinstance(loader, Loader) else None
                 if key is None:
                     loader.check_drift()
@@ -197,13 +200,20 @@ class Chain:
             self._complete_run(job)
 
     def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
-        """Record the model as done. A keyless model is replaced per run: its cleanup of earlier
-        runs' rows (`Loader.finish`) runs once, by the load that claims it; False for the others."""
+        """Record the model as done. A keyless model is replaced per run: its staging table is
+        swapped in (`Loader.finish`) by the load that claims the finish, once (a redelivery of that
+        load finds it swapped); False for the others."""
         outcome = {"model": job.model, "pages": plan.pages, "mode": plan.mode, "warnings": plan.warnings}
         if not ref.model.primary_key:
             if self.state.claim(job.run_id, f"claims/{job.model}/finish", job.token) == "other":
                 return False   # its owner finishes the model and then looks at the run
-            self._loader(ref, job.run_id).finish()
+            swapped = f"swapped/{job.model}"   # a copy of this load (same token) must not swap again
+            if not self.state.flag(job.run_id, swapped):
+                loader = self._loader(ref, job.run_id)
+                if isinstance(loader, Loader):
+                    loader.staged_elsewhere()
+                loader.finish()
+                self.state.set_flag(job.run_id, swapped)
         self.ledger.finish_model(job.run_id, job.model, outcome)
         return True
 
@@ -264,6 +274,14 @@ class Chain:
         record = self.ledger.get(run_id)
         siblings = sum(1 for m in record.models if m.split(".", 1)[0] == ref.source_name) if record else 1
         return max(siblings, 1) / rate
+
+    def _stage(self, run_id: str, ref: ModelRef) -> None:
+        """A keyless table's run gets its staging table (and stale ones of killed runs are dropped)
+        before any of its pages is queued for Load; the Loads write into it and fail if it is gone,
+        rather than make a new one that would miss pages. A copy of the message that comes once a
+        page is fetched does nothing: the table is there, or already swapped in."""
+        if not ref.model.primary_key and not ref.documents and not self.state.counts(run_id, ref.qualified)["fetched"]:
+            self._loader(ref, run_id).stage()
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
         if ref.documents and self._documents is None:

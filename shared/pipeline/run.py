@@ -21,6 +21,7 @@ from shared.pii.redact_message import scrub_message
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.load import LoadError, Loader
+from shared.target.pii_key_check import check_pii_key
 from .overlap import OverlappedWriter
 from shared.text import plural
 
@@ -121,9 +122,12 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
     extractor = build_extractor(project, ref)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
+    loader = None
     try:
         loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=LOAD_BATCH)
+        check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
         loader.check_drift()
+        loader.stage()   # a keyless model fills its run's staging table, swapped in by `finish`
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
@@ -159,8 +163,8 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
             loader.finish()
     except (ExtractError, LoadError) as exc:
         result.error = scrub_message(project.masker.mask(str(exc)))
-    except RecursionError:   # data nested past Python's limit (a hostile body): this model fails, the run goes on
-        result.error = f"{ref.qualified}: a record nests too deeply to process (past Python's recursion limit)"
+        if loader is not None:
+            loader.discard()   # the previous table stays as it was
     finally:
         extractor.close()
     result.seconds = time.monotonic() - started
