@@ -165,6 +165,10 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         result.error = scrub_message(project.masker.mask(str(exc)))
         if loader is not None:
             loader.discard()   # the previous table stays as it was
+    except RecursionError:   # data nested past Python's limit (a hostile body): this model fails, the run goes on
+        result.error = f"{ref.qualified}: a record nests too deeply to process (past Python's recursion limit)"
+        if loader is not None:
+            loader.discard()
     finally:
         extractor.close()
     result.seconds = time.monotonic() - started
