@@ -6,6 +6,7 @@ single streamed query is read `chunk_size` rows at a time.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import sqlalchemy as sa
@@ -25,6 +26,27 @@ def source_columns(model: SqlModel) -> list[str]:
     for name, column in model.columns.items():
         seen.setdefault((column.path or name).split(".")[0], None)
     return list(seen)
+
+
+@contextmanager
+def read_only(connection: sa.Connection) -> Iterator[None]:
+    """Read inside a read-only transaction where the dialect has one, so the source is never
+    written whatever a `query:` calls (validation already refuses anything but a SELECT):
+    PostgreSQL `SET TRANSACTION READ ONLY`, MySQL/MariaDB `START TRANSACTION READ ONLY`, SQLite
+    `PRAGMA query_only` (per connection, so set back before the pool takes it again). SQL Server
+    has no read-only transaction; there the account's grants are the guard (docs)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")   # the first statement of the transaction
+    elif dialect in ("mysql", "mariadb"):
+        connection.exec_driver_sql("START TRANSACTION READ ONLY")
+    elif dialect == "sqlite":
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+    try:
+        yield
+    finally:
+        if dialect == "sqlite" and not connection.closed and not connection.invalidated:
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -73,7 +95,7 @@ class SqlExtractor(GenericExtractor):
 
     def raw_pages(self) -> Iterator[RawPage]:
         try:
-            with self.engine.connect() as connection:
+            with self.engine.connect() as connection, read_only(connection):
                 source = self.selectable(connection)
                 key_names = [(self.model.columns[k].path or k) for k in self.model.primary_key]
                 if key_names:
