@@ -11,12 +11,21 @@ from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
 Scalar = Union[str, int, float, bool]
 ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$", re.I)
+
+
+def _origin(value: str) -> str:
+    if not ORIGIN.match(value):
+        raise ValueError(f"allowed origin '{value}' must be scheme://host or scheme://host:port (http or https, no path)")
+    return value.lower()
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
 
 
 def check_identifier(name: str, what: str) -> str:
@@ -348,7 +357,7 @@ class ApiSource(Strict):
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
-    allowed_origins: list[str] = Field(default_factory=list,
+    allowed_origins: list[Origin] = Field(default_factory=list,
                                        description="Other origins (scheme://host[:port]) trusted with the source's credentials.")
     # Names (lower case) of source and model headers whose value came from ${VAR}: credentials, kept
     # from other origins like `auth:` is. Set by the loader, which alone knows where values came from.
@@ -362,15 +371,6 @@ class ApiSource(Strict):
         if not url.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return url.rstrip("/")
-
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, origins: list[str]) -> list[str]:
-        for origin in origins:
-            if not ORIGIN.match(origin):
-                raise ValueError(f"allowed origin '{origin}' must be scheme://host or scheme://host:port "
-                                 f"(http or https, no path)")
-        return [origin.lower() for origin in origins]
 
     @property
     def secret_headers(self) -> frozenset[str]:
