@@ -8,6 +8,11 @@ Layout in the `kspyder-runs` container:
     <run_id>/pages/<source.model>/<page>.<stage>   one marker per page and stage (fetched, loaded)
     <run_id>/pages/<source.model>/<first>-<last>.<stage>   or one per run of consecutive pages
     <run_id>/models/<source.model>.json    per-model outcome
+    <run_id>/heartbeat/<part>.json         until when the run's holder promised to be alive (`beat`)
+
+A run's status is written once, when it ends. A run whose process died stays "running" in
+run.json; `shown_status` reads it as "abandoned" once every heartbeat has expired (computed on
+read: nothing is written on the dead run's behalf, and a queued run that resumes shows running again).
 """
 from __future__ import annotations
 
@@ -34,13 +39,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken as UTC (the lease table stores them so)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 @dataclass
 class RunRecord:
     run_id: str
     models: list[str]
     trigger: str
     started_at: str
-    status: str = "running"          # running | succeeded | failed
+    status: str = "running"          # running | succeeded | failed (shown: abandoned, `shown_status`)
     ended_at: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -49,10 +59,36 @@ class RunLedger:
     def __init__(self, store: BlobStore):
         self.store = store
 
-    def start(self, run_id: str, models: list[str], trigger: str) -> RunRecord:
+    def start(self, run_id: str, models: list[str], trigger: str, alive_until: datetime | None = None) -> RunRecord:
         record = RunRecord(run_id, models, trigger, _now())
         self._write(record)
+        if alive_until is not None:
+            self.beat(run_id, "run", alive_until)
         return record
+
+    def beat(self, run_id: str, part: str, alive_until: datetime) -> None:
+        """The holder of `part` of the run ("run" for an embedded run, a model in the queue chain)
+        is alive and working until `alive_until` (UTC) at least."""
+        body = json.dumps({"at": _now(), "alive_until": _utc(alive_until).isoformat(timespec="seconds")})
+        self.store.put(CONTAINER, f"{run_id}/heartbeat/{part}.json", body.encode())
+
+    def alive_until(self, run_id: str) -> datetime | None:
+        """The latest heartbeat promise of the run; None when it never beat (an older run)."""
+        latest = None
+        for name in self.store.list(CONTAINER, f"{run_id}/heartbeat/"):
+            raw = self.store.get(CONTAINER, name)
+            if raw:
+                until = datetime.fromisoformat(json.loads(raw)["alive_until"])
+                latest = until if latest is None else max(latest, until)
+        return latest
+
+    def shown_status(self, record: RunRecord, now: datetime | None = None) -> str:
+        """The status to show: "abandoned" for a run still marked running whose every heartbeat
+        has expired (its process died, or its queue messages stopped coming)."""
+        if record.status != "running":
+            return record.status
+        until = self.alive_until(record.run_id)
+        return "abandoned" if until is not None and until < (now or datetime.now(timezone.utc)) else record.status
 
     def page(self, run_id: str, model: str, index: int, stage: str, records: int) -> bool:
         """Mark a page's stage; False when it was already marked (a duplicate delivery)."""

@@ -52,8 +52,7 @@ def test_one_holder_at_a_time_named_in_the_refusal(engine):
     assert (lease.name, lease.run_id, lease.holder) == (name, "run-a", "host-a pid 1")
     assert lease.expires_at == utc(clock.now) + timedelta(seconds=60)
     assert str(refused.value) == (f"{name} is leased by run run-a (host-a pid 1) until "
-                                  f"{lease.expires_at.isoformat(timespec='seconds')}Z: one run of a table at a "
-                                  f"time (wait for it, or pass --wait SECONDS)")
+                                  f"{lease.expires_at.isoformat(timespec='seconds')}Z: one writer of a table at a time")
     leases.acquire([name], "run-a", "host-a pid 1")   # the holder's run passes
     leases.release([name], "run-b")                   # not the holder: nothing happens
     assert leases.get(name).run_id == "run-a"

@@ -4,10 +4,13 @@ from __future__ import annotations
 import sys
 
 import click
+from shared.ledger import new_run_id
 from shared.pipeline import run_models
 from shared.pipeline.run import local_ledger
 from shared.target.apply import PlanStamp, apply_stamped
+from shared.target.apply_lease import leased_apply
 from shared.target.dialects import create_target_engine
+from shared.target.lease import LeaseHeld
 from shared.target.plan import PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
 from shared.target.schema import target_schemas
@@ -18,9 +21,15 @@ from .progress import PageProgress
 @click.command()
 @click.argument("selectors", nargs=-1)
 @click.option("--apply", "apply_first", is_flag=True, help="Apply pending schema changes first (no prompt).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="Wait up to SECONDS for a model (or, with --apply, a table) another run holds, instead of "
+                   "refusing it at once.")
 @click.pass_obj
-def run(state: CliState, selectors: tuple[str, ...], apply_first: bool) -> None:
-    """Extract, PII-strip and load SOURCE or SOURCE.MODEL (all when none) into the target database."""
+def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: float) -> None:
+    """Extract, PII-strip and load SOURCE or SOURCE.MODEL (all when none) into the target database.
+
+    One run of a model at a time: a model another run is loading is refused (exit code 1), naming
+    that run and when its lease expires, unless --wait gives it time to finish."""
     with user_errors(state):
         project = state.project()
         refs = project.models(selectors)
@@ -34,11 +43,18 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool) -> None:
                 click.echo("error: the target does not match the manifests: run `main.py apply` "
                            "(or `main.py run --apply`) first", err=True)
                 sys.exit(1)
+            run_id = new_run_id()
             if plan.changes:
-                outcome = apply_stamped(engine, project, PlanStamp.of(plan))
+                stamp = PlanStamp.of(plan)
+                try:
+                    with leased_apply(engine, project, stamp, run_id, wait):
+                        outcome = apply_stamped(engine, project, stamp)
+                except LeaseHeld as exc:
+                    click.echo(f"error: not applied: {exc}", err=True)
+                    sys.exit(1)
                 click.echo(render_applied(outcome.changes), err=True)
             progress: list[PageProgress] = []
-            summary = run_models(project, refs, engine=engine,
+            summary = run_models(project, refs, engine=engine, run_id=run_id, wait=wait,
                                  on_model_start=lambda ref: progress.append(PageProgress(ref.qualified)),
                                  on_page=lambda page, stats: progress[-1](page, stats))
             for bar in progress:
@@ -63,10 +79,11 @@ def status(state: CliState, run_id: str | None, limit: int) -> None:
             if record is None:
                 click.echo(f"error: no run {run_id} in the ledger", err=True)
                 sys.exit(1)
-            click.echo(f"run {record.run_id} ({record.trigger}): {record.status}, started {record.started_at}, "
-                       f"ended {record.ended_at or '-'}")
+            click.echo(f"run {record.run_id} ({record.trigger}): {ledger.shown_status(record)}, started "
+                       f"{record.started_at}, ended {record.ended_at or '-'}")
             for model in record.summary.get("models", []):
-                state_text = f"FAILED: {model['error']}" if model.get("error") else "ok"
+                failed = "REFUSED" if model.get("refused") else "FAILED"
+                state_text = f"{failed}: {model['error']}" if model.get("error") else "ok"
                 click.echo(f"  {model['model']}: {model['records']} records, {model['pages']} pages, "
                            f"{model['rows']} rows, {model['seconds']}s, {state_text}")
             return
@@ -76,5 +93,5 @@ def status(state: CliState, run_id: str | None, limit: int) -> None:
             return
         click.echo(f"{'run':<24} {'status':<10} {'started':<26} {'records':>9}  models")
         for r in runs:
-            click.echo(f"{r.run_id:<24} {r.status:<10} {r.started_at:<26} {r.summary.get('records', 0):>9}  "
+            click.echo(f"{r.run_id:<24} {ledger.shown_status(r):<10} {r.started_at:<26} {r.summary.get('records', 0):>9}  "
                        f"{', '.join(r.models)}")

@@ -15,9 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
+from shared.ledger import new_run_id
 from shared.target.apply import ApplyOutcome, PlanStamp, apply_stamped
+from shared.target.apply_lease import leased_apply
 from shared.target.dialects import transactional_ddl
 from shared.target.dialects import create_target_engine
+from shared.target.lease import LeaseHeld
 from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
 from shared.target.pii_key_check import forget_pii_key
@@ -28,6 +31,7 @@ from .context import CliState, user_errors
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
 SCOPE_HELP = ("Only schemas matching GLOB (repeatable) are searched for removed sources; use it when several "
               "projects share one database server. Default: every schema holding kspyder tables.")
+WAIT_HELP = "Wait up to SECONDS for a table a run is loading, instead of refusing at once."
 NO_TERMINAL = "refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve)"
 
 
@@ -58,13 +62,15 @@ def plan(state: CliState, selectors: tuple[str, ...], prune: bool, out: str | No
 @click.option("--refill", is_flag=True, help="Then run the models whose tables were created or replaced.")
 @click.option("--target", help=TARGET_HELP)
 @click.option("--scope", multiple=True, metavar="GLOB", help=SCOPE_HELP)
+@click.option("--wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS", help=WAIT_HELP)
 @click.pass_obj
 def apply(state: CliState, plan_file: str | None, auto_approve: bool, prune: bool, refill: bool, target: str | None,
-          scope: tuple[str, ...]) -> None:
+          scope: tuple[str, ...], wait: float) -> None:
     """Make the target match the manifests: re-plan and ask, or apply a saved PLAN_FILE as it was approved.
 
     A saved plan is applied only if the database is still the one it was made against. MariaDB/MySQL
     commit each DDL statement on its own, so there a failure part-way keeps the earlier changes.
+    A table a run is loading is not changed: the apply is refused, naming the run (see --wait).
     """
     if plan_file and (prune or scope):
         raise click.UsageError("--prune and --scope belong to `plan`: the saved plan already records them")
@@ -76,18 +82,19 @@ def apply(state: CliState, plan_file: str | None, auto_approve: bool, prune: boo
             stamp = _approved(url, project, PlanOptions(prune, (), scope), auto_approve, "Apply these changes?")
             if stamp is None:
                 return
-        outcome = _apply(url, project, stamp)
+        outcome = _apply(url, project, stamp, wait)
         _report(outcome, hint=not refill)
         if refill:
-            _refill(project, outcome.plan.reextract)
+            _refill(project, outcome.plan.reextract, wait)
 
 
 @click.command("rebuild")
 @click.argument("sources", nargs=-1)
 @click.option("--auto-approve", is_flag=True, help="Do not ask (required when stdin is not a terminal).")
 @click.option("--target", help=TARGET_HELP)
+@click.option("--wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS", help=WAIT_HELP)
 @click.pass_obj
-def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, target: str | None) -> None:
+def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, target: str | None, wait: float) -> None:
     """Drop the SOURCES' schemas (all sources when none), create them from the manifests, run their models."""
     dotted = [s for s in sources if "." in s]
     if dotted:
@@ -97,14 +104,14 @@ def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, targe
         options = PlanOptions(selectors=sources, rebuild=True)
         stamp = _approved(url, project, options, auto_approve, "Drop and rebuild these schemas?")
         if stamp is not None:
-            _report(_apply(url, project, stamp), hint=False)
+            _report(_apply(url, project, stamp, wait), hint=False)
         if stamp is not None:   # the rebuilt sources are reloaded with the current PII key
             forget_pii_key(url, [ref.source_name for ref in project.models(sources)])
         documents = sorted({ref.source_name for ref in project.models(sources) if ref.documents})
         if documents:   # store: mongo sources: their databases are dropped and reloaded
             _drop_documents(project, documents, auto_approve)
         if stamp is not None or documents:
-            _run(project, project.models(sources))
+            _run(project, project.models(sources), wait)
 
 
 def _drop_documents(project: Project, names: list[str], auto_approve: bool) -> None:
@@ -131,6 +138,8 @@ def _errors(state: CliState) -> Iterator[Project]:
             yield project
         except PlanError as exc:
             _fail(project, str(exc))
+        except LeaseHeld as exc:
+            _fail(project, f"not applied: {exc}")
         except sa.exc.SQLAlchemyError as exc:
             _fail(project, f"database: {_first_line(exc)}")
 
@@ -191,10 +200,12 @@ def _saved_stamp(path: str, url: str) -> PlanStamp:
     return saved.stamp
 
 
-def _apply(url: str, project: Project, stamp: PlanStamp) -> ApplyOutcome:
+def _apply(url: str, project: Project, stamp: PlanStamp, wait: float = 0.0) -> ApplyOutcome:
+    """Under the leases of the tables it changes (LeaseHeld: a run is loading one of them)."""
     engine = _engine(url, project)
     try:
-        return apply_stamped(engine, project, stamp)
+        with leased_apply(engine, project, stamp, new_run_id(), wait):
+            return apply_stamped(engine, project, stamp)
     except sa.exc.SQLAlchemyError:
         if not transactional_ddl(engine.dialect.name):
             click.echo("note: this database commits each DDL statement on its own: the changes before the "
@@ -217,18 +228,18 @@ def _report(outcome: ApplyOutcome, hint: bool) -> None:
         click.echo(f"Rebuild: {', '.join(outcome.plan.rebuild_derived)} (main.py transform)")
 
 
-def _refill(project: Project, qualified: tuple[str, ...]) -> None:
+def _refill(project: Project, qualified: tuple[str, ...], wait: float) -> None:
     if not qualified:
         click.echo("Nothing to re-extract.", err=True)
         return
     wanted = set(qualified)
-    _run(project, [ref for ref in project.models() if ref.qualified in wanted])
+    _run(project, [ref for ref in project.models() if ref.qualified in wanted], wait)
 
 
-def _run(project: Project, refs: list) -> None:
+def _run(project: Project, refs: list, wait: float) -> None:
     from shared.pipeline import run_models   # lazy: the pipeline pulls in every extractor and the loader
 
-    summary = run_models(project, refs)
+    summary = run_models(project, refs, wait=wait)
     click.echo(summary.render())
     if not summary.ok:
         sys.exit(1)

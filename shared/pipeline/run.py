@@ -20,6 +20,7 @@ from shared.outputs.writers import file_writer
 from shared.pii.redact_message import scrub_message
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
+from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import LoadError, Loader
 from shared.target.pii_key_check import check_pii_key
 from .overlap import OverlappedWriter
@@ -38,11 +39,13 @@ class ModelResult:
     rows: int = 0
     seconds: float = 0.0
     error: str | None = None
+    refused: bool = False   # another run held the model's lease: nothing was read or written
 
     def as_dict(self) -> dict:
         return {"model": self.model, "records": self.stats.records, "pages": self.stats.pages, "rows": self.rows,
                 "requests": self.stats.requests, "retries": self.stats.retries, "throttled": self.stats.throttled,
-                "seconds": round(self.seconds, 3), "warnings": list(self.stats.warnings), "error": self.error}
+                "seconds": round(self.seconds, 3), "warnings": list(self.stats.warnings), "error": self.error,
+                "refused": self.refused}
 
 
 @dataclass
@@ -64,7 +67,7 @@ class RunSummary:
         for r in self.results:
             s = r.stats
             if r.error:
-                lines.append(f"  {r.model}: FAILED after {s.records} records: {r.error}")
+                lines.append(f"  {r.model}: {'REFUSED' if r.refused else f'FAILED after {s.records} records'}: {r.error}")
             else:
                 transport = (f", {plural(s.requests, 'request')}, {plural(s.retries, 'retry', 'retries')}, "
                              f"{s.throttled} throttled (429)") if s.requests else ""
@@ -81,7 +84,8 @@ def local_ledger(project: Project) -> RunLedger:
 
 def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = None, engine: sa.Engine | None = None,
                ledger: RunLedger | None = None, trigger: str = "cli", on_page: PageCallback | None = None,
-               on_model_start: Callable[[ModelRef], None] | None = None) -> RunSummary:
+               on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0) -> RunSummary:
+    """`wait`: seconds to wait for a model's lease held by another run before refusing the model."""
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
@@ -89,12 +93,15 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     engine = engine or create_target_engine(project.settings.target_url, sql_sources)
     summary = RunSummary(run_id)
     started = time.monotonic()
-    ledger.start(run_id, [r.qualified for r in refs], trigger)
+    leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), run_id, this_process(),
+                     on_beat=lambda until: ledger.beat(run_id, "run", until))
+    ledger.start(run_id, [r.qualified for r in refs], trigger, alive_until=leases.alive_until())
     documents = None   # store: mongo models load there; pymongo is imported only when one does
     if any(ref.documents for ref in refs):
         from shared.mongo.load import DocumentTarget
         documents = DocumentTarget(project.settings)
     try:
+        leases.open()
         for ref in refs:
             if on_model_start:
                 on_model_start(ref)
@@ -102,10 +109,11 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 from shared.mongo.run import run_document_model
                 result = run_document_model(project, ref, documents, ledger, run_id, on_page)
             else:
-                result = _run_model(project, ref, engine, ledger, run_id, on_page)
+                result = _leased(leases, ref, wait, lambda: _run_model(project, ref, engine, ledger, run_id, on_page))
             ledger.finish_model(run_id, ref.qualified, result.as_dict())
             summary.results.append(result)
     finally:
+        leases.close()
         if documents is not None:
             documents.close()
         summary.seconds = time.monotonic() - started
@@ -114,6 +122,19 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
         if own_engine:
             engine.dispose()
     return summary
+
+
+def _leased(leases: Holding, ref: ModelRef, wait: float, work: Callable[[], ModelResult]) -> ModelResult:
+    """The model run under its table's lease (one run of a model at a time): refused when another
+    run holds it past `wait` seconds; failed when the lease was lost while it ran."""
+    try:
+        with leases.hold([ref.qualified], wait):
+            result = work()
+    except LeaseHeld as exc:
+        return ModelResult(ref.qualified, ExtractStats(), error=str(exc), refused=True)
+    except LeaseLost as exc:
+        result.error = result.error or str(exc)
+    return result
 
 
 def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLedger, run_id: str,

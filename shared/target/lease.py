@@ -13,11 +13,14 @@ the holders' clocks (UTC): hosts must agree within a small part of the ttl.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from weakref import WeakSet
 
 import sqlalchemy as sa
@@ -69,8 +72,16 @@ class LeaseHeld(Exception):
 
 def refusal(lease: Lease) -> str:
     return (f"{lease.name} is leased by run {lease.run_id} ({lease.holder}) until "
-            f"{lease.expires_at.isoformat(timespec='seconds')}Z: one run of a table at a time "
-            f"(wait for it, or pass --wait SECONDS)")
+            f"{lease.expires_at.isoformat(timespec='seconds')}Z: one writer of a table at a time")
+
+
+class LeaseLost(Exception):
+    """The holder stalled past its lease's expiry and another run took the table meanwhile."""
+
+
+def this_process() -> str:
+    """The holder description of an embedded command: host and process id."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def utc(epoch: float) -> datetime:
@@ -259,3 +270,80 @@ class Heartbeat:
                 self.beat()
             except Exception as exc:   # the database or the ledger is away for a moment
                 log.warning("heartbeat failed (%s): tried again in %.0fs", type(exc).__name__, self.interval)
+
+
+class Holding:
+    """The leases one holder (a run, an apply, a transform) keeps while it works: each taken with
+    `hold`, renewed by a heartbeat thread every third of the ttl while the holding is open, given
+    back when its work ends (also on failure) and, whatever is left, when the holding closes.
+    `on_beat(alive_until)` runs with every heartbeat (the run ledger's)."""
+
+    def __init__(self, leases: Leases, run_id: str, holder: str,
+                 on_beat: Callable[[datetime], None] | None = None):
+        self.leases, self.run_id, self.holder, self.on_beat = leases, run_id, holder, on_beat
+        self.held: set[str] = set()
+        self.lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._heartbeat = Heartbeat(leases.ttl / 3, self.beat)
+
+    def __enter__(self) -> "Holding":
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self._heartbeat.__enter__()
+
+    def close(self) -> None:
+        self._heartbeat.stop()
+        with self._lock:
+            names, self.held = sorted(self.held), set()
+        self._give_back(names)
+
+    def alive_until(self) -> datetime:
+        return self.leases.now() + timedelta(seconds=self.leases.ttl)
+
+    def take(self, names: Iterable[str], wait: float = 0.0) -> None:
+        """LeaseHeld when another run holds one of `names` (after waiting up to `wait` seconds)."""
+        names = list(names)
+        self.leases.acquire(names, self.run_id, self.holder, wait=wait)
+        with self._lock:
+            self.held.update(names)
+            self.lost.difference_update(names)
+
+    @contextmanager
+    def hold(self, names: Iterable[str], wait: float = 0.0) -> Iterator[None]:
+        """Hold `names` for the block; LeaseLost after it when another run took one meanwhile."""
+        names = list(names)
+        self.take(names, wait)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held.difference_update(names)
+                lost = sorted(self.lost.intersection(names))
+            self._give_back(names)
+        if lost:
+            raise LeaseLost(f"{', '.join(lost)}: the lease expired while this run stalled and another run "
+                            f"took it: run again once that run is over")
+
+    def beat(self) -> None:
+        with self._lock:
+            names = sorted(self.held)
+        until = self.alive_until()
+        lost = self.leases.renew(names, self.run_id, until=until)
+        if lost:
+            log.warning("run %s lost the lease of %s", self.run_id, ", ".join(lost))
+            with self._lock:
+                self.lost.update(lost)
+        if self.on_beat is not None:
+            self.on_beat(until)
+
+    def _give_back(self, names: list[str]) -> None:
+        try:
+            self.leases.release(names, self.run_id)
+        except sa.exc.SQLAlchemyError as exc:   # the lease expires on its own
+            log.warning("could not release the lease of %s (%s): it expires in %.0fs", ", ".join(names),
+                        type(exc).__name__, self.leases.ttl)

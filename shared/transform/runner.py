@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from shared.config.project import Project
 from shared.target.dialects import create_target_engine
+from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import summarize_database_error
 from shared.target.replace import ReplaceError, replace_table
 from shared.text import plural
@@ -91,7 +92,10 @@ def run_pipelines(project: Project, transformations: Transformations, pipelines:
     own = engine is None
     engine = engine or target_engine(project, transformations)
     failed_outputs: dict[str, str] = {}
+    # an output table is replaced by one writer at a time, never while a run or an apply holds it
+    leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), summary.run_id, this_process())
     try:
+        leases.open()
         for pipeline in pipelines:
             result = PipelineResult(pipeline.name, pipeline.output)
             summary.results.append(result)
@@ -102,10 +106,11 @@ def run_pipelines(project: Project, transformations: Transformations, pipelines:
                 continue
             started = time.perf_counter()
             try:
-                frame, result.chunks = _result(engine, project, transformations, pipeline, chunk_rows)
-                result.rows = replace_table(engine, pipeline.output_schema, pipeline.output_table, frame,
-                                            run_id=summary.run_id)
-            except (TransformError, ReplaceError) as exc:
+                with leases.hold([pipeline.output]):
+                    frame, result.chunks = _result(engine, project, transformations, pipeline, chunk_rows)
+                    result.rows = replace_table(engine, pipeline.output_schema, pipeline.output_table, frame,
+                                                run_id=summary.run_id)
+            except (TransformError, ReplaceError, LeaseHeld, LeaseLost) as exc:
                 result.error = str(exc)
                 failed_outputs[pipeline.output] = pipeline.name
                 log.error("pipeline %s failed: %s", pipeline.name, exc)
@@ -113,6 +118,7 @@ def run_pipelines(project: Project, transformations: Transformations, pipelines:
             if result.error is None:
                 log.debug("pipeline %s: %s -> %s", pipeline.name, plural(result.rows, "row"), pipeline.output)
     finally:
+        leases.close()
         if own:
             engine.dispose()
     return summary
