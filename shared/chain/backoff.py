@@ -70,10 +70,11 @@ def _own_reason(error: BaseException) -> str | None:
     if driver in ("pymysql", "MySQLdb") and args and isinstance(args[0], int) and args[0] in MYSQL_CODES:
         return MYSQL_CODES[args[0]]
     text = " ".join(str(a) for a in args if isinstance(a, str))
-    for match in _SQL_SERVER_CODE.finditer(text):
-        code = int(match.group(1))
-        if code in SQL_SERVER_CODES:
-            return SQL_SERVER_CODES[code]
+    if driver in ("pyodbc", "pymssql"):
+        for match in _SQL_SERVER_CODE.finditer(text):
+            code = int(match.group(1))
+            if code in SQL_SERVER_CODES:
+                return SQL_SERVER_CODES[code]
     if driver in ("psycopg", "psycopg2"):
         lowered = text.lower()
         for wording, reason in POSTGRES_WORDING:
