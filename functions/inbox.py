@@ -3,10 +3,14 @@
 into the target by `shared.ingest.ingest_file`, recorded in the run ledger as a run with trigger
 `inbox` (the blob's name, never its contents).
 
-Thin on purpose: read the blob, call `ingest_file`, log the counts. An exception propagates: the
-host retries the blob and, after `maxDequeueCount` failures, reports it on the
+Thin on purpose: check the name, read the blob, call `ingest_file`, log the counts. An exception
+propagates: the host retries the blob and, after `maxDequeueCount` failures, reports it on the
 `webjobs-blobtrigger-poison` queue; the ledger already holds the failed run and its error (which
-names file, line and column, never a value).
+names file, line and column, never a value). An unsafe name (a leading `/`, a control character,
+a `.`/`..` or empty segment) fails before anything is read, with a warning naming the problem.
+
+Event Grid delivers at least once: the blob's ETag (else a hash of its content) is passed as the
+version, so a second delivery of the same upload is a no-op and a new upload of the file is loaded.
 
 Trigger source: on the Flex Consumption plan only the Event Grid source is supported for blob
 triggers, so the trigger declares `source=func.BlobSource.EVENT_GRID` and the deployment must
@@ -17,13 +21,15 @@ container instead and delivers new or changed blobs itself (see shared/localhost
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import azure.functions as func
 
 from shared.chain.names import INBOX
 from shared.config.project import load_project
-from shared.ingest import IngestError, ingest_file
+from shared.inbox_names import shown_name
+from shared.ingest import IngestError, check_name, ingest_file
 from shared.ledger import RunLedger
 from .common import CONNECTION, engine_factory, stores
 
@@ -35,21 +41,39 @@ PATH = f"{INBOX}/{{source}}/{{model}}/{{name}}"
 
 def split_blob_name(blob_name: str) -> tuple[str, str, str]:
     """(source, model, name) of `kspyder-inbox/<source>/<model>/<name>` (the container prefix is
-    optional; `name` may hold further `/`)."""
+    optional; `name` may hold further `/`). IngestError for an unsafe name or another shape."""
     path = blob_name[len(INBOX) + 1:] if blob_name.startswith(INBOX + "/") else blob_name
+    check_name(path)
     parts = path.split("/", 2)
-    if len(parts) != 3 or not all(parts):
-        raise IngestError(f"inbox blob {path[:200]}: expected {INBOX}/<source>/<model>/<file name>")
+    if len(parts) != 3:
+        raise IngestError(f"inbox blob {shown_name(path)}: expected {INBOX}/<source>/<model>/<file name>")
     source, model, name = parts
     return source, model, name
+
+
+def blob_version(blob: func.InputStream, data: bytes) -> str:
+    """What tells one upload of a blob from the next: its ETag, or a hash of its content when the
+    host gave no properties."""
+    properties = blob.blob_properties or {}
+    etag = properties.get("ETag") or properties.get("Etag") or properties.get("etag")
+    return f"etag:{etag}" if etag else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @bp.function_name("inbox")
 @bp.blob_trigger(arg_name="blob", path=PATH, connection=CONNECTION, source=func.BlobSource.EVENT_GRID)
 def inbox(blob: func.InputStream) -> None:
-    source, model, name = split_blob_name(blob.name or "")
+    try:
+        source, model, name = split_blob_name(blob.name or "")
+    except IngestError as exc:
+        log.warning("%s", exc)   # the reason, with the name scrubbed and escaped: the only trace of it
+        raise
     project = load_project()
-    result = ingest_file(project, source, model, name, blob.read(), engine_factory(project)(),
-                         RunLedger(stores()[0]))
+    data = blob.read()
+    result = ingest_file(project, source, model, name, data, engine_factory(project)(), RunLedger(stores()[0]),
+                         version=blob_version(blob, data))
+    if result.skipped:
+        log.info("inbox %s: this upload was loaded already (run %s): duplicate delivery ignored", result.file,
+                 result.run_id)
+        return
     log.info("inbox %s: %d records, %d rows into %s in %d batches (run %s)", result.file, result.records,
              result.rows, result.model, result.batches, result.run_id)

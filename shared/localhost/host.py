@@ -135,7 +135,8 @@ class LocalHost:
         return max(soonest - time.monotonic(), 0.0)
 
     def idle(self) -> bool:
-        return all(t.idle() for t in self.queue_triggers)
+        """Every trigger queue empty and no blob delivery running or waiting for a retry."""
+        return all(t.idle() for t in self.queue_triggers) and all(b.idle() for b in self.blob_triggers)
 
     def run_queues(self, once: bool = False, timeout: float | None = None) -> None:
         """`workers` threads polling the trigger queues (and blob containers) until stop(), or with
@@ -153,7 +154,7 @@ class LocalHost:
                     if self.poll_once(ceiling):
                         delay = FIRST_POLL
                         continue
-                    if once and self.idle() and not any(b.scan() for b in self.blob_triggers):
+                    if once and self.idle() and not any(b.scan() for b in self.blob_triggers) and self.idle():
                         done.set()
                         return
                     if deadline is not None and time.monotonic() > deadline:
