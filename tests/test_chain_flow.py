@@ -489,8 +489,8 @@ def test_a_block_rate_limited_midway_goes_back_whole(tmp_path, monkeypatch, harn
     """A 429 on any page of a block sends the whole job back (same token, Retry-After as its delay);
     nothing of the block is written until all its pages are in."""
     with SampleApi(ApiConfig(customers=100, rate=0.001, burst=2)) as slow_api:
-        project = build_project(tmp_path, slow_api.base_url, shop=["customers"], erp=[], throttle={},
-                                settings=BLOCKS)
+        project = build_project(tmp_path, slow_api.base_url, shop=["customers"], erp=[],
+                                throttle={"max_backoff": 1000}, settings=BLOCKS)   # the API asks for 1000 s
         harness = harness_for(project, client_factory=no_sleep_client)
         monkeypatch.setattr(time, "sleep", failing_sleep)
         with harness.chain() as chain:

@@ -1,4 +1,4 @@
-"""The HTTP client reads bodies in large pieces (`http_client._read_body`) instead of requests' 10 KiB
+"""The HTTP client reads bodies in large pieces (`limits.read_body`) instead of requests' 10 KiB
 ones: the body, the connection reuse and the handling of a body cut short must stay as they were."""
 from __future__ import annotations
 
