@@ -36,6 +36,7 @@ from shared.target.load import LoadError, Loader
 from shared.target.pii_key_check import check_pii_key
 from . import backoff, drift
 from .fetching import Fetcher
+from .leasing import ChainLeases
 from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
 from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
 from .pages import ChainError, decode_page, page_columns
@@ -64,6 +65,7 @@ class Chain:
         self.client_factory, self.max_dequeue_count = client_factory, max_dequeue_count
         self.ledger = RunLedger(blobs)
         self.state = RunState(blobs, clock)
+        self.leases = ChainLeases(self)   # one run of a model at a time, across messages (leasing.py)
         self._engine_factory = engine_factory
         self._engine: sa.Engine | None = None
         self._documents: DocumentTarget | None = None   # store: mongo models; pymongo only when one loads
@@ -96,6 +98,7 @@ class Chain:
         return ref
 
     def send(self, queue: str, message: Message, delay: float = 0.0) -> None:
+        self.leases.cover(message, delay)   # a leased model's lease outlasts the delay
         self.queues.send(queue, encode(message), delay)
 
     # ------------------------------------------------------------ entry points
@@ -115,6 +118,7 @@ class Chain:
             nth = started[ref.source_name] = started.get(ref.source_name, -1) + 1
             rate = getattr(ref.source, "throttle", None) and ref.source.throttle.rate
             self.send(PAGINATE, RunModel(run_id, ref.qualified), nth / rate if rate else 0.0)
+        self.leases.started(run_id, refs)   # the run's heartbeat lasts until its models have started
         log.info("run %s started (%s): %d model(s)", run_id, trigger, len(refs))
         return run_id
 
@@ -135,11 +139,16 @@ class Chain:
         states how many there are; otherwise one page after another."""
         job = PageJob(msg.run_id, msg.model, 0, token=msg.token)
         with self._step("paginate", job, dequeue_count):
+            delay = self.leases.start(msg)
+            if delay is not None:   # another run loads this model: the same message again, later
+                self.send(PAGINATE, msg, delay)
+                return
             self._stage(msg.run_id, self.ref(msg.model))
             Fetcher(self).fetch(job)
 
     def fetch(self, job: PageJob, dequeue_count: int = 1) -> None:
         with self._step("fetch", job, dequeue_count):
+            self.leases.keep(job.run_id, job.model)
             Fetcher(self).fetch(job)
 
     def load(self, job: LoadJob, dequeue_count: int = 1) -> None:
@@ -147,6 +156,7 @@ class Chain:
             claim = self.state.claim_page(job.run_id, job.model, job.index, "load", job.token)
             if claim == "other":
                 return
+            self.leases.keep(job.run_id, job.model)
             ref = self.ref(job.model)
             if claim == "new" or self.state.marker(job.run_id, job.model, job.index, "loaded", job.pages) is None:
                 data = self.blobs.get(RAW, job.blob)
@@ -197,6 +207,7 @@ class Chain:
         if self.state.groups_loaded(job.run_id, job.model) < groups:
             return
         if self._finish_model(ref, job, plan):
+            self.leases.release(job.run_id, job.model)
             self._complete_run(job)
 
     def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
@@ -257,7 +268,7 @@ class Chain:
                              "planned": plan.pages if plan is not None and plan.final else None,
                              **counts, "done": model in outcomes, "warnings": plan.warnings if plan else []}
         errors = self.state.errors(run_id)
-        return {"run_id": run_id, "trigger": record.trigger, "status": record.status,
+        return {"run_id": run_id, "trigger": record.trigger, "status": self.ledger.shown_status(record),
                 "started_at": record.started_at, "ended_at": record.ended_at,
                 "done": record.status == "succeeded", "transform_sent": self.state.flag(run_id, "transform.sent"),
                 "models": models, "errors": errors,
@@ -310,6 +321,7 @@ class Chain:
                 self.state.record_error(job.run_id, job.model, job.index, step, self._reason(exc),
                                         dequeue_count=dequeue_count, poisoned=poisoned)
                 if poisoned:   # the run cannot complete until the message is replayed (which may succeed it)
+                    self.leases.release(job.run_id, job.model)   # the next run need not wait for its expiry
                     self.ledger.finish(job.run_id, "failed", {"run_id": job.run_id, "ok": False, "mode": "queue",
                                                               "poisoned": {"model": job.model, "index": job.index,
                                                                            "step": step}})
