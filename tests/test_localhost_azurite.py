@@ -108,6 +108,25 @@ def test_a_message_that_always_fails_ends_in_the_poison_queue(storage, caplog):
     assert "RuntimeError" in caplog.text and "do-not-log" not in caplog.text
 
 
+def test_a_message_received_too_often_is_poisoned_without_running(storage, caplog):
+    """Deliveries that died without failing (a killed worker) still count: the next receive past
+    maxDequeueCount poisons the message, and no log says "delivery 4 of 3"."""
+    queue, calls = f"lh-died-{secrets.token_hex(4)}", []
+    client = storage.get_queue_client(queue)
+    client.create_queue()
+    sent = base64.b64encode(b'{"kind": "x"}').decode()
+    client.send_message(sent)
+    for _ in range(FAST.max_dequeue_count):   # received and never settled, as by a worker that died
+        [message] = list(client.receive_messages(messages_per_page=1, visibility_timeout=1))
+        client.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+    host = LocalHost(failing_app(queue, calls), settings=FAST)
+    host.run_queues(once=True, timeout=20)
+    assert calls == []
+    assert raw_messages(storage, queue + "-poison") == [sent]
+    assert host.queue_triggers[0].stats.poisoned == {queue: 1}
+    assert "received 4 times, more than 3" in caplog.text and "of 3" not in caplog.text
+
+
 def test_unencoded_messages_are_not_decodable_by_the_host(storage):
     """A plain QueueClient (no base64 policy) sends text the host cannot decode: it fails on every
     delivery without reaching the function and goes to poison, as it would in Azure."""

@@ -3,7 +3,9 @@
 As the Functions host does (host.json `extensions.queues`): up to `batchSize` messages per receive;
 a received message is leased (hidden) while its function runs; on success it is deleted; on an
 exception it is made visible again after `visibilityTimeout`, and when it has already been
-delivered `maxDequeueCount` times it is copied unchanged to `<queue>-poison` and deleted. Message
+delivered `maxDequeueCount` times it is copied unchanged to `<queue>-poison` and deleted. A message
+received more often than that (an earlier delivery died without failing: a killed worker) is
+poisoned without running, so "delivery N of M" never shows N above M. Message
 text is base64 (`messageEncoding`), decoded here per message: a message that is not valid base64
 fails like a function error (and ends in the poison queue), so an unencoded sender cannot go
 unnoticed locally and then break in Azure. Logs name the error type and message id, never bodies.
@@ -103,6 +105,12 @@ class QueueTriggers:
 
     def _deliver(self, client: QueueClient, queue: str, message) -> None:
         function = self.functions[queue]
+        if (message.dequeue_count or 1) > self.settings.max_dequeue_count:
+            # an earlier delivery died before it could fail (a killed worker, a lease run out): the
+            # host poisons such a message without running it again, so attempts never exceed M
+            self._poison(client, queue, message, f"received {message.dequeue_count} times, more than "
+                                                  f"{self.settings.max_dequeue_count}")
+            return
         try:
             body = decode_body(message.content)
             function.invoke(FuncQueueMessage(
@@ -119,12 +127,8 @@ class QueueTriggers:
     def _failed(self, client: QueueClient, queue: str, message, exc: Exception) -> None:
         count = message.dequeue_count or 1
         if count >= self.settings.max_dequeue_count:
-            poison = queue + POISON_SUFFIX
-            self._send_raw(poison, message.content)
-            self._delete(client, message)
-            self.stats.add("poisoned", queue)
-            log.warning("%s: message %s failed (%s) on delivery %d of %d: moved to %s", queue, message.id,
-                        type(exc).__name__, count, self.settings.max_dequeue_count, poison)
+            self._poison(client, queue, message, f"failed ({type(exc).__name__}) on delivery {count} of "
+                                                  f"{self.settings.max_dequeue_count}")
             return
         log.warning("%s: message %s failed (%s) on delivery %d of %d: retry in %gs", queue, message.id,
                     type(exc).__name__, count, self.settings.max_dequeue_count, self.settings.visibility_timeout)
@@ -134,6 +138,13 @@ class QueueTriggers:
         except (ResourceNotFoundError, HttpResponseError) as error:   # deleted, or received again meanwhile
             log.info("%s: message %s not released (%s): it comes back when its lease ends", queue, message.id,
                      type(error).__name__)
+
+    def _poison(self, client: QueueClient, queue: str, message, why: str) -> None:
+        poison = queue + POISON_SUFFIX
+        self._send_raw(poison, message.content)
+        self._delete(client, message)
+        self.stats.add("poisoned", queue)
+        log.warning("%s: message %s %s: moved to %s", queue, message.id, why, poison)
 
     def _send_raw(self, queue: str, content: str) -> None:
         """The failed message unchanged (still base64 text), as the host copies it to `<queue>-poison`."""
