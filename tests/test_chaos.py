@@ -1,0 +1,134 @@
+"""Chaos: `main.py run` into PostgreSQL killed (SIGKILL) at random moments, each kill followed by a
+rerun. After every rerun each table equals a clean reference run's, and a keyless table, polled
+the whole time from here, only ever holds one complete run's rows: never two runs' rows (a kill
+between runs used to leave both), never empty once filled, never a run's partial rows.
+
+The run is a real process (`python main.py run`), so a kill lands wherever it lands: mid-page,
+mid-batch, mid-swap. Kill moments are drawn from a seeded generator over the clean run's duration.
+A killed run's lease on its tables is left to expire (`leases.ttl_seconds`, short here), and the
+rerun waits for it (`--wait`), as a user would.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from samples.sample_api.server import ApiConfig, SampleApi
+from shared.target.columns import META_COLUMNS, RUN_ID
+from shared.target.dialects import create_target_engine, drop_schema
+from tests.flow_helpers import TEST_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+CUSTOMERS = 6_000      # past one load batch of 5,000: a kill can land between a keyless run's batches
+KILLS = 3
+SEED = 12
+LEASE_TTL = 1.0        # a killed run blocks its tables this long
+COLUMNS = {"id": {"type": "integer"}, "city": {"path": "address.city", "type": "string", "length": 100},
+           "created_at": {"path": "created", "type": "datetime"},
+           "balance": {"type": "decimal", "precision": 12, "scale": 2}}
+
+
+@pytest.fixture(scope="module")
+def api():
+    with SampleApi(ApiConfig(customers=CUSTOMERS)) as server:
+        yield server
+
+
+def manifests(folder: Path, state: Path, api_url: str, target_url: str, source: str) -> Path:
+    pages = {"path": "/v1/customers", "records": "data", "params": {"per_page": 250}, "pii_scan": "off",
+             "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"}, "columns": COLUMNS}
+    sources = {source: {"type": "api", "base_url": api_url, "throttle": {"concurrency": 2},
+                        "models": {"customers": {**pages, "primary_key": ["id"]},   # keyed: upserted
+                                   "visits": pages}}}                            # keyless: swapped in
+    folder.mkdir()
+    (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
+    (folder / "settings.yml").write_text(yaml.safe_dump({
+        "target_url": target_url, "state_dir": str(state), "storage": {"root": str(state / "storage")},
+        "leases": {"ttl_seconds": LEASE_TTL}}))
+    return folder
+
+
+def start(folder: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "KSPYDER_PII_KEY": TEST_KEY}
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--manifests", str(folder), "run", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process: subprocess.Popen) -> None:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+
+
+def table_rows(engine: sa.Engine, schema: str, table: str) -> Counter:
+    """The table's rows without kspyder's metadata columns, as a multiset."""
+    with engine.connect() as connection:
+        result = connection.execute(sa.text(f"SELECT * FROM {schema}.{table}"))
+        keep = [i for i, name in enumerate(result.keys()) if name not in META_COLUMNS]
+        return Counter(tuple(row[i] for i in keep) for row in result)
+
+
+class Poller:
+    """Counts the keyless table's rows and runs over and over on its own connection, while runs go."""
+
+    def __init__(self, engine: sa.Engine, schema: str, table: str):
+        self.engine, self.query = engine, sa.text(f"SELECT COUNT(*), COUNT(DISTINCT {RUN_ID}) FROM {schema}.{table}")
+        self.seen: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        with self.engine.connect() as connection:
+            while not self._stop.is_set():
+                self.seen[tuple(connection.execute(self.query).one())] += 1
+                connection.rollback()
+                time.sleep(0.01)
+
+
+def test_runs_killed_at_random_moments_never_show_a_mix_and_the_rerun_converges(tmp_path, api, postgres_url):
+    source = f"kt_chaos_{uuid.uuid4().hex[:8]}"
+    folder = manifests(tmp_path / "manifests", tmp_path / "state", api.base_url, postgres_url, source)
+    engine = create_target_engine(postgres_url, [source])
+    try:
+        clean_started = time.monotonic()
+        finished(start(folder, "--apply"))
+        duration = time.monotonic() - clean_started
+        reference = {t: table_rows(engine, source, t) for t in ("customers", "visits")}
+        assert sum(reference["visits"].values()) == sum(reference["customers"].values()) == CUSTOMERS
+        rng = random.Random(SEED)
+        with Poller(engine, source, "visits") as poller:
+            for _ in range(KILLS):
+                run = start(folder, "--wait", str(LEASE_TTL * 5))
+                time.sleep(rng.uniform(0.2, duration))   # from start-up to the end of the run
+                run.send_signal(signal.SIGKILL)
+                run.wait()
+                finished(start(folder, "--wait", str(LEASE_TTL * 5)))
+                assert {t: table_rows(engine, source, t) for t in reference} == reference
+        assert set(poller.seen) == {(CUSTOMERS, 1)}, poller.seen   # one complete run's rows, every time
+        assert sum(poller.seen.values()) > KILLS
+        with engine.connect() as connection:
+            tables = sorted(sa.inspect(connection).get_table_names(schema=source))
+        assert tables == ["customers", "visits"]   # the last kill's staging table went with the rerun
+    finally:
+        with engine.begin() as connection:
+            drop_schema(connection, source)
+        engine.dispose()
