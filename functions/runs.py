@@ -5,7 +5,9 @@
   model not in the manifests: 400 naming it; a target that does not match the manifests (run
   `main.py plan`/`apply` first): 409, before anything is queued.
 - `GET /api/runs/{run_id}`: 200 with the run's status (pages planned/fetched/loaded per model,
-  errors, poison counts, done), 404 for an unknown run, 400 for a malformed id.
+  errors, poison counts, done), 404 for an unknown run, 400 for a malformed id. `status` is
+  `running`, `succeeded`, `failed`, or `abandoned` when every heartbeat of the run has expired
+  (its workers stopped: `RunLedger.shown_status`, computed on read).
 
 Manifests that do not validate answer 500 with the problems (secrets masked), like /api/health.
 """
