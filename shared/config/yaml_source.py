@@ -1,7 +1,9 @@
 """Read YAML while remembering where every key came from, and substitute `${VAR}` from the environment.
 
 PyYAML's plain loaders drop line numbers and silently keep the last of duplicate keys; both matter
-to a user fixing a manifest, so we compose the node graph ourselves and keep a side table of marks.
+to a user fixing a manifest, so data is composed from the parser's events by `yaml_compose`, which
+keeps a side table of lines and bounds nesting and alias expansion. A manifest is untrusted input
+(a deployed app reads whatever the repository holds), so its size is bounded too.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigIssue, format_path
+from .yaml_compose import MAX_DEPTH, NESTING_MESSAGE, Composer, Refused
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -92,66 +95,78 @@ class _Env:
         return _PLACEHOLDER.sub(reveal, text), missing
 
 
+MAX_FILE_MB = 10                     # a manifest of 900 models is about 1 MB
+_PYTHON_WORDING_UP_TO = 64 * 1024   # bytes up to a syntax error for PyYAML's Python parser to word it
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when PyYAML was built with it
+
+
 def load_yaml(path: Path, display_name: str, env: Mapping[str, str] | None = None) -> tuple[YamlDocument, list[ConfigIssue]]:
-    """Parse one YAML file. Syntax errors, duplicate keys and missing variables come back as issues."""
+    """Parse one YAML file. Syntax errors, duplicate keys, missing variables and the limits of
+    `yaml_compose` (nesting, alias expansion) come back as issues, as does a file over MAX_FILE_MB."""
     env = os.environ if env is None else env
     doc = YamlDocument(display_name, None)
+    limit = MAX_FILE_MB * 1024 * 1024
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
     except OSError as exc:
         return doc, [ConfigIssue(display_name, None, "", f"cannot read file: {exc.strerror or exc}")]
-    text, refs = _hide_env_refs(text)
-    loader = yaml.SafeLoader(text)
+    if len(raw) > limit:
+        return doc, [ConfigIssue(display_name, None, "", f"is larger than {MAX_FILE_MB} MB, the limit for a manifest file")]
     try:
-        node = loader.get_single_node()
-    except yaml.YAMLError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return doc, [ConfigIssue(display_name, line, "", "invalid YAML: the file is not UTF-8 text")]
+    text, refs = _hide_env_refs(text)
+    issues: list[ConfigIssue] = []
+    loader = _Loader(text)
+    try:
+        doc.data = Composer(loader, doc, _Env(env, refs).resolve, issues).compose()
+    except Refused as exc:
+        doc, issues = YamlDocument(display_name, None), [ConfigIssue(display_name, exc.line, "", exc.message)]
+    except yaml.YAMLError as exc:   # syntax, or a scalar of an unknown tag
         mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        return doc, [ConfigIssue(display_name, mark.line + 1 if mark else None, "", f"invalid YAML: {problem}")]
+        if "maximum nesting depth" in problem:   # libyaml's own limit (1000), met while it scans ahead
+            problem = NESTING_MESSAGE
+        elif mark and not isinstance(exc, yaml.constructor.ConstructorError):
+            problem = "invalid YAML: " + (_python_wording(text, mark.line) or problem)
+        else:
+            problem = "invalid YAML: " + problem
+        doc, issues = YamlDocument(display_name, None), [ConfigIssue(display_name, line, "", problem)]
     finally:
         loader.dispose()
-    issues: list[ConfigIssue] = []
-    if node is None:
-        doc.data = {}
-        return doc, issues
-    try:
-        doc.data = _convert(node, (), doc, loader, _Env(env, refs), issues)
-    except yaml.YAMLError as exc:  # e.g. a bad merge key or an unknown tag
-        mark = getattr(exc, "problem_mark", None)
-        issues.append(ConfigIssue(display_name, mark.line + 1 if mark else None, "", f"invalid YAML: {getattr(exc, 'problem', exc)}"))
     return doc, issues
 
 
-def _convert(node: yaml.Node, path: tuple, doc: YamlDocument, loader: yaml.SafeLoader,
-             env: _Env, issues: list[ConfigIssue]) -> Any:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int)):
-                issues.append(ConfigIssue(doc.file, key_node.start_mark.line + 1, format_path(path),
-                                          f"keys must be text, got {type(key).__name__}"))
-                continue
-            key = str(key)
-            child = path + (key,)
-            if key in out:
-                issues.append(ConfigIssue(doc.file, key_node.start_mark.line + 1, format_path(child),
-                                          f"duplicate key '{key}' (first defined on line {doc.lines[child]})"))
-                continue
-            doc.lines[child] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, child, doc, loader, env, issues)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, path + (i,), doc, loader, env, issues) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
-    if isinstance(value, str) and _PLACEHOLDER.search(value):
-        new_value, missing = env.resolve(value)
-        for name in missing:
-            issues.append(doc.issue(path, f"environment variable {name} is not set (referenced as ${{{name}}})"))
-            doc.missing_env.add(path)
-        if new_value != value:
-            doc.from_env.add(path)
-        value = new_value
-    return value
+def _python_wording(text: str, line: int) -> str | None:
+    """PyYAML's Python parser says what it expected and what it found ("expected ',' or '}', but
+    got ':'"); libyaml is terser. A small file is parsed again up to the error's line to word the
+    error that way. That parser's cost grows with flow nesting, so it stops past MAX_DEPTH levels."""
+    end = -1
+    for _ in range(line + 2):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+    if _Loader is yaml.SafeLoader or end > _PYTHON_WORDING_UP_TO:
+        return None
+    loader = yaml.SafeLoader(text[:end])
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        if exc.problem_mark is not None and exc.problem_mark.line == line:
+            return exc.problem
+    finally:
+        loader.dispose()
+    return None
