@@ -16,7 +16,8 @@ What a drop means:
   and readers never see a file half loaded. A run of the model (`main.py run`, the chain) still
   replaces the whole table, dropped files' rows included.
 - One delivery loads a given file at a time (a claim in the run store, `inbox_receipts`); a second
-  delivery waits for it, up to `wait` seconds. A delivery whose `version` (the blob's ETag, else
+  delivery waits for it, up to `wait` seconds. A drop holds its model's lease while it loads, as a
+  run does, so it never writes while a run, an apply or another file changes the table. A delivery whose `version` (the blob's ETag, else
   its content hash) is the version last loaded is a no-op: Event Grid delivers at least once.
 
 Formats, by extension:
@@ -44,7 +45,7 @@ import csv
 import io
 import json
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -60,6 +61,7 @@ from shared.ledger import RunLedger, new_run_id
 from shared.mongo.load import DocumentTarget
 from shared.pii.stripper import PiiStripper
 from shared.target.columns import RUN_ID
+from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import LoadError, Loader, summarize_database_error
 from shared.target.pii_key_check import check_pii_key
 from shared.target.schema import model_table
@@ -168,11 +170,31 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
         if done is not None and done.get("version") == version:
             result.run_id, result.skipped = done.get("run_id") or "", True
             return result
-        _run(project, ref, kind, data, engine, ledger, result, batch_size)
+        with _model_lease(project, engine, ref, run_id, wait, file):
+            _run(project, ref, kind, data, engine, ledger, result, batch_size)
         receipts.record_loaded(claim, version, run_id)
     finally:
         receipts.release(claim)
     return result
+
+
+@contextmanager
+def _model_lease(project: Project, engine: sa.Engine, ref: ModelRef, run_id: str, wait: float,
+                 file: str) -> Iterator[None]:
+    """The model's table leased for the load, as a run leases it (`target/lease.py`): a drop never
+    writes while a run, an apply or a rebuild changes the table. IngestBusy when another holds it
+    past `wait` seconds. Documents are upserted by key and take no lease, as in a run."""
+    if ref.documents:
+        yield
+        return
+    try:
+        with Holding(Leases(engine, project.settings.leases.ttl_seconds), run_id, this_process()) as holding:
+            with holding.hold([ref.qualified], wait):
+                yield
+    except LeaseHeld as exc:
+        raise IngestBusy(f"inbox file {file}: {exc}; retry later") from None
+    except LeaseLost as exc:
+        raise IngestError(f"inbox file {file}: {exc}") from None
 
 
 def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, engine: sa.Engine,

@@ -323,3 +323,18 @@ def test_a_file_name_holding_pii_is_stored_scrubbed(env, tmp_path):
     stored = b"".join(p.read_bytes() for p in (tmp_path / "ledger").rglob("*") if p.is_file())
     stored += (tmp_path / "target.db").read_bytes()
     assert SECRET_EMAIL.encode() not in stored and b"DE89370400440532013000" not in stored
+
+
+def test_a_drop_waits_for_the_models_lease_and_is_refused_past_wait(env):
+    """A drop writes under its model's lease, as a run does: not while a run or apply holds the table."""
+    from shared.target.lease import Leases
+    project, engine, ledger = env
+    leases = Leases(engine, project.settings.leases.ttl_seconds)
+    leases.acquire(["shop.countries"], "20261124T001500Z-3f9a1c", "a run elsewhere")
+    with pytest.raises(IngestError, match=r"shop.countries is leased by run 20261124T001500Z-3f9a1c .*retry later"):
+        ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France")), engine, ledger, wait=0)
+    assert rows(engine, "countries", "code") == [] and ledger.recent() == []
+    leases.release(["shop.countries"], "20261124T001500Z-3f9a1c")
+    ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France")), engine, ledger, wait=0)
+    assert rows(engine, "countries", "code") == [("FR",)]
+    assert leases.get("shop.countries") is None or leases.get("shop.countries").run_id != "20261124T001500Z-3f9a1c"
