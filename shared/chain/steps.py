@@ -209,6 +209,8 @@ class Chain:
         if self._finish_model(ref, job, plan):
             self.leases.release(job.run_id, job.model)
             self._complete_run(job)
+        if (plan := self.state.reconciled(job.run_id, ref, plan, job.token)) is None:
+            return   # fewer records than the API stated: the model and the run failed, nothing replaced
 
     def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
         """Record the model as done. A keyless model is replaced per run: its staging table is
@@ -228,8 +230,6 @@ class Chain:
         self.ledger.finish_model(job.run_id, job.model, outcome)
         return True
 
-        if (plan := self.state.reconciled(job.run_id, ref, plan, job.token)) is None:
-            return   # fewer records than the API stated: the model and the run failed, nothing replaced
     def _complete_run(self, job: LoadJob) -> None:
         """Every model done: succeed the run and send its one transform event. Each load that gets
         here writes its model's outcome first and reads the others' after, so of two loads
