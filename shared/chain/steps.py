@@ -206,11 +206,11 @@ class Chain:
             self.state.mark_group_loaded(job.run_id, job.model, group)
         if self.state.groups_loaded(job.run_id, job.model) < groups:
             return
+        if (plan := self.state.reconciled(job.run_id, ref, plan, job.token)) is None:
+            return   # fewer records than the API stated: the model and the run failed, nothing replaced
         if self._finish_model(ref, job, plan):
             self.leases.release(job.run_id, job.model)
             self._complete_run(job)
-        if (plan := self.state.reconciled(job.run_id, ref, plan, job.token)) is None:
-            return   # fewer records than the API stated: the model and the run failed, nothing replaced
 
     def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
         """Record the model as done. A keyless model is replaced per run: its staging table is
