@@ -63,12 +63,13 @@ class RunLedger:
         record = RunRecord(run_id, models, trigger, _now())
         self._write(record)
         if alive_until is not None:
-            self.beat(run_id, "run", alive_until)
+            self.beat(run_id, "process", alive_until)
         return record
 
     def beat(self, run_id: str, part: str, alive_until: datetime) -> None:
-        """The holder of `part` of the run ("run" for an embedded run, a model in the queue chain)
-        is alive and working until `alive_until` (UTC) at least."""
+        """The holder of `part` of the run ("process" for an embedded run; a model, or "start", in
+        the queue chain) is alive and working until `alive_until` (UTC) at least. Never "run": the
+        ledger finds runs by their `run.json`."""
         body = json.dumps({"at": _now(), "alive_until": _utc(alive_until).isoformat(timespec="seconds")})
         self.store.put(CONTAINER, f"{run_id}/heartbeat/{part}.json", body.encode())
 

@@ -331,7 +331,7 @@ def pipeline_calls(monkeypatch):
     """Stands in for `shared.pipeline.run_models`: these tests are about the schema, not extraction."""
     calls: list[list[str]] = []
 
-    def run_models(project, refs, *, run_id=None):
+    def run_models(project, refs, *, run_id=None, wait=0.0):
         calls.append([r.qualified for r in refs])
         return SimpleNamespace(ok=True, render=lambda: f"ran {len(refs)} models")
 

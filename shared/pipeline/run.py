@@ -94,7 +94,7 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     summary = RunSummary(run_id)
     started = time.monotonic()
     leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), run_id, this_process(),
-                     on_beat=lambda until: ledger.beat(run_id, "run", until))
+                     on_beat=lambda until: ledger.beat(run_id, "process", until))
     ledger.start(run_id, [r.qualified for r in refs], trigger, alive_until=leases.alive_until())
     documents = None   # store: mongo models load there; pymongo is imported only when one does
     if any(ref.documents for ref in refs):
