@@ -28,6 +28,7 @@ from shared.pipeline import run_models
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
 from shared.target.load import LoadError
+from shared.target.dialects import create_target_engine
 from shared.target.pii_key_check import TABLE, PiiKeyMismatch, check_pii_key, fingerprint, forget_pii_key
 from tests.test_chain_helpers import RecordingQueues
 
@@ -183,6 +184,40 @@ def test_the_target_refuses_another_pii_key_until_rebuild_forgets_it(tmp_path):
     check_pii_key(engine, other, ["shop"])   # rebuilt: the new key is recorded
     with pytest.raises(PiiKeyMismatch):
         check_pii_key(engine, first, ["shop"])
+    engine.dispose()
+
+
+def test_loads_racing_on_a_new_sqlite_target_all_record_or_find_the_fingerprint(tmp_path):
+    """Several loads of a fresh target create `_kspyder` at once: SQLite's single writer makes some
+    of them meet a lock or a table created meanwhile, and none may fail for it."""
+    import threading
+
+    from shared.target import pii_key_check
+
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    project = project_with(tmp_path, KSPYDER_PII_KEY="the-key")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def load() -> None:
+        engine = create_target_engine(url)   # WAL, explicit BEGIN: as a run's loads open it
+        try:
+            start.wait()
+            pii_key_check._record(engine, "shop", fingerprint("the-key"))
+        except BaseException as exc:   # collected: a thread's exception would not fail the test
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar() == 1
     engine.dispose()
 
 

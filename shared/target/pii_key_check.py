@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -108,17 +109,23 @@ def _stored(engine: sa.Engine, source: str) -> str | None:
             meta_table.c.source == source, meta_table.c.name == FINGERPRINT)).scalar()
 
 
-def _record(engine: sa.Engine, source: str, mark: str) -> str | None:
+def _record(engine: sa.Engine, source: str, mark: str, attempts: int = 5) -> str | None:
     """Create the table if needed and insert the fingerprint; of two loads racing, the second finds
-    the first's row (and returns it)."""
-    try:
-        meta_table.create(engine, checkfirst=True)
-    except sa.exc.DBAPIError:
-        pass   # created meanwhile by a concurrent load; a real failure shows in the insert below
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.insert(meta_table).values(source=source, name=FINGERPRINT, value=mark,
-                                                            set_at=datetime.now(timezone.utc)))
-    except sa.exc.IntegrityError:
-        pass   # recorded meanwhile by a concurrent load: read below
+    the first's row (and returns it). A concurrent create can also fail with a lock error (SQLite
+    allows one writer): it is retried a few times, and the last error propagates."""
+    for attempt in range(attempts):
+        try:
+            meta_table.create(engine, checkfirst=True)
+            with engine.begin() as connection:
+                connection.execute(sa.insert(meta_table).values(source=source, name=FINGERPRINT, value=mark,
+                                                                set_at=datetime.now(timezone.utc)))
+        except sa.exc.IntegrityError:
+            pass   # recorded meanwhile by a concurrent load: read below
+        except sa.exc.DBAPIError:
+            # created meanwhile ("already exists"), or the database was locked by the other writer
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        return _stored(engine, source)
     return _stored(engine, source)
