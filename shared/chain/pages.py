@@ -8,6 +8,8 @@ the target table was created from, so the two cannot disagree.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from datetime import date, datetime
@@ -39,6 +41,25 @@ def raw_blob_name(run_id: str, model: str, index: int) -> str:
     return f"{run_id}/{source}/{name}/{index:06d}{SUFFIX}"
 
 
+START_PREFIX = "starts/"
+
+
+def start_blob_name(run_id: str, model: str, index: int, digest: str) -> str:
+    """`starts/<run>/<source>/<model>/<index:06d>.<digest>.json` in kspyder-raw: where page `index`
+    starts (the next request, or a SQL chunk's keyset bound), left there by the page before it.
+    Named by its content's digest, so a redelivered page that writes it again writes the same
+    blob, and a job can only name the start it was sent with. Beside the raw pages, under their
+    retention, but outside the run's own prefix, which holds only pages."""
+    source, _, name = model.partition(".")
+    return f"{START_PREFIX}{run_id}/{source}/{name}/{index:06d}.{digest}.json"
+
+
+def encode_start(start: dict) -> tuple[bytes, str]:
+    """A start blob's content ({"request": ...} or {"sql_after": ...}) and its digest."""
+    content = json.dumps(start, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return content, content_digest(content)
+
+
 def shape_records(extractor: GenericExtractor, raw: list, first_position: int = 0) -> list[dict[str, Any]]:
     """Typed and PII-stripped records, exactly as `GenericExtractor.pages` makes them."""
     shape, strip = extractor.shaper.shape, extractor.stripper.apply_owned
@@ -49,6 +70,8 @@ def shape_records(extractor: GenericExtractor, raw: list, first_position: int = 
 def _plain(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):   # inside a JSON value: see encode_page
+        raise TypeError("binary data")
     return str(value)   # Decimal keeps its exact digits as text; anything else as the loader would
 
 
@@ -60,7 +83,27 @@ _DECODE_LINES = msgspec.json.Decoder().decode_lines
 
 
 def encode_page(records: list[dict[str, Any]]) -> bytes:
-    return "".join([_ENCODE(r) + "\n" for r in records]).encode("utf-8")
+    try:
+        return "".join([_ENCODE(r) + "\n" for r in records]).encode("utf-8")
+    except TypeError:   # binary columns: base64 text, which their restorer decodes on the Load side
+        return "".join([_encode_with_binary(r, i) + "\n" for i, r in enumerate(records)]).encode("utf-8")
+
+
+def _encode_with_binary(record: dict[str, Any], position: int) -> str:
+    plain = {k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for k, v in record.items()}
+    try:
+        return _ENCODE(plain)
+    except TypeError:   # bytes inside a JSON column: the embedded run's loader refuses it too
+        column = next((k for k, v in plain.items() if _refused(v)), "?")
+        raise ChainError(f"record #{position}, column '{column}': a JSON value cannot hold binary data") from None
+
+
+def _refused(value: Any) -> bool:
+    try:
+        _ENCODE(value)
+    except TypeError:
+        return True
+    return False
 
 
 def page_columns(project: Project, ref: ModelRef) -> list[StoredColumn]:
@@ -77,11 +120,20 @@ def _restorer(column: StoredColumn) -> Callable[[Any], Any] | None:
         return date.fromisoformat
     if kind == ColumnType.decimal:
         return Decimal
+    if kind == ColumnType.binary:
+        return _from_base64
     return None
 
 
+def _from_base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+
+
 def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]]:
-    """Records with datetimes, dates and decimals restored; a value that does not parse is left as
+    """Records with datetimes, dates, decimals and binary restored; a value that does not parse is left as
     text, so the loader reports it (by column and key) as it would any misfit."""
     restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
     try:   # all lines in one call, about 4x faster; the same values, since we wrote them

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -213,6 +213,28 @@ class ColumnType(str, Enum):
     date = "date"
     datetime = "datetime"
     json = "json"
+    binary = "binary"
+
+
+# The rules a binary column takes: the others rewrite text, and bytes are not text.
+BINARY_RULES = (PiiRule.drop, PiiRule.hash)
+
+
+def _null_spelled_bare(value: Any) -> Any:
+    """`on_error: null` as written: YAML reads a bare `null` as nothing, which means the choice `null`."""
+    return "null" if value is None else value
+
+
+def check_timezone(name: str | None) -> str | None:
+    """A column's `timezone:`: an IANA zone name (`Europe/Paris`), as the tz database spells it."""
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone '{name}' is not an IANA time zone name (such as UTC or Europe/Paris)") from None
+    return name
 
 
 class Column(Strict):
@@ -224,11 +246,17 @@ class Column(Strict):
     pii: PiiSpec | None = None
     pii_fields: dict[str, PiiSpec] | None = Field(None, description="json columns: PII rules for nested paths ('*' matches every list item).")
     pii_scan: PiiScan | None = Field(None, description="Override the model's pii_scan for this column (text and json only).")
-    on_error: Literal["error", "null"] = "error"
+    on_error: Annotated[Literal["error", "null"], BeforeValidator(_null_spelled_bare)] = "error"
+    timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
+        None, description="date columns: the zone whose calendar date an aware value takes (default UTC).")
     description: str | None = None
 
     @model_validator(mode="after")
     def _options_fit_type(self):
+        if self.timezone is not None and self.type != ColumnType.date:
+            raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
+        if self.type == ColumnType.binary and self.pii is not None and self.pii.rule not in BINARY_RULES:
+            raise ValueError(f"a binary column takes pii rule drop or hash only, not {self.pii.rule.value}")
         if self.pii_scan is not None and self.type not in (ColumnType.string, ColumnType.text, ColumnType.json):
             raise ValueError(f"pii_scan only applies to string, text and json columns, not {self.type.value}")
         if self.pii_scan is not None and self.pii is not None:
@@ -245,6 +273,9 @@ class Column(Strict):
 
 
 Store = Literal["sql", "mongo"]
+# How a source's model and column names become target names: as written, or snake_cased
+# (`InvoiceLine.UnitPrice` -> `invoice_line.unit_price`, still read as written; see config/naming.py).
+Naming = Literal["as_is", "snake_case"]
 # The store of the source whose models are being validated: a model's rules depend on it (a document
 # model may leave `columns` out), and pydantic validates a source's models inside the source.
 _VALIDATING_STORE: ContextVar[str] = ContextVar("kspyder_validating_store", default="sql")
@@ -380,6 +411,7 @@ class ApiSource(Strict):
         self._secret_headers = frozenset(name.lower() for name in names)
 
     store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
+    naming: Naming = Field("as_is", description="snake_case: target table and column names snake_cased.")
 
     _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
@@ -397,6 +429,7 @@ class SqlSource(Strict):
     _ncrontab = field_validator("schedule")(_schedule_field)
 
     store: Store = Field("sql", description="sql: a table per model; mongo: whole records as documents.")
+    naming: Naming = Field("as_is", description="snake_case: target table and column names snake_cased.")
 
     _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from .deployment import document_store_issues
 from .errors import ConfigError, ConfigIssue
+from .naming import naming_issues, with_target_names
 from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
 from .secrets import SecretMasker, mark_secret_headers
 from .settings import ENV_OVERRIDES, Settings
@@ -104,6 +105,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     sources = _connectors(connectors_doc, issues)
     if sources is not None:
         issues += model_issues(connectors_doc, sources)
+        issues += naming_issues(connectors_doc, sources)
 
     if settings is not None and sources is not None:
         issues += _pii_key_issues(connectors_doc, sources, settings)
@@ -111,7 +113,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     if issues:
         raise ConfigError(issues)
     masker = SecretMasker.from_config(settings, sources)
-    return Project(root, settings, sources, masker)
+    return Project(root, settings, with_target_names(sources), masker)
 
 
 def _settings(doc: YamlDocument, env: Mapping[str, str], issues: list[ConfigIssue]) -> Settings | None:

@@ -6,11 +6,15 @@ is a value too: an e-mail used as key, or the raw key of a column hashed later).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from shared.config.models import Column, ColumnType
 from .errors import ConversionError
@@ -19,6 +23,7 @@ from .shape_compile import ColumnPlan, compile_shape
 _MISSING = object()
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
+BINARY_TYPES = (bytes, bytearray, memoryview)
 
 
 class BadValue(ValueError):
@@ -174,13 +179,20 @@ def _to_datetime_slow(value: Any) -> datetime:
     return result.astimezone(timezone.utc)
 
 
-def _to_date(value: Any) -> date:
+def _to_date(value: Any, zone: tzinfo = timezone.utc) -> date:
+    """An aware value takes its calendar date in `zone` (UTC unless the column says `timezone:`),
+    whatever zone the source session or the API wrote it in; a naive one is taken as it is."""
     if isinstance(value, datetime):
-        return value.date()
+        return value.date() if value.tzinfo is None else value.astimezone(zone).date()
     if isinstance(value, date):
         return value
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 10:   # a datetime: its offset decides the date
+            try:
+                return _to_date(datetime.fromisoformat(text), zone)
+            except ValueError:
+                pass
         try:
             return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
         except ValueError:
@@ -188,26 +200,73 @@ def _to_date(value: Any) -> date:
     raise BadValue(f"expected a date, got {type(value).__name__}")
 
 
+def _date_in(zone_name: str | None) -> Callable[[Any], date]:
+    if zone_name is None:
+        return _to_date
+    zone = ZoneInfo(zone_name)
+    return lambda value: _to_date(value, zone)
+
+
 def _to_text(value: Any) -> str:
+    """Text, numbers, dates, times and UUIDs as text; anything else (bytes above all, whose `str()`
+    is Python's `b'...'`) is an error: a value is never stored as its Python repr."""
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_value)
+        except TypeError as exc:
+            raise BadValue(str(exc)) from None
     if isinstance(value, datetime):
         return _to_datetime(value).isoformat()
-    return str(value)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, (int, float, Decimal, UUID)):   # bool is an int: True stays 'True'
+        return str(value)
+    if isinstance(value, BINARY_TYPES):
+        raise BadValue("expected text, got binary data (declare the column type: binary)")
+    raise BadValue(f"expected text, got {type(value).__name__}")
+
+
+def json_value(value: Any) -> Any:
+    """What a JSON column holds for a non-JSON value inside it (a PostgreSQL array of dates, a
+    decimal in a JSON document): ISO 8601, exact decimal text, UUID text; anything else is refused."""
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    raise TypeError(f"a JSON value cannot hold {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return "binary data" if isinstance(value, BINARY_TYPES) else f"a {type(value).__name__}"
 
 
 def _to_json(value: Any) -> Any:
     return value
 
 
+def _to_binary(value: Any) -> bytes:
+    """Bytes as the driver gives them (bytes, memoryview from psycopg, bytearray), or base64 text
+    (how JSON, the chain's page blobs included, carries them)."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadValue("expected binary data or base64 text, got text that is not base64") from None
+    raise BadValue(f"expected binary data, got {type(value).__name__}")
+
+
 def converter_for(column: Column) -> Callable[[Any], Any]:
     base = {
         ColumnType.integer: _to_int, ColumnType.bigint: _to_int, ColumnType.float: _to_float,
         ColumnType.decimal: _to_decimal, ColumnType.boolean: _to_bool, ColumnType.string: _to_text,
-        ColumnType.text: _to_text, ColumnType.date: _to_date, ColumnType.datetime: _to_datetime,
-        ColumnType.json: _to_json,
+        ColumnType.text: _to_text, ColumnType.date: _date_in(column.timezone), ColumnType.datetime: _to_datetime,
+        ColumnType.json: _to_json, ColumnType.binary: _to_binary,
     }[column.type]
     if column.type == ColumnType.string and column.length:
         limit = column.length
@@ -225,7 +284,7 @@ def converter_for(column: Column) -> Callable[[Any], Any]:
 # Values already of these Python types need no conversion: the common case skips a call per value.
 _PASSTHROUGH: dict[ColumnType, type] = {
     ColumnType.integer: int, ColumnType.bigint: int, ColumnType.float: float, ColumnType.boolean: bool,
-    ColumnType.string: str, ColumnType.text: str,
+    ColumnType.string: str, ColumnType.text: str, ColumnType.binary: bytes,
 }
 
 

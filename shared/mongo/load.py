@@ -34,7 +34,7 @@ from .shape import field_parts, get_at, update_at
 
 DUPLICATE_KEY = 11000
 # JSON (the queue chain's page blobs) carries these as text; the loader restores them by column
-_RESTORED = (ColumnType.datetime, ColumnType.date, ColumnType.decimal)
+_RESTORED = (ColumnType.datetime, ColumnType.date, ColumnType.decimal, ColumnType.binary)
 _TYPE_IN_MESSAGE = re.compile(r"of type: <class '([\w.]+)'>")
 
 

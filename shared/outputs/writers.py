@@ -2,6 +2,7 @@
 never leaves a half-written file in place of the last good one ("loses nothing")."""
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -18,13 +19,16 @@ SUFFIX = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv"}
 
 
 def json_default(value: Any) -> Any:
-    """Datetimes as ISO 8601 (UTC), dates as YYYY-MM-DD, decimals as strings to keep their precision."""
+    """Datetimes as ISO 8601 (UTC), dates as YYYY-MM-DD, decimals as strings to keep their precision,
+    binary columns as base64 text (standard alphabet, padded)."""
     if type(value) is datetime:  # the most common non-JSON type first: this runs per value
         return value.isoformat()
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
@@ -113,7 +117,7 @@ class JsonArrayFile(_AtomicFile):
 
 
 class CsvFile(_AtomicFile):
-    """Flat CSV with the model's column names; json columns are written as JSON text."""
+    """Flat CSV with the model's column names; json columns are written as JSON text, binary as base64."""
 
     def __init__(self, path: Path, columns: list[str]):
         super().__init__(path)
@@ -132,6 +136,8 @@ def _csv_cell(value: Any) -> Any:
         return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     return value
 
 

@@ -110,6 +110,10 @@ def column_type(column: StoredColumn) -> sa.types.TypeEngine:
             .with_variant(mssql.DATETIMEOFFSET(), MSSQL)
     if kind == ColumnType.json:
         return sa.JSON()
+    if kind == ColumnType.binary:
+        # BYTEA, BLOB; LONGBLOB on MariaDB (its BLOB stops at 64 KB), VARBINARY(max) on SQL Server
+        return sa.LargeBinary().with_variant(mysql.LONGBLOB(), MYSQL, "mariadb") \
+            .with_variant(mssql.VARBINARY("max"), MSSQL)
     raise ValueError(f"no SQL type for {kind}")
 
 
@@ -128,6 +132,8 @@ def logical_type(reflected: sa.types.TypeEngine, dialect: str) -> StoredColumn:
     """
     t = reflected
     name = type(t).__name__.upper()
+    if isinstance(t, sa.types._Binary) or name in ("BYTEA", "BLOB", "LONGBLOB", "VARBINARY", "IMAGE"):
+        return StoredColumn("", ColumnType.binary)
     if isinstance(t, sa.Boolean) or (dialect in MYSQL_FAMILY and name == "TINYINT" and getattr(t, "display_width", None) == 1):
         return StoredColumn("", ColumnType.boolean)
     if isinstance(t, sa.BigInteger):

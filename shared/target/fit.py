@@ -14,7 +14,8 @@ may be stricter than the exact one (1.500 in a scale-2 column goes the slow way,
 looser. Checks are compiled once per table from its stored columns (`schema.desired_columns`).
 
 A value that fits is returned in the form every writer binds: datetimes in UTC (naive where the
-database keeps no offset), decimals as Decimal, JSON serialized to text (see `upsert.json_as_text`).
+database keeps no offset), decimals as Decimal, JSON serialized to text (see `upsert.json_as_text`),
+binary as bytes. A value of a type its column does not take is a misfit, never its `str()`.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from operator import attrgetter, is_not, itemgetter
 from typing import Any, Callable, Sequence
 
 from shared.config.models import ColumnType
+from shared.extract.records import json_value
 from .columns import StoredColumn
 from .json_text import encode_json_fast
 
@@ -44,7 +46,7 @@ Fit = Callable[[Any], Any]                          # one non-null value -> writ
 BulkFit = Callable[[list], "list | None"]           # a column -> written forms, or None: go value by value
 not_none = partial(is_not, None)
 zone_of = attrgetter("tzinfo")
-encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=json_value).encode
 
 
 class Misfit(ValueError):
@@ -243,6 +245,8 @@ def json_fit(value: Any) -> str:
         raise _wrong_type("JSON (object, array, text, number or boolean)", value)
     try:
         return encode_json(value)
+    except TypeError as exc:   # json_value's refusal: binary data inside, or an object JSON has no form for
+        raise Misfit(str(exc)) from None
     except ValueError:
         raise Misfit(f"JSON {NOT_FINITE}") from None
 
@@ -253,8 +257,18 @@ def json_bulk(values: list) -> list | None:
     encode = encode_json_fast
     try:
         return [None if v is None else encode(v) for v in values]
-    except (ValueError, RecursionError):
+    except (ValueError, TypeError, RecursionError):
         return None
+
+
+# ---------------------------------------------------------------- binary
+def binary_fit(value: Any) -> bytes:
+    """Bytes only: text in a binary column would be stored as its characters' encoding, silently."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise _wrong_type("binary data", value)
 
 
 # ---------------------------------------------------------------- per column
@@ -280,6 +294,8 @@ def column_fit(column: StoredColumn, naive_datetimes: bool) -> tuple[Fit, BulkFi
         return datetime_fit(naive_datetimes)
     if kind == ColumnType.json:
         return json_fit, json_bulk
+    if kind == ColumnType.binary:
+        return binary_fit, exact_type_bulk(bytes)
     raise ValueError(f"no fit check for {kind}")
 
 

@@ -2,7 +2,7 @@
 
 `json.JSONEncoder.encode` builds a new C encoder for every value it is given, which costs three
 times the encoding of a small object; here one C encoder is built with `fit.encode_json`'s
-settings (ensure_ascii off, NaN refused, `default=str`) and reused, so the text is the same and a
+settings (ensure_ascii off, NaN refused, `default=json_value`) and reused, so the text is the same and a
 NaN still raises ValueError. Without the circular-reference check, which the values written here
 (decoded JSON, rows from drivers) cannot need: a cycle gives a RecursionError, and the caller then
 takes the value the slow way, through `fit.json_fit`, which reports it properly.
@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 
 def one_shot_encoder() -> Callable[[Any], str]:
-    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+    from shared.extract.records import json_value   # dates, decimals, UUIDs; TypeError for anything else
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=json_value)
     if c_make_encoder is None:   # a Python without the C accelerator
         return encoder.encode
     chunks = c_make_encoder(None, encoder.default, encode_basestring, None, encoder.key_separator,

@@ -169,7 +169,10 @@ def _python_values(series: pd.Series, column: StoredColumn, naive: bool) -> list
             stamps = stamps.dt.tz_localize(None)
         out = list(stamps.dt.to_pydatetime())
     elif column.type == ColumnType.text:
-        out = [_text(v) for v in series.astype(object).tolist()]
+        out = series.astype(object).tolist()
+        if any(isinstance(v, (bytes, bytearray, memoryview)) for v in out):   # never Python's b'...' text
+            raise ReplaceError(f"column {column.name}: binary data has no text form: leave the column out of the output")
+        out = [_text(v) for v in out]
     elif column.type == ColumnType.bigint:
         out = series.astype(object).tolist()
         out = [None if m else int(v) for v, m in zip(out, missing)]

@@ -182,7 +182,7 @@ class PostgresCopy:
 # Binary COPY needs the exact type of each column; any other type falls back to text COPY.
 COPY_TYPES = {"INTEGER": "int4", "BIGINT": "int8", "DOUBLE PRECISION": "float8", "NUMERIC": "numeric",
               "BOOLEAN": "bool", "VARCHAR": "text", "TEXT": "text", "DATE": "date",
-              "TIMESTAMP WITH TIME ZONE": "timestamptz"}
+              "TIMESTAMP WITH TIME ZONE": "timestamptz", "BYTEA": "bytea"}
 
 
 def copy_types(table: sa.Table, dialect: sa.Dialect) -> list[str] | None:

@@ -21,7 +21,7 @@ DTYPES: dict[ColumnType, str] = {
     ColumnType.integer: "Int64", ColumnType.bigint: "Int64", ColumnType.float: "float64",
     ColumnType.decimal: "float64", ColumnType.boolean: "boolean", ColumnType.string: "str",
     ColumnType.text: "str", ColumnType.json: "str", ColumnType.date: "datetime64[us, UTC]",
-    ColumnType.datetime: "datetime64[us, UTC]",
+    ColumnType.datetime: "datetime64[us, UTC]", ColumnType.binary: "object",
 }
 # the names a `cast` step accepts, and the logical type each one means
 CastType = Literal["integer", "bigint", "float", "decimal", "boolean", "string", "text", "datetime", "date"]
