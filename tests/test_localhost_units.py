@@ -98,7 +98,7 @@ def test_unsupported_bindings_are_refused():
 def test_host_json_settings():
     with open("host.json") as handle:
         settings = QueueSettings.from_host_json(json.load(handle))
-    assert (settings.batch_size, settings.max_dequeue_count, settings.visibility_timeout) == (8, 5, 30.0)
+    assert (settings.batch_size, settings.max_dequeue_count, settings.visibility_timeout) == (2, 5, 30.0)
     assert settings.message_encoding == "base64" and settings.route_prefix == "api"
     with pytest.raises(HostError, match="messageEncoding"):
         QueueSettings.from_host_json({"extensions": {"queues": {"messageEncoding": "none"}}})
