@@ -86,7 +86,8 @@ class Target:
                                    and sa.inspect(c).get_table_names(schema=s)])
 
     def tables(self, schema: str) -> list[str]:
-        return self.run(lambda c: sorted(sa.inspect(c).get_table_names(schema=self(schema)))
+        """The schema's tables but its `_kspyder` project mark (tests/test_ownership.py covers that)."""
+        return self.run(lambda c: sorted(t for t in sa.inspect(c).get_table_names(schema=self(schema)) if t != "_kspyder")
                         if self(schema) in sa.inspect(c).get_schema_names() else [])
 
     def columns(self, schema: str, table: str) -> list[str]:

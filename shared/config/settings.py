@@ -65,6 +65,11 @@ class LeaseSettings(Strict):
 
 class Settings(Strict):
     target_url: str = "sqlite:///.kspyder/target.db"
+    project: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="This project's id, marked on every schema `apply` creates, so that `plan`, `apply --prune` "
+                    "and `rebuild` touch only this project's schemas on a shared server. Unset: an id generated "
+                    "by the first apply and kept in the target's default schema (docs/target.md).")
     state_dir: str = ".kspyder"
     output: OutputSettings = Field(default_factory=OutputSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
 from .dialects import column_type, create_schema, drop_schema
-from .plan import (ADD_COLUMN, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE,
-                   Change, Plan, PlanError, PlanOptions, compute_plan)
+from .ownership import ensure_project_id, mark_schema
+from .plan import (ADD_COLUMN, CLAIM_SCHEMA, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE,
+                   MARKING, REPLACE_TABLE, Change, Plan, PlanError, PlanOptions, compute_plan)
 from .schema import derived_tables, target_metadata
 
 if TYPE_CHECKING:
@@ -71,20 +72,32 @@ def apply_stamped(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOu
         if live.plan_hash != stamp.plan_hash:
             raise StalePlan(MANIFESTS_CHANGED)
         derived = derived_tables(project) if any(c.builder for c in live.changes) else []
-        apply_changes(connection, live.changes, target_metadata(project, connection.dialect.name, derived=derived))
+        owner = ensure_project_id(connection, project) if any(c.kind in MARKING for c in live.changes) else None
+        apply_changes(connection, live.changes, target_metadata(project, connection.dialect.name, derived=derived),
+                      owner)
         return ApplyOutcome(live, already_applied=False)
 
 
-def apply_changes(connection: sa.Connection, changes: tuple[Change, ...], metadata: sa.MetaData) -> None:
+def apply_changes(connection: sa.Connection, changes: tuple[Change, ...], metadata: sa.MetaData,
+                  owner: str | None = None) -> None:
+    """`owner`: the project id marked in each schema created or claimed (ownership.py)."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
     ops = Operations(MigrationContext.configure(connection))
     for change in changes:
         STEPS[change.kind](connection, ops, metadata, change)
+        if change.kind in MARKING:
+            if owner is None:
+                raise PlanError(f"schema {change.schema}: no project id to mark it with")
+            mark_schema(connection, change.schema, owner)
 
 
 def _create_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     create_schema(connection, change.schema)
+
+
+def _claim_schema(_connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, _change: Change) -> None:
+    """Nothing but the mark apply_changes writes after every marking step."""
 
 
 def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.MetaData, change: Change) -> None:
@@ -115,6 +128,6 @@ def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.Meta
 
 
 Step = Callable[[sa.Connection, "Operations", sa.MetaData, Change], None]
-STEPS: dict[str, Step] = {CREATE_SCHEMA: _create_schema, CREATE_TABLE: _create_table, ADD_COLUMN: _add_column,
+STEPS: dict[str, Step] = {CREATE_SCHEMA: _create_schema, CLAIM_SCHEMA: _claim_schema, CREATE_TABLE: _create_table, ADD_COLUMN: _add_column,
                           DROP_COLUMN: _drop_column, REPLACE_TABLE: _replace_table, DROP_TABLE: _drop_table,
                           DROP_SCHEMA: _drop_schema}

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from .columns import StoredColumn
 from .dialects import logical_type
+from .meta_table import TABLE as META_TABLE
 from .staging import is_staging
 
 
@@ -45,11 +46,12 @@ class TableDiff:
 
 
 def live_tables(inspector: sa.Inspector, schema: str) -> list[str]:
-    """The schema's tables, less the staging tables of loads and swaps (`staging.py`): a run's
-    private work, never a table to plan, alter or drop."""
+    """The schema's tables, less the staging tables of loads and swaps (`staging.py`), a run's
+    private work, and the `_kspyder` metadata table (`meta_table.py`): never a table to plan,
+    alter or drop."""
     if schema not in inspector.get_schema_names():
         return []
-    return [t for t in inspector.get_table_names(schema=schema) if not is_staging(t)]
+    return [t for t in inspector.get_table_names(schema=schema) if not is_staging(t) and t != META_TABLE]
 
 
 def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: list[StoredColumn]) -> TableDiff:

@@ -14,13 +14,17 @@ import sqlalchemy as sa
 from shared.config.project import ModelRef, Project
 from .columns import StoredColumn
 from .compare import TableDiff, compare_table
+from .ownership import foreign_owner_message, project_id
 from .schema import derived_tables, desired_columns
 from .snapshot import SchemaState, Shapes, TableShape, digest, fingerprint, orphan_schemas, reflect_schema, shapes_of
 
 CREATE_SCHEMA, CREATE_TABLE = "create_schema", "create_table"
+CLAIM_SCHEMA = "claim_schema"   # mark a schema made before project marks as this project's (ownership.py)
 ADD_COLUMN, DROP_COLUMN = "add_column", "drop_column"
 REPLACE_TABLE, DROP_TABLE, DROP_SCHEMA = "replace_table", "drop_table", "drop_schema"
-KIND_ORDER = (CREATE_SCHEMA, CREATE_TABLE, ADD_COLUMN, DROP_COLUMN, REPLACE_TABLE, DROP_TABLE, DROP_SCHEMA)
+KIND_ORDER = (CREATE_SCHEMA, CLAIM_SCHEMA, CREATE_TABLE, ADD_COLUMN, DROP_COLUMN, REPLACE_TABLE, DROP_TABLE,
+              DROP_SCHEMA)
+MARKING = (CREATE_SCHEMA, CLAIM_SCHEMA)   # the changes after which apply marks the schema as this project's
 
 
 class PlanError(Exception):
@@ -113,28 +117,46 @@ class Plan:
 
 def compute_plan(connection: sa.Connection, project: Project, options: PlanOptions = PlanOptions()) -> Plan:
     inspector = sa.inspect(connection)
+    mine = project_id(connection, project)
     refs = [ref for ref in project.models(options.selectors) if not ref.documents]   # store: mongo: no tables
     by_source = _by_source(refs)
     states = [reflect_schema(inspector, source) for source in by_source]
+    _refuse_others(states, mine)
     # removed sources are looked for only when the plan covers the whole project
     search = not (options.selectors or options.rebuild)
     # derived tables (pipeline outputs) belong to the whole-project plan, like removed sources
     derived = derived_tables(project) if search else []
     known = [n for n, s in project.sources.items() if s.store == "sql"] + [d.schema for d in derived]
-    orphans = orphan_schemas(inspector, known, options.scope) if search else []
+    orphans = orphan_schemas(inspector, known, options.scope, mine) if search else []
     if options.rebuild:
         changes, kept = _rebuild_changes(states, by_source, project), []
     else:
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
     from .plan_derived import derived_changes   # lazy: it builds on Change and refuse_foreign below
 
-    derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune)
+    derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune,
+                                                                  {s.name for s in states})
+    _refuse_others(derived_states, mine)
     if derived_found:   # (never with rebuild, whose drops-then-creates order must stay)
         changes = sorted(changes + derived_found, key=lambda c: KIND_ORDER.index(c.kind))
     kept = kept + derived_kept
     live = shapes_of(states + derived_states + orphans)
-    return Plan(options, tuple(changes), tuple(kept), tuple(r.qualified for r in refs), fingerprint(live),
-                fingerprint(shapes_after(live, changes)))
+    owned = {s.name for s in states + derived_states + orphans if mine is not None and s.owner == mine}
+    return Plan(options, tuple(changes), tuple(kept), tuple(r.qualified for r in refs), fingerprint(live, owned),
+                fingerprint(shapes_after(live, changes), owned_after(owned, changes)))
+
+
+def _refuse_others(states: list[SchemaState], mine: str | None) -> None:
+    """A schema marked by another project is never planned, changed or dropped by this one."""
+    for state in states:
+        if state.owner is not None and state.owner != mine:
+            raise PlanError(foreign_owner_message(state.name, state.owner, mine))
+
+
+def claim_change(state: SchemaState, builder: str | None = None) -> list[Change]:
+    """Adopt a schema made before project marks (it holds tables, no project marked it): the
+    manifests describe it, so it is this project's from the next apply on."""
+    return [Change(CLAIM_SCHEMA, state.name, builder=builder)] if state.holds_anything and state.owner is None else []
 
 
 def _by_source(refs: list[ModelRef]) -> dict[str, list[ModelRef]]:
@@ -163,7 +185,7 @@ def _update_changes(inspector: sa.Inspector, states: list[SchemaState], orphans:
 
 def _source_changes(inspector: sa.Inspector, state: SchemaState, refs: list[ModelRef], project: Project,
                     prune: bool) -> tuple[list[Change], list[Kept]]:
-    changes = [Change(CREATE_SCHEMA, state.name)] if not state.holds_anything else []
+    changes = [Change(CREATE_SCHEMA, state.name)] if not state.holds_anything else claim_change(state)
     for ref in refs:
         _refuse_foreign(state, ref.name)
         desired = desired_columns(ref, project.settings.pii.redaction)
@@ -217,11 +239,24 @@ def _rebuild_changes(states: list[SchemaState], by_source: dict[str, list[ModelR
             drops.extend(Change(DROP_TABLE, state.name, table) for table in sorted(state.managed))
         if whole or not state.holds_anything:
             creates.append(Change(CREATE_SCHEMA, state.name))
+        else:
+            creates.extend(claim_change(state))
         for ref in by_source[state.name]:
             _refuse_foreign(state, ref.name)
             creates.append(Change(CREATE_TABLE, state.name, ref.name,
                                   columns=tuple(desired_columns(ref, project.settings.pii.redaction))))
     return drops + creates
+
+
+def owned_after(owned: set[str], changes: Iterable[Change]) -> set[str]:
+    """The schemas marked as this project's once `changes` are applied."""
+    after = set(owned)
+    for c in changes:
+        if c.kind in MARKING:
+            after.add(c.schema)
+        elif c.kind == DROP_SCHEMA:
+            after.discard(c.schema)
+    return after
 
 
 def shapes_after(live: Shapes, changes: Iterable[Change]) -> Shapes:

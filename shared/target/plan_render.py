@@ -5,11 +5,12 @@ Lines name schemas, tables, columns and types only: a plan never shows data.
 from __future__ import annotations
 
 from .columns import META_COLUMNS
-from .plan import (ADD_COLUMN, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE,
-                   Change, Kept, Plan)
+from .plan import (ADD_COLUMN, CLAIM_SCHEMA, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE,
+                   REPLACE_TABLE, Change, Kept, Plan)
 
 NO_CHANGES = "No changes. The target matches the manifests."
-CATEGORIES = (("create", "created", (CREATE_SCHEMA, CREATE_TABLE)), ("change", "changed", (ADD_COLUMN, DROP_COLUMN)),
+CATEGORIES = (("create", "created", (CREATE_SCHEMA, CREATE_TABLE)),
+              ("change", "changed", (CLAIM_SCHEMA, ADD_COLUMN, DROP_COLUMN)),
               ("replace", "replaced", (REPLACE_TABLE,)), ("drop", "dropped", (DROP_TABLE, DROP_SCHEMA)))
 
 
@@ -17,6 +18,8 @@ def render_change(change: Change) -> str:
     c = change
     if c.kind == CREATE_SCHEMA:
         return f"+ create schema {c.schema}"
+    if c.kind == CLAIM_SCHEMA:
+        return f"~ claim schema {c.schema} (made before project marks: marked as this project's)"
     if c.kind == CREATE_TABLE and c.builder:
         return f"+ create table {c.qualified} ({c.builder}: {_column_list(c)})"
     if c.kind == CREATE_TABLE:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from .columns import RUN_ID, StoredColumn
 from .compare import live_tables
 from .dialects import SYSTEM_SCHEMAS, logical_type
+from .ownership import schema_owner
 
 # Catalogs of the supported servers: never candidates for "a removed source" (and slow to reflect).
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SchemaState:
     listed: bool                                              # the database knows the schema
     managed: dict[str, TableShape] = field(default_factory=dict)
     foreign: list[str] = field(default_factory=list)         # tables and views kspyder does not manage
+    owner: str | None = None                                  # the project marked in it (ownership.py)
 
     @property
     def holds_anything(self) -> bool:
@@ -51,7 +53,8 @@ class SchemaState:
 def reflect_schema(inspector: sa.Inspector, schema: str) -> SchemaState:
     if schema not in inspector.get_schema_names():
         return SchemaState(schema, listed=False)
-    state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)))
+    state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)),
+                        owner=schema_owner(inspector.bind, schema, inspector.get_table_names(schema=schema)))
     dialect = inspector.dialect.name
     for table in live_tables(inspector, schema):
         reflected = inspector.get_columns(table, schema=schema)
@@ -64,19 +67,24 @@ def reflect_schema(inspector: sa.Inspector, schema: str) -> SchemaState:
     return state
 
 
-def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterable[str] = ()) -> list[SchemaState]:
-    """Schemas holding managed tables that no source describes: the traces of removed sources.
-
-    `scope` (globs) narrows the search when several projects share one server, so that one
-    project's plan never offers to drop another project's schemas.
+def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterable[str] = (),
+                   owner: str | None = None) -> list[SchemaState]:
+    """Schemas marked as `owner`'s, holding managed tables, that no source describes: the traces of
+    this project's removed sources. Another project's schemas, and schemas no project marked, are
+    never candidates (None: this project has no id yet, so it owns nothing). `scope` (globs)
+    narrows the search further.
     """
     known, patterns = set(known), list(scope)
     found = []
+    if owner is None:
+        return found
     for name in sorted(inspector.get_schema_names()):
         if name in known or name.lower() in SYSTEM_SCHEMAS:
             continue
         if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue
+        if schema_owner(inspector.bind, name, inspector.get_table_names(schema=name)) != owner:
+            continue   # read before reflecting: on a shared server most schemas are someone else's
         state = reflect_schema(inspector, name)
         if state.managed:
             found.append(state)
@@ -90,11 +98,12 @@ def shapes_of(states: Iterable[SchemaState]) -> Shapes:
     return {s.name: dict(s.managed) for s in states if s.managed}
 
 
-def fingerprint(shapes: Shapes) -> str:
-    """sha256 over schema names, managed tables, their columns' logical types and keys, sorted."""
+def fingerprint(shapes: Shapes, owned: Iterable[str] = ()) -> str:
+    """sha256 over schema names, managed tables, their columns' logical types and keys, sorted, and
+    the schemas marked as this project's (so a plan that marks one is recognised once applied)."""
     canonical = {schema: {table: shape.as_json() for table, shape in sorted(tables.items())}
                  for schema, tables in sorted(shapes.items()) if tables}
-    return digest(canonical)
+    return digest({"tables": canonical, "owned": sorted(set(owned))})
 
 
 def digest(value: object) -> str:
