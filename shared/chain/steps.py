@@ -173,7 +173,10 @@ class Chain:
                     drift.check_once(key, loader.check_drift)
                     loader.drift_checked_elsewhere()
                 try:
-                    loader.load(records)
+                    if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
+                        loader.load_page(job.index, records, again=claim == "mine")
+                    else:
+                        loader.load(records)
                 except Exception:
                     if key is not None:
                         drift.forget(key)   # the retry checks the table again

@@ -64,8 +64,9 @@ class Loader:
     load), and `finish`, called once the whole run succeeded, swaps it in whole (`swap_in`):
     readers see the previous run's rows until then, never a mix or an empty table. A failed or
     killed run leaves the previous table untouched; its staging table is dropped by `discard`, or
-    by the next run's `stage`. A retried page within the same run id is appended twice to the
-    staging table, so retry a whole run under a new run id.
+    by the next run's `stage`. The queue chain loads a page with `load_page`, which tags its rows
+    so that a redelivered page replaces its rows in the staging table instead of appending them
+    twice; the swap writes the run id in their place.
 
     Every written row gets `_kspyder_run_id` and `_kspyder_loaded_at` (UTC, per batch); an update
     refreshes both. Memory stays bounded by one batch of prepared rows: pages are never kept.
@@ -93,6 +94,7 @@ class Loader:
         self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
         self._drift_checked = False
         self._staged = False
+        self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
 
     # ------------------------------------------------------------------ drift
     def check_drift(self) -> None:
@@ -155,6 +157,34 @@ class Loader:
                 raise
 
     # ------------------------------------------------------------------ load
+    def load_page(self, index: int, records: list[dict[str, Any]], *, again: bool) -> int:
+        """The queue chain's load of the page (or block of pages) starting at `index`. A keyless
+        model's rows carry the page in place of the run id in the staging table; `again` (a
+        redelivery: an earlier attempt may have committed some or all of them) deletes that page's
+        rows and writes the page anew, in one transaction, so the page is in the table once."""
+        if self._staging is None:
+            return self.load(records)
+        if not self._drift_checked:
+            self.check_drift()
+        self.stage()
+        self._tag = page_tag(index)
+        try:
+            with self.engine.begin() as connection:
+                if again:
+                    connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
+                written = 0
+                for batch in self.batches(records):
+                    self._writer.write(connection, batch.rows)
+                    written += len(batch.rows)
+        except self._database_errors() as exc:
+            raise LoadError(f"{self.ref.qualified}: page {index} failed and was rolled back: "
+                            f"{summarize_database_error(exc)}") from None
+        finally:
+            self._tag = None
+        self.stats.rows += written
+        self.stats.batches += 1
+        return written
+
     def load(self, records: list[dict[str, Any]]) -> int:
         """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
         return sum(self.write(batch) for batch in self.batches(records))
@@ -194,7 +224,7 @@ class Loader:
                             f"{exc}{hint}") from None
         self.stats.nulled += self._fitter.nulled - nulled_before
         count = len(records)
-        columns += [(self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
+        columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
         rows = list(zip(*self._writer.bind_columns(columns)))
         return last_of_each_key(rows, self._key_indexes)
 
@@ -225,8 +255,9 @@ class Loader:
             if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
                 self._check_swapped()
                 return
-            self.stats.deleted += swap_in(self.engine, self._staging, self._table)
+            self.stats.deleted += swap_in(self.engine, self._staging, self._table, {RUN_ID: self.run_id})
         except self._database_errors() as exc:
+            self.check_drift()   # the live table changed during the run: say so (TargetDriftError)
             raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
 
@@ -238,6 +269,11 @@ class Loader:
             if connection.execute(other).first() is not None:
                 raise LoadError(f"{self.ref.qualified}: the staging table of run {self.run_id} is gone before "
                                 "its swap (dropped by another run of the model?): run again")
+
+
+def page_tag(index: int) -> str:
+    """What a chain-loaded row of a keyless model carries in `_kspyder_run_id` until its swap."""
+    return f"page:{index:06d}"
 
 
 def drift_reasons(diff: TableDiff) -> list[str]:

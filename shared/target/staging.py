@@ -53,10 +53,12 @@ def stale_staging(names: list[str], table: str, run_id: str) -> list[str]:
     return sorted(n for n in names if n != own and (m := _NAME.match(n)) is not None and m.group(2) == part)
 
 
-def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table) -> int:
+def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table, values: dict[str, object] | None = None) -> int:
     """Put a filled staging table's rows in place of `live`'s, so that readers see the old rows or
     the new ones, never a mix nor an empty table in between; the staging table is gone after.
-    Returns the number of rows replaced. Same schema for both (on SQLite: one attached file).
+    `values`: columns given one value in every row as they go in (a load's run id, in place of the
+    page tags of the queue chain's loads). Returns the number of rows replaced. Same schema for
+    both (on SQLite: one attached file).
 
     MariaDB/MySQL commit DDL on their own: one `RENAME TABLE` of two pairs, atomic, makes the staged
     table the live one (created from the same definition; grants and views there name the table).
@@ -64,8 +66,11 @@ def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table) -> int:
     copied in; the table itself stays, with its grants, comment and the views over it. A live table
     that does not exist yet is the staging table renamed."""
     name = engine.dialect.identifier_preparer.format_table
+    quote = engine.dialect.identifier_preparer.quote
+    values = values or {}
     if engine.dialect.name in MYSQL_FAMILY:
         with engine.begin() as connection:
+            _assign(connection, staging, values)   # out of readers' sight: not swapped in yet
             if not sa.inspect(connection).has_table(live.name, schema=live.schema):
                 connection.exec_driver_sql(f"RENAME TABLE {name(staging)} TO {name(live)}")
                 return 0
@@ -78,11 +83,29 @@ def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table) -> int:
         return replaced
     with engine.begin() as connection:
         if not sa.inspect(connection).has_table(live.name, schema=live.schema):
-            connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO "
-                                       f"{engine.dialect.identifier_preparer.quote(live.name)}")
+            _assign(connection, staging, values)
+            connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO {quote(live.name)}")
             return 0
-        columns = ", ".join(engine.dialect.identifier_preparer.quote(c.name) for c in staging.columns)
+        columns = [c.name for c in staging.columns]
+        given = {column: f":v{i}" for i, column in enumerate(values)}
+        selected = ", ".join(given.get(c, quote(c)) for c in columns)
         replaced = connection.exec_driver_sql(f"DELETE FROM {name(live)}").rowcount
-        connection.exec_driver_sql(f"INSERT INTO {name(live)} ({columns}) SELECT {columns} FROM {name(staging)}")
+        connection.execute(sa.text(f"INSERT INTO {name(live)} ({', '.join(quote(c) for c in columns)}) "
+                                   f"SELECT {selected} FROM {name(staging)}"), _binds(values))
         connection.exec_driver_sql(f"DROP TABLE {name(staging)}")
     return replaced
+
+
+def _binds(values: dict[str, object]) -> dict[str, object]:
+    return {f"v{i}": value for i, value in enumerate(values.values())}
+
+
+def _assign(connection: sa.Connection, staging: sa.Table, values: dict[str, object]) -> None:
+    """Set `values` in the staging table's rows that differ (where a rename swaps the table in)."""
+    if not values:
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(column)} = :v{i}" for i, column in enumerate(values))
+    differ = " OR ".join(f"{quote(column)} <> :v{i} OR {quote(column)} IS NULL" for i, column in enumerate(values))
+    connection.execute(sa.text(f"UPDATE {connection.dialect.identifier_preparer.format_table(staging)} "
+                               f"SET {assignments} WHERE {differ}"), _binds(values))
