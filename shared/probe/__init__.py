@@ -1,4 +1,5 @@
-"""`python main.py probe URL`: draft a manifest entry for a new API endpoint in seconds.
+"""`python main.py probe URL`: draft a manifest entry for a new API endpoint, or a whole database
+schema (`probe <SQLAlchemy URL>`, sql_probe.py), in seconds.
 
 One request shows the envelope; a few more find the paging style, which is then verified by
 walking pages with the extractor's own paginator. Column types, a primary key and PII rules are
@@ -6,8 +7,12 @@ guessed from the records seen, and printed as YAML that `load_project` accepts a
 """
 from .probe import ColumnDraft, ProbeOptions, ProbeResult, probe_url
 from .render import render_yaml
+from .sql_probe import SqlProbeOptions, SqlProbeResult, probe_database
+from .sql_render import render_sql_yaml
+from .sql_target import is_database_url
 from .target import TargetError, parse_pairs
 from .walk import ProbeError
 
-__all__ = ["ColumnDraft", "ProbeError", "ProbeOptions", "ProbeResult", "TargetError", "parse_pairs", "probe_url",
+__all__ = ["ColumnDraft", "ProbeError", "ProbeOptions", "ProbeResult", "SqlProbeOptions", "SqlProbeResult",
+           "TargetError", "is_database_url", "parse_pairs", "probe_database", "probe_url", "render_sql_yaml",
            "render_yaml"]
