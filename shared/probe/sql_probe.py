@@ -102,7 +102,7 @@ class SqlProbeResult:
 def probe_database(options: SqlProbeOptions, report: Report = lambda line: None) -> SqlProbeResult:
     """Read the catalogue of `options.url` (one schema) and draft its source. Errors name tables and
     the database's first line, scrubbed; never the password or a value."""
-    target = database_target(options.url, "db")
+    target = database_target(options.url, "db")   # parsed once for the default name; real names below
     source = _name(options.source or default_source_name(target.url), "source name")
     target = database_target(options.url, source)
     engine = sa.create_engine(target.url)

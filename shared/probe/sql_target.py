@@ -33,7 +33,7 @@ def is_database_url(url: str) -> bool:
         make_url(url)
     except sa.exc.ArgumentError:
         return False
-    return True
+    return True   # an unknown dialect is then refused by name, not taken for an API
 
 
 def default_source_name(url: sa.URL) -> str:
@@ -47,6 +47,10 @@ def default_source_name(url: sa.URL) -> str:
 def database_target(url: str, source: str) -> DatabaseTarget:
     try:
         parsed = make_url(url)
+        parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        scheme = url.split(":", 1)[0]
+        raise TargetError(f"'{scheme}' is neither http(s) nor a database SQLAlchemy knows (is its driver installed?)") from None
     except sa.exc.ArgumentError:
         raise TargetError("not a SQLAlchemy database URL") from None
     env: list[str] = []
