@@ -9,7 +9,9 @@
   the check and the apply is refused too. 200 `{"applied": [...], "text", "reextract": [...]}`;
   bad bodies 400 `{"error", "field"}`.
 
-A plan that cannot be made (a table kspyder does not manage is in the way) is 409 with the reason;
+A plan that cannot be made (a table kspyder does not manage is in the way, a schema another project
+owns) is 409 with the reason; so is a SQL source that lacks a model's table or column (409 with
+`problems`, one line each, checked before the target is read);
 manifests that do not validate are 500 with the problems, like the other routes.
 """
 from __future__ import annotations
@@ -78,6 +80,9 @@ def schema_plan(req: func.HttpRequest) -> func.HttpResponse:
         project = load_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
+    mismatch = _source_mismatch(project)
+    if mismatch is not None:   # a model's table or column missing from its SQL source, before anything is created
+        return mismatch
     try:
         with engine_factory(project)().connect() as connection:
             plan = compute_plan(connection, project, OPTIONS)
@@ -90,6 +95,17 @@ def schema_plan(req: func.HttpRequest) -> func.HttpResponse:
     return respond({"changes": [c.as_json() for c in plan.changes], "kept": [k.as_json() for k in plan.kept],
                     "models": list(plan.models), "plan_hash": plan.plan_hash, "text": render_plan(plan),
                     "reextract": list(plan.reextract)}, 200)
+
+
+def _source_mismatch(project: Project) -> func.HttpResponse | None:
+    """409 with every mismatch between the SQL sources and the manifests, or None when they match."""
+    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: only this route connects
+
+    problems = sql_source_problems(project.models())
+    if not problems:
+        return None
+    return respond({"error": project.masker.mask(mismatch_message(problems)), "field": None,
+                    "problems": [project.masker.mask(p) for p in problems]}, 409)
 
 
 @bp.function_name("schema_apply")

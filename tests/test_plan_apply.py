@@ -26,7 +26,6 @@ from shared.target.columns import LOADED_AT, RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import TEST_KEY, project_for
 
-UNUSED_SOURCE = "sqlite:///unused-source.db"   # plan and apply never read the sources
 
 
 @click.group()
@@ -55,10 +54,27 @@ class Target:
     def __call__(self, name: str) -> str:
         return self.prefix + name
 
-    def manifests(self, sources: dict[str, dict[str, dict]]) -> None:
-        """Write the manifests: {source: {model: model(...)}}, source names prefixed."""
-        project_for(self.tmp_path, {self(s): {"type": "sql", "url": UNUSED_SOURCE, "models": models}
-                                    for s, models in sources.items()}, {"target_url": self.url})
+    def manifests(self, sources: dict[str, dict[str, dict]], settings: dict | None = None) -> None:
+        """Write the manifests: {source: {model: model(...)}}, source names prefixed, each over a
+        SQLite source made to match (plan checks the sources' tables and columns)."""
+        project_for(self.tmp_path, {self(s): {"type": "sql", "url": self.source(s, models),
+                                              "models": {m: {**spec, "table": m} for m, spec in models.items()}}
+                                    for s, models in sources.items()}, {"target_url": self.url, **(settings or {})})
+
+    def source(self, name: str, models: dict[str, dict]) -> str:
+        """A SQLite source with one table per model, holding the columns the model reads."""
+        url = f"sqlite:///{self.tmp_path / f'source_{name}.db'}"
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as connection:
+                for table, spec in models.items():
+                    columns = dict.fromkeys((c.get("path") or n).split(".")[0] for n, c in spec["columns"].items())
+                    connection.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+                    connection.execute(sa.text(f'CREATE TABLE "{table}" ({", ".join(f"{c!r}" for c in columns)})'
+                                               .replace("'", '"')))
+        finally:
+            engine.dispose()
+        return url
 
     def cli(self, *args: str, stdin: str | None = None):
         return CliRunner().invoke(cli, ["--manifests", str(self.tmp_path / "manifests"), *args], input=stdin,

@@ -14,8 +14,10 @@ from .progress import PageProgress
 
 
 @click.command()
+@click.option("--sources", "check_sources", is_flag=True,
+              help="Also connect to the SQL sources and check that every model's table and columns exist.")
 @click.pass_obj
-def validate(state: CliState) -> None:
+def validate(state: CliState, check_sources: bool) -> None:
     """Check every manifest and print every problem found (exit 1 when there is one)."""
     with user_errors(state):
         project = state.project()
@@ -27,6 +29,21 @@ def validate(state: CliState) -> None:
         pipelines = len(load_transformations(project).pipelines)
         extra += f", {plural(pipelines, 'pipeline')}" if pipelines else ""
         click.echo(f"manifests OK: {len(project.sources)} sources, {models} models{extra} ({project.root})", err=True)
+        if check_sources:
+            _check_sources(project)
+
+
+def _check_sources(project) -> None:
+    """`validate --sources`: the SQL sources' tables and columns, every mismatch at once (opt-in: it connects)."""
+    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: only --sources connects
+
+    refs = project.models()
+    problems = sql_source_problems(refs)
+    if problems:
+        click.echo(f"error: {project.masker.mask(mismatch_message(problems))}", err=True)
+        sys.exit(1)
+    checked = len({ref.source_name for ref in refs if ref.source.type == "sql"})
+    click.echo(f"sources OK: {plural(checked, 'SQL source')} match the manifests", err=True)
 
 
 @click.command()

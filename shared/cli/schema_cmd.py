@@ -47,6 +47,7 @@ def plan(state: CliState, selectors: tuple[str, ...], prune: bool, out: str | No
     """Show what apply would change in the target (exit 0: no changes, 2: changes pending, 1: error)."""
     with _errors(state) as project:
         url = _target_url(project, target)
+        check_sources(project, selectors)
         computed = _compute(url, project, PlanOptions(prune, selectors, scope))
         click.echo(render_plan(computed))
         if out:
@@ -177,6 +178,7 @@ def _compute(url: str, project: Project, options: PlanOptions) -> Plan:
 
 def _approved(url: str, project: Project, options: PlanOptions, auto_approve: bool, question: str) -> PlanStamp | None:
     """The stamp of the plan a person saw and accepted; None when there is nothing to do."""
+    check_sources(project, options.selectors)
     computed = _compute(url, project, options)
     click.echo(render_plan(computed))
     if not computed.changes:
@@ -187,6 +189,15 @@ def _approved(url: str, project: Project, options: PlanOptions, auto_approve: bo
         if not click.confirm(question, default=False):
             raise PlanError("apply cancelled: nothing was changed")
     return PlanStamp.of(computed)
+
+
+def check_sources(project: Project, selectors: tuple[str, ...]) -> None:
+    """Every mismatch between the SQL sources and the manifests, before any change is offered."""
+    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: it connects
+
+    problems = sql_source_problems(project.models(selectors))
+    if problems:
+        raise PlanError(mismatch_message(problems, "; nothing was planned"))
 
 
 def stdin_is_terminal() -> bool:
