@@ -244,3 +244,39 @@ def test_chunked_equals_whole_frame(target):
     assert whole.results[0].chunks == 0
     assert target.rows("paid_orders", "order_id") == rows_chunked
     assert len(rows_chunked) == sum(1 for o in orders if o[3] == "paid") > 100
+
+
+def _with_query(target, pipeline: str, query: str) -> None:
+    """Put `query` into the pipeline's first (sql) step past validation, as a hand-built pipeline could."""
+    at = target.transformations.pipelines[pipeline].steps[0]
+    at.step.args = at.step.args.model_copy(update={"query": query})
+
+
+def test_a_sql_step_that_writes_never_runs_and_leaves_nothing(target):
+    target.apply()
+    target.insert()
+    _with_query(target, "statuses", f"CREATE TABLE {target.out}.leak AS SELECT status FROM {target.erp}.orders")
+    summary = target.run(["statuses"])
+    [result] = summary.results
+    assert result.error == "sql step not run: query must be a SELECT (or WITH ... SELECT), not CREATE"
+    with target.engine.connect() as connection:
+        assert not sa.inspect(connection).has_table("leak", schema=target.out)
+
+
+def test_a_sql_step_reads_in_a_read_only_transaction(postgres_url, tmp_path):
+    target = Target(postgres_url, tmp_path)
+    try:
+        target.apply()
+        target.insert()
+        with target.engine.begin() as connection:
+            connection.execute(sa.text(f"CREATE SEQUENCE {target.erp}.counter"))
+        # a SELECT the parser accepts, calling a function that writes: the transaction refuses it
+        _with_query(target, "statuses", f"SELECT status, nextval('{target.erp}.counter') AS n FROM {target.erp}.orders")
+        [result] = target.run(["statuses"]).results
+        assert "read-only transaction" in result.error
+        with target.engine.connect() as connection:
+            assert connection.execute(sa.text(f"SELECT last_value FROM {target.erp}.counter")).scalar() == 1
+    finally:
+        with target.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP SEQUENCE IF EXISTS {target.erp}.counter"))
+        target.drop()

@@ -9,11 +9,13 @@ from typing import Iterable
 
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.project import Project
+from shared.config.sql_query import dialect_of
 from shared.config.yaml_source import YamlDocument
 from shared.target.columns import StoredColumn
 from shared.target.schema import desired_columns
 from .frames import FrameError, data_columns, describe, empty_frame, infer_columns
 from .pipeline import Pipeline, StepFailure, run_steps
+from .sql_reads import sql_step_problems
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def check_graph(doc: YamlDocument, project: Project, pipelines: dict[str, Pipeli
     """Resolve inputs and outputs, order the pipelines, dry-run them; problems go to `issues`.
     `broken`: outputs of pipelines that failed to load (reported already; their readers are not run)."""
     models = table_models(project)
+    dialect = dialect_of(project.settings.target_url or "")
     outputs: dict[str, str] = {}
     for name, pipeline in pipelines.items():
         schema = pipeline.output_schema
@@ -66,7 +69,8 @@ def check_graph(doc: YamlDocument, project: Project, pipelines: dict[str, Pipeli
     deps: dict[str, set[str]] = {}
     valid = set()
     for name, pipeline in pipelines.items():
-        found = _resolve(doc, pipeline, models, outputs, broken, issues) + _frame_refs(doc, pipeline)
+        found = (_resolve(doc, pipeline, models, outputs, broken, issues) + _frame_refs(doc, pipeline)
+                 + _sql_steps(doc, pipeline, dialect))
         issues.extend(found)
         deps[name] = {outputs[t] for t in pipeline.tables_read if t in outputs}
         if not found and not any(t in broken for t in pipeline.tables_read):
@@ -98,6 +102,16 @@ def _resolve(doc: YamlDocument, pipeline: Pipeline, models: dict, outputs: dict[
         found.append(doc.issue(("pipelines", pipeline.name) + key,
                                f"unknown input '{table}': not a model nor a pipeline's output"
                                + (f" (did you mean '{hint[0]}'?)" if hint else "")))
+    return found
+
+
+def _sql_steps(doc: YamlDocument, pipeline: Pipeline, dialect: str | None) -> list[ConfigIssue]:
+    """Each `sql` step's query: one SELECT over the pipeline's declared tables (see sql_reads.py)."""
+    found = []
+    for at in pipeline.steps:
+        if at.step.name == "sql":
+            for problem in sql_step_problems(at.step.args.query, dialect, pipeline.tables_read):
+                found.append(doc.issue(at.path + ("sql", "query"), problem))
     return found
 
 

@@ -70,9 +70,18 @@ def _frame(rows: Sequence[sa.Row[Any]], names: list[str], columns: list[StoredCo
 
 def query_reader(connection: sa.Connection) -> Callable[[str], pd.DataFrame]:
     """What `sql` steps run their query with: raw rows of the query on this connection."""
+    from shared.config.sql_query import dialect_of, query_problem
+
+    dialect = dialect_of(connection.dialect.name + "://")
+
     def run(query: str) -> pd.DataFrame:
+        problem = query_problem(query, dialect)   # validation refused it already: a step built otherwise never runs
+        if problem is not None:
+            raise InputError(f"sql step not run: {problem}")
         try:
             result = connection.execute(sa.text(query))
+            if not result.returns_rows:
+                raise InputError("sql step query returned no rows: it must be one SELECT")
             return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=False)
         except sa.exc.DBAPIError as exc:
             raise InputError(f"sql step query failed: {summarize_database_error(exc)}") from None

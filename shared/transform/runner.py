@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from shared.config.project import Project
+from shared.extract.sql import read_only
 from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import summarize_database_error
@@ -142,7 +143,9 @@ def _result(engine: sa.Engine, project: Project, transformations: Transformation
                for alias, table in pipeline.inputs.items()}
     try:
         try:
-            with engine.connect() as connection:   # closed (rolled back) before the output is written
+            # read-only where the dialect has it (as a SQL source's read), closed and rolled back
+            # before the output is written: a `sql` step cannot leave anything behind
+            with engine.connect() as connection, read_only(connection):
                 if pipeline.chunk_safe and chunk_rows:
                     [(alias, table)] = pipeline.inputs.items()
                     parts = [conform(run_steps(pipeline, {alias: chunk}), pipeline.columns, pipeline.name)
