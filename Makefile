@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 ## test: the whole test suite (CI runs exactly this through .ci/run)
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
+
+## lint: ruff and mypy over the app and the tests (settings in pyproject.toml); zero findings to pass
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shared functions main.py function_app.py tests
+	$(VENV)/bin/mypy
 
 ## bench: benchmarks, printing ratios against baselines measured in the same run
 bench: $(STAMP)
