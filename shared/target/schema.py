@@ -3,6 +3,7 @@ table per model, the model's primary key, and kspyder's load metadata columns. N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -10,6 +11,8 @@ from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from .columns import LOADED_AT, RUN_ID, StoredColumn, stored_columns
 from .dialects import column_type, table_options
+
+TRANSFORMATIONS_FILE = "transformations.yml"   # shared.transform.config's, checked here without importing it
 
 
 def desired_columns(ref: ModelRef, redaction: str) -> list[StoredColumn]:
@@ -45,6 +48,8 @@ def derived_tables(project: Project) -> list[DerivedTable]:
     """Every derived table of the project; each builder reads its own manifest file (ConfigError
     when it is invalid). Add further builders of derived tables to this list."""
     from shared.aggregate.outputs import aggregation_outputs
+    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: pandas not imported (~0.5 s)
+        return aggregation_outputs(project)
     from shared.transform.outputs import pipeline_outputs   # lazy: transformations build on this package
 
     return [*pipeline_outputs(project), *aggregation_outputs(project)]
