@@ -179,7 +179,7 @@ def _partitions(connection: sa.Connection, schema: str | None) -> set[str]:
         return set()
     rows = connection.execute(sa.text(
         "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = :schema AND c.relispartition"), {"schema": schema})
+        "WHERE n.nspname = :schema AND c.relispartition AND c.relkind IN ('r', 'p')"), {"schema": schema})
     return {row[0] for row in rows}
 
 
