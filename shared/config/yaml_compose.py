@@ -108,10 +108,10 @@ class Composer:
                 parent = stack[-1] if stack else None
                 value = self._merge(frame) if frame.merges else frame.data
                 if frame.anchor is not None:
-                    self._anchor(frame.anchor, value, frame.path, frame.mark0, self.nodes - frame.node0, frame.height, frame.line)
+                    self._anchor(frame.anchor, value, frame.path, frame.mark0, self.nodes - frame.node0, frame.height + 1, frame.line)
                 if frame.records:
                     self.recording -= 1
-                value_mark0, height, line = frame.mark0, frame.height, frame.line
+                value_mark0, height, line = frame.mark0, frame.height + 1, frame.line
             elif parent is not None and parent.is_map and not parent.has_key and cls is ScalarEvent:
                 self._key(parent, event)       # the usual key: a scalar
                 continue
@@ -161,8 +161,8 @@ class Composer:
                     continue
             if parent is None:
                 return value
-            if parent.height <= height:
-                parent.height = height + 1
+            if parent.height < height:         # a frame's height: its children's greatest, until it closes
+                parent.height = height
             if not parent.is_map:
                 parent.data.append(value)
             elif not parent.has_key:
