@@ -6,7 +6,7 @@ docstrings for where it differs from the Azure host.
 """
 from __future__ import annotations
 
-from .bindings import (BlobFunction, Discovered, HttpFunction, QueueFunction, TimerFunction, discover, load_app)
+from .bindings import BlobFunction, Discovered, HttpFunction, QueueFunction, TimerFunction, discover, load_app
 from .host import LocalHost
 from .ncrontab import Schedule, parse_schedule
 from .settings import HostError, QueueSettings, load_host_json

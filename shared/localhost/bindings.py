@@ -13,8 +13,9 @@ import inspect
 import json
 import os
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .settings import HostError
 
@@ -36,7 +37,7 @@ class _Function:
         return result
 
 
-async def _await(awaitable):
+async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
@@ -147,7 +148,8 @@ def discover(app: Any) -> Discovered:
         name = fn.get_function_name()
         bindings = [json.loads(raw) for raw in fn.get_raw_bindings()]
         trigger = next((b for b in bindings if str(b.get("type", "")).endswith("Trigger")), None)
-        others = [b for b in bindings if b is not trigger and not (b.get("type") == "http" and b.get("name") == "$return")]
+        others = [b for b in bindings
+                  if b is not trigger and not (b.get("type") == "http" and b.get("name") == "$return")]
         user = fn.get_user_function()
         if trigger is None or others:
             unsupported.append(f"{name} ({', '.join(str(b.get('type')) for b in others) or 'no trigger'})")

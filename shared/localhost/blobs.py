@@ -26,10 +26,11 @@ import threading
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.blob import InputStream
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueServiceClient
 
 from shared.inbox_names import shown_name
+
 from .bindings import BlobFunction
 
 log = logging.getLogger("kspyder.localhost")
@@ -95,7 +96,7 @@ class BlobTriggers:
         with self._lock:
             return not self._running and not self._retrying
 
-    def _take(self, function: BlobFunction, props) -> bool:
+    def _take(self, function: BlobFunction, props: BlobProperties) -> bool:
         """True when this worker delivers this version of the blob: not done with, and no other
         worker delivering the blob now."""
         key = (function.name, props.name)
@@ -105,7 +106,7 @@ class BlobTriggers:
             self._running.add(key)
             return True
 
-    def _deliver(self, function: BlobFunction, container, props) -> None:
+    def _deliver(self, function: BlobFunction, container: ContainerClient, props: BlobProperties) -> None:
         key = (function.name, props.name)
         try:
             if _unreadable(props.name):
@@ -124,7 +125,7 @@ class BlobTriggers:
             self.delivered[function.name] += 1
             self._retrying.discard((function.name, props.name, props.etag))
 
-    def _failed(self, function: BlobFunction, props, exc: Exception) -> None:
+    def _failed(self, function: BlobFunction, props: BlobProperties, exc: Exception) -> None:
         attempt = (function.name, props.name, props.etag)
         with self._lock:
             count = self.attempts[attempt] = self.attempts.get(attempt, 0) + 1
@@ -142,7 +143,7 @@ class BlobTriggers:
             with self._lock:
                 self.poisoned[function.name] += 1
 
-    def _poison(self, function: BlobFunction, props) -> None:
+    def _poison(self, function: BlobFunction, props: BlobProperties) -> None:
         body = json.dumps({"Type": "BlobTrigger", "FunctionId": function.name, "BlobType": "BlockBlob",
                            "ContainerName": function.container, "BlobName": props.name, "ETag": props.etag})
         client = self.queues.get_queue_client(BLOB_POISON)

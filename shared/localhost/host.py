@@ -15,13 +15,15 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from shared.chain.names import STORAGE_SETTING
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
-from .bindings import Discovered, discover
+
+from .bindings import BlobFunction, Discovered, QueueFunction, discover
 from .blobs import BlobTriggers
 from .http import HttpTriggers, make_server, serve_in_thread
 from .processes import ChildCounts, WorkerProcesses
@@ -61,20 +63,20 @@ class LocalHost:
         self.key_generated = not given
         self.key = given or secrets.token_urlsafe(24)
         self.queue_triggers: list[QueueTriggers] = []
-        by_connection: dict[str, list] = {}
-        for function in self.functions.queues:
-            by_connection.setdefault(function.connection, []).append(function)
-        for connection, functions in by_connection.items():
+        queues_by_connection: dict[str, list[QueueFunction]] = {}
+        for queue_function in self.functions.queues:
+            queues_by_connection.setdefault(queue_function.connection, []).append(queue_function)
+        for connection, queue_functions in queues_by_connection.items():
             store = AzureQueueStore.from_settings(connection_env(connection, self.env))
-            self.queue_triggers.append(QueueTriggers(tuple(functions), store, self.settings))
+            self.queue_triggers.append(QueueTriggers(tuple(queue_functions), store, self.settings))
         self.blob_triggers: list[BlobTriggers] = []
-        by_connection = {}
-        for function in self.functions.blobs:
-            by_connection.setdefault(function.connection, []).append(function)
-        for connection, functions in by_connection.items():
-            settings = connection_env(connection, self.env)
-            self.blob_triggers.append(BlobTriggers(tuple(functions), AzureBlobStore.from_settings(settings).service,
-                                                   AzureQueueStore.from_settings(settings).service,
+        blobs_by_connection: dict[str, list[BlobFunction]] = {}
+        for blob_function in self.functions.blobs:
+            blobs_by_connection.setdefault(blob_function.connection, []).append(blob_function)
+        for connection, blob_functions in blobs_by_connection.items():
+            storage = connection_env(connection, self.env)
+            self.blob_triggers.append(BlobTriggers(tuple(blob_functions), AzureBlobStore.from_settings(storage).service,
+                                                   AzureQueueStore.from_settings(storage).service,
                                                    self.settings.max_dequeue_count))
         self.timers = TimerTriggers(self.functions.timers, self.env)
         self.http = HttpTriggers(self.functions.http, self.key, self.settings.route_prefix)
@@ -82,7 +84,7 @@ class LocalHost:
         self._children: WorkerProcesses | None = None
         self._poll_lock = threading.Lock()
         self._next_poll: dict[tuple[int, str], tuple[float, float]] = {}   # (triggers, queue): (due, wait)
-        self._server = None
+        self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ HTTP
@@ -91,11 +93,12 @@ class LocalHost:
         if self._server is not None:
             raise HostError("the HTTP server is already running")
         try:
-            self._server = make_server(self.http, host, port)
+            server = make_server(self.http, host, port)
         except OSError as exc:
             raise HostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        serve_in_thread(self._server)
-        return self._server.server_address[1]
+        self._server = server
+        serve_in_thread(server)
+        return server.server_port
 
     def routes(self) -> list[str]:
         prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""

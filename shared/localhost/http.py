@@ -11,6 +11,7 @@ import hmac
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
@@ -73,11 +74,12 @@ class HttpTriggers:
         return response_parts(result)
 
 
-def response_parts(result) -> tuple[int, dict[str, str], bytes]:
+def response_parts(result: object) -> tuple[int, dict[str, str], bytes]:
     if isinstance(result, func.HttpResponse):
         headers = dict(result.headers)
         if result.mimetype and not any(k.lower() == "content-type" for k in headers):
-            charset = f"; charset={result.charset}" if result.charset and result.mimetype.startswith(("text/", "application/json")) else ""
+            textual = result.mimetype.startswith(("text/", "application/json"))
+            charset = f"; charset={result.charset}" if result.charset and textual else ""
             headers["Content-Type"] = result.mimetype + charset
         return int(result.status_code), headers, result.get_body() or b""
     if result is None:
@@ -101,7 +103,7 @@ def make_server(triggers: HttpTriggers, host: str = "127.0.0.1", port: int = 707
                 self._reply(413, {"Content-Type": "text/plain"}, b"request too large")
                 return
             body = self.rfile.read(length) if length else b""
-            url = f"http://{host}:{self.server.server_address[1]}{self.path}"
+            url = f"http://{host}:{server.server_port}{self.path}"
             try:
                 status, headers, data = triggers.handle(self.command, url, dict(self.headers.items()), body)
             except Exception as exc:   # the host itself, never the function (handled above)
@@ -121,7 +123,7 @@ def make_server(triggers: HttpTriggers, host: str = "127.0.0.1", port: int = 707
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-        def log_message(self, format: str, *args) -> None:   # method and path only, at debug
+        def log_message(self, format: str, *args: Any) -> None:   # method and path only, at debug
             log.debug("http %s", format % args)
 
     server = ThreadingHTTPServer((host, port), Handler)

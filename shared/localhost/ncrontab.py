@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 
 _MONTHS = {n: i + 1 for i, n in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
 _DAYS = {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}
-_FIELDS = (("second", 0, 59, {}), ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}),
-           ("month", 1, 12, _MONTHS), ("day-of-week", 0, 7, _DAYS))
+_NO_NAMES: dict[str, int] = {}
+_FIELDS = (("second", 0, 59, _NO_NAMES), ("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES),
+           ("day", 1, 31, _NO_NAMES), ("month", 1, 12, _MONTHS), ("day-of-week", 0, 7, _DAYS))
 MAX_SEARCH = timedelta(days=366 * 5)
 
 
@@ -101,8 +102,8 @@ def parse_schedule(expression: str) -> Schedule:
     if len(fields) != 6:
         raise ScheduleError(f"{expression!r}: expected 6 fields (second minute hour day month day-of-week), "
                             f"got {len(fields)}")
-    parsed = [_field(text, *spec) for text, spec in zip(fields, _FIELDS)]
-    weekdays = frozenset(d % 7 for d in parsed[5])
-    schedule = Schedule(expression, *parsed[:5], weekdays)
+    seconds, minutes, hours, days, months, weekdays = (
+        _field(text, *spec) for text, spec in zip(fields, _FIELDS, strict=True))
+    schedule = Schedule(expression, seconds, minutes, hours, days, months, frozenset(d % 7 for d in weekdays))
     schedule.next_after(datetime(2000, 1, 1))   # an impossible date (Feb 30) is an error now, not later
     return schedule

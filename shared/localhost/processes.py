@@ -47,7 +47,12 @@ def _serve(module: str, env: dict[str, str], settings: QueueSettings, workers: i
     os.environ.update(env)   # the functions read their settings from the environment, as in Azure
     host = LocalHost(load_app(module), env=env, settings=settings, workers=workers, key="unused-in-queue-workers")
     host.blob_triggers = []
-    threading.Thread(target=lambda: (stop.wait(), host.stop()), daemon=True).start()
+
+    def stop_when_told() -> None:
+        stop.wait()
+        host.stop()
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
     ready.release()
     counts = ChildCounts()
     try:
@@ -70,8 +75,9 @@ class WorkerProcesses:
         self._results = self._context.Queue()
         self._ready = self._context.Semaphore(0)
         self._started = False
-        self._children = [self._context.Process(target=_serve, args=(module, env, settings, workers, self._stop, self._results,
-                                                                     self._ready),
+        self._children = [self._context.Process(target=_serve,
+                                                args=(module, env, settings, workers, self._stop, self._results,
+                                                      self._ready),
                                                 name=f"localhost-process-{i + 1}", daemon=True)
                           for i in range(count)]
 

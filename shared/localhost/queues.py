@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage as FuncQueueMessage
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, QueueMessage
 
 from shared.storage.queues import AzureQueueStore
+
 from .bindings import QueueFunction
 from .settings import QueueSettings
 
@@ -103,7 +104,7 @@ class QueueTriggers:
             with self._lock:
                 self._inflight -= 1
 
-    def _deliver(self, client: QueueClient, queue: str, message) -> None:
+    def _deliver(self, client: QueueClient, queue: str, message: QueueMessage) -> None:
         function = self.functions[queue]
         if (message.dequeue_count or 1) > self.settings.max_dequeue_count:
             # an earlier delivery died before it could fail (a killed worker, a lease run out): the
@@ -124,7 +125,7 @@ class QueueTriggers:
         self._delete(client, message)
         self.stats.add("handled", queue)
 
-    def _failed(self, client: QueueClient, queue: str, message, exc: Exception) -> None:
+    def _failed(self, client: QueueClient, queue: str, message: QueueMessage, exc: Exception) -> None:
         count = message.dequeue_count or 1
         if count >= self.settings.max_dequeue_count:
             self._poison(client, queue, message, f"failed ({type(exc).__name__}) on delivery {count} of "
@@ -139,7 +140,7 @@ class QueueTriggers:
             log.info("%s: message %s not released (%s): it comes back when its lease ends", queue, message.id,
                      type(error).__name__)
 
-    def _poison(self, client: QueueClient, queue: str, message, why: str) -> None:
+    def _poison(self, client: QueueClient, queue: str, message: QueueMessage, why: str) -> None:
         poison = queue + POISON_SUFFIX
         self._send_raw(poison, message.content)
         self._delete(client, message)
@@ -159,13 +160,14 @@ class QueueTriggers:
             client.send_message(content)
 
     @staticmethod
-    def _delete(client: QueueClient, message) -> None:
+    def _delete(client: QueueClient, message: QueueMessage) -> None:
         try:
             client.delete_message(message.id, message.pop_receipt)
         except ResourceNotFoundError:
             pass
         except HttpResponseError as error:
-            if error.error_code != "PopReceiptMismatch":
+            # the storage SDK sets error_code on the errors it raises; azure-core does not declare it
+            if getattr(error, "error_code", None) != "PopReceiptMismatch":
                 raise
 
     # ------------------------------------------------------------------ idleness

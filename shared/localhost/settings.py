@@ -51,7 +51,8 @@ class QueueSettings:
         dequeue = queues.get("maxDequeueCount", cls.max_dequeue_count)
         if not isinstance(dequeue, int) or dequeue < 1:
             raise HostError(f"host.json extensions.queues.maxDequeueCount must be a positive integer, not {dequeue!r}")
-        visibility = timespan(queues["visibilityTimeout"], "visibilityTimeout") if "visibilityTimeout" in queues else 0.0
+        visibility = (timespan(queues["visibilityTimeout"], "visibilityTimeout")
+                      if "visibilityTimeout" in queues else 0.0)
         polling = (timespan(queues["maxPollingInterval"], "maxPollingInterval")
                    if "maxPollingInterval" in queues else cls.max_polling_interval)
         prefix = str(http.get("routePrefix", "api")).strip("/")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from azure.functions.timer import TimerRequest
 
@@ -18,7 +18,7 @@ PAST_DUE = 1.0   # seconds late before a tick counts as past due
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fire(function: TimerFunction, due: datetime | None, now: datetime, following: datetime) -> bool:
@@ -57,7 +57,7 @@ class TimerTriggers:
         now = self.clock()
         due = {name: schedule.next_after(now) for name, (_, schedule) in self.schedules.items()}
         while not stop.is_set():
-            name = min(due, key=due.get)
+            name = min(due, key=due.__getitem__)
             wait = (due[name] - self.clock()).total_seconds()
             if wait > 0 and stop.wait(min(wait, 1.0)):
                 return
