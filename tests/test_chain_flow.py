@@ -14,8 +14,9 @@ import requests
 
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain import Chain, LoadJob, PageJob, RunModel, decode, encode
-from shared.chain.messages import new_token
+from shared.chain.messages import check_start, new_token
 from shared.chain.names import FETCH, FETCH_POISON, LOAD, LOAD_POISON, PAGINATE, PAGINATE_POISON, RAW
+from shared.chain.pages import start_blob_name
 from shared.chain.pump import drain, handle_once
 from shared.extract.http_client import HttpClient
 from shared.extract.api import new_client
@@ -109,8 +110,13 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     chained = harness.sent(FETCH, "shop.events")
     assert [(job.index, job.follow, delay) for job, delay in chained] == [(1, True, 0.0), (2, True, 0.0), (3, True, 0.0)]
     assert [len(job.seen) for job, _ in chained] == [2, 3, 4]
+    # what the response or the source gave (a next link, a chunk's last key) waits in a start blob
+    # the job names by digest, never in the message
+    def started(job: PageJob) -> dict:
+        return check_start(json.loads(harness.blobs.get(RAW, start_blob_name(run_id, job.model, job.index, job.start))))
+    assert all(job.request is None and started(job)["request"]["url"].startswith(api.base_url) for job, _ in chained)
     sql_jobs = harness.sent(FETCH, "erp.orders")
-    assert [job.sql_after for job, _ in sql_jobs] == [["SO-000016"], ["SO-000032"]]
+    assert [started(job) for job, _ in sql_jobs] == [{"sql_after": ["SO-000016"]}, {"sql_after": ["SO-000032"]}]
 
     # claim-check: load jobs name blobs; raw pages hold no PII
     loads = harness.sent(LOAD, "shop.customers")

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from shared.chain import names
-from shared.chain.messages import (SEEN_LIMIT, LoadJob, MessageError, PageJob, RunModel, TransformEvent, decode,
-                                   encode)
-from shared.chain.pages import decode_key, decode_page, encode_key, encode_page, raw_blob_name, request_to_json
+from shared.chain.messages import (SEEN_LIMIT, LoadJob, MessageError, PageJob, RunModel, TransformEvent, check_start,
+                                   decode, encode)
+from shared.chain.pages import (decode_key, decode_page, encode_key, encode_page, encode_start, raw_blob_name,
+                                request_to_json, start_blob_name)
 from shared.config.models import ColumnType
 from shared.extract.types import PageRequest
 from shared.storage.queues import MAX_JSON_BYTES, check_queue
@@ -25,8 +26,7 @@ MESSAGES = [
     PageJob(RUN, "shop.customers", 0),
     PageJob(RUN, "shop.events", 7, request={"url": "https://api.example.com/v1/events?skip=140", "params": {}},
             attempt=2, follow=True, seen=("0123456789abcdef", "fedcba9876543210"), previous="00112233445566aa"),
-    PageJob(RUN, "erp.orders", 3, sql_after=["SO-000048", 7, {"datetime": "2024-01-02T03:04:05+00:00"},
-                                             {"decimal": "1.50"}], follow=True),
+    PageJob(RUN, "erp.orders", 3, start="00112233445566aa", follow=True),
     LoadJob(RUN, "shop.customers", 5, raw_blob_name(RUN, "shop.customers", 5), 25, last=True),
     PageJob(RUN, "shop.customers", 15, request={"url": "https://api.example.com/v1/customers", "params": {"page": 16}},
             pages=5),
@@ -56,8 +56,9 @@ def good(message=None) -> dict:
     ({"request": {"url": "file:///etc/passwd", "params": {}}}, r"PageJob.request.url: expected an http\(s\) URL"),
     ({"request": {"url": "http://h/p", "params": {"a": {"b": SECRET}}}}, "PageJob.request.params: expected text"),
     ({"request": SECRET}, "PageJob.request: expected an object with url and params"),
-    ({"sql_after": [{"pickle": SECRET}]}, "PageJob.sql_after: expected key values"),
-    ({"sql_after": []}, "PageJob.sql_after: expected a non-empty list"),
+    ({"start": SECRET}, "PageJob.start: expected a 16-hex-digit digest"),
+    ({"start": "00112233445566aa"}, "PageJob.start: expected no start for a job that carries its request"),
+    ({"sql_after": ["SO-000048"]}, "PageJob: unexpected field sql_after"),
     ({"seen": [SECRET]}, "PageJob.seen: expected 16-hex-digit digests"),
     ({"seen": ["0123456789abcdef"] * (SEEN_LIMIT + 1)}, "PageJob.seen: expected a list of at most"),
     ({"follow": "yes"}, "PageJob.follow: expected true or false"),
@@ -74,6 +75,33 @@ def test_bad_messages_name_the_field_and_never_the_value(change, error):
     with pytest.raises(MessageError, match=error) as caught:
         decode({**good(), **change})
     assert SECRET not in str(caught.value) and "passwd" not in str(caught.value)
+
+
+@pytest.mark.parametrize("stored, error", [
+    ({"sql_after": [{"pickle": SECRET}]}, "PageJob.start.sql_after: expected key values"),
+    ({"sql_after": []}, "PageJob.start.sql_after: expected a non-empty list"),
+    ({"request": {"url": "file:///etc/passwd", "params": {}}}, r"PageJob.start.request.url: expected an http\(s\) URL"),
+    ({"request": None}, "PageJob.start.request: missing"),
+    ({"request": {"url": "http://h/p"}, "sql_after": ["x"]}, "PageJob.start: expected a stored request or keyset bound"),
+    ({SECRET: 1}, "PageJob.start: expected a stored request or keyset bound"),
+    ([SECRET], "PageJob.start: expected a stored request or keyset bound"),
+])
+def test_bad_start_blobs_are_refused_like_messages(stored, error):
+    with pytest.raises(MessageError, match=error) as caught:
+        check_start(stored)
+    assert SECRET not in str(caught.value) and "passwd" not in str(caught.value)
+
+
+def test_start_blobs_round_trip_and_are_named_by_their_content():
+    bound = {"sql_after": ["SO-000048", 7, {"datetime": "2024-01-02T03:04:05+00:00"}, {"decimal": "1.50"}]}
+    request = {"request": {"url": "https://api.example.com/v1/events?email=ada@example.com", "params": {"cursor": "c"}}}
+    for stored in (bound, request):
+        content, digest = encode_start(stored)
+        assert check_start(json.loads(content)) == stored and encode_start(json.loads(content)) == (content, digest)
+        name = start_blob_name(RUN, "erp.orders", 3, digest)
+        assert name == f"starts/{RUN}/erp/orders/000003.{digest}.json" and not name.startswith(RUN)
+        assert decode(encode(PageJob(RUN, "erp.orders", 3, start=digest, follow=True))).start == digest
+    assert encode_start(bound)[1] != encode_start(request)[1]
 
 
 def test_missing_fields_and_foreign_payloads():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.chain.names import POISON_QUEUES
+from shared.chain.names import POISON_QUEUES, RAW
 from shared.chain.poison import list_poison
 from tests.http_stub import Reply, Seen, StubServer
 from tests.test_chain_flow import Harness
@@ -107,10 +107,16 @@ def test_chain_keeps_planted_pii_out_of_status_poison_and_log(tmp_path, postgres
     text = json.dumps(status, default=str)
     assert "errors" in text and leaks(text) == [], text
     poisoned = [body for queue in POISON_QUEUES for body in harness.queues.inner.peek(queue, 32)]
-    # A PageJob carries its own request (the next link as the API gave it): the data a replay fetches
-    # with, not a diagnostic; everything else a poison message holds, and its listing, is checked.
-    assert poisoned and leaks(json.dumps([{k: v for k, v in b.items() if k != "request"} for b in poisoned])) == []
+    # whole bodies: the page after a next link names its start blob by digest, never the link
+    assert any(b.get("model") == "shop.linked" and b.get("start") for b in poisoned), poisoned
+    assert poisoned and leaks(json.dumps(poisoned)) == [], poisoned
     listing = [entry.describe() for queue in POISON_QUEUES for entry in list_poison(harness.queues.inner, queue)]
     assert len(listing) == len(poisoned) and leaks("\n".join(listing)) == []
     assert leaks(caplog.text) == [], caplog.text[-3000:]
-    assert leaks(all_files(tmp_path / "blobs")) == []
+    # The next link as the API gave it (the data the page's job, or a replay, fetches with) is kept in
+    # one place, its start blob beside the raw pages and under their retention; nowhere else.
+    blobs = tmp_path / "blobs"
+    starts = [p for p in blobs.rglob("*") if p.is_file() and p.relative_to(blobs).parts[:2] == (RAW, "starts")]
+    assert starts and leaks("\n".join(p.read_text() for p in starts)) == ["planted@example.org"]
+    others = [p for p in blobs.rglob("*") if p.is_file() and p not in starts]
+    assert leaks("\n".join(p.read_text(errors="replace") for p in others)) == []

@@ -18,10 +18,10 @@ from shared.config.project import ModelRef
 from shared.extract.errors import PaginationError, RateLimited
 from shared.extract.types import PageRequest
 from shared.storage.queues import MAX_SECONDS
-from .messages import SEEN_LIMIT, LoadJob, PageJob
+from .messages import SEEN_LIMIT, LoadJob, MessageError, PageJob, check_start
 from .names import FETCH, LOAD, RAW
-from .pages import (ChainError, decode_key, encode_key, encode_page, raw_blob_name, request_digest,
-                    request_from_json, request_to_json)
+from .pages import (ChainError, content_digest, decode_key, encode_key, encode_page, encode_start, raw_blob_name,
+                    request_digest, request_from_json, request_to_json, start_blob_name)
 from .sources import ApiPage, ApiPages, SqlPages
 from .state import Plan
 
@@ -64,10 +64,13 @@ class Fetcher:
 
     # ------------------------------------------------------------ API
     def _api(self, ref: ModelRef, job: PageJob) -> None:
-        if job.request is None and job.index != 0:
+        if job.request is None and job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for page {job.index} has no request")
         with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
-            request = request_from_json(job.request, pages.headers) if job.request else pages.first_request()
+            if job.start is not None:
+                request = request_from_json(self._start(job, "request"), pages.headers)
+            else:
+                request = request_from_json(job.request, pages.headers) if job.request else pages.first_request()
             try:
                 page = pages.fetch(request, job.index)
                 if job.pages > 1:
@@ -136,7 +139,8 @@ class Fetcher:
         if more and max_pages is not None and job.index + 1 >= max_pages:
             more = False
             warnings.append(f"{job.model}: stopped at max_pages={max_pages}; the API has more pages")
-        stated = page.paginator.stated_total
+        paginator = page.paginator
+        stated = paginator.stated_total
         if more:
             following = request_to_json(page.next_request, pages.hidden)
             self._check_no_secret(job, following)
@@ -147,8 +151,13 @@ class Fetcher:
                                       f"page's ({page.url} led back): the API is looping")
             if job.index == 0:
                 self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, stated))
-            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, request=following, follow=True,
-                                           seen=(seen + (digest,))[-SEEN_LIMIT:], previous=page.digest))
+            # built from the manifest and counters alone, the request may ride in the message; built
+            # from the response (a next link, a cursor), it waits in a blob the message names
+            inline = paginator.random_access
+            start = None if inline else self._leave_start(job, {"request": following})
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, request=following if inline else None,
+                                           start=start, follow=True, seen=(seen + (digest,))[-SEEN_LIMIT:],
+                                           previous=page.digest))
         else:
             self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings,
                                                             "max_pages" if warnings else None))
@@ -166,17 +175,44 @@ class Fetcher:
         text = json.dumps(request)
         if self.chain.project.masker.mask(text) != text:
             raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
-                             f"credential, which must not be queued")
+                             f"credential, which must not be queued or stored")
+
+    def _leave_start(self, job: PageJob, start: dict) -> str:
+        """Where the next page starts, written for its job to read (claim-check): the digest that
+        job carries. Written before the job is sent, so a job never names a start not yet there."""
+        content, digest = encode_start(start)
+        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), content)
+        return digest
+
+    def _start(self, job: PageJob, kind: str):
+        """The request or keyset bound page `job.index` starts from, read back and checked like a message."""
+        where = f"{job.model}: the start of page {job.index} of run {job.run_id}"
+        data = self.chain.blobs.get(RAW, start_blob_name(job.run_id, job.model, job.index, job.start))
+        if data is None:
+            raise ChainError(f"{where} is missing from {RAW}")
+        if content_digest(data) != job.start:
+            raise ChainError(f"{where} does not match the digest its job carries")
+        try:
+            stored = check_start(json.loads(data))
+        except MessageError as exc:
+            raise ChainError(f"{where}: {exc}") from None
+        except ValueError:
+            raise ChainError(f"{where} is not JSON") from None
+        if kind not in stored:
+            raise ChainError(f"{where} holds no {kind}")
+        return stored[kind]
 
     # ------------------------------------------------------------ SQL
     def _sql_chunk(self, ref: ModelRef, job: PageJob) -> None:
-        """One keyset chunk; the next chunk's job carries this chunk's last key."""
-        after = decode_key(job.sql_after) if job.sql_after else None
+        """One keyset chunk; the next chunk starts after this chunk's last key, left in a start blob."""
+        if job.start is None and job.index != 0:
+            raise ChainError(f"{job.model}: the job for chunk {job.index} has no start")
+        after = decode_key(self._start(job, "sql_after")) if job.start is not None else None
         records, next_after = SqlPages(self.chain.project, ref).chunk(after, job.index)
         self._put(job, job.index, records)
-        if next_after is not None:
-            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, sql_after=encode_key(next_after),
-                                           follow=True))
+        if next_after is not None:   # the last key is a source value: it waits in a blob, not in the message
+            start = self._leave_start(job, {"sql_after": encode_key(next_after)})
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, start=start, follow=True))
         else:
             self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True))
         self._fetched(job, job.index, len(records), last=next_after is None)

@@ -1,9 +1,11 @@
 """The chain's queue messages: typed, versioned, validated on the way in.
 
-Claim-check: a message names things (run, model, page index, blob), it never carries records, so a
-message is small, safe to log and to leave on a poison queue. Queue messages come from outside the
-process (anyone with the storage account can write one), so `decode` checks every field and a
-`MessageError` names the field and what was expected, never the value it found.
+Claim-check: a message names things (run, model, page index, blob), it never carries records nor
+any value read from a source (a next link, a cursor, a keyset bound: those wait in a blob of the
+run, see `PageJob.start`), so a message is small, safe to log and to leave on a poison queue.
+Queue messages come from outside the process (anyone with the storage account can write one), so
+`decode` checks every field and a `MessageError` names the field and what was expected, never the
+value it found.
 
 Every message carries a `token`: a random id of one logical delivery. Steps claim their unit of
 work (a page fetch, a page load, the transform event) with a conditional blob create holding the
@@ -53,8 +55,12 @@ class RunModel:
 class PageJob:
     """Fetch one page (queue kspyder-fetch).
 
-    `request`: the page's HTTP request without headers or credentials ({"url", "params"}), None for
-    SQL; `sql_after`: the keyset bound a SQL chunk starts after (None: the first chunk).
+    `request`: the page's HTTP request without headers or credentials ({"url", "params"}) when it is
+    made from the manifest alone (the first page, fanned-out pages); None for SQL.
+    `start`: for a page that follows another, the digest of what the previous page left for it in
+    kspyder-raw (`pages.start_blob_name`): the next request (a next link's or cursor's values come
+    from the response, so they never ride in a message) or a SQL chunk's keyset bound (the previous
+    chunk's last key, a source value). None for the first chunk or page.
     `follow`: this page is part of a sequential chain and its fetch enqueues the next one.
     `seen`: digests of the requests made so far in that chain (bounded), `previous`: the digest of
     the previous page's content, so a looping API is caught across invocations.
@@ -68,7 +74,7 @@ class PageJob:
     model: str
     index: int
     request: dict | None = None
-    sql_after: list | None = None
+    start: str | None = None
     attempt: int = 0
     follow: bool = False
     seen: tuple[str, ...] = ()
@@ -147,6 +153,8 @@ def decode(body: Any) -> Message:
     if pages > 1 and message.index // MAX_PAGES != (message.index + pages - 1) // MAX_PAGES:
         raise MessageError(f"{cls.__name__}.pages: expected pages within one completion group "
                            f"(pages {MAX_PAGES}k to {MAX_PAGES}k+{MAX_PAGES - 1})")
+    if isinstance(message, PageJob) and message.request is not None and message.start is not None:
+        raise MessageError("PageJob.start: expected no start for a job that carries its request")
     if isinstance(message, LoadJob):
         from .pages import raw_blob_name   # here: pages imports heavier modules
         if message.blob != raw_blob_name(message.run_id, message.model, message.index):
@@ -200,6 +208,18 @@ def _request(value: Any, where: str) -> dict | None:
         if not all(_scalar(i) for i in items):
             raise MessageError(f"{where}.params: expected text, numbers, booleans or lists of them")
     return {"url": url, "params": dict(params)}
+
+
+def check_start(value: Any) -> dict:
+    """What a start blob (`PageJob.start`) holds, checked as a message is: it is read back from
+    storage, which anyone with the account can write. {"request": ...} or {"sql_after": ...}."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("request", "sql_after"):
+        raise MessageError("PageJob.start: expected a stored request or keyset bound")
+    (name, item), = value.items()
+    check = _request if name == "request" else _sql_after
+    if item is None:
+        raise MessageError(f"PageJob.start.{name}: missing")
+    return {name: check(item, f"PageJob.start.{name}")}
 
 
 def _sql_after(value: Any, where: str) -> list | None:
@@ -256,14 +276,14 @@ _CHECKS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("*", "model"): _pattern(_MODEL, "'source.model'"),
     ("*", "token"): _pattern(_TOKEN, "a hex token"),
     ("*", "index"): _count, ("*", "attempt"): _count, ("*", "records"): _count,
-    ("*", "request"): _request, ("*", "sql_after"): _sql_after,
+    ("*", "request"): _request, ("*", "start"): _optional_digest,
     ("*", "follow"): _flag, ("*", "last"): _flag,
     ("*", "seen"): _digests, ("*", "previous"): _optional_digest,
     ("*", "blob"): _blob, ("*", "sources"): _sources, ("*", "models"): _models, ("*", "pages"): _pages,
 }
 # Fields with defaults a sender may leave out (older or hand-written messages, `poison replay`).
 _OPTIONAL = {
-    "PageJob": ("request", "sql_after", "attempt", "follow", "seen", "previous", "pages"),
+    "PageJob": ("request", "start", "attempt", "follow", "seen", "previous", "pages"),
     "LoadJob": ("last", "pages"),
     "TransformEvent": ("models",),
 }
