@@ -9,8 +9,9 @@ import azure.functions as func
 
 from shared.config.deployment import local_addresses
 from shared.config.errors import ConfigError
-from shared.config.project import load_project
 from shared.config.secrets import SecretMasker
+
+from .common import current_project
 
 bp = func.Blueprint()
 
@@ -19,7 +20,7 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         body = {"status": "invalid manifests", "problems": [SecretMasker().mask(str(i)) for i in exc.issues]}
         return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")

@@ -27,11 +27,10 @@ import logging
 import azure.functions as func
 
 from shared.chain.names import INBOX
-from shared.config.project import load_project
 from shared.inbox_names import shown_name
 from shared.ingest import IngestError, check_name, ingest_file
 from shared.ledger import RunLedger
-from .common import CONNECTION, engine_factory, stores
+from .common import CONNECTION, current_project, engine_factory, stores
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")
@@ -67,7 +66,7 @@ def inbox(blob: func.InputStream) -> None:
     except IngestError as exc:
         log.warning("%s", exc)   # the reason, with the name scrubbed and escaped: the only trace of it
         raise
-    project = load_project()
+    project = current_project()
     data = blob.read()
     result = ingest_file(project, source, model, name, data, engine_factory(project)(), RunLedger(stores()[0]),
                          version=blob_version(blob, data))

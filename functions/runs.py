@@ -23,10 +23,9 @@ import sqlalchemy as sa
 
 from shared.chain.backoff import RESUMING, busy_reason
 from shared.config.errors import ConfigError
-from shared.config.project import load_project
 from shared.config.secrets import SecretMasker
 from shared.target.load import TargetDriftError
-from .common import open_chain
+from .common import current_project, open_chain
 
 bp = func.Blueprint()
 
@@ -103,7 +102,7 @@ def start_run(req: func.HttpRequest) -> func.HttpResponse:
     except BadRequest as exc:
         return error(str(exc), exc.field)
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
     try:
@@ -130,7 +129,7 @@ def run_status(req: func.HttpRequest) -> func.HttpResponse:
     if not RUN_ID.match(run_id):
         return error("expected a run id (letters, digits, '_', '.', '-'; at most 36)", "run_id")
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
     with open_chain(project) as chain:

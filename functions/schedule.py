@@ -23,10 +23,9 @@ import azure.functions as func
 
 from shared.chain.names import RUNS, SCHEDULE_SETTING
 from shared.chain.schedule import due_sources, previous_fire
-from shared.config.project import load_project
 from shared.localhost.ncrontab import parse_schedule
 from shared.storage import BlobStore
-from .common import open_chain, stores
+from .common import current_project, open_chain, stores
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")
@@ -80,7 +79,7 @@ def scheduled_runs(timer: func.TimerRequest) -> None:
     if not blobs.create(RUNS, tick_name(tick), _tick_json(tick)):
         log.info("timer tick %s is handled by another instance", tick.isoformat())
         return
-    project = load_project()
+    project = current_project()
     due = due_sources(project, tick, last)
     if due:
         with open_chain(project) as chain:

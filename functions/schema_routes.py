@@ -24,11 +24,11 @@ import azure.functions as func
 import sqlalchemy as sa
 
 from shared.config.errors import ConfigError
-from shared.config.project import Project, load_project
+from shared.config.project import Project
 from shared.target.apply import PlanStamp, StalePlan, apply_stamped
 from shared.target.plan import PlanError, PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
-from .common import engine_factory
+from .common import current_project, engine_factory
 from .runs import BadRequest, error, invalid_manifests, respond
 
 bp = func.Blueprint()
@@ -77,7 +77,7 @@ def _unavailable(project: Project, exc: sa.exc.SQLAlchemyError) -> func.HttpResp
 @bp.route(route="schema/plan", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def schema_plan(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
     mismatch = _source_mismatch(project)
@@ -116,7 +116,7 @@ def schema_apply(req: func.HttpRequest) -> func.HttpResponse:
     except BadRequest as exc:
         return error(str(exc), exc.field)
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
     try:

@@ -17,9 +17,8 @@ import azure.functions as func
 from shared.chain.messages import TransformEvent, encode
 from shared.chain.names import TRANSFORM
 from shared.config.errors import ConfigError
-from shared.config.project import load_project
 from shared.ledger import RunLedger, new_run_id
-from .common import stores
+from .common import current_project, stores
 from .runs import RUN_ID, BadRequest, error, invalid_manifests, respond
 from .schema_routes import read_object
 
@@ -54,7 +53,7 @@ def start_transform(req: func.HttpRequest) -> func.HttpResponse:
     except BadRequest as exc:
         return error(str(exc), exc.field)
     try:
-        project = load_project()
+        project = current_project()
     except ConfigError as exc:
         return invalid_manifests(exc)
     unknown = [s for s in sources if s not in project.sources]
