@@ -174,3 +174,20 @@ def test_naming_snake_case_renames_targets_and_keeps_source_names_as_paths(tmp_p
         {"invoice_line_id": "InvoiceLineId", "unit_price": "UnitPrice", "note": "Remarks"}
     [other] = project.models(["Other"])   # default: names as written
     assert other.name == "InvoiceLine" and list(other.model.columns) == ["UnitPrice"]
+
+
+def test_naming_snake_case_on_an_api_source_reads_the_camel_case_keys(tmp_path):
+    project = project_for(tmp_path, {"crm": {"type": "api", "base_url": "http://127.0.0.1:1", "naming": "snake_case",
+                                             "models": {"openDeals": {"path": "/deals", "primary_key": ["dealId"],
+                                                                      "columns": {"dealId": {"type": "integer"},
+                                                                                  "closedAt": {"type": "datetime"}}}}}})
+    [ref] = project.models()
+    assert ref.name == "open_deals" and ref.model.primary_key == ["deal_id"]
+    shaper = RecordShaper("crm", ref.name, ref.model.columns, ref.model.primary_key)
+    assert shaper.shape({"dealId": 4, "closedAt": "2024-01-02T03:04:05Z"}, 0) == \
+        {"deal_id": 4, "closed_at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+
+
+def test_a_binary_column_may_say_it_holds_no_pii_rule_text():
+    assert Column.model_validate({"type": "binary", "pii": "hash"}).pii.rule.value == "hash"
+    assert Column.model_validate({"type": "binary", "pii": "drop"}).pii.rule.value == "drop"

@@ -216,8 +216,8 @@ class ColumnType(str, Enum):
     binary = "binary"
 
 
-# The rules a binary column takes: the others rewrite text, and bytes are not text.
-BINARY_RULES = (PiiRule.drop, PiiRule.hash)
+# What a binary column's `pii:` may say: the other rules rewrite text, and bytes are not text.
+BINARY_RULES = ("drop", "hash", "none")
 
 
 def _null_spelled_bare(value: Any) -> Any:
@@ -255,7 +255,7 @@ class Column(Strict):
     def _options_fit_type(self):
         if self.timezone is not None and self.type != ColumnType.date:
             raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
-        if self.type == ColumnType.binary and self.pii is not None and self.pii.rule not in BINARY_RULES:
+        if self.type == ColumnType.binary and self.pii is not None and self.pii.rule.value not in BINARY_RULES:
             raise ValueError(f"a binary column takes pii rule drop or hash only, not {self.pii.rule.value}")
         if self.pii_scan is not None and self.type not in (ColumnType.string, ColumnType.text, ColumnType.json):
             raise ValueError(f"pii_scan only applies to string, text and json columns, not {self.type.value}")
