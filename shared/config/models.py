@@ -175,6 +175,7 @@ class PiiRule(str, Enum):
     mask = "mask"
     redact = "redact"
     generalize = "generalize"
+    none = "none"   # not PII: stated with a `reason`, it lets a PII-sounding column pass the guard
 
 
 class PiiSpec(Strict):
@@ -246,6 +247,7 @@ class Column(Strict):
     pii: PiiSpec | None = None
     pii_fields: dict[str, PiiSpec] | None = Field(None, description="json columns: PII rules for nested paths ('*' matches every list item).")
     pii_scan: PiiScan | None = Field(None, description="Override the model's pii_scan for this column (text and json only).")
+    reason: str | None = Field(None, min_length=1, description="pii: none: why the column holds no personal data.")
     on_error: Annotated[Literal["error", "null"], BeforeValidator(_null_spelled_bare)] = "error"
     timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
         None, description="date columns: the zone whose calendar date an aware value takes (default UTC).")
@@ -255,11 +257,15 @@ class Column(Strict):
     def _options_fit_type(self):
         if self.timezone is not None and self.type != ColumnType.date:
             raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
+        if self.pii is not None and self.pii.rule == PiiRule.none and not self.reason:
+            raise ValueError("pii: none needs a reason: say why this column holds no personal data")
+        if self.reason is not None and (self.pii is None or self.pii.rule != PiiRule.none):
+            raise ValueError("reason only applies to pii: none")
         if self.type == ColumnType.binary and self.pii is not None and self.pii.rule.value not in BINARY_RULES:
             raise ValueError(f"a binary column takes pii rule drop or hash only, not {self.pii.rule.value}")
         if self.pii_scan is not None and self.type not in (ColumnType.string, ColumnType.text, ColumnType.json):
             raise ValueError(f"pii_scan only applies to string, text and json columns, not {self.type.value}")
-        if self.pii_scan is not None and self.pii is not None:
+        if self.pii_scan is not None and self.rule is not None:
             raise ValueError("a column with a pii rule is never scanned: drop pii_scan or the rule")
         if self.length is not None and self.type != ColumnType.string:
             raise ValueError(f"length only applies to string columns, not {self.type.value}")
@@ -270,6 +276,11 @@ class Column(Strict):
         if self.pii and self.pii.kind == "date" and self.type not in (ColumnType.date, ColumnType.datetime, ColumnType.string, ColumnType.text):
             raise ValueError(f"generalize date does not apply to a {self.type.value} column")
         return self
+
+    @property
+    def rule(self) -> PiiSpec | None:
+        """The column's PII rule, None without one; `pii: none` is a statement, not a rule."""
+        return None if self.pii is None or self.pii.rule == PiiRule.none else self.pii
 
 
 Store = Literal["sql", "mongo"]
@@ -331,7 +342,7 @@ class ModelBase(Strict):
                 continue   # a document field (dotted path) that no column declares
             if key not in self.columns:
                 raise ValueError(f"primary_key column '{key}' is not one of the model's columns ({', '.join(self.columns)})")
-            if self.columns[key].pii is not None and self.columns[key].pii.rule != PiiRule.hash:
+            if self.columns[key].rule is not None and self.columns[key].pii.rule != PiiRule.hash:
                 raise ValueError(f"primary_key column '{key}' has pii rule {self.columns[key].pii.rule.value}: only hash keeps keys unique")
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice")

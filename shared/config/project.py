@@ -14,7 +14,7 @@ from .naming import naming_issues, with_target_names
 from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
 from .secrets import SecretMasker, mark_secret_headers
 from .settings import ENV_OVERRIDES, Settings
-from .validation import issues_from_validation, model_issues
+from .validation import issues_from_validation, model_issues, pii_guard_issues
 from .yaml_source import YamlDocument, load_yaml
 
 CONNECTORS_FILE = "connector_models.yml"
@@ -109,6 +109,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
 
     if settings is not None and sources is not None:
         issues += _pii_key_issues(connectors_doc, sources, settings)
+        issues += pii_guard_issues(connectors_doc, sources, settings.pii.scan)
         issues += document_store_issues(connectors_doc, sources, settings)   # Azure: never a local fallback
     if issues:
         raise ConfigError(issues)

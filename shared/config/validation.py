@@ -173,3 +173,16 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
                 if problem is not None:
                     issues.append(doc.issue(base + ("query",), problem))
     return issues
+
+
+def pii_guard_issues(doc: YamlDocument, sources: dict[str, Any], default_scan: str) -> list[ConfigIssue]:
+    """Columns whose name suggests PII that no rule or scan covers (`shared/pii/column_guard.py`)."""
+    from shared.pii.column_guard import unguarded_columns
+
+    issues: list[ConfigIssue] = []
+    for source_name, source in sources.items():
+        for model_name, model in source.models.items():
+            for found in unguarded_columns(model, default_scan):
+                issues.append(doc.issue(("sources", source_name, "models", model_name, "columns", found.column),
+                                        found.message))
+    return issues

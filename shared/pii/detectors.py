@@ -21,7 +21,7 @@ from .hints import hints
 from .numeric import find_numeric
 
 # Ties between equally long overlapping spans go to the kind whose match is checked hardest.
-_RANK = {"email": 0, "iban": 1, "card": 2, "ipv6": 3, "ipv4": 4, "phone": 5, "term": 6}
+_RANK = {"email": 0, "iban": 1, "card": 2, "national_id": 3, "ipv6": 4, "ipv4": 5, "phone": 6, "term": 7}
 
 _EMAIL = re.compile(r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}(?![\w\-])")
 _LOCAL_PART = re.compile(r"[\w.%+\-]*")   # matched on the mirrored text, leftwards from an "@"
@@ -189,10 +189,13 @@ def resolve(found: list[Span]) -> list[Span]:
 class Scanner:
     """All detectors with one model's terms compiled once; `find` is called for every text value."""
 
-    __slots__ = ("_terms",)
+    __slots__ = ("_terms", "_column")
 
-    def __init__(self, terms: Sequence[str] = ()):
+    def __init__(self, terms: Sequence[str] = (), column: str | None = None):
+        """`column`: what the column's name says it holds ("phone", "national_id"), for the
+        detectors that need that context (a bare digit run is a phone only in a phone column)."""
         self._terms = compile_terms(terms)
+        self._column = column
 
     def spans(self, text: str) -> list[Span]:
         """What `find` returns, as plain (start, end, kind) tuples: the scrubbers' hot path."""
@@ -212,11 +215,22 @@ class Scanner:
                 _ipv4s(text, found, ipv4_from)
         if terms is not None:
             found += [(m.start(), m.end(), "term") for m in terms.finditer(text)]
+        if self._column is not None and plan is not None:
+            found += _in_column(self._column, text)
         return resolve(found) if found else found
 
     def find(self, text: str) -> list[Detection]:
         found = self.spans(text)
         return [Detection(start, end, kind) for start, end, kind in found] if found else []
+
+
+def _in_column(column: str, text: str) -> list[Span]:
+    """The detectors a column's name calls for; imported here, on first use (see phones.py)."""
+    if column == "phone":
+        from .phones import find_phone_runs
+        return find_phone_runs(text)
+    from .national_ids import find_national_ids
+    return find_national_ids(text)
 
 
 _DEFAULT = Scanner()

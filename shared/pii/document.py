@@ -40,8 +40,8 @@ class DocumentStripper(PiiStripper):
         output, dropped = [], []
         for name, column in columns.items():
             parts = tuple((column.path or name).split("."))
-            if column.pii is not None:
-                rules.append((parts, compile_rule(column.pii, key=key, redaction=redaction, where=name)))
+            if column.rule is not None:
+                rules.append((parts, compile_rule(column.rule, key=key, redaction=redaction, where=name)))
                 _claim(claims, parts)
                 (dropped if rules[-1][1] is DROP else output).append(name)
                 continue
@@ -56,9 +56,9 @@ class DocumentStripper(PiiStripper):
                     rules.append((parts, json_column(scrubbers[column.pii_scan])))
         key_paths = [tuple(((columns[k].path or k) if k in columns else k).split(".")) for k in keys]
         for name, parts in zip(keys, key_paths):
-            if name not in columns or columns[name].pii is None:
+            if name not in columns or columns[name].rule is None:
                 _claim(claims, parts)   # a key is never scanned; its rule, if any, is applied above
-        ruled = any(k in columns and columns[k].pii is not None for k in keys)
+        ruled = any(k in columns and columns[k].rule is not None for k in keys)
         self._guard = KeyGuard(where, keys, path_getter(key_paths)) if ruled else None
         if scan != "off" and scan not in scrubbers:
             raise PiiKeyMissing(WHOLE_DOCUMENT)

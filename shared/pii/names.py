@@ -29,8 +29,19 @@ NAME_RULES: tuple[tuple[re.Pattern[str], Spec, str], ...] = tuple((re.compile(p)
 ))
 
 
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])|([A-Z]+)([A-Z][a-z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake(name: str) -> str:
+    """The snake_case form the patterns read: `CustomerEmail`, `customer-email` -> `customer_email`."""
+    spaced = _CAMEL.sub(lambda m: f"{m[1]}_{m[2]}" if m[1] else f"{m[3]}_{m[4]}", name)
+    return _NOT_WORD.sub("_", spaced.lower()).strip("_")
+
+
 def name_suggests(name: str) -> tuple[Spec, str] | None:
-    """(rule, what the name suggests) of the first pattern `name` matches, or None."""
+    """(rule, what the name suggests) of the first pattern `name` (as snake_case) matches, or None."""
+    name = snake(name)
     for pattern, rule, what in NAME_RULES:
         if pattern.search(name):
             return rule, what

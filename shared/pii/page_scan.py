@@ -68,7 +68,7 @@ class PageScan:
         if not self._started:
             self._started = True
             terms, key = self._stripper.scan_spec
-            hashing = any(mode == "hash" for _, mode in self._columns)
+            hashing = any(mode.partition(":")[0] == "hash" for _, mode in self._columns)
             try:   # the key only goes where it is used
                 self._process = ScanProcess(terms, key if hashing else None)
             except (OSError, ScanProcessError) as exc:

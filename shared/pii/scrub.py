@@ -12,7 +12,10 @@ from .detectors import Scanner
 Transform = Callable[[Any], Any]   # rules.Transform, not imported: see scan_process.py
 
 _LABELS = {"email": "EMAIL", "phone": "PHONE", "iban": "IBAN", "card": "CARD",
-           "ipv4": "IP", "ipv6": "IP", "term": "TERM"}
+           "ipv4": "IP", "ipv6": "IP", "term": "TERM", "national_id": "NATIONAL_ID"}
+# What a column's name can add to the scan (detectors.Scanner's `column`): a scan mode for such a
+# column is "<mode>:<context>", e.g. "redact:phone"
+CONTEXTS = ("phone", "national_id")
 
 
 def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[str], str]:
@@ -44,10 +47,16 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
 
 
 def scrubbers(terms: Sequence[str], key: bytes | None) -> dict[str, Callable[[str], str]]:
-    """The free-text scrubbers by scan mode (`hash` only with a key): what a stripper and the scan
-    process (`scan_child.py`) both scan with, so that the two give the same text."""
-    scanner = Scanner(terms)
-    return {mode: text_scrubber(scanner, mode, key) for mode in ("redact", "hash") if mode != "hash" or key}
+    """The free-text scrubbers by scan mode (`hash` only with a key), plain and for each column
+    context ("redact:phone"): what a stripper and the scan process (`scan_child.py`) both scan
+    with, so that the two give the same text."""
+    found: dict[str, Callable[[str], str]] = {}
+    for context in (None, *CONTEXTS):
+        scanner = Scanner(terms, context)
+        for mode in ("redact", "hash"):
+            if mode != "hash" or key:
+                found[mode if context is None else f"{mode}:{context}"] = text_scrubber(scanner, mode, key)
+    return found
 
 
 def text_column(scrub: Callable[[str], str]) -> Transform:

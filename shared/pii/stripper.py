@@ -12,6 +12,7 @@ from shared.config.models import Column, ColumnType
 from .fields import compile_fields
 from .key_guard import KeyGuard, column_getter
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
+from .column_guard import scan_context
 from .scrub import json_column, scrubbers, text_column
 
 SCAN_MODES = ("off", "redact", "hash")
@@ -61,8 +62,8 @@ class PiiStripper:
         transforms: list[tuple[str, Transform]] = []
         scanned: list[tuple[str, str]] = []   # text columns whose only step is the free-text scan
         for name, column in columns.items():
-            if column.pii is not None:
-                transform = compile_rule(column.pii, key=key, redaction=redaction, where=name)
+            if column.rule is not None:
+                transform = compile_rule(column.rule, key=key, redaction=redaction, where=name)
                 if transform is DROP:
                     dropped.append(name)
                     continue
@@ -74,6 +75,9 @@ class PiiStripper:
                 if name in keys:
                     column_scan = "off"
                 if column_scan != "off" and column.type in _TEXT_TYPES:
+                    context = scan_context(name, column)
+                    if context is not None:
+                        column_scan = f"{column_scan}:{context}"
                     scrub = scrubbers.get(column_scan)
                     if scrub is None:
                         raise PiiKeyMissing(name)
