@@ -188,6 +188,6 @@ def test_naming_snake_case_on_an_api_source_reads_the_camel_case_keys(tmp_path):
         {"deal_id": 4, "closed_at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
 
 
-def test_a_binary_column_may_say_it_holds_no_pii_rule_text():
+def test_a_binary_column_takes_hash_or_drop():
     assert Column.model_validate({"type": "binary", "pii": "hash"}).pii.rule.value == "hash"
     assert Column.model_validate({"type": "binary", "pii": "drop"}).pii.rule.value == "drop"
