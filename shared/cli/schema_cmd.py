@@ -29,8 +29,8 @@ from shared.target.schema import target_schemas
 from .context import CliState, user_errors
 
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
-SCOPE_HELP = ("Only schemas matching GLOB (repeatable) are searched for removed sources; use it when several "
-              "projects share one database server. Default: every schema holding kspyder tables.")
+SCOPE_HELP = ("Only schemas matching GLOB (repeatable) are searched for removed sources. Default: every schema "
+              "marked as this project's (docs/target.md, ownership).")
 WAIT_HELP = "Wait up to SECONDS for a table a run is loading, instead of refusing at once."
 NO_TERMINAL = "refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve)"
 

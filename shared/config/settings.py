@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .models import PiiScan, Strict
 
-
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def resolved(value: str | None) -> str | None:
@@ -66,7 +67,7 @@ class LeaseSettings(Strict):
 class Settings(Strict):
     target_url: str = "sqlite:///.kspyder/target.db"
     project: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        None,
         description="This project's id, marked on every schema `apply` creates, so that `plan`, `apply --prune` "
                     "and `rebuild` touch only this project's schemas on a shared server. Unset: an id generated "
                     "by the first apply and kept in the target's default schema (docs/target.md).")
@@ -80,7 +81,7 @@ class Settings(Strict):
     mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
 
     @model_validator(mode="after")
-    def _storage_under_state_dir(self) -> "Settings":
+    def _storage_under_state_dir(self) -> Settings:
         """The run ledger is local state: without its own `storage.root`, it lives in `state_dir`
         (`<state_dir>/storage`), so moving `state_dir` moves all of it."""
         if "root" not in self.storage.model_fields_set:
@@ -92,6 +93,13 @@ class Settings(Strict):
     @classmethod
     def _target_resolved(cls, url: str) -> str:
         return resolved(url)
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, project: str | None) -> str | None:
+        if project is not None and not PROJECT_ID.match(project):
+            raise ValueError("project must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        return project
 
     @field_validator("mongo_uri")
     @classmethod
