@@ -2,6 +2,7 @@
 registered here; `func start` (Core Tools) and the Azure host both load this module.
 See docs/functions.md for the functions, their queues and settings."""
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import azure.functions as func
@@ -18,7 +19,7 @@ from functions.transform_route import bp as transform_route_bp
 APP_DIR = Path(__file__).resolve().parent
 
 
-def anchor_manifests(env=os.environ, app_dir: Path = APP_DIR) -> None:
+def anchor_manifests(env: MutableMapping[str, str] = os.environ, app_dir: Path = APP_DIR) -> None:
     """A relative KSPYDER_MANIFESTS (Azure sets `manifests`) names the folder shipped with this
     file: the worker's current directory is not promised to be the app's folder."""
     value = env.get("KSPYDER_MANIFESTS")

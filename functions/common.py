@@ -4,14 +4,13 @@ clients and the target engine of this worker process, and a `Chain` per invocati
 The Functions host reuses a worker process for many invocations, so what is expensive and safe to
 share lives here, created lazily on first use: one SQLAlchemy engine per target URL (its pool is
 shared by the invocations the worker runs concurrently) and one blob/queue store per storage
-setting, and the validated manifests (`current_project`), re-read whenever a manifest file or the
-environment differs from what they were read from. Everything that belongs to one message (the
+setting, and the validated manifests (`current_project`), read again only when a manifest file or
+an environment variable they read has changed. Everything that belongs to one message (the
 `Chain`, its paginators, HTTP clients, loaders) is built per invocation, so nothing of one run leaks
 into another.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -21,7 +20,8 @@ import sqlalchemy as sa
 
 from shared.chain.names import STORAGE_SETTING
 from shared.chain.steps import Chain, EngineFactory
-from shared.config.project import Project, load_project, manifests_dir
+from shared.config.project import Project
+from shared.config.project_cache import ProjectCache
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from shared.target.dialects import create_target_engine
@@ -36,33 +36,14 @@ CONNECTION = STORAGE_SETTING   # the queue triggers' `connection`: AzureWebJobsS
 _lock = threading.Lock()
 _engines: dict[tuple[str, tuple[str, ...]], sa.Engine] = {}
 _stores: dict[tuple[tuple[str, str], ...], tuple[AzureBlobStore, AzureQueueStore]] = {}
-_project: tuple[tuple, Project] | None = None
+projects = ProjectCache()   # the manifests, as every function of this worker reads them
 
 
 def current_project() -> Project:
-    """The project as `load_project()` reads it now. Parsing and validating the manifests took
-    about a third of a small message's time, so a worker keeps the last result and reuses it while
-    the manifest files' bytes and the environment (`${VAR}` substitution, KSPYDER_* overrides) are
-    unchanged; a Project is immutable, so sharing it cannot carry state between invocations.
-    Invalid manifests raise ConfigError every time (nothing cached)."""
-    global _project
-    env = dict(os.environ)
-    root = manifests_dir(None, env)
-    digest = hashlib.sha256()
-    try:
-        for path in sorted(root.glob("*.y*ml")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    except OSError:   # unreadable or missing: load_project says which, with its own message
-        return load_project(root, env)
-    key = (str(root.resolve()), digest.digest(), tuple(sorted(env.items())))
-    with _lock:
-        cached = _project
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    project = load_project(root, env)
-    with _lock:
-        _project = (key, project)
-    return project
+    """The project as the manifests and the environment define it now, for every function of this worker: read and
+    validated again only when a manifest file or an environment variable it reads has changed
+    (shared/config/project_cache.py)."""
+    return projects.get()
 
 
 def engine_factory(project: Project) -> EngineFactory:

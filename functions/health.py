@@ -22,7 +22,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
         project = current_project()
     except ConfigError as exc:
-        body = {"status": "invalid manifests", "problems": [SecretMasker().mask(str(i)) for i in exc.issues]}
+        problems = [SecretMasker().mask(str(i)) for i in exc.issues]
+        body: dict[str, object] = {"status": "invalid manifests", "problems": problems}
         return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")
     models = sum(len(s.models) for s in project.sources.values())
     body = {"status": "ok", "sources": len(project.sources), "models": models}

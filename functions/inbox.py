@@ -25,11 +25,13 @@ import hashlib
 import logging
 
 import azure.functions as func
+from azure.functions.blob import InputStream as BlobInputStream
 
 from shared.chain.names import INBOX
 from shared.inbox_names import shown_name
 from shared.ingest import IngestError, check_name, ingest_file
 from shared.ledger import RunLedger
+
 from .common import CONNECTION, current_project, engine_factory, stores
 
 bp = func.Blueprint()
@@ -53,7 +55,8 @@ def split_blob_name(blob_name: str) -> tuple[str, str, str]:
 def blob_version(blob: func.InputStream, data: bytes) -> str:
     """What tells one upload of a blob from the next: its ETag, or a hash of its content when the
     host gave no properties."""
-    properties = blob.blob_properties or {}
+    # the host hands over azure.functions.blob.InputStream; the abstract func.InputStream lacks properties
+    properties = (blob.blob_properties if isinstance(blob, BlobInputStream) else None) or {}
     etag = properties.get("ETag") or properties.get("Etag") or properties.get("etag")
     return f"etag:{etag}" if etag else "sha256:" + hashlib.sha256(data).hexdigest()
 

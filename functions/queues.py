@@ -11,6 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.chain.names import FETCH, LOAD, PAGINATE
+
 from .common import CONNECTION, open_chain
 
 bp = func.Blueprint()

@@ -18,13 +18,13 @@ import re
 from typing import Any
 
 import azure.functions as func
-
 import sqlalchemy as sa
 
 from shared.chain.backoff import RESUMING, busy_reason
 from shared.config.errors import ConfigError
 from shared.config.secrets import SecretMasker
 from shared.target.load import TargetDriftError
+
 from .common import current_project, open_chain
 
 bp = func.Blueprint()
@@ -72,7 +72,8 @@ def parse_start(req: func.HttpRequest) -> tuple[list[str], str]:
     if "models" not in body:
         raise BadRequest("missing: a list of sources or 'source.model' names", "models")
     if not isinstance(models, list) or not models or len(models) > MAX_MODELS:
-        raise BadRequest(f"expected a non-empty list (at most {MAX_MODELS}) of sources or 'source.model' names", "models")
+        raise BadRequest(f"expected a non-empty list (at most {MAX_MODELS}) of sources or 'source.model' names",
+                         "models")
     for i, selector in enumerate(models):
         if not isinstance(selector, str) or not SELECTOR.match(selector):
             raise BadRequest(f"item {i}: expected a source or 'source.model' name", "models")

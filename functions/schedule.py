@@ -8,16 +8,17 @@ the previous tick (`shared.chain.schedule.due_sources`), and nothing when none d
   `kspyder-runs/schedule/last_tick`, or, the first time, the schedule's occurrence before this tick.
 - Two instances firing the same tick (or a tick delivered twice): the tick is claimed with a
   conditional create of `kspyder-runs/schedule/ticks/<tick>`; only the winner starts the run.
-- `last_tick` is recorded before the first tick's work and moves only after the run started, so a tick that fails (say the target needs
-  `main.py apply`) leaves its sources to the next tick instead of dropping them.
+- `last_tick` is recorded before the first tick's work and moves only after the run started, so a
+  tick that fails (say the target needs `main.py apply`) leaves its sources to the next tick
+  instead of dropping them.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 
@@ -25,6 +26,7 @@ from shared.chain.names import RUNS, SCHEDULE_SETTING
 from shared.chain.schedule import due_sources, previous_fire
 from shared.localhost.ncrontab import parse_schedule
 from shared.storage import BlobStore
+
 from .common import current_project, open_chain, stores
 
 bp = func.Blueprint()
@@ -36,7 +38,7 @@ TRIGGER = "timer"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 clock: Callable[[], datetime] = utcnow   # tests replace it
@@ -59,14 +61,14 @@ def read_last_tick(blobs: BlobStore) -> datetime | None:
     except (ValueError, KeyError, TypeError):
         log.warning("%s/%s is not readable: treating this as the first tick", RUNS, LAST_TICK)
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @bp.function_name("scheduled_runs")
 @bp.timer_trigger(schedule=f"%{SCHEDULE_SETTING}%", arg_name="timer", run_on_startup=False)
 def scheduled_runs(timer: func.TimerRequest) -> None:
     host_schedule = parse_schedule(os.environ.get(SCHEDULE_SETTING, ""))
-    tick = previous_fire(host_schedule, clock().astimezone(timezone.utc))
+    tick = previous_fire(host_schedule, clock().astimezone(UTC))
     blobs, _ = stores()
     last = read_last_tick(blobs)
     if last is None:   # the first tick: its window starts at the schedule's occurrence before it, recorded

@@ -28,6 +28,7 @@ from shared.config.project import Project
 from shared.target.apply import PlanStamp, StalePlan, apply_stamped
 from shared.target.plan import PlanError, PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
+
 from .common import current_project, engine_factory
 from .runs import BadRequest, error, invalid_manifests, respond
 
@@ -99,7 +100,7 @@ def schema_plan(req: func.HttpRequest) -> func.HttpResponse:
 
 def _source_mismatch(project: Project) -> func.HttpResponse | None:
     """409 with every mismatch between the SQL sources and the manifests, or None when they match."""
-    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: only this route connects
+    from shared.extract.sql_check import mismatch_message, sql_source_problems  # lazy: only this route connects
 
     problems = sql_source_problems(project.models())
     if not problems:

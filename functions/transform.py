@@ -10,15 +10,16 @@ the end, the poison handling reports it; re-running is safe (outputs are replace
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import azure.functions as func
 
+from shared.aggregate.run import run_aggregations
 from shared.chain.messages import MessageError, TransformEvent, decode
 from shared.chain.names import TRANSFORM
 from shared.config.project import Project
-from shared.aggregate.run import run_aggregations
 from shared.transform.runner import run_affected
+
 from .common import CONNECTION, current_project
 
 bp = func.Blueprint()

@@ -18,6 +18,7 @@ from shared.chain.messages import TransformEvent, encode
 from shared.chain.names import TRANSFORM
 from shared.config.errors import ConfigError
 from shared.ledger import RunLedger, new_run_id
+
 from .common import current_project, stores
 from .runs import RUN_ID, BadRequest, error, invalid_manifests, respond
 from .schema_routes import read_object
