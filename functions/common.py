@@ -40,9 +40,9 @@ projects = ProjectCache()   # the manifests, as every function of this worker re
 
 
 def current_project() -> Project:
-    """The project as the manifests and the environment define it now, for every function of this worker: read and
-    validated again only when a manifest file or an environment variable it reads has changed
-    (shared/config/project_cache.py)."""
+    """The project as the manifests and the environment define it now, for every function of this
+    worker: read and validated again only when a manifest file or an environment variable it reads
+    has changed (shared/config/project_cache.py)."""
     return projects.get()
 
 

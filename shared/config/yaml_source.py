@@ -61,6 +61,11 @@ def substitute_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     return _ENV_REF.sub(repl, text), missing
 
 
+def referenced_env(text: str) -> set[str]:
+    """The variables a file's `${VAR}` / `${VAR:-default}` references name."""
+    return {m.group(1) for m in _ENV_REF.finditer(text) if m.group(1)}
+
+
 _PLACEHOLDER = re.compile(r"__kspyder_env_(\d+)__")
 
 
