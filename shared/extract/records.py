@@ -24,6 +24,8 @@ _MISSING = object()
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
 BINARY_TYPES = (bytes, bytearray, memoryview)
+# Zones that are UTC at every instant (ZoneInfo instances are cached per key, so psycopg's are these)
+UTC_ZONES = frozenset({ZoneInfo("UTC"), ZoneInfo("Etc/UTC")})
 
 
 class BadValue(ValueError):
@@ -155,6 +157,12 @@ def _to_datetime(value: Any) -> datetime:
         if zone is timezone.utc:   # "Z" and "+00:00" parse to this very object: nothing to convert
             return result
         return result.replace(tzinfo=timezone.utc) if zone is None else result.astimezone(timezone.utc)
+    if type(value) is datetime:   # a SQL source's timestamptz: psycopg gives the session's zone, often UTC
+        zone = value.tzinfo
+        if zone is timezone.utc:
+            return value
+        if zone in UTC_ZONES:   # the same instant: relabelled, a third of the cost of astimezone
+            return value.replace(tzinfo=timezone.utc)
     return _to_datetime_slow(value)
 
 
