@@ -3,6 +3,10 @@ rerun. After every rerun each table equals a clean reference run's, and a keyles
 the whole time from here, only ever holds one complete run's rows: never two runs' rows (a kill
 between runs used to leave both), never empty once filled, never a run's partial rows.
 
+The same for the queue chain: the local host (`tests/chaos_host.py`, on Azurite, every chain
+message sent twice) killed at random moments while it works through a run, then started again
+until the run is done: the messages the killed host held come back and are redone.
+
 The run is a real process (`python main.py run`), so a kill lands wherever it lands: mid-page,
 mid-batch, mid-swap. Kill moments are drawn from a seeded generator over the clean run's duration.
 A killed run's lease on its tables is left to expire (`leases.ttl_seconds`, short here), and the
@@ -26,10 +30,16 @@ import sqlalchemy as sa
 import yaml
 
 from samples.sample_api.server import ApiConfig, SampleApi
+from shared.chain.names import STORAGE_SETTING
+from shared.chain.steps import Chain
+from shared.config.project import load_project
+from shared.storage.azure import AzureBlobStore
+from shared.storage.queues import AzureQueueStore
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.staging import is_staging
 from tests.flow_helpers import TEST_KEY
+from tests.test_functions_runs import empty
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMERS = 6_000      # past one load batch of 5,000: a kill can land between a keyless run's batches
@@ -47,8 +57,8 @@ def api():
         yield server
 
 
-def manifests(folder: Path, state: Path, api_url: str, target_url: str, source: str) -> Path:
-    pages = {"path": "/v1/customers", "records": "data", "params": {"per_page": 250}, "pii_scan": "off",
+def manifests(folder: Path, state: Path, api_url: str, target_url: str, source: str, per_page: int = 250) -> Path:
+    pages = {"path": "/v1/customers", "records": "data", "params": {"per_page": per_page}, "pii_scan": "off",
              "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"}, "columns": COLUMNS}
     sources = {source: {"type": "api", "base_url": api_url, "throttle": {"concurrency": 2},
                         "models": {"customers": {**pages, "primary_key": ["id"]},   # keyed: upserted
@@ -130,6 +140,61 @@ def test_runs_killed_at_random_moments_never_show_a_mix_and_the_rerun_converges(
             tables = sorted(t for t in sa.inspect(connection).get_table_names(schema=source) if is_staging(t))
         assert tables == []   # the last kill's staging table went with the rerun
     finally:
+        with engine.begin() as connection:
+            drop_schema(connection, source)
+        engine.dispose()
+
+
+CHAIN_RUNS, CHAIN_KILLS = 1, 3
+CHAIN_CUSTOMERS = 1_000   # 10 pages a model: each page its own Fetch and Load message
+HOST_LEASE = 2.0       # seconds a killed host's messages stay hidden (the real host: ten minutes)
+
+
+def host(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.chaos_host", "--once", "--workers", "4", "--timeout", "120"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def small_api():
+    with SampleApi(ApiConfig(customers=CHAIN_CUSTOMERS)) as server:
+        yield server
+
+
+def test_chain_hosts_killed_at_random_moments_with_duplicate_deliveries(tmp_path, small_api, azurite, postgres_url):
+    source = f"kt_chaosq_{uuid.uuid4().hex[:8]}"
+    folder = manifests(tmp_path / "manifests", tmp_path / "state", small_api.base_url, postgres_url, source, per_page=100)
+    engine = create_target_engine(postgres_url, [source])
+    env = {**os.environ, STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(folder),
+           "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_SCHEDULE": "0 0 0 1 1 *", "KSPYDER_TEST_LEASE": str(HOST_LEASE),
+           "KSPYDER_TEST_DOUBLE": "1"}
+    queues = AzureQueueStore.from_connection_string(azurite.connection_string)
+    blobs = AzureBlobStore.from_connection_string(azurite.connection_string)
+    project = load_project(folder, env={"KSPYDER_PII_KEY": TEST_KEY})
+    empty(queues)
+    try:
+        finished(start(folder, "--apply"))   # the clean reference: an embedded run
+        reference = {t: table_rows(engine, source, t) for t in ("customers", "visits")}
+        rng = random.Random(SEED)
+        with Poller(engine, source, "visits") as poller:
+            for _ in range(CHAIN_RUNS):
+                with Chain(project, blobs, queues) as chain:
+                    run_id = chain.start_run([source], "chaos")
+                for _ in range(CHAIN_KILLS):
+                    process = host(env)
+                    time.sleep(rng.uniform(1.5, 5.0))   # the host starts in about 3 s
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                finished(host(env))
+                with Chain(project, blobs, queues) as chain:
+                    status = chain.run_status(run_id)
+                assert status["status"] == "succeeded", status
+                assert {t: table_rows(engine, source, t) for t in reference} == reference
+        assert set(poller.seen) == {(CHAIN_CUSTOMERS, 1)}, poller.seen
+        with engine.connect() as connection:
+            assert [t for t in sa.inspect(connection).get_table_names(schema=source) if is_staging(t)] == []
+    finally:
+        empty(queues)
         with engine.begin() as connection:
             drop_schema(connection, source)
         engine.dispose()
