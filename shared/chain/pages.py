@@ -63,7 +63,10 @@ def encode_start(start: dict) -> tuple[bytes, str]:
 def shape_records(extractor: GenericExtractor, raw: list, first_position: int = 0) -> list[dict[str, Any]]:
     """Typed and PII-stripped records, exactly as `GenericExtractor.pages` makes them."""
     shape, strip = extractor.shaper.shape, extractor.stripper.apply_owned
-    return [strip(shape(record, first_position + i)) for i, record in enumerate(raw)]
+    records = [strip(shape(record, first_position + i)) for i, record in enumerate(raw)]
+    if first_position == 0:   # a model's first page (and every API page): before it is written
+        extractor.stripper.check_first_page(records)
+    return records
 
 
 # ---------------------------------------------------------------- raw pages

@@ -102,6 +102,8 @@ class GenericExtractor(ABC):
                             raw.records = raw.records[: self.limit - position]
                             self.stats.truncated_by = "limit"
                         records = [strip(shape(r, position + i)) for i, r in enumerate(raw.records)]
+                        if index == 0:   # before anything is written (value_guard.py)
+                            self.stripper.check_first_page(records)
                     except Exception:   # (not an interrupt: that stops at once)
                         if held is not None:
                             yield self._release(held, scan)

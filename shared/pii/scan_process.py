@@ -29,8 +29,21 @@ from typing import Any, Sequence
 from .scan_child import Changes, read_message as _read, write_message as _write
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path += sys.argv[2:]; "
           "from shared.pii.scan_child import serve; serve()")
+# The libraries a column's context imports on first use (phones.py, national_ids.py): their folders
+# go at the end of the child's path, so it can import them, and imports nothing else from there.
+_CONTEXT_LIBRARIES = ("phonenumbers", "stdnum")
+
+
+def _library_folders() -> list[str]:
+    from importlib.util import find_spec
+    folders = []
+    for name in _CONTEXT_LIBRARIES:
+        spec = find_spec(name)
+        if spec is not None and spec.origin:
+            folders.append(os.path.dirname(os.path.dirname(spec.origin)))
+    return list(dict.fromkeys(folders))
 # What a broken pipe or a dead child shows as: the write fails, the read ends early or garbled.
 _PIPE_ERRORS = (OSError, EOFError, pickle.UnpicklingError, ValueError)
 CLOSE_TIMEOUT = 10.0   # seconds a closing child gets before it is killed
@@ -44,7 +57,8 @@ class ScanProcess:
     """The parent's side: `send` a page's columns, then `receive` what changed, one page at a time."""
 
     def __init__(self, terms: Sequence[str], key: bytes | None):
-        self._process = subprocess.Popen([sys.executable, "-S", "-c", _CHILD, _ROOT], stdin=subprocess.PIPE,
+        self._process = subprocess.Popen([sys.executable, "-S", "-c", _CHILD, _ROOT, *_library_folders()],
+                                         stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, close_fds=True)
         self._sizes: list[int] = []   # values sent per column of the request in flight (none: empty)
         try:

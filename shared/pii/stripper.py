@@ -50,7 +50,8 @@ class PiiStripper:
     row; a key that holds PII carries `pii: hash` (validation insists), and a `KeyGuard` fails the
     model if two distinct keys ever become one. `where` names the model in that error."""
 
-    __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec", "_guard")
+    __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec", "_guard",
+                 "_unguarded", "_where")
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
                  terms: Sequence[str] = (), redaction: str = "[REDACTED]", keys: Sequence[str] = (),
@@ -61,6 +62,7 @@ class PiiStripper:
         dropped: list[str] = []
         transforms: list[tuple[str, Transform]] = []
         scanned: list[tuple[str, str]] = []   # text columns whose only step is the free-text scan
+        unguarded: list[tuple[str, str]] = []   # text columns nothing covers, and why (value_guard.py)
         for name, column in columns.items():
             if column.rule is not None:
                 transform = compile_rule(column.rule, key=key, redaction=redaction, where=name)
@@ -74,6 +76,8 @@ class PiiStripper:
                 column_scan = column.pii_scan or scan   # a column may narrow or widen its model's scan
                 if name in keys:
                     column_scan = "off"
+                if column.pii is None and not column.pii_fields and column.type in _TEXT_TYPES and column_scan == "off":
+                    unguarded.append((name, "keys are never scanned" if name in keys else "its pii_scan is off"))
                 if column_scan != "off" and column.type in _TEXT_TYPES:
                     context = scan_context(name, column)
                     if context is not None:
@@ -95,6 +99,7 @@ class PiiStripper:
         plain = {name for name, _ in scanned}
         self._unscanned = tuple((name, t) for name, t in transforms if name not in plain)
         self._scan_spec = (tuple(terms), key)
+        self._unguarded, self._where = tuple(unguarded), where
         changed = {name for name, _ in transforms}
         self._guard = KeyGuard(where, keys, column_getter(keys)) if any(k in changed for k in keys) else None
 
@@ -125,6 +130,14 @@ class PiiStripper:
         if guard is not None:
             guard.after(record, original)
         return record
+
+    def check_first_page(self, records: list[dict]) -> None:
+        """Stop the model (value_guard.UnguardedPii) when the first page's stripped `records` hold
+        PII in a text column no rule or scan covers; nothing to do for most models."""
+        unguarded = getattr(self, "_unguarded", ())   # a DocumentStripper scans whole documents
+        if unguarded and records:
+            from .value_guard import check_page
+            check_page(self._where, unguarded, records)
 
     @property
     def scanned_columns(self) -> tuple[tuple[str, str], ...]:
