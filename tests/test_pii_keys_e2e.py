@@ -35,8 +35,8 @@ from tests.http_stub import Reply, Seen, StubServer
 from tests.test_chain_flow import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
-EMAILS = [f"{name}@example.{tld}" for name, tld in zip(
-    ["ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo"], ["com", "org", "net"] * 3 + ["com"])]
+NAMES = ["ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo"]
+EMAILS = [f"{name}@example.{tld}" for name, tld in zip(NAMES, ["com", "org", "net"] * 3 + ["com"], strict=True)]
 PHONES = [f"+44 20 7946 {n:04d}" for n in range(10)]
 IPS = [f"203.0.113.{n}" for n in range(10, 20)]
 MIXED = EMAILS[:4] + PHONES[:3] + IPS[:3]
@@ -149,7 +149,8 @@ def test_a_key_named_for_nothing_holding_pii_fails_its_model_in_both_modes(tmp_p
         folder = write_manifests(tmp_path, sources(base, rule=None, models=("refs",)))
         done = main_py(folder, "run", "--apply")
         (tmp_path / "chain").mkdir()
-        harness = Harness(tmp_path / "chain", project_for(tmp_path / "chain", sources(base, rule=None, models=("refs",))))
+        bare = sources(base, rule=None, models=("refs",))
+        harness = Harness(tmp_path / "chain", project_for(tmp_path / "chain", bare))
         try:
             status = harness.status(harness.run(max_dequeue_count=2))
             chain_keys = table_keys(harness.engine, "refs")
@@ -195,7 +196,8 @@ def test_embedded_run_fails_the_model_whose_keys_collide(tmp_path, colliding_has
 
 def test_chain_fails_the_model_whose_keys_collide(tmp_path, colliding_hash):
     with StubServer(handler=handler) as server:
-        harness = Harness(tmp_path, project_for(tmp_path, sources(server.url("").rstrip("/"), models=("emails", "ips"))))
+        project = project_for(tmp_path, sources(server.url("").rstrip("/"), models=("emails", "ips")))
+        harness = Harness(tmp_path, project)
         try:
             status = harness.status(harness.run(max_dequeue_count=2))
             errors = status["errors"]
