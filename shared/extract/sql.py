@@ -90,10 +90,12 @@ class SqlExtractor(GenericExtractor):
         if self.model.query is not None:
             return sa.text(self.model.query).columns(*[sa.column(c) for c in wanted]).subquery("kspyder_source")
         schema, _, name = self.model.table.rpartition(".")
-        try:
-            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=connection)
+        try:   # the columns only: a full reflection also reads keys, indexes and every table a foreign key names
+            reflected = sa.inspect(connection).get_columns(name, schema=schema or None)
         except sa.exc.NoSuchTableError:
             raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' not found in the source database") from None
+        # typed as reflected, so that values come back as a full reflection would give them (SQLite decimals, dates)
+        table = sa.Table(name, sa.MetaData(), *[sa.Column(c["name"], c["type"]) for c in reflected], schema=schema or None)
         missing = [c for c in wanted if c not in table.c]
         if missing:
             raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' has no column(s) {', '.join(missing)} "
