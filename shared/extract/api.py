@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import requests
@@ -16,6 +17,7 @@ import requests
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
+
 from .auth import build_auth
 from .base import GenericExtractor, RawPage
 from .errors import PaginationError, RecordPathError
@@ -39,7 +41,8 @@ def records_at(body: Any, path: str | None, url: str) -> list:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise RecordPathError(f"record path '{path}' in the response from {url} is a {type(found).__name__}, expected a list")
+        raise RecordPathError(f"record path '{path}' in the response from {url} is a {type(found).__name__}, "
+                              "expected a list")
     return found
 
 
@@ -60,9 +63,11 @@ class ApiExtractor(GenericExtractor):
     def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None,
                  client: HttpClient | None = None, *, scan_process: bool = False):
         super().__init__(ref, stripper, limit, scan_process=scan_process)
-        source: ApiSource = ref.source
-        self.source, self.model = source, ref.model
-        self.pagination = source.pagination_for(ref.model)
+        source, model = ref.source, ref.model
+        if not isinstance(source, ApiSource) or not isinstance(model, ApiModel):
+            raise TypeError(f"{ref.qualified} is a {source.type} model, not an API model")
+        self.source, self.model = source, model
+        self.pagination = source.pagination_for(model)
         self.on_shortfall = self.pagination.on_shortfall
         self._own_client = client is None
         self.client = client or new_client(ref.source_name, source)
@@ -122,8 +127,8 @@ class ApiExtractor(GenericExtractor):
             try:
                 next_index, index = 1, 1
                 while paginator.has_next and not self._capped(paginator, index, max_pages):
-                    if not paginator.planned:   # a page fell short before the end: the pages asked for ahead would skip records
-                        break
+                    if not paginator.planned:
+                        break   # a page fell short before the end: the pages asked for ahead would skip records
                     limit = min(x for x in (paginator.total_pages, max_pages, next_index + width) if x is not None)
                     while next_index < limit and len(window) < width:
                         window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
@@ -140,7 +145,7 @@ class ApiExtractor(GenericExtractor):
             yield from self._sequential(paginator, first.copy(), max_pages, index)
 
 
-def new_client(source_name: str, source: ApiSource, on_rate_limit: str = "wait") -> HttpClient:
+def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:
     session = requests.Session()
     return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,

@@ -8,15 +8,17 @@ server, because some APIs echo the credential they rejected.
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
 import time
-from typing import Any, Callable, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from shared.config import models as cfg
+
 from .errors import ExtractError, FetchError
 from .retry import describe_exception, short_reason
 
@@ -71,8 +73,12 @@ class ApiKeyQueryAuth(AuthBase):
 
 
 class BasicAuth(HTTPBasicAuth):
+    def __init__(self, username: str, password: str):
+        super().__init__(username, password)
+        self._secret = password   # the str given; HTTPBasicAuth types its field str | bytes
+
     def redact(self, text: str) -> str:
-        return _redact(text, self.password)
+        return _redact(text, self._secret)
 
 
 class CachedTokenAuth(AuthBase, ABC):

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
 from shared.pii.page_scan import PageScan
+
 from .gc_threshold import fewer_collections
 from .reconcile import reconcile
 from .records import RecordShaper
-from .types import Page
+from .types import Page, Shaper
 
 log = logging.getLogger("kspyder.extract")
 
@@ -61,10 +63,12 @@ class GenericExtractor(ABC):
         self.scan_process = scan_process
         self.stripper = stripper
         self.limit = limit
-        shaper = RecordShaper
+        self.shaper: Shaper
         if ref.documents:   # store: mongo keeps records whole
-            from shared.mongo.shape import DocumentShaper as shaper
-        self.shaper = shaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+            from shared.mongo.shape import DocumentShaper
+            self.shaper = DocumentShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+        else:
+            self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
         self.stats = ExtractStats()
 
     @property
@@ -75,10 +79,10 @@ class GenericExtractor(ABC):
     def raw_pages(self) -> Iterator[RawPage]:
         """Yield the source's pages of raw records, in order, stopping when the source is exhausted."""
 
-    def close(self) -> None:
+    def close(self) -> None:   # noqa: B027 - an optional hook, empty by default
         """Release connections; safe to call twice."""
 
-    def refresh_stats(self) -> None:
+    def refresh_stats(self) -> None:   # noqa: B027 - an optional hook, empty by default
         """Copy transport counters (requests, retries, 429s) into `stats`; called after every page."""
 
     def pages(self) -> Iterator[Page]:
@@ -127,7 +131,8 @@ class GenericExtractor(ABC):
                     yield self._release(held, scan)
                     held = None
             finally:
-                raw_iter.close()
+                if isinstance(raw_iter, Generator):   # runs its finally now: connections, cursors
+                    raw_iter.close()
                 if scan is not None:
                     scan.close()
                     self.stats.scan_process_peak_kib = scan.peak_kib

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from shared.config.project import ModelRef, Project
 from shared.pii import PiiStripper
+
 from .base import GenericExtractor
 
 

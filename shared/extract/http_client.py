@@ -13,8 +13,9 @@ import logging
 import random
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Literal, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import msgspec
@@ -23,13 +24,26 @@ import requests.exceptions as rex
 
 from shared.config.models import Throttle
 from shared.pii.redact_message import safe_excerpt, safe_url
+
 from .errors import FetchError, RateLimited
 from .limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
-from .origins import OriginPolicy, origin as _origin
-from .retry import (MAX_RETRY_AFTER, RETRY_AFTER_STATUSES, backoff_delay, classify, describe_exception, is_rate_limited, server_wait,
-                    short_reason)
+from .origins import OriginPolicy
+from .origins import origin as _origin
+from .retry import (
+    MAX_RETRY_AFTER,
+    RETRY_AFTER_STATUSES,
+    backoff_delay,
+    classify,
+    describe_exception,
+    is_rate_limited,
+    server_wait,
+    short_reason,
+)
 from .throttle import ConcurrencyLimit, TokenBucket
 from .types import PageRequest, PageResponse
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 log = logging.getLogger("kspyder.http")
 
@@ -105,14 +119,14 @@ class HttpClient:
         self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
         self.slots = ConcurrencyLimit(throttle.concurrency)
         self.stats = FetchStats()
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()   # noqa: S311 - backoff jitter, not a secret
         self._rng_lock = threading.Lock()
         self._sleep, self._clock = sleep, clock
         self._redact: Callable[[str], str] = getattr(auth, "redact", None) or (lambda text: text)
         # A next link or a redirect may point at another host; the source's credentials (auth, and
         # headers from ${VAR}) go to its own origin and those it lists, never elsewhere.
         self.origins = OriginPolicy(auth_origin, allowed_origins, secret_headers)
-        self._env_settings: dict[tuple[str, str], dict] = {}
+        self._env_settings: dict[tuple[str, str], _Settings] = {}
 
     def fetch(self, request: PageRequest) -> PageResponse:
         try:
@@ -124,7 +138,7 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -134,7 +148,7 @@ class HttpClient:
     def _fetch(self, request: PageRequest) -> PageResponse:
         started = self._clock()
         prepared = self._prepare(request)
-        url = self._safe_url(prepared.url)   # before auth: an api_key in the query never gets in
+        url = self._safe_url(_url_of(prepared))   # before auth: an api_key in the query never gets in
         attempt, retries, refreshed = 0, 0, False
         while True:
             attempt += 1
@@ -142,18 +156,23 @@ class HttpClient:
             status = response.status_code if response is not None else None
             limited = response is not None and is_rate_limited(status, response.headers, response.content)
             verdict = "retry" if limited else classify(status, error)
-            if verdict == "ok":
+            if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
                 return self._decode(url, response, started)
-            reason = describe_exception(error) if error is not None else self._redact(short_reason(response))
-            if status == 401 and not refreshed and hasattr(self.auth, "invalidate"):
+            if error is not None:
+                reason = describe_exception(error)
+            elif response is not None:
+                reason = self._redact(short_reason(response))
+            else:   # _attempt returns a response or an error (and classify refuses neither)
+                raise FetchError(url, status, "no response and no error", attempt)
+            if status == 401 and not refreshed and isinstance(self.auth, _RefreshableAuth):
                 refreshed = True   # a stale token: refresh once, outside the retry budget
                 self.auth.invalidate(_bearer(sent))
                 self.stats.add("retries")
                 log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
                 continue
             retry_after = None
-            if limited or status in RETRY_AFTER_STATUSES:
-                retry_after = server_wait(response.headers, datetime.now(timezone.utc), limited)
+            if response is not None and (limited or status in RETRY_AFTER_STATUSES):
+                retry_after = server_wait(response.headers, datetime.now(UTC), limited)
             if retry_after is not None and retry_after > self.throttle.max_backoff:
                 asked = "over a hundred years" if retry_after >= MAX_RETRY_AFTER else f"{retry_after:.0f}s"
                 raise FetchError(url, status, f"the server asks to wait {asked} before retrying, more than "
@@ -212,7 +231,7 @@ class HttpClient:
                     if deadline.expired:   # a body cut short without a length to tell
                         response.close()
                         return sent, None, deadline.exceeded()
-        if error is not None:
+        if error is not None or response is None:
             return sent, None, error
         self.stats.add("bytes", len(response.content))
         return sent, response, None
@@ -222,10 +241,10 @@ class HttpClient:
         """Send, following redirects here rather than in requests, so that each hop's credentials
         are decided on the URL it goes to (requests checks only the first URL for auth, and keeps
         every header but Authorization)."""
-        first_url, hop = prepared.url, prepared
+        first_url, hop = _url_of(prepared), prepared
         for _ in range(MAX_REDIRECTS + 1):
             sent = self._credentials_for(hop, first_url)
-            settings = self._environment_settings(sent.url)
+            settings = self._environment_settings(_url_of(sent))
             try:
                 response = self.session.send(sent, timeout=self.throttle.timeout, allow_redirects=False,
                                              proxies=settings["proxies"], stream=True,
@@ -246,13 +265,13 @@ class HttpClient:
         """A copy of the request with the source's credentials when its URL's origin is trusted,
         and without any (auth nor secret headers) otherwise."""
         attempt = prepared.copy()
-        if not self.origins.trusts(attempt.url, first_url):
+        if not self.origins.trusts(_url_of(attempt), first_url):
             return self.origins.strip(attempt)
         if self.auth is not None:
             attempt = self.auth(attempt)   # per attempt: a refreshed token must reach the retry
         return attempt
 
-    def _environment_settings(self, url: str) -> dict:
+    def _environment_settings(self, url: str) -> _Settings:
         """Proxy and CA settings from the environment, read once per origin: requests would walk
         the whole environment on every request, a visible cost at thousands of pages per second."""
         key = _origin(url)
@@ -272,7 +291,8 @@ class HttpClient:
                 try:
                     return _decode_json(raw)
                 except msgspec.DecodeError:
-                    pass   # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
+                    # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
+                    pass
                 try:
                     return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
                 except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
@@ -296,6 +316,20 @@ class HttpClient:
 # lock again after its socket read; while the run's thread is busy that wait is a switch interval
 # each time, so a 400 KB page took ~40 of them. Read in pieces this large it takes a few.
 BODY_CHUNK = 1 << 20
+
+
+@runtime_checkable
+class _RefreshableAuth(Protocol):
+    """An auth whose token can go stale (OAuth2 client credentials, Azure): told which token a 401 refused."""
+
+    def invalidate(self, token: str | None = None) -> None: ...
+
+
+def _url_of(prepared: requests.PreparedRequest) -> str:
+    """`prepare()` always sets the URL; requests types it optional for a request not yet prepared."""
+    if prepared.url is None:
+        raise ValueError("the request has no URL: it was not prepared")
+    return prepared.url
 
 
 def _bearer(prepared: requests.PreparedRequest) -> str | None:

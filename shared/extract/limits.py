@@ -13,12 +13,14 @@ import itertools
 import socket
 import threading
 import time
+from typing import Any
 
 import requests
 import requests.exceptions as rex
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 
 MB = 1 << 20
 _current = threading.local()   # the deadline of the attempt this thread is sending
@@ -47,7 +49,7 @@ class Deadline:
         self._socket: socket.socket | None = None
         self._done = False
 
-    def __enter__(self) -> "Deadline":
+    def __enter__(self) -> Deadline:
         _current.deadline = self
         _WATCHDOG.watch(time.monotonic() + self.seconds, self)
         return self
@@ -126,7 +128,7 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _ReportsSocket:
-    def request(self, *args, **kwargs):   # type: ignore[no-untyped-def]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)   # type: ignore[misc]  # connects when needed: bounded by the connect timeout
         deadline = getattr(_current, "deadline", None)
         if deadline is not None:
@@ -155,12 +157,12 @@ _POOLS = {"http": _Pool, "https": _TlsPool}
 class DeadlineAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections report their socket to the sending thread's `Deadline`."""
 
-    def init_poolmanager(self, *args, **kwargs) -> None:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS
 
-    def proxy_manager_for(self, proxy, **proxy_kwargs):
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if not proxy.lower().startswith("socks"):   # SOCKS pools are classes of their own
             manager.pool_classes_by_scheme = _POOLS
         return manager
@@ -183,4 +185,4 @@ def read_body(response: requests.Response, chunk: int, limit_mb: float) -> None:
                                            f"(after decompression)")
                 pieces.append(piece)
             response._content = b"".join(pieces)
-    response._content_consumed = True
+    response._content_consumed = True   # type: ignore[attr-defined]  # requests' private flag, not in its stubs

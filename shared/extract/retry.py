@@ -10,10 +10,12 @@ import json
 import math
 import random
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
+import requests
 import requests.exceptions as rex
 import urllib3.exceptions as u3
 
@@ -147,7 +149,7 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 
 def _aware(moment: datetime) -> datetime:
     """HTTP dates are GMT; a naive datetime (from '-0000' or a caller's utcnow) is taken as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- describing failures
@@ -173,7 +175,7 @@ def describe_exception(exc: BaseException) -> str:
     return f"{names[0]} ({innermost})" if innermost else names[0]
 
 
-def short_reason(response) -> str:
+def short_reason(response: requests.Response) -> str:
     """The API's own one-line explanation (JSON `error`/`message`/`detail`), else the reason phrase."""
     text = None
     if len(response.content or b"") <= 65536:
@@ -187,7 +189,7 @@ def short_reason(response) -> str:
     return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
 
 
-def _message_in(body) -> str | None:
+def _message_in(body: object) -> str | None:
     if not isinstance(body, dict):
         return None
     for key in ("error_description", "message", "error", "detail", "title"):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 # Floating-point refill arithmetic can leave 0.9999999 of a token after sleeping exactly the
 # computed wait; without this slack an acquirer would sleep again for a nanosecond.
@@ -65,7 +65,7 @@ class TokenBucket:
         stricter window): run a little slower for the rest of the run, down to `floor` of the
         configured rate, instead of meeting the same limit again every few requests."""
         with self._lock:
-            if self.rate is not None:
+            if self.rate is not None and self._configured_rate is not None:   # None together: unlimited
                 self.rate = max(self.rate * factor, self._configured_rate * floor)
 
     def delay_for_next(self) -> float:

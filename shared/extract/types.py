@@ -1,8 +1,9 @@
 """The small value types that pass between paginators, the HTTP client and the extractor."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Protocol
 
 _UNDECODED = object()
 
@@ -15,7 +16,7 @@ class PageRequest:
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
-    def copy(self) -> "PageRequest":
+    def copy(self) -> PageRequest:
         return PageRequest(self.url, dict(self.params), dict(self.headers))
 
 
@@ -63,3 +64,10 @@ class Page:
     records: list[dict[str, Any]]
     url: str | None = None        # None for SQL chunks
     resume_after: tuple | None = None  # SQL keyset chunks: the key this chunk starts after, to re-read it
+
+
+class Shaper(Protocol):
+    """Raw record -> the record as stored: typed columns (RecordShaper), or whole documents for
+    `store: mongo` (DocumentShaper)."""
+
+    def shape(self, raw: Any, position: int) -> dict[str, Any]: ...

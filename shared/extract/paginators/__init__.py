@@ -6,8 +6,9 @@ run survives into the next.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .base import Paginator
 from .cursor import CursorPaginator
@@ -18,7 +19,8 @@ from .single import SinglePage
 
 PAGINATORS: Mapping[str, type[Paginator]] = MappingProxyType({
     cls.type_name: cls
-    for cls in (SinglePage, PageNumberPaginator, OffsetPaginator, CursorPaginator, NextLinkPaginator, LinkHeaderPaginator)
+    for cls in (SinglePage, PageNumberPaginator, OffsetPaginator, CursorPaginator, NextLinkPaginator,
+                LinkHeaderPaginator)
 })
 
 

@@ -29,7 +29,7 @@ class Paginator(ABC):
         self.planned = True   # random access: the requests `request_for_page` made still reach every record
         self._last_content: bytes | None = None
 
-    def init_request(self, request: PageRequest) -> None:
+    def init_request(self, request: PageRequest) -> None:   # noqa: B027 - an optional hook, empty by default
         """Set the first page's parameters; styles driven by the response need none."""
 
     def resume(self, request: PageRequest, index: int) -> None:
@@ -49,7 +49,8 @@ class Paginator(ABC):
     def update_request(self, request: PageRequest) -> None:
         """Point `request` at the next page, in sequential mode."""
         if not self.has_next:
-            raise RuntimeError(f"{self.type_name} paginator asked for a page after the last one (page {self.pages_seen})")
+            raise RuntimeError(f"{self.type_name} paginator asked for a page after the last one "
+                               f"(page {self.pages_seen})")
         self._point_at_next(request)
 
     def request_for_page(self, first: PageRequest, index: int) -> PageRequest:

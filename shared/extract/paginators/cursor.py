@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from shared.config.models import CursorPagination
+
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
 from .base import Paginator, shorten

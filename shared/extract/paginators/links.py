@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from shared.config.models import LinkHeaderPagination, NextLinkPagination
+
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
 from .base import Paginator
@@ -40,6 +42,8 @@ class _LinkFollower(Paginator):
         return True
 
     def _point_at_next(self, request: PageRequest) -> None:
+        if self._next_url is None:   # update_request asks only while has_next, which a link sets
+            raise RuntimeError(f"{self.type_name} paginator has no next link to follow (page {self.pages_seen})")
         request.url = self._next_url
         request.params = {}
 

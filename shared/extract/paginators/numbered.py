@@ -17,6 +17,7 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 from shared.config.models import OffsetPagination, PageNumberPagination
+
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
 from .base import Paginator
@@ -139,7 +140,8 @@ class OffsetPaginator(_Positional):
         if count > limit:
             # the next offset would re-read records this page already returned: duplicates, not data
             raise PaginationError(f"page {self.pages_seen} has {count} records for {self.config.limit_param}="
-                                  f"{self.config.limit}: the API ignores '{self.config.limit_param}', so offsets would overlap")
+                                  f"{self.config.limit}: the API ignores '{self.config.limit_param}', "
+                                  "so offsets would overlap")
         self._next = offset + count
         total = self.stated_total
         if total is not None:

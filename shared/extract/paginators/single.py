@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from shared.config.models import NoPagination
+
 from ..types import PageRequest, PageResponse
 from .base import Paginator
 
