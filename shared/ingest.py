@@ -17,8 +17,9 @@ What a drop means:
   replaces the whole table, dropped files' rows included.
 - One delivery loads a given file at a time (a claim in the run store, `inbox_receipts`); a second
   delivery waits for it, up to `wait` seconds. A drop holds its model's lease while it loads, as a
-  run does, so it never writes while a run, an apply or another file changes the table. A delivery whose `version` (the blob's ETag, else
-  its content hash) is the version last loaded is a no-op: Event Grid delivers at least once.
+  run does, so it never writes while a run, an apply or another file changes the table. A delivery
+  whose `version` (the blob's ETag, else its content hash) is the version last loaded is a no-op:
+  Event Grid delivers at least once.
 
 Formats, by extension:
 - `.jsonl`: JSON Lines, one object per line, read line by line.
@@ -45,9 +46,11 @@ import csv
 import io
 import json
 import time
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from types import TracebackType
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -55,14 +58,16 @@ from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
 from shared.extract.records import RecordShaper, compile_path
-from shared.inbox_names import file_id as make_file_id, name_problem, shown_name
+from shared.extract.types import Shaper
+from shared.inbox_names import file_id as make_file_id
+from shared.inbox_names import name_problem, shown_name
 from shared.inbox_receipts import InboxReceipts
 from shared.ledger import RunLedger, new_run_id
-from shared.mongo.load import DocumentTarget
+from shared.mongo.load import DocumentLoader, DocumentTarget
 from shared.pii.stripper import PiiStripper
 from shared.target.columns import RUN_ID
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
-from shared.target.load import LoadError, Loader, summarize_database_error
+from shared.target.load import Loader, LoadError, summarize_database_error
 from shared.target.pii_key_check import check_pii_key
 from shared.target.schema import model_table
 from shared.target.upsert import batch_writer
@@ -159,7 +164,8 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
                           "drop JSON or JSON Lines, not CSV")
     pii_key = project.settings.pii.key
     run_id = run_id or new_run_id()
-    result = IngestResult(run_id, ref.qualified, file, kind, file_id=make_file_id(path, pii_key.encode() if pii_key else None))
+    file_id = make_file_id(path, pii_key.encode() if pii_key else None)
+    result = IngestResult(run_id, ref.qualified, file, kind, file_id=file_id)
     receipts = InboxReceipts(ledger.store)
     claim = receipts.claim(ref.qualified, result.file_id, run_id, wait)
     if claim is None:
@@ -262,7 +268,7 @@ class _Sink:
 class _Upserts(_Sink):
     """A keyed model: each batch upserted in its own transaction and marked loaded at once."""
 
-    def __init__(self, loader, ledger: RunLedger, result: IngestResult):
+    def __init__(self, loader: Loader | DocumentLoader, ledger: RunLedger, result: IngestResult):
         self.loader, self.ledger, self.result = loader, ledger, result
 
     def check_drift(self) -> None:
@@ -297,18 +303,18 @@ class _FileRows(_Sink):
         table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
         self._table = table
         self._writer = batch_writer(table, [], engine.dialect)
-        self._transaction: sa.RootTransaction | None = None
-        self._connection: sa.Connection | None = None
+        self._open: tuple[sa.Connection, sa.RootTransaction] | None = None   # from the first batch on
         self._pending: list[int] = []      # records per batch, marked loaded once committed
 
-    def __enter__(self) -> "_FileRows":
+    def __enter__(self) -> _FileRows:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        if self._transaction is not None and self._transaction.is_active:
-            self._transaction.rollback()
-        if self._connection is not None:
-            self._connection.close()
+    def __exit__(self, *exc_info: object) -> None:
+        if self._open is not None:
+            connection, transaction = self._open
+            if transaction.is_active:
+                transaction.rollback()
+            connection.close()
 
     def check_drift(self) -> None:
         self.loader.check_drift()
@@ -318,7 +324,7 @@ class _FileRows(_Sink):
             return
         result = self.result
         with self._database_errors("writing the file's rows"):
-            connection = self._begin()
+            connection, _ = self._begin()
             for prepared in self.loader.batches(batch):
                 self._writer.write(connection, prepared.rows)
                 result.rows += len(prepared.rows)
@@ -329,20 +335,24 @@ class _FileRows(_Sink):
 
     def commit(self) -> None:
         with self._database_errors("replacing the file's rows"):
-            self._begin()   # an empty file still replaces the file's earlier rows (with none)
-            self._transaction.commit()
+            _, transaction = self._begin()   # an empty file still replaces the file's earlier rows (with none)
+            transaction.commit()
         for index, records in enumerate(self._pending):
             self.ledger.page(self.result.run_id, self.result.model, index, "loaded", records)
 
-    def _begin(self) -> sa.Connection:
-        if self._connection is None:
-            self._connection = self.engine.connect()
-            self._transaction = self._connection.begin()
+    def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
+        if self._open is None:
+            connection = self.engine.connect()
+            try:
+                self._open = connection, connection.begin()
+            except BaseException:
+                connection.close()   # __exit__ closes only what _open holds
+                raise
             statement = sa.delete(self._table).where(self._table.c[RUN_ID] == self.result.file_id)
-            self._connection.execute(statement)
-        return self._connection
+            connection.execute(statement)
+        return self._open
 
-    def _database_errors(self, doing: str):
+    def _database_errors(self, doing: str) -> _DatabaseErrors:
         return _DatabaseErrors(self.engine, f"{self.ref.qualified}: {doing} failed and was rolled back")
 
 
@@ -358,13 +368,13 @@ class _DatabaseErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, exc, traceback) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         if exc is not None and isinstance(exc, self.errors):
             raise LoadError(f"{self.what}: {summarize_database_error(exc)}") from None
-        return False
 
 
-def _shaper(ref: ModelRef, kind: str) -> RecordShaper:
+def _shaper(ref: ModelRef, kind: str) -> Shaper:
     """CSV rows arrive keyed by column name (headers are mapped first), so the CSV shaper reads each
     column by its name; JSON records are read by the columns' paths, as API records are."""
     columns = ref.model.columns
@@ -377,7 +387,7 @@ def _shaper(ref: ModelRef, kind: str) -> RecordShaper:
 
 
 # ---------------------------------------------------------------- readers
-def _read(kind: str, stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+def _read(kind: str, stream: BinaryIO, ref: ModelRef, file: str) -> Generator[_Item, None, None]:
     if kind == "csv":
         return _read_csv(stream, ref, file)
     if kind == "jsonl":
@@ -394,7 +404,8 @@ def _text_lines(stream: BinaryIO, file: str, first_line: int) -> Iterator[tuple[
         yield number, text
 
 
-def _read_lines(stream: BinaryIO, file: str, first_line: int, first: tuple[int, str] | None = None) -> Iterator[_Item]:
+def _read_lines(stream: BinaryIO, file: str, first_line: int,
+                first: tuple[int, str] | None = None) -> Generator[_Item, None, None]:
     lines = _text_lines(stream, file, first_line)
     if first is not None:
         lines = _chain_one(first, lines)
@@ -418,7 +429,7 @@ def _json_reason(exc: ValueError) -> str:
     return exc.msg if isinstance(exc, json.JSONDecodeError) else "undecodable"
 
 
-def _read_json(stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+def _read_json(stream: BinaryIO, ref: ModelRef, file: str) -> Generator[_Item, None, None]:
     first_line = stream.readline()
     try:
         first_text = first_line.decode("utf-8-sig")
@@ -465,7 +476,7 @@ def _read_json(stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
         yield _Item(raw, f"record {number}", number)
 
 
-def _read_csv(stream: BinaryIO, ref: ModelRef, file: str) -> Iterator[_Item]:
+def _read_csv(stream: BinaryIO, ref: ModelRef, file: str) -> Generator[_Item, None, None]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.DictReader(text)
     try:

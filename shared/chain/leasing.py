@@ -23,8 +23,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.config.models import ApiSource
 from shared.config.project import ModelRef
 from shared.target.lease import Leases, retry_delay, utc
+
 from .messages import LoadJob, Message, PageJob, RunModel
 from .pages import ChainError
 
@@ -54,7 +56,8 @@ class ChainLeases:
         """A run just queued: alive until its last model's Paginate is due (a source's models
         start 1/rate apart), and a ttl more."""
         count = Counter(ref.source_name for ref in refs)
-        rates = {ref.source_name: getattr(ref.source, "throttle", None) and ref.source.throttle.rate for ref in refs}
+        rates = {ref.source_name: ref.source.throttle.rate if isinstance(ref.source, ApiSource) else None
+                 for ref in refs}
         last = max([(count[name] - 1) / rate for name, rate in rates.items() if rate] or [0.0])
         self.chain.ledger.beat(run_id, "start", utc(self.chain.clock()) + timedelta(seconds=last + self.ttl))
 
