@@ -35,8 +35,11 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: fl
         refs = project.models(selectors)
         engine = create_target_engine(project.settings.target_url, target_schemas(project))
         try:
+            # without --apply only the run's own tables matter: naming its sources spares the plan the
+            # search for removed sources (every schema on the server) and the pipelines' dry runs
+            planned = tuple(selectors) or (() if apply_first else tuple(dict.fromkeys(r.source_name for r in refs)))
             with engine.connect() as connection:
-                plan = compute_plan(connection, project, PlanOptions(selectors=tuple(selectors)))
+                plan = compute_plan(connection, project, PlanOptions(selectors=planned))
             # derived tables (pipeline outputs) do not stop a load: `transform` rebuilds them anyway
             if any(not c.builder for c in plan.changes) and not apply_first:
                 click.echo(render_plan(plan), err=True)
