@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config.models import PiiSpec
+
 from .rules import DROP, Transform, compile_rule
 
 
@@ -40,10 +41,10 @@ def _rewrite(node: Any, parts: tuple[str, ...], depth: int, action: Transform) -
             return node
         if leaf and action is DROP:
             return [item for i, item in enumerate(node) if i not in indexes]
-        copy = list(node)
+        items = list(node)
         for i in indexes:
-            copy[i] = action(copy[i]) if leaf else _rewrite(copy[i], parts, depth + 1, action)
-        return copy
+            items[i] = action(items[i]) if leaf else _rewrite(items[i], parts, depth + 1, action)
+        return items
     return node
 
 

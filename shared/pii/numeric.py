@@ -11,7 +11,8 @@ the Python validators, which then try only the chunks that can open a phone or a
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 _GROUP = r"(?:\(\d{1,5}\)|\d+)"
 # One separator between groups; none is needed next to a parenthesised group: "+44(0)20", "(202)555".
@@ -171,7 +172,8 @@ def _chunks(run: str, begin: int, zones: list[tuple[int, int]]) -> Chunks:
             digits.append(sum([len(d) for d, _ in parts]))
             blocked.append(8 <= len(piece) <= 10 and _DATE_CHUNK.fullmatch(piece) is not None)
     if zones:
-        blocked = [stop or any(zs < e and s < ze for zs, ze in zones) for s, e, stop in zip(starts, ends, blocked)]
+        blocked = [stop or any(zs < e and s < ze for zs, ze in zones)
+                   for s, e, stop in zip(starts, ends, blocked, strict=True)]
     # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs for every long run.
     return tuple.__new__(Chunks, (starts, ends, texts, groups, digits, blocked, run[0] == "+"))
 

@@ -8,7 +8,7 @@ the run carries one warning saying so.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .scan_process import ScanProcess, ScanProcessError
 from .stripper import PiiStripper
@@ -50,13 +50,13 @@ class PageScan:
             except ScanProcessError as exc:
                 self._fail(exc)
             else:
-                for (name, _), column in zip(self._columns, changes):
+                for (name, _), column in zip(self._columns, changes, strict=True):
                     for position, value in column:
                         records[position][name] = value
                 return
         for name, _ in self._columns:   # no child: scan here
             values = self._stripper.scan_values(name, [record[name] for record in records])
-            for record, value in zip(records, values):
+            for record, value in zip(records, values, strict=True):
                 record[name] = value
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ IP addresses), URLs lose their query values and any user:password@, and excerpts
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -19,10 +20,10 @@ EXCERPT_LIMIT = 120   # characters of an API's or a database's own message worth
 MESSAGE_LIMIT = 2000  # an error message longer than this carries data, not a diagnosis
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>()\[\]{}]+")
 _URL_TAIL = ".,;:"    # sentence punctuation after a URL is not part of it
-_scrub = None
+_scrub: Callable[[str], str] | None = None
 
 
-def _scrubber():
+def _scrubber() -> Callable[[str], str]:
     global _scrub
     if _scrub is None:   # built on first use: the detectors compile their patterns
         _scrub = scrubbers((), None)["redact"]

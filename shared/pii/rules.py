@@ -7,15 +7,31 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from functools import lru_cache, partial
-from typing import Any, Callable
+from typing import Any
 
 from shared.config.models import PiiRule, PiiSpec
+
 from .digest import keyed_hash
 
 Transform = Callable[[Any], Any]
-DROP: Any = object()   # marker returned instead of a transform: remove the column or nested key
+
+
+class _Drop:
+    """The marker returned instead of a transform: remove the column or nested key (callers test
+    `is DROP`). A Transform by type, so rules compile to one type; it is never applied to values."""
+
+    def __call__(self, value: Any) -> Any:
+        raise TypeError("DROP removes a column or key: it is not applied to values")
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP: Transform = _Drop()
+
 _ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -73,7 +89,7 @@ def _month(token: str) -> Transform:
         if value is None:
             return None
         if isinstance(value, datetime):
-            return datetime(value.year, value.month, 1, tzinfo=timezone.utc)
+            return datetime(value.year, value.month, 1, tzinfo=UTC)
         if isinstance(value, date):
             return date(value.year, value.month, 1)
         if isinstance(value, str):

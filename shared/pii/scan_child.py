@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from shared.peak_memory import own_peak_kib
 
@@ -14,14 +14,14 @@ _LENGTH = struct.Struct("!Q")
 Changes = list[tuple[int, Any]]   # (position in the values sent, scanned value) for each value that changed
 
 
-def write_message(stream: BinaryIO, message: Any) -> None:
+def write_message(stream: IO[bytes], message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(data)))
     stream.write(data)
     stream.flush()
 
 
-def read_message(stream: BinaryIO) -> Any:
+def read_message(stream: IO[bytes]) -> Any:
     head = stream.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
         raise EOFError
@@ -32,7 +32,7 @@ def read_message(stream: BinaryIO) -> Any:
     return pickle.loads(data)   # noqa: S301 - only from our own parent or child (scan_process.py)
 
 
-def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
+def serve(read: IO[bytes] | None = None, write: IO[bytes] | None = None) -> None:
     """The child's loop: set up, then answer every scan request until "close" or end of input."""
     read = read or sys.stdin.buffer
     write = write or sys.stdout.buffer
@@ -45,6 +45,7 @@ def serve(read: BinaryIO | None = None, write: BinaryIO | None = None) -> None:
             if message[0] == "close":
                 write_message(write, ("bye", own_peak_kib()))
                 return
+            answer: tuple[str, object]
             try:
                 answer = ("ok", [_changes(scrubbers[mode], values) for mode, values in message[1]])
             except Exception as exc:   # noqa: BLE001 - reported by type only: messages may quote the text

@@ -24,9 +24,12 @@ import os
 import pickle
 import subprocess
 import sys
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from .scan_child import Changes, read_message as _read, write_message as _write
+from .scan_child import Changes
+from .scan_child import read_message as _read
+from .scan_child import write_message as _write
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path += sys.argv[2:]; "
@@ -46,6 +49,7 @@ def _library_folders() -> list[str]:
     return list(dict.fromkeys(folders))
 # What a broken pipe or a dead child shows as: the write fails, the read ends early or garbled.
 _PIPE_ERRORS = (OSError, EOFError, pickle.UnpicklingError, ValueError)
+_T = TypeVar("_T")
 CLOSE_TIMEOUT = 10.0   # seconds a closing child gets before it is killed
 
 
@@ -57,12 +61,17 @@ class ScanProcess:
     """The parent's side: `send` a page's columns, then `receive` what changed, one page at a time."""
 
     def __init__(self, terms: Sequence[str], key: bytes | None):
-        self._process = subprocess.Popen([sys.executable, "-S", "-c", _CHILD, _ROOT, *_library_folders()],
+        # our own interpreter with fixed arguments, nothing from outside
+        self._process = subprocess.Popen([sys.executable, "-S", "-c", _CHILD, _ROOT, *_library_folders()],  # noqa: S603
                                          stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, close_fds=True)
         self._sizes: list[int] = []   # values sent per column of the request in flight (none: empty)
         try:
-            self._call(_write, ("setup", tuple(terms), key))
+            stdin, stdout = self._process.stdin, self._process.stdout
+            if stdin is None or stdout is None:   # never with PIPE for both
+                raise ScanProcessError("the scan process has no pipes")
+            self._stdin, self._stdout = stdin, stdout
+            self._call(lambda: _write(stdin, ("setup", tuple(terms), key)))
         except ScanProcessError:
             self._process.kill()
             self._process.wait()
@@ -73,21 +82,23 @@ class ScanProcess:
         if self._sizes:
             raise ScanProcessError("a scan is already in flight")
         self._sizes = [len(values) for _, values in columns]
-        self._call(_write, ("scan", columns))
+        self._call(lambda: _write(self._stdin, ("scan", columns)))
 
     def receive(self) -> list[Changes]:
         """Per column sent: (position, new value) for every value the scan changed."""
         sizes, self._sizes = self._sizes, []
-        answer = self._call(_read)
+        answer = self._call(lambda: _read(self._stdout))
         if not (isinstance(answer, tuple) and len(answer) == 2):
             raise ScanProcessError("the scan process sent an unexpected answer")
         kind, body = answer
         if kind == "error":
             raise ScanProcessError(f"the scan process failed ({body})")
         if kind != "ok" or len(body) != len(sizes) or any(
-                any(not 0 <= position < size for position, _ in changes) for changes, size in zip(body, sizes)):
+                any(not 0 <= position < size for position, _ in changes)
+                for changes, size in zip(body, sizes, strict=True)):
             raise ScanProcessError("the scan process sent an unexpected answer")
-        return body
+        checked: list[Changes] = body
+        return checked
 
     def close(self) -> int | None:
         """Stop the child; returns its peak RSS in KiB when it said (None if it could not)."""
@@ -95,14 +106,14 @@ class ScanProcess:
         try:
             if self._sizes:   # a page's answer still in the pipe (the run stopped early): read past it
                 self._sizes = []
-                _read(process.stdout)
-            _write(process.stdin, ("close",))
-            answer = _read(process.stdout)
+                _read(self._stdout)
+            _write(self._stdin, ("close",))
+            answer = _read(self._stdout)
             if isinstance(answer, tuple) and answer[0] == "bye":
                 peak = answer[1]
         except _PIPE_ERRORS:
             pass
-        for stream in (process.stdin, process.stdout):
+        for stream in (self._stdin, self._stdout):
             try:
                 stream.close()
             except OSError:
@@ -114,9 +125,9 @@ class ScanProcess:
             process.wait()
         return peak
 
-    def _call(self, operation: Any, *args: Any) -> Any:
+    def _call(self, operation: Callable[[], _T]) -> _T:
         try:
-            return operation(self._process.stdin if operation is _write else self._process.stdout, *args)
+            return operation()
         except _PIPE_ERRORS as exc:
             code = self._process.poll()
             state = f"exited with code {code}" if code is not None else type(exc).__name__
