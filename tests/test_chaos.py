@@ -121,18 +121,18 @@ def test_runs_killed_at_random_moments_never_show_a_mix_and_the_rerun_converges(
     engine = create_target_engine(postgres_url, [source])
     try:
         clean_started = time.monotonic()
-        finished(start(folder, "--apply"))
+        finished(start(folder, source, "--apply"))   # the source named: other tests' schemas are not its plan's
         duration = time.monotonic() - clean_started
         reference = {t: table_rows(engine, source, t) for t in ("customers", "visits")}
         assert sum(reference["visits"].values()) == sum(reference["customers"].values()) == CUSTOMERS
         rng = random.Random(SEED)
         with Poller(engine, source, "visits") as poller:
             for _ in range(KILLS):
-                run = start(folder, "--wait", str(LEASE_TTL * 5))
+                run = start(folder, source, "--wait", str(LEASE_TTL * 5))
                 time.sleep(rng.uniform(0.2, duration))   # from start-up to the end of the run
                 run.send_signal(signal.SIGKILL)
                 run.wait()
-                finished(start(folder, "--wait", str(LEASE_TTL * 5)))
+                finished(start(folder, source, "--wait", str(LEASE_TTL * 5)))
                 assert {t: table_rows(engine, source, t) for t in reference} == reference
         assert set(poller.seen) == {(CUSTOMERS, 1)}, poller.seen   # one complete run's rows, every time
         assert sum(poller.seen.values()) > KILLS
@@ -173,7 +173,7 @@ def test_chain_hosts_killed_at_random_moments_with_duplicate_deliveries(tmp_path
     project = load_project(folder, env={"KSPYDER_PII_KEY": TEST_KEY})
     empty(queues)
     try:
-        finished(start(folder, "--apply"))   # the clean reference: an embedded run
+        finished(start(folder, source, "--apply"))   # the clean reference: an embedded run
         reference = {t: table_rows(engine, source, t) for t in ("customers", "visits")}
         rng = random.Random(SEED)
         with Poller(engine, source, "visits") as poller:

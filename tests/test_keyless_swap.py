@@ -40,8 +40,9 @@ def target(url, tmp_path):
     project = project_for(tmp_path, {schema: {"type": "api", "base_url": "http://127.0.0.1:1", "models": models}},
                           {"target_url": url, "storage": {"root": str(tmp_path / "storage")}})
     engine = create_target_engine(url, [schema])
+    options = PlanOptions(selectors=(schema,))   # other tests' schemas on the server are not this plan's
     with engine.connect() as connection:
-        plan = compute_plan(connection, project, PlanOptions())
+        plan = compute_plan(connection, project, options)
     apply_stamped(engine, project, PlanStamp.of(plan))
     yield project, engine, schema
     with engine.begin() as connection:
