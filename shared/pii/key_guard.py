@@ -4,7 +4,8 @@ Only a `pii: hash` rule may touch a key, and a keyed SHA-256 does not collide in
 guard makes the promise checked rather than assumed, and fails the model instead of merging."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from shared.extract.errors import ExtractError
 
