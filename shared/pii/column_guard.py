@@ -9,7 +9,8 @@ rule would otherwise store it as it came. Plain attribute access, no manifest mo
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from .names import name_suggests
 
@@ -33,7 +34,7 @@ class Unguarded(NamedTuple):
 
 
 def _type(column: Any) -> str:
-    return getattr(column.type, "value", column.type)
+    return str(getattr(column.type, "value", column.type))   # a ColumnType, or its name
 
 
 def suggested(column_name: str, column: Any) -> str | None:

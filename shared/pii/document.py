@@ -11,9 +11,11 @@ a scan would turn distinct e-mail keys into one `[EMAIL]` document); one that ho
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from shared.config.models import Column
+
 from .fields import _rewrite, compile_fields
 from .key_guard import KeyGuard, path_getter
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
@@ -37,7 +39,8 @@ class DocumentStripper(PiiStripper):
         self.scan = scan
         rules: list[tuple[tuple[str, ...], Transform]] = []
         claims: dict = {}
-        output, dropped = [], []
+        output: list[str] = []
+        dropped: list[str] = []
         for name, column in columns.items():
             parts = tuple((column.path or name).split("."))
             if column.rule is not None:
@@ -55,7 +58,7 @@ class DocumentStripper(PiiStripper):
                         raise PiiKeyMissing(name)
                     rules.append((parts, json_column(scrubbers[column.pii_scan])))
         key_paths = [tuple(((columns[k].path or k) if k in columns else k).split(".")) for k in keys]
-        for name, parts in zip(keys, key_paths):
+        for name, parts in zip(keys, key_paths, strict=True):
             if name not in columns or columns[name].rule is None:
                 _claim(claims, parts)   # a key is never scanned; its rule, if any, is applied above
         ruled = any(k in columns and columns[k].rule is not None for k in keys)
@@ -70,7 +73,8 @@ class DocumentStripper(PiiStripper):
 
     def apply(self, record: dict) -> dict:
         guard = self._guard
-        original = guard.before(record) if guard is not None else None
+        if guard is not None:
+            original = guard.before(record)
         document: Any = record
         for parts, action in self._rules:   # first, as for a json column: pii_fields see the raw values
             document = _rewrite(document, parts, 0, action)
@@ -78,7 +82,8 @@ class DocumentStripper(PiiStripper):
             document = _scan(document, self._claims, self._scrub)
         if guard is not None:
             guard.after(document, original)
-        return document
+        stripped: dict = document   # _rewrite and _scan return a document of the shape they were given
+        return stripped
 
     apply_owned = apply_owned_unscanned = apply
 
@@ -93,7 +98,7 @@ def _claim(tree: dict, parts: tuple[str, ...]) -> None:
     node[parts[-1]] = _CLAIMED
 
 
-def _scan(value: Any, claims: dict | None, scrub) -> Any:
+def _scan(value: Any, claims: dict | None, scrub: Callable[[str], str]) -> Any:
     """Every string scrubbed, except under claimed paths (`claims` mirrors the document: a
     mapping per level, `*` matching every key or list index, `_CLAIMED` at a claimed leaf)."""
     if isinstance(value, str):

@@ -6,13 +6,15 @@ transforms, and a model without rules or scanning just copies the kept columns.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from shared.config.models import Column, ColumnType
+
+from .column_guard import scan_context
 from .fields import compile_fields
 from .key_guard import KeyGuard, column_getter
 from .rules import DROP, PiiKeyMissing, Transform, compile_rule
-from .column_guard import scan_context
 from .scrub import json_column, scrubbers, text_column
 
 SCAN_MODES = ("off", "redact", "hash")
@@ -64,6 +66,7 @@ class PiiStripper:
         scanned: list[tuple[str, str]] = []   # text columns whose only step is the free-text scan
         unguarded: list[tuple[str, str]] = []   # text columns nothing covers, and why (value_guard.py)
         for name, column in columns.items():
+            transform: Transform | None
             if column.rule is not None:
                 transform = compile_rule(column.rule, key=key, redaction=redaction, where=name)
                 if transform is DROP:
@@ -109,7 +112,8 @@ class PiiStripper:
 
     def apply(self, record: dict) -> dict:
         guard = self._guard
-        original = guard.before(record) if guard is not None else None
+        if guard is not None:
+            original = guard.before(record)
         get = record.get
         out = {name: get(name) for name in self._output}
         for name, transform in self._transforms:
@@ -122,7 +126,8 @@ class PiiStripper:
         """Like `apply`, in place, for a record the caller owns that has exactly the model's columns
         (the record shaper's output): the extractor's hot path, without a copy per record."""
         guard = self._guard
-        original = guard.before(record) if guard is not None else None
+        if guard is not None:
+            original = guard.before(record)
         for name in self._dropped:
             del record[name]
         for name, transform in self._transforms:
@@ -154,7 +159,8 @@ class PiiStripper:
         """`apply_owned` except the `scanned_columns`, which the caller scans itself (keys are
         never among them, so the key guard sees the final keys here)."""
         guard = self._guard
-        original = guard.before(record) if guard is not None else None
+        if guard is not None:
+            original = guard.before(record)
         for name in self._dropped:
             del record[name]
         for name, transform in self._unscanned:
@@ -170,14 +176,14 @@ class PiiStripper:
 
     @classmethod
     def for_model(cls, model: Any, settings_pii: Any, scan: str | None, *, documents: bool = False,
-                  where: str = "") -> "PiiStripper":
+                  where: str = "") -> PiiStripper:
         """`model` is a ModelBase and `settings_pii` a PiiSettings; `scan` is the resolved mode
         (falls back to the model's, then the settings' when not given). `documents`: the model's
         records are whole documents (store: mongo), stripped and scanned whole. `where`: the
         model's qualified name, for errors."""
         key = settings_pii.key.encode("utf-8") if settings_pii.key else None
         if documents:
-            from .document import DocumentStripper   # lazy: document.py subclasses this class
+            from .document import DocumentStripper  # lazy: document.py subclasses this class
             cls = DocumentStripper
         return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
                    terms=model.pii_terms, redaction=settings_pii.redaction, keys=tuple(model.primary_key), where=where)
