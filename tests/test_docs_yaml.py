@@ -123,3 +123,10 @@ def _pipeline_issues(doc: YamlDocument, raw: Any, name: str = "example") -> list
     if isinstance(spec, PipelineSpec):
         _pipeline(wrapped, name, spec, issues)
     return issues
+
+
+def test_a_cast_step_takes_on_error_null_written_bare(tmp_path):
+    path = tmp_path / "steps.yml"
+    path.write_text("- cast: {amount: float, code: {type: integer, on_error: null}}\n")
+    doc, issues = load_yaml(path, "steps.yml", {})
+    assert issues == [] and validate(doc, tmp_path) == []

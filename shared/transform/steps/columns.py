@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 import pandas as pd
-from pydantic import AfterValidator, PlainValidator, RootModel, field_validator
+from pydantic import AfterValidator, BeforeValidator, PlainValidator, RootModel, field_validator
 
 from shared.config.models import check_identifier
 from ..expressions import Expression, ExpressionError, compile_expression
@@ -110,7 +110,8 @@ class Derive(Step[DeriveArgs]):
 
 class CastSpec(Args):
     type: CastType
-    on_error: Literal["fail", "null"] = "fail"
+    # `on_error: null` as the docs write it: YAML reads a bare null as nothing, meaning the choice `null`
+    on_error: Annotated[Literal["fail", "null"], BeforeValidator(lambda v: "null" if v is None else v)] = "fail"
 
 
 CastArgs = RootModel[dict[str, Union[CastType, CastSpec]]]
