@@ -16,8 +16,8 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -44,7 +44,8 @@ def manifest(models: int) -> str:
         for m in range(min(PER_SOURCE, models - s * PER_SOURCE)):
             lines += [f"      things_{m}:", f"        path: /v1/things/{m}", "        records: data",
                       "        primary_key: [id]", "        columns:", "          id: {type: integer}"]
-            lines += [f"          field_{c}: {{path: attributes.field_{c}, type: string, length: 200}}" for c in range(12)]
+            lines += [f"          field_{c}: {{path: attributes.field_{c}, type: string, length: 200}}"
+                      for c in range(12)]
             lines += ["          email: {type: string, pii: drop}", "          created_at: {type: datetime}",
                       "          amount: {type: decimal, precision: 12, scale: 2}"]
     return "\n".join(lines) + "\n"
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> bool:
             ConnectorModels.model_validate(yaml.load(hidden, Loader=yaml.CSafeLoader))
 
         project = load_project(folder, env=ENV)   # warm-up, and a check that it is valid
-        assert sum(len(s.models) for s in project.sources.values()) == args.models
+        if sum(len(s.models) for s in project.sources.values()) != args.models:
+            raise SystemExit("manifest benchmark: the generated manifest lost models")
         base = best(baseline)
         ours = best(lambda: load_project(folder, env=ENV))
         hostile = {}

@@ -4,7 +4,6 @@ or another folder loads them again."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import azure.functions as func

@@ -13,9 +13,9 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .errors import ConfigError, ConfigIssue
 from .project import Project, load_project, manifests_dir
@@ -60,8 +60,8 @@ class ProjectCache:
             entry = self._entry
             if entry is None or not self._unchanged(entry, root, stats, env):
                 entry = self._entry = self._read(root, stats, env)
-        if entry.issues is not None:
-            raise ConfigError(entry.issues)
+        if entry.project is None:
+            raise ConfigError(entry.issues or [])
         return entry.project
 
     def clear(self) -> None:
@@ -89,7 +89,8 @@ class ProjectCache:
             contents = _contents(root, stats)
         except OSError:
             contents = {}
-        names = sorted(set(ENV_OVERRIDES).union(*(referenced_env(text.decode("utf-8", "replace")) for text in contents.values())))
+        referenced = (referenced_env(text.decode("utf-8", "replace")) for text in contents.values())
+        names = sorted(set(ENV_OVERRIDES).union(*referenced))
         project, issues = None, None
         try:
             project = self._load(root, env)
@@ -128,5 +129,5 @@ def _racy(stats: tuple, now_ns: int) -> bool:
     return any(now_ns - max(mtime, ctime) < RACY_NS for _, _, mtime, ctime, _ in stats)
 
 
-def _values(names, env: Mapping[str, str]) -> tuple:
+def _values(names: Iterable[str], env: Mapping[str, str]) -> tuple:
     return tuple(env.get(name) for name in names)

@@ -9,11 +9,11 @@ and a plain scalar's type is resolved once per distinct text.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
-from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
-                         StreamEndEvent)
+from yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent, StreamEndEvent
 
 from .errors import ConfigIssue, format_path
 
@@ -47,7 +47,7 @@ class Refused(Exception):
 class _Anchor:
     __slots__ = ("value", "path", "start", "end", "nodes", "height", "line")
 
-    def __init__(self, value, path, start, end, nodes, height, line):
+    def __init__(self, value: Any, path: tuple, start: int, end: int, nodes: int, height: int, line: int):
         self.value, self.path, self.start, self.end = value, path, start, end
         self.nodes, self.height, self.line = nodes, height, line
 
@@ -58,10 +58,14 @@ class _Frame:
     __slots__ = ("data", "path", "virtual", "anchor", "line", "mark0", "node0", "height", "records",
                  "is_map", "has_key", "key", "role", "key_lines", "merges")
 
-    def __init__(self, data, path, virtual, anchor, line, mark0, node0, records, is_map):
-        self.data, self.path, self.virtual, self.anchor, self.line = data, path, virtual, anchor, line
+    def __init__(self, data: dict | list, path: tuple, virtual: bool, anchor: str | None, line: int,
+                 mark0: int, node0: int, records: bool, is_map: bool):
+        self.data: Any = data
+        self.path, self.virtual, self.anchor, self.line = path, virtual, anchor, line
         self.mark0, self.node0, self.height, self.records, self.is_map = mark0, node0, 0, records, is_map
-        self.has_key, self.key, self.role = False, None, None
+        self.has_key = False
+        self.key: str | None = None
+        self.role: int | None = None
         self.key_lines: dict = {}
         self.merges: list | None = None
 
@@ -71,7 +75,7 @@ class Composer:
     `missing_env`; problems that let the rest of the file be read (duplicate keys, unset
     variables, keys that are not text) go to `issues`, exactly once per place they occur."""
 
-    def __init__(self, loader, doc, resolve_env: Resolve, issues: list[ConfigIssue]):
+    def __init__(self, loader: Any, doc: Any, resolve_env: Resolve, issues: list[ConfigIssue]):
         self.loader, self.doc, self.resolve_env, self.issues = loader, doc, resolve_env, issues
         self.marks: list[tuple] = []          # (kind, path, payload)
         self.recording = 0                    # > 0 inside an anchored node or a merged value
@@ -96,7 +100,7 @@ class Composer:
         return data
 
     # ------------------------------------------------------------------ the event loop
-    def _document(self, get) -> Any:
+    def _document(self, get: Callable[[], Any]) -> Any:
         stack: list[_Frame] = []
         marks, lines = self.marks, self.doc.lines
         while True:
@@ -108,7 +112,8 @@ class Composer:
                 parent = stack[-1] if stack else None
                 value = self._merge(frame) if frame.merges else frame.data
                 if frame.anchor is not None:
-                    self._anchor(frame.anchor, value, frame.path, frame.mark0, self.nodes - frame.node0, frame.height + 1, frame.line)
+                    self._anchor(frame.anchor, value, frame.path, frame.mark0, self.nodes - frame.node0,
+                                 frame.height + 1, frame.line)
                 if frame.records:
                     self.recording -= 1
                 value_mark0, height, line = frame.mark0, frame.height + 1, frame.line
@@ -177,7 +182,7 @@ class Composer:
                 parent.has_key, parent.key, parent.role = False, None, None
 
     # ------------------------------------------------------------------ keys and scalars
-    def _key(self, frame: _Frame, event: ScalarEvent) -> None:
+    def _key(self, frame: _Frame, event: Any) -> None:
         line = event.start_mark.line + 1
         tag, key = self._typed(event)
         self.nodes += 1
@@ -210,7 +215,7 @@ class Composer:
             self.marks.append((_LINE, child, line))
         self.doc.lines.setdefault(child, line)
 
-    def _scalar(self, event: ScalarEvent, path: tuple, virtual: bool) -> Any:
+    def _scalar(self, event: Any, path: tuple, virtual: bool) -> Any:
         value = self._typed(event)[1]
         if value.__class__ is str and "__kspyder_env_" in value:
             resolved, missing = self.resolve_env(value)
@@ -221,7 +226,7 @@ class Composer:
             value = resolved
         return value
 
-    def _typed(self, event: ScalarEvent) -> tuple[str, Any]:
+    def _typed(self, event: Any) -> tuple[str, Any]:
         """(tag, value) as PyYAML's SafeLoader constructs them; each plain text resolved once."""
         tag, text = event.tag, event.value
         if tag is None or tag == "!":
@@ -234,7 +239,7 @@ class Composer:
             return hit
         return tag, self._construct(tag, event)
 
-    def _construct(self, tag: str, event: ScalarEvent) -> Any:
+    def _construct(self, tag: str, event: Any) -> Any:
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         try:
             return self.loader.construct_object(node, deep=True)
@@ -252,7 +257,8 @@ class Composer:
         else:
             self.doc.missing_env.add(path)
             if not virtual:
-                self.issues.append(self.doc.issue(path, f"environment variable {payload} is not set (referenced as ${{{payload}}})"))
+                message = f"environment variable {payload} is not set (referenced as ${{{payload}}})"
+                self.issues.append(self.doc.issue(path, message))
 
     # ------------------------------------------------------------------ anchors, aliases, merges
     def _check_new_anchor(self, name: str, line: int) -> None:
@@ -267,11 +273,13 @@ class Composer:
     def _alias(self, name: str, path: tuple, depth: int, line: int) -> tuple[Any, int]:
         anchor = self.anchors.get(name)
         if anchor is None:
-            problem = "refers to the node that holds it" if name in self.open_anchors else f"has no anchor '&{name}' before it"
+            problem = ("refers to the node that holds it" if name in self.open_anchors
+                       else f"has no anchor '&{name}' before it")
             raise Refused(line, f"invalid YAML: alias '*{name}' {problem}")
         self.expanded += anchor.nodes
         if self.expanded > MAX_ALIAS_NODES:
-            raise Refused(line, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit for a manifest file)")
+            raise Refused(line, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
+                                "(the limit for a manifest file)")
         if depth + anchor.height > MAX_DEPTH:
             raise Refused(line, NESTING_MESSAGE)
         self.nodes += anchor.nodes
@@ -279,7 +287,8 @@ class Composer:
         self._replay(anchor.start + 1, anchor.end, len(anchor.path), path)
         return _copy(anchor.value), anchor.height
 
-    def _replay(self, start: int, end: int, cut: int, root: tuple, keys: set | None = None, item: int | None = None) -> None:
+    def _replay(self, start: int, end: int, cut: int, root: tuple,
+                keys: set | None = None, item: int | None = None) -> None:
         """Record the marks [start, end) again with their first `cut` path parts replaced by `root`;
         with `item`, only those of that item of a sequence at `cut`; with `keys`, only those under
         one of these keys."""
@@ -298,14 +307,16 @@ class Composer:
     def _merge(self, frame: _Frame) -> dict:
         """`<<: *base` or `<<: [*a, *b]`: the mapping's own keys win, then those of earlier merges."""
         merged: dict = {}
-        for value, start, end, cut, line in frame.merges:
+        for value, start, end, cut, line in frame.merges or ():
+            parts: list[tuple[dict, int | None]]
             if isinstance(value, dict):
                 parts = [(value, None)]
             elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
-                parts = list(zip(value, range(len(value))))
+                parts = [(item, index) for index, item in enumerate(value)]
             else:
                 found = "a list holding other values" if isinstance(value, list) else "a single value"
-                raise Refused(line, f"invalid YAML: expected a mapping or list of mappings for merging, but found {found}")
+                raise Refused(line, "invalid YAML: expected a mapping or list of mappings for merging, "
+                                    f"but found {found}")
             for mapping, item in parts:
                 keys = {k for k in mapping if k not in frame.data and k not in merged}
                 if keys:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -52,9 +53,9 @@ def substitute_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
             return "${"
         name, default = match.group(1), match.group(2)
         if name in env:
-            return env[name]
+            return str(env[name])
         if default is not None:
-            return default
+            return str(default)
         missing.append(name)
         return ""
 
@@ -105,7 +106,8 @@ _PYTHON_WORDING_UP_TO = 64 * 1024   # bytes up to a syntax error for PyYAML's Py
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when PyYAML was built with it
 
 
-def load_yaml(path: Path, display_name: str, env: Mapping[str, str] | None = None) -> tuple[YamlDocument, list[ConfigIssue]]:
+def load_yaml(path: Path, display_name: str,
+              env: Mapping[str, str] | None = None) -> tuple[YamlDocument, list[ConfigIssue]]:
     """Parse one YAML file. Syntax errors, duplicate keys, missing variables and the limits of
     `yaml_compose` (nesting, alias expansion) come back as issues, as does a file over MAX_FILE_MB."""
     env = os.environ if env is None else env
@@ -117,12 +119,13 @@ def load_yaml(path: Path, display_name: str, env: Mapping[str, str] | None = Non
     except OSError as exc:
         return doc, [ConfigIssue(display_name, None, "", f"cannot read file: {exc.strerror or exc}")]
     if len(raw) > limit:
-        return doc, [ConfigIssue(display_name, None, "", f"is larger than {MAX_FILE_MB} MB, the limit for a manifest file")]
+        message = f"is larger than {MAX_FILE_MB} MB, the limit for a manifest file"
+        return doc, [ConfigIssue(display_name, None, "", message)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return doc, [ConfigIssue(display_name, line, "", "invalid YAML: the file is not UTF-8 text")]
+        bad_line = raw.count(b"\n", 0, exc.start) + 1
+        return doc, [ConfigIssue(display_name, bad_line, "", "invalid YAML: the file is not UTF-8 text")]
     text, refs = _hide_env_refs(text)
     issues: list[ConfigIssue] = []
     loader = _Loader(text)
