@@ -301,3 +301,23 @@ def test_the_password_becomes_a_variable_and_never_prints(tmp_path, chinook_sqli
     assert target.shown_url.startswith("postgresql+psycopg://postgres:${SHOP_DB_PASSWORD}@")
     assert "api_token=${SHOP_API_TOKEN}" in target.shown_url and "sslmode=prefer" in target.shown_url
     assert target.env_vars == ("SHOP_DB_PASSWORD", "SHOP_API_TOKEN")
+
+
+def test_names_a_table_key_cannot_hold_are_read_through_a_quoted_query(tmp_path):
+    url = f"sqlite:///{tmp_path / 'northwind.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.exec_driver_sql('CREATE TABLE "Order Details" ("OrderID" INTEGER, "ProductID" INTEGER, "Unit Price" NUMERIC(10,4), '
+                          'PRIMARY KEY ("OrderID", "ProductID"))')
+        c.exec_driver_sql('INSERT INTO "Order Details" VALUES (10248, 11, 14), (10248, 42, 9.8), (10249, 14, 18.6)')
+    engine.dispose()
+    drafted, _ = probe(url)
+    model = yaml.safe_load(drafted)["sources"]["northwind"]["models"]["order_details"]
+    assert model["query"] == 'SELECT * FROM "Order Details"' and model["primary_key"] == ["OrderID", "ProductID"]
+    assert model["columns"]["unit_price"] == {"type": "decimal", "precision": 10, "scale": 4, "path": "Unit Price"}
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    folder = write_manifests(tmp_path / "manifests", drafted, target, tmp_path)
+    run_embedded(folder)
+    _, rows = target_rows(target, folder)
+    assert sorted((r["order_id"], r["product_id"], r["unit_price"]) for r in rows["northwind.order_details"]) == [
+        (10248, 11, Decimal("14.0000")), (10248, 42, Decimal("9.8000")), (10249, 14, Decimal("18.6000"))]
