@@ -10,7 +10,8 @@ until the run is done: the messages the killed host held come back and are redon
 The run is a real process (`python main.py run`), so a kill lands wherever it lands: mid-page,
 mid-batch, mid-swap. Kill moments are drawn from a seeded generator over the clean run's duration.
 A killed run's lease on its tables is left to expire (`leases.ttl_seconds`, short here), and the
-rerun waits for it (`--wait`), as a user would.
+rerun waits for it (`--wait`), as a user would. Then two runs at once, and a run and a `rebuild` at
+once: the later one waits for the leases, and the tables end as the reference.
 """
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ def manifests(folder: Path, state: Path, api_url: str, target_url: str, source: 
     return folder
 
 
-def start(folder: Path, *args: str) -> subprocess.Popen:
+def start(folder: Path, *args: str, command: str = "run") -> subprocess.Popen:
     env = {**os.environ, "KSPYDER_PII_KEY": TEST_KEY}
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--manifests", str(folder), "run", *args],
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--manifests", str(folder), command, *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -115,34 +116,60 @@ class Poller:
                 time.sleep(0.01)
 
 
-def test_runs_killed_at_random_moments_never_show_a_mix_and_the_rerun_converges(tmp_path, api, postgres_url):
+@pytest.fixture()
+def embedded(tmp_path, api, postgres_url):
+    """A source applied and loaded by one clean run: (manifests, source, engine, reference tables,
+    the clean run's seconds)."""
     source = f"kt_chaos_{uuid.uuid4().hex[:8]}"
     folder = manifests(tmp_path / "manifests", tmp_path / "state", api.base_url, postgres_url, source)
     engine = create_target_engine(postgres_url, [source])
     try:
-        clean_started = time.monotonic()
+        started = time.monotonic()
         finished(start(folder, source, "--apply"))   # the source named: other tests' schemas are not its plan's
-        duration = time.monotonic() - clean_started
+        duration = time.monotonic() - started
         reference = {t: table_rows(engine, source, t) for t in ("customers", "visits")}
         assert sum(reference["visits"].values()) == sum(reference["customers"].values()) == CUSTOMERS
-        rng = random.Random(SEED)
-        with Poller(engine, source, "visits") as poller:
-            for _ in range(KILLS):
-                run = start(folder, source, "--wait", str(LEASE_TTL * 5))
-                time.sleep(rng.uniform(0.2, duration))   # from start-up to the end of the run
-                run.send_signal(signal.SIGKILL)
-                run.wait()
-                finished(start(folder, source, "--wait", str(LEASE_TTL * 5)))
-                assert {t: table_rows(engine, source, t) for t in reference} == reference
-        assert set(poller.seen) == {(CUSTOMERS, 1)}, poller.seen   # one complete run's rows, every time
-        assert sum(poller.seen.values()) > KILLS
-        with engine.connect() as connection:
-            tables = sorted(t for t in sa.inspect(connection).get_table_names(schema=source) if is_staging(t))
-        assert tables == []   # the last kill's staging table went with the rerun
+        yield folder, source, engine, reference, duration
     finally:
         with engine.begin() as connection:
             drop_schema(connection, source)
         engine.dispose()
+
+
+def test_runs_killed_at_random_moments_never_show_a_mix_and_the_rerun_converges(embedded):
+    folder, source, engine, reference, duration = embedded
+    rng = random.Random(SEED)
+    with Poller(engine, source, "visits") as poller:
+        for _ in range(KILLS):
+            run = start(folder, source, "--wait", str(LEASE_TTL * 5))
+            time.sleep(rng.uniform(0.2, duration))   # from start-up to the end of the run
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+            finished(start(folder, source, "--wait", str(LEASE_TTL * 5)))
+            assert {t: table_rows(engine, source, t) for t in reference} == reference
+    assert set(poller.seen) == {(CUSTOMERS, 1)}, poller.seen   # one complete run's rows, every time
+    assert sum(poller.seen.values()) > KILLS
+    with engine.connect() as connection:
+        tables = sorted(t for t in sa.inspect(connection).get_table_names(schema=source) if is_staging(t))
+    assert tables == []   # the last kill's staging table went with the rerun
+
+
+def test_two_runs_at_once_and_a_run_with_a_rebuild_end_as_the_reference(embedded):
+    folder, source, engine, reference, _ = embedded
+    with Poller(engine, source, "visits") as poller:
+        # two runs at once: the second waits for each model's lease, then replaces it in turn
+        first = start(folder, source, "--wait", "60")
+        time.sleep(0.5)
+        finished(start(folder, source, "--wait", "60"))
+        finished(first)
+        assert {t: table_rows(engine, source, t) for t in reference} == reference
+    assert set(poller.seen) == {(CUSTOMERS, 1)}, poller.seen
+    # a run and a rebuild at once (a rebuild empties the tables on purpose: not polled)
+    run = start(folder, source, "--wait", "60")
+    time.sleep(0.5)
+    finished(start(folder, source, "--auto-approve", "--wait", "60", command="rebuild"))
+    finished(run)
+    assert {t: table_rows(engine, source, t) for t in reference} == reference
 
 
 CHAIN_RUNS, CHAIN_KILLS = 1, 3
