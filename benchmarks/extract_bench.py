@@ -21,7 +21,9 @@ RECORDS = 50_000
 REPEAT = 3  # best of: the machine's other work only ever slows a run down
 PER_PAGE = 100
 COLUMNS = {
-    "id": {"type": "integer"}, "full_name": {"type": "string", "length": 200}, "status": {"type": "string"},
+    "id": {"type": "integer"}, "status": {"type": "string"},
+    # the plain run stores the generated names as dlt's baseline does; PII_COLUMNS hashes them
+    "full_name": {"type": "string", "length": 200, "pii": "none", "reason": "generated benchmark data"},
     "city": {"path": "address.city", "type": "string"}, "created": {"type": "datetime"},
     "balance": {"type": "decimal"}, "tags": {"type": "json"},
 }
