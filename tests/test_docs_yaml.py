@@ -9,8 +9,9 @@ file's own tests cover them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +21,6 @@ from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import load_project
 from shared.config.settings import Settings
-from shared.config.validation import issues_from_validation
 from shared.config.yaml_source import YamlDocument, load_yaml
 from shared.transform.config import PipelineSpec, _pipeline, _spec
 

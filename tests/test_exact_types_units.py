@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from shared.target.fit import Misfit, RecordMisfit, RowFitter, json_fit
 from tests.flow_helpers import project_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-LATE_EVENING_UTC = datetime(2024, 3, 1, 23, 30, tzinfo=timezone.utc)   # already 2 March in Tokyo
+LATE_EVENING_UTC = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)   # already 2 March in Tokyo
 
 
 def convert(spec: dict, value):
@@ -66,7 +66,8 @@ def test_binary_data_in_a_text_column_is_an_error_never_its_repr(value):
     with pytest.raises(ConversionError) as info:
         shaper.shape({"id": 7, "body": value}, 3)
     assert str(info.value) == ("db.files: record #3, column 'body': expected text, got binary data "
-                               "(declare the column type: binary) (set on_error: null on the column to load NULL instead)")
+                               "(declare the column type: binary) "
+                               "(set on_error: null on the column to load NULL instead)")
 
 
 def test_unknown_objects_are_refused_and_known_ones_are_text():
@@ -83,7 +84,7 @@ def test_unknown_objects_are_refused_and_known_ones_are_text():
 
 
 def test_json_columns_refuse_binary_inside_and_write_dates_as_iso():
-    assert json_fit([date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc)]) == \
+    assert json_fit([date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, tzinfo=UTC)]) == \
         '["2024-01-02", "2024-01-02T03:04:00+00:00"]'
     with pytest.raises(Misfit, match="a JSON value cannot hold binary data"):
         json_fit({"a": [b"x"]})
@@ -185,7 +186,7 @@ def test_naming_snake_case_on_an_api_source_reads_the_camel_case_keys(tmp_path):
     assert ref.name == "open_deals" and ref.model.primary_key == ["deal_id"]
     shaper = RecordShaper("crm", ref.name, ref.model.columns, ref.model.primary_key)
     assert shaper.shape({"dealId": 4, "closedAt": "2024-01-02T03:04:05Z"}, 0) == \
-        {"deal_id": 4, "closed_at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+        {"deal_id": 4, "closed_at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)}
 
 
 def test_a_binary_column_takes_hash_or_drop():

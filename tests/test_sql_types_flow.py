@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from tests.test_chain_helpers import RecordingQueues, applied_target, snapshot
 
 ENV = {"KSPYDER_PII_KEY": TEST_KEY}
 EVERY_BYTE = bytes(range(256))
-SOLD_AT = datetime(2024, 3, 1, 23, 30, tzinfo=timezone.utc)   # 2 March in Tokyo, 1 March in UTC
+SOLD_AT = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)   # 2 March in Tokyo, 1 March in UTC
 
 
 def probe(url: str, *args: str) -> tuple[str, str]:
@@ -41,7 +41,8 @@ def write_manifests(folder: Path, connectors: str, target_url: str, tmp_path: Pa
     folder.mkdir(exist_ok=True)
     (folder / "connector_models.yml").write_text(connectors)
     (folder / "settings.yml").write_text(yaml.safe_dump({
-        "target_url": target_url, "state_dir": str(tmp_path / "state"), "storage": {"root": str(tmp_path / "storage")}}))
+        "target_url": target_url, "state_dir": str(tmp_path / "state"),
+        "storage": {"root": str(tmp_path / "storage")}}))
     return folder
 
 
@@ -105,9 +106,11 @@ def pg_source(postgres_url):
                           {"every": EVERY_BYTE, "sold": SOLD_AT})
         c.exec_driver_sql("CREATE TABLE events (id integer, day date, kind text, PRIMARY KEY (id, day)) "
                           "PARTITION BY RANGE (day)")
-        c.exec_driver_sql("CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')")
-        c.exec_driver_sql("CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
-        c.exec_driver_sql("INSERT INTO events SELECT g, DATE '2023-06-01' + g * 7, 'k' || g FROM generate_series(1, 60) g")
+        for year in (2023, 2024):
+            c.exec_driver_sql(f"CREATE TABLE events_{year} PARTITION OF events "
+                              f"FOR VALUES FROM ('{year}-01-01') TO ('{year + 1}-01-01')")
+        c.exec_driver_sql("INSERT INTO events SELECT g, DATE '2023-06-01' + g * 7, 'k' || g "
+                          "FROM generate_series(1, 60) g")
         c.exec_driver_sql('CREATE VIEW "CheapLines" AS SELECT "InvoiceLineId", "UnitPrice" FROM "InvoiceLine" '
                           'WHERE "UnitPrice" < 100')
     # the source session runs in Tokyo: timestamptz values arrive as Tokyo times
@@ -149,7 +152,7 @@ def test_postgresql_schema_probed_then_run_in_both_modes(tmp_path, pg_source):
     first, second, third = sorted(rows["pagila.invoice_line"], key=lambda r: r["invoice_line_id"])
     assert first["photo"] == EVERY_BYTE and second["photo"] == b"" and third["photo"] is None
     assert (first["unit_price"], second["unit_price"]) == (Decimal("0.99"), Decimal("1234.50"))
-    assert first["sold_at"].replace(tzinfo=timezone.utc) == SOLD_AT
+    assert first["sold_at"].replace(tzinfo=UTC) == SOLD_AT
     assert (first["sold_on"], first["sold_on_in_tokyo"]) == (date(2024, 3, 1), date(2024, 3, 2))
     assert (first["mood"], second["mood"], third["mood"]) == ("indifferent", "sad", None)
     assert (first["tags"], second["tags"], first["meta"]) == (["a", "b"], [], {"k": [1, 2.5]})
@@ -210,8 +213,9 @@ def chinook_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'chinook.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as c:
-        c.exec_driver_sql('CREATE TABLE "InvoiceLine" ("InvoiceLineId" INTEGER PRIMARY KEY, "InvoiceId" INTEGER NOT NULL, '
-                          '"UnitPrice" NUMERIC(10,2) NOT NULL, "Quantity" INTEGER NOT NULL, "Receipt" BLOB, '
+        c.exec_driver_sql('CREATE TABLE "InvoiceLine" ("InvoiceLineId" INTEGER PRIMARY KEY, '
+                          '"InvoiceId" INTEGER NOT NULL, "UnitPrice" NUMERIC(10,2) NOT NULL, '
+                          '"Quantity" INTEGER NOT NULL, "Receipt" BLOB, '
                           '"Signature" BLOB)')
         c.exec_driver_sql('INSERT INTO "InvoiceLine" VALUES (?, ?, ?, ?, ?, ?)',
                           [(i, i // 3, f"{i}.99", i % 4 + 1, EVERY_BYTE[i:] + EVERY_BYTE[:i], bytes([i]))
@@ -263,8 +267,10 @@ def test_extract_writes_binary_as_base64(tmp_path, chinook_sqlite):
 def test_binary_declared_as_text_fails_naming_model_record_and_column(tmp_path, chinook_sqlite):
     connectors = {"sources": {"chinook": {"type": "sql", "url": chinook_sqlite, "models": {"lines": {
         "table": "InvoiceLine", "primary_key": ["id"],
-        "columns": {"id": {"type": "integer", "path": "InvoiceLineId"}, "receipt": {"type": "text", "path": "Receipt"}}}}}}}
-    folder = write_manifests(tmp_path / "manifests", yaml.safe_dump(connectors), f"sqlite:///{tmp_path / 't.db'}", tmp_path)
+        "columns": {"id": {"type": "integer", "path": "InvoiceLineId"},
+                    "receipt": {"type": "text", "path": "Receipt"}}}}}}}
+    folder = write_manifests(tmp_path / "manifests", yaml.safe_dump(connectors), f"sqlite:///{tmp_path / 't.db'}",
+                             tmp_path)
     result = CliRunner().invoke(cli, ["--manifests", str(folder), "run", "--apply"], env=ENV)
     assert result.exit_code == 1
     assert ("chinook.lines: record #0, column 'receipt': expected text, got binary data (declare the column type: "
@@ -277,7 +283,8 @@ def test_probe_drafts_fifteen_tables_in_one_command(tmp_path):
     engine = sa.create_engine(url)
     with engine.begin() as c:
         for i in range(15):
-            c.exec_driver_sql(f"CREATE TABLE t{i:02d} (id INTEGER PRIMARY KEY, name_{i} VARCHAR(40), amount NUMERIC(8,2))")
+            c.exec_driver_sql(f"CREATE TABLE t{i:02d} (id INTEGER PRIMARY KEY, name_{i} VARCHAR(40), "
+                              "amount NUMERIC(8,2))")
             c.exec_driver_sql(f"INSERT INTO t{i:02d} VALUES (1, 'x', 1.25)")
     engine.dispose()
     drafted, _ = probe(url)
@@ -295,8 +302,7 @@ def test_the_password_becomes_a_variable_and_never_prints(tmp_path, chinook_sqli
     drafted, _ = probe(chinook_sqlite, "--source", "chinook")
     assert "${" not in drafted   # no password, no variable
     from shared.probe.sql_target import database_target
-    target = database_target(url + "&sslmode=prefer&api_token=t0k" if "?" in url else url + "?sslmode=prefer&api_token=t0k",
-                             "shop")
+    target = database_target(url + ("&" if "?" in url else "?") + "sslmode=prefer&api_token=t0k", "shop")
     assert secret not in target.shown_url and "t0k" not in target.shown_url
     assert target.shown_url.startswith("postgresql+psycopg://postgres:${SHOP_DB_PASSWORD}@")
     assert "api_token=${SHOP_API_TOKEN}" in target.shown_url and "sslmode=prefer" in target.shown_url
@@ -307,8 +313,8 @@ def test_names_a_table_key_cannot_hold_are_read_through_a_quoted_query(tmp_path)
     url = f"sqlite:///{tmp_path / 'northwind.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as c:
-        c.exec_driver_sql('CREATE TABLE "Order Details" ("OrderID" INTEGER, "ProductID" INTEGER, "Unit Price" NUMERIC(10,4), '
-                          'PRIMARY KEY ("OrderID", "ProductID"))')
+        c.exec_driver_sql('CREATE TABLE "Order Details" ("OrderID" INTEGER, "ProductID" INTEGER, '
+                          '"Unit Price" NUMERIC(10,4), PRIMARY KEY ("OrderID", "ProductID"))')
         c.exec_driver_sql('INSERT INTO "Order Details" VALUES (10248, 11, 14), (10248, 42, 9.8), (10249, 14, 18.6)')
     engine.dispose()
     drafted, _ = probe(url)

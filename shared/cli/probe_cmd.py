@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import click
 
-from shared.probe import (ProbeOptions, SqlProbeOptions, TargetError, is_database_url, parse_pairs, probe_database,
-                          probe_url, render_sql_yaml, render_yaml)
+from shared.probe import (
+    ProbeOptions,
+    SqlProbeOptions,
+    TargetError,
+    is_database_url,
+    parse_pairs,
+    probe_database,
+    probe_url,
+    render_sql_yaml,
+    render_yaml,
+)
+
 from .context import CliState, user_errors
 
 API_ONLY = ("headers", "bearer", "api_key", "params", "model")
@@ -47,11 +57,11 @@ def probe(state: CliState | None, url: str, headers: tuple[str, ...], bearer: st
         _refuse([k for k in API_ONLY if given[k]], "an API")
         with user_errors(state):
             try:
-                result = probe_database(SqlProbeOptions(url, schema, tables, source, sample),
-                                        report=lambda line: click.echo(line, err=True))
+                drafted = probe_database(SqlProbeOptions(url, schema, tables, source, sample),
+                                         report=lambda line: click.echo(line, err=True))
             except TargetError as exc:
                 raise click.UsageError(str(exc)) from None
-        click.echo(render_sql_yaml(result), nl=False)
+        click.echo(render_sql_yaml(drafted), nl=False)
         return
     _refuse([k for k in DATABASE_ONLY if given[k]], "a database")
     try:

@@ -45,11 +45,13 @@ def naming_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssu
 
 
 def _clashes(doc: YamlDocument, path: tuple, names: list[str], what: str) -> list[ConfigIssue]:
-    issues, taken = [], {}
+    issues: list[ConfigIssue] = []
+    taken: dict[str, str] = {}
     for name in names:
         snake = snake_case(name)
         if len(snake) > MAX_IDENTIFIER:
-            issues.append(doc.issue(path + (name,), f"naming: snake_case makes '{name}' longer than {MAX_IDENTIFIER} characters"))
+            issues.append(doc.issue(path + (name,),
+                                    f"naming: snake_case makes '{name}' longer than {MAX_IDENTIFIER} characters"))
         elif snake in taken:
             issues.append(doc.issue(path + (name,), f"naming: snake_case gives {what} '{taken[snake]}' and '{name}' "
                                     f"the same name '{snake}'"))

@@ -7,8 +7,9 @@ counts and reasons only, never a value, and the password in the URL becomes a `$
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from shared.config.naming import snake_case
 from shared.extract.sql import read_only
 from shared.pii.names import DROP, HASH, name_suggests
 from shared.pii.redact_message import safe_excerpt
+
 from .naming import identifier, unique
 from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds
 from .sql_target import DatabaseTarget, database_target, default_source_name
@@ -201,7 +203,8 @@ def _model(connection: sa.Connection, inspector: Any, table: str, kind: str, sch
     else:   # a name `table:` cannot hold: read it through a query that quotes it
         source_table = None
         quote = connection.dialect.identifier_preparer
-        query = f"SELECT * FROM {quote.format_table(sa.table(table, schema=schema if qualify else None))}"
+        # identifiers only, quoted by the dialect: no value is ever in the text
+        query = f"SELECT * FROM {quote.format_table(sa.table(table, schema=schema if qualify else None))}"  # noqa: S608
     names: set[str] = set()
     typed: list[tuple[str, str | None, dict, TypeDraft]] = []
     left_out: list[str] = []
@@ -214,8 +217,8 @@ def _model(connection: sa.Connection, inspector: Any, table: str, kind: str, sch
         if isinstance(mapped, Unsupported):
             left_out.append(f"'{source_name}' left out: {mapped.reason}")
             continue
-        key = unique(source_name if _valid(source_name) else identifier(source_name), names)
-        typed.append((key, None if key == source_name else source_name, column, mapped))
+        column_key = unique(source_name if _valid(source_name) else identifier(source_name), names)
+        typed.append((column_key, None if column_key == source_name else source_name, column, mapped))
     if not typed:
         raise ProbeError(f"{kind} '{table}': no column has a type kspyder can load")
     key, key_note = _key(inspector, table, kind, schema, {c["name"]: c for _, _, c, _ in typed})
@@ -224,7 +227,7 @@ def _model(connection: sa.Connection, inspector: Any, table: str, kind: str, sch
     values, sampled = _sample(connection, table, schema, [path or name for name, path, _, d in typed
                                                           if d.type in TEXT_TYPES], sample)
     drafts, free_text = [], []
-    for name, path, column, mapped in typed:
+    for name, path, _, mapped in typed:
         draft, found = _column(name, path, mapped, values.get(path or name, []), name in key)
         drafts.append(draft)
         if found is not None:
@@ -263,7 +266,7 @@ def _sample(connection: sa.Connection, table: str, schema: str | None, names: li
     """Up to `rows` values of each text-like column, for the PII hints; they never leave this module."""
     if not names or rows <= 0:
         return {}, 0
-    query = sa.select(*[sa.column(n) for n in names]).select_from(sa.table(table, schema=schema)).limit(rows)
+    query: sa.Select = sa.select(*[sa.column(n) for n in names]).select_from(sa.table(table, schema=schema)).limit(rows)
     fetched = connection.execute(query).all()
     return {name: [row[i] for row in fetched] for i, name in enumerate(names)}, len(fetched)
 
@@ -272,6 +275,7 @@ def _column(name: str, path: str | None, mapped: TypeDraft, values: list, is_key
             ) -> tuple[SqlColumnDraft, FreeTextPii | None]:
     """The column with its PII rule, if its (snake_case) name or sampled values suggest one."""
     spoken = snake_case(path or name) or name   # name patterns are written over snake_case names
+    hint: PiiHint | FreeTextPii | None
     if mapped.type == "binary":
         hint = _binary_hint(name, spoken)
     else:
@@ -336,8 +340,10 @@ def _check(result: SqlProbeResult) -> None:
 def _report_model(model: SqlModelDraft, report: Report) -> None:
     key = f"key ({', '.join(model.primary_key)})" if model.primary_key else "no key"
     flagged = [f"{c.name} ({c.pii if isinstance(c.pii, str) else c.pii['rule']})" for c in model.columns if c.pii]
-    report(f"probe: {model.kind} {model.name}: {len(model.columns)} columns, {key}, {model.sampled} row{'s' if model.sampled != 1 else ''} sampled; "
-           f"PII flags: {', '.join(flagged) or 'none'}" + (f"; {len(model.left_out)} left out" if model.left_out else ""))
+    rows = f"{model.sampled} row{'s' if model.sampled != 1 else ''} sampled"
+    left_out = f"; {len(model.left_out)} left out" if model.left_out else ""
+    report(f"probe: {model.kind} {model.name}: {len(model.columns)} columns, {key}, {rows}; "
+           f"PII flags: {', '.join(flagged) or 'none'}{left_out}")
 
 
 def _summary(result: SqlProbeResult, report: Report) -> None:

@@ -50,7 +50,8 @@ def database_target(url: str, source: str) -> DatabaseTarget:
         parsed.get_dialect()
     except sa.exc.NoSuchModuleError:
         scheme = url.split(":", 1)[0]
-        raise TargetError(f"'{scheme}' is neither http(s) nor a database SQLAlchemy knows (is its driver installed?)") from None
+        raise TargetError(f"'{scheme}' is neither http(s) nor a database SQLAlchemy knows "
+                          "(is its driver installed?)") from None
     except sa.exc.ArgumentError:
         raise TargetError("not a SQLAlchemy database URL") from None
     env: list[str] = []
