@@ -298,7 +298,10 @@ def main(argv: list[str] | None = None) -> bool:
     rows = sum(rows_of(scale).values())
     print(f"sql benchmark: payment, rental, film x{scale} ({rows:,} rows) in PostgreSQL -> PostgreSQL; each pipeline "
           f"in its own process, best of {args.repeat}, in turns; times are whole processes, start-up included")
+    load_before = os.getloadavg()[0]
     result = compare(POSTGRES_URL, scale, args.repeat, args.profile)
+    # a shared machine slows start-up (imports, planning queries) more than the ratio: say how busy it was
+    print(f"  load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
     for label, m in (("kspyder main.py run (PII hash, upsert)", result["kspyder"]),
                      ("SELECT + psycopg COPY loop (no PII)", result["copy"])):
         print(f"  {label:<42} {m.rate:>10,.0f} rows/s {m.result['seconds']:>7.2f} s {m.peak_mb:>7.0f} MB")
