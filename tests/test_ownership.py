@@ -90,8 +90,9 @@ def test_two_projects_on_one_server_never_touch_each_other(tmp_path, server):
     b = Project(tmp_path / "b", url, "proj-b-" + prefix)
     a.manifests(prefix + "a_shop", prefix + "a_old")
     b.manifests(prefix + "b_crm")
-    assert a("apply", "--auto-approve").exit_code == 0
-    assert b("apply", "--auto-approve").exit_code == 0
+    for project in (a, b):
+        applied = project("apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
     assert owner(url, prefix + "a_shop") == "proj-a-" + prefix and owner(url, prefix + "b_crm") == "proj-b-" + prefix
     crm = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column(RUN_ID, sa.String(36)),
                    sa.Column(LOADED_AT, sa.DateTime), schema=prefix + "b_crm")
@@ -99,7 +100,7 @@ def test_two_projects_on_one_server_never_touch_each_other(tmp_path, server):
 
     a.manifests(prefix + "a_shop")                                  # project A removes a source
     pruned = a("plan", "--prune")
-    assert pruned.exit_code == 2
+    assert pruned.exit_code == 2, pruned.output
     assert f"- drop schema {prefix}a_old (1 table: items)" in pruned.stdout
     assert "b_crm" not in pruned.output
     kept = b("plan", "--prune")
@@ -108,7 +109,8 @@ def test_two_projects_on_one_server_never_touch_each_other(tmp_path, server):
     rebuilt = a("rebuild", "--auto-approve")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "b_crm" not in rebuilt.output
-    assert a("apply", "--prune", "--auto-approve").exit_code == 0
+    pruned = a("apply", "--prune", "--auto-approve")
+    assert pruned.exit_code == 0, pruned.output
     assert schemas(url, prefix) == [prefix + "a_shop", prefix + "b_crm"]
     assert run_on(url, lambda c: c.execute(sa.select(crm.c.id)).scalars().all()) == [7]   # B's rows untouched
     assert owner(url, prefix + "a_shop") == "proj-a-" + prefix                             # marked again by rebuild

@@ -134,8 +134,7 @@ def compute_plan(connection: sa.Connection, project: Project, options: PlanOptio
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
     from .plan_derived import derived_changes   # lazy: it builds on Change and refuse_foreign below
 
-    derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune,
-                                                                  {s.name for s in states})
+    derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune)
     _refuse_others(derived_states, mine)
     if derived_found:   # (never with rebuild, whose drops-then-creates order must stay)
         changes = sorted(changes + derived_found, key=lambda c: KIND_ORDER.index(c.kind))
@@ -153,10 +152,10 @@ def _refuse_others(states: list[SchemaState], mine: str | None) -> None:
             raise PlanError(foreign_owner_message(state.name, state.owner, mine))
 
 
-def claim_change(state: SchemaState, builder: str | None = None) -> list[Change]:
-    """Adopt a schema made before project marks (it holds tables, no project marked it): the
-    manifests describe it, so it is this project's from the next apply on."""
-    return [Change(CLAIM_SCHEMA, state.name, builder=builder)] if state.holds_anything and state.owner is None else []
+def claim_change(state: SchemaState) -> list[Change]:
+    """Adopt a source's schema made before project marks (it holds tables, no project marked it):
+    the manifests describe it, so it is this project's from the next apply on."""
+    return [Change(CLAIM_SCHEMA, state.name)] if state.holds_anything and state.owner is None else []
 
 
 def _by_source(refs: list[ModelRef]) -> dict[str, list[ModelRef]]:

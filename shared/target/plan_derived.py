@@ -6,15 +6,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from .compare import compare_table
-from .plan import CREATE_SCHEMA, CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, Change, Kept, claim_change, refuse_foreign
+from .plan import CREATE_SCHEMA, CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, Change, Kept, refuse_foreign
 from .schema import DerivedTable
 from .snapshot import SchemaState, reflect_schema
 
 
-def derived_changes(inspector: sa.Inspector, derived: list[DerivedTable], prune: bool,
-                    source_schemas: set[str] = frozenset()) -> tuple[list[SchemaState], list[Change], list[Kept]]:
-    """(the derived schemas' live state, changes, kept tables) for every derived table.
-    `source_schemas`: schemas the sources' plan already creates or claims."""
+def derived_changes(inspector: sa.Inspector, derived: list[DerivedTable],
+                    prune: bool) -> tuple[list[SchemaState], list[Change], list[Kept]]:
+    """(the derived schemas' live state, changes, kept tables) for every derived table."""
     by_schema: dict[str, list[DerivedTable]] = {}
     for table in derived:
         by_schema.setdefault(table.schema, []).append(table)
@@ -23,9 +22,9 @@ def derived_changes(inspector: sa.Inspector, derived: list[DerivedTable], prune:
         state = reflect_schema(inspector, schema)
         states.append(state)
         if not state.holds_anything and any(t.columns is not None for t in tables):
-            changes.append(Change(CREATE_SCHEMA, schema))
-        elif schema not in source_schemas:   # a claim with its builder: like the outputs, it never stops a run
-            changes += claim_change(state, tables[0].builder)
+            changes.append(Change(CREATE_SCHEMA, schema))   # (marked as this project's by apply)
+        # an unmarked output schema is not claimed: a builder (an aggregation's) made it, and it
+        # is this project's by its manifests; only marked ones are ever found as removed (docs)
         for table in tables:
             refuse_foreign(state, table.table, "rename or drop it, or change the pipeline's output")
             if table.columns is None:

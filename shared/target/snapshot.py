@@ -83,12 +83,22 @@ def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterabl
             continue
         if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue
-        if schema_owner(inspector.bind, name, inspector.get_table_names(schema=name)) != owner:
+        if _owner_of_other(inspector, name) != owner:
             continue   # read before reflecting: on a shared server most schemas are someone else's
         state = reflect_schema(inspector, name)
         if state.managed:
             found.append(state)
     return found
+
+
+def _owner_of_other(inspector: sa.Inspector, schema: str) -> str | None:
+    """The mark of a schema that may be someone else's, None when unreadable: another project may
+    drop it between the listing and this read (a savepoint keeps PostgreSQL's transaction usable)."""
+    try:
+        with inspector.bind.begin_nested():
+            return schema_owner(inspector.bind, schema, sa.inspect(inspector.bind).get_table_names(schema=schema))
+    except sa.exc.DBAPIError:
+        return None
 
 
 Shapes = dict[str, dict[str, TableShape]]
