@@ -121,10 +121,10 @@ class Loader:
             return
         schema = self.ref.source_name
         try:
-            with self.engine.begin() as connection:
-                names = sa.inspect(connection).get_table_names(schema=schema)
-                for stale in stale_staging(names, self.ref.name, self.run_id):
-                    sa.Table(stale, sa.MetaData(), schema=schema).drop(connection)
+            names = sa.inspect(self.engine).get_table_names(schema=schema)
+            for stale in stale_staging(names, self.ref.name, self.run_id):
+                with self.engine.begin() as connection:   # a write first: see `_create_staging`
+                    connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema), if_exists=True))
             self._create_staging()
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
@@ -148,10 +148,12 @@ class Loader:
         self._staged = False
 
     def _create_staging(self) -> None:
-        """Create if missing; two workers of one run may race to it: the loser finds it made."""
+        """Create if missing; two workers of one run may race to it: the loser finds it made. One
+        writing statement, no read before it in its transaction: on SQLite a transaction that read
+        first cannot take the write lock once another connection has written."""
         try:
             with self.engine.begin() as connection:
-                self._staging.create(connection, checkfirst=True)
+                connection.execute(sa.schema.CreateTable(self._staging, if_not_exists=True))
         except self._database_errors():
             if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
                 raise

@@ -81,8 +81,11 @@ def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table, values: dict[s
             replaced = connection.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
             old.drop(connection)
         return replaced
+    exists = sa.inspect(engine).has_table(live.name, schema=live.schema)
+    # the transaction's first statement writes: SQLite takes its write lock then (waiting for another
+    # writer), where a read first would fail to upgrade once another connection has written
     with engine.begin() as connection:
-        if not sa.inspect(connection).has_table(live.name, schema=live.schema):
+        if not exists:
             _assign(connection, staging, values)
             connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO {quote(live.name)}")
             return 0
