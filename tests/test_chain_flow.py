@@ -18,12 +18,14 @@ from shared.chain.messages import check_start, new_token
 from shared.chain.names import FETCH, FETCH_POISON, LOAD, LOAD_POISON, PAGINATE, PAGINATE_POISON, RAW
 from shared.chain.pages import start_blob_name
 from shared.chain.pump import drain, handle_once
+from shared.chain.sealed import MARK, unseal
 from shared.extract.http_client import HttpClient
 from shared.extract.api import new_client
 from shared.ledger import RunLedger
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
 from shared.target.load import LoadError, Loader, TargetDriftError
+from tests.flow_helpers import TEST_KEY
 from tests.test_chain_helpers import (API_COUNTS, RATE, RecordingQueues, applied_target, build_project,
                                       reference_snapshot, snapshot, transform_events)
 
@@ -113,7 +115,9 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     # what the response or the source gave (a next link, a chunk's last key) waits in a start blob
     # the job names by digest, never in the message
     def started(job: PageJob) -> dict:
-        return check_start(json.loads(harness.blobs.get(RAW, start_blob_name(run_id, job.model, job.index, job.start))))
+        sealed = harness.blobs.get(RAW, start_blob_name(run_id, job.model, job.index, job.start))
+        assert sealed.startswith(MARK)   # sealed with the PII key's derived key: unreadable in storage
+        return check_start(json.loads(unseal(sealed, TEST_KEY)))
     assert all(job.request is None and started(job)["request"]["url"].startswith(api.base_url) for job, _ in chained)
     sql_jobs = harness.sent(FETCH, "erp.orders")
     assert [started(job) for job, _ in sql_jobs] == [{"sql_after": ["SO-000016"]}, {"sql_after": ["SO-000032"]}]

@@ -14,6 +14,8 @@ from shared.chain import PageJob, decode
 from shared.chain.messages import new_token
 from shared.chain.names import FETCH, PAGINATE, RAW, RUNS
 from shared.chain.pages import ChainError, encode_start, start_blob_name
+from shared.chain.sealed import seal, unseal
+from tests.flow_helpers import TEST_KEY
 from tests.test_chain_flow import Harness
 from tests.test_chain_helpers import API_COUNTS, build_project
 
@@ -85,7 +87,8 @@ def test_duplicates_and_redeliveries_of_a_chained_page_are_harmless(tmp_path, ap
 
 @pytest.mark.parametrize("damage, error", [
     ("missing", "the start of page 1 of run .* is missing from kspyder-raw"),
-    ("altered", "the start of page 1 of run .* does not match the digest its job carries"),
+    ("altered", r"the start of page 1 of run .* cannot be opened with this PII key \(another key, or altered\)"),
+    ("plain", "the start of page 1 of run .* is not sealed, but a PII key is set"),
     ("foreign", r"the start of page 1 of run .*: PageJob.start.request.url: expected an http\(s\) URL"),
     ("other kind", "the start of page 1 of run .* holds no request"),
 ])
@@ -101,11 +104,14 @@ def test_a_start_blob_missing_altered_or_foreign_fails_the_job(tmp_path, api, ha
     if damage == "missing":
         harness.blobs.delete(RAW, name)
     elif damage == "altered":
-        harness.blobs.put(RAW, name, harness.blobs.get(RAW, name).replace(b"/v1/", b"/v2/"))
+        data = harness.blobs.get(RAW, name)
+        harness.blobs.put(RAW, name, data[:-1] + bytes([data[-1] ^ 1]))
+    elif damage == "plain":   # readable JSON where a sealed blob belongs: not written by this app
+        harness.blobs.put(RAW, name, unseal(harness.blobs.get(RAW, name), TEST_KEY))
     else:
         stored = {"request": {"url": "file:///etc/passwd", "params": {}}} if damage == "foreign" else {"sql_after": [1]}
         content, digest = encode_start(stored)
-        harness.blobs.put(RAW, start_blob_name(run_id, job.model, job.index, digest), content)
+        harness.blobs.put(RAW, start_blob_name(run_id, job.model, job.index, digest), seal(content, TEST_KEY))
         job = PageJob(**{**job.__dict__, "start": digest})
     with harness.chain() as chain, pytest.raises(ChainError, match=f"shop.events: {error}") as caught:
         chain.fetch(job)

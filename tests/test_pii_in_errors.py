@@ -17,6 +17,7 @@ from shared.chain.names import POISON_QUEUES, RAW
 from shared.chain.poison import list_poison
 from tests.http_stub import Reply, Seen, StubServer
 from tests.test_chain_flow import Harness
+from shared.chain import sealed
 from tests.flow_helpers import TEST_KEY, project_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,10 +114,12 @@ def test_chain_keeps_planted_pii_out_of_status_poison_and_log(tmp_path, postgres
     listing = [entry.describe() for queue in POISON_QUEUES for entry in list_poison(harness.queues.inner, queue)]
     assert len(listing) == len(poisoned) and leaks("\n".join(listing)) == []
     assert leaks(caplog.text) == [], caplog.text[-3000:]
-    # The next link as the API gave it (the data the page's job, or a replay, fetches with) is kept in
-    # one place, its start blob beside the raw pages and under their retention; nowhere else.
+    # The next link as the API gave it (what the page's job, or a replay, fetches with) waits in a start
+    # blob sealed with the PII key's derived key: readable nowhere in storage, yet it opens.
     blobs = tmp_path / "blobs"
     starts = [p for p in blobs.rglob("*") if p.is_file() and p.relative_to(blobs).parts[:2] == (RAW, "starts")]
-    assert starts and leaks("\n".join(p.read_text() for p in starts)) == ["planted@example.org"]
-    others = [p for p in blobs.rglob("*") if p.is_file() and p not in starts]
-    assert leaks("\n".join(p.read_text(errors="replace") for p in others)) == []
+    assert starts and all(p.read_bytes().startswith(sealed.MARK) for p in starts)
+    opened = "\n".join(sealed.unseal(p.read_bytes(), TEST_KEY).decode() for p in starts)
+    assert leaks(opened) == ["planted@example.org"]
+    everything = [p for p in blobs.rglob("*") if p.is_file()]
+    assert leaks("\n".join(p.read_text(errors="replace") for p in everything)) == []

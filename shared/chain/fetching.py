@@ -22,6 +22,7 @@ from .messages import SEEN_LIMIT, LoadJob, MessageError, PageJob, check_start
 from .names import FETCH, LOAD, RAW
 from .pages import (ChainError, content_digest, decode_key, encode_key, encode_page, encode_start, raw_blob_name,
                     request_digest, request_from_json, request_to_json, start_blob_name)
+from .sealed import SealError, seal, unseal
 from .sources import ApiPage, ApiPages, SqlPages
 from .state import Plan
 
@@ -181,15 +182,20 @@ class Fetcher:
         """Where the next page starts, written for its job to read (claim-check): the digest that
         job carries. Written before the job is sent, so a job never names a start not yet there."""
         content, digest = encode_start(start)
-        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), content)
+        sealed = seal(content, self.chain.project.settings.pii.key)
+        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), sealed)
         return digest
 
     def _start(self, job: PageJob, kind: str):
         """The request or keyset bound page `job.index` starts from, read back and checked like a message."""
         where = f"{job.model}: the start of page {job.index} of run {job.run_id}"
-        data = self.chain.blobs.get(RAW, start_blob_name(job.run_id, job.model, job.index, job.start))
-        if data is None:
+        stored_data = self.chain.blobs.get(RAW, start_blob_name(job.run_id, job.model, job.index, job.start))
+        if stored_data is None:
             raise ChainError(f"{where} is missing from {RAW}")
+        try:
+            data = unseal(stored_data, self.chain.project.settings.pii.key)
+        except SealError as exc:
+            raise ChainError(f"{where} {exc}") from None
         if content_digest(data) != job.start:
             raise ChainError(f"{where} does not match the digest its job carries")
         try:
