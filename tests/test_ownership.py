@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import azure.functions as func
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-
-import azure.functions as func
 
 from functions import common
 from functions.schema_routes import schema_apply, schema_plan
@@ -96,7 +95,7 @@ def test_two_projects_on_one_server_never_touch_each_other(tmp_path, server):
     assert owner(url, prefix + "a_shop") == "proj-a-" + prefix and owner(url, prefix + "b_crm") == "proj-b-" + prefix
     crm = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column(RUN_ID, sa.String(36)),
                    sa.Column(LOADED_AT, sa.DateTime), schema=prefix + "b_crm")
-    run_on(url, lambda c: c.execute(crm.insert(), [{"id": 7, RUN_ID: "b-run", LOADED_AT: datetime.now(timezone.utc)}]))
+    run_on(url, lambda c: c.execute(crm.insert(), [{"id": 7, RUN_ID: "b-run", LOADED_AT: datetime.now(UTC)}]))
 
     a.manifests(prefix + "a_shop")                                  # project A removes a source
     pruned = a("plan", "--prune")

@@ -9,11 +9,12 @@ embedded CLI and the queue chain, which share the target, share the id too.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from shared.config.project import Project
+
 from .meta_table import TABLE, meta_table
 
 OWNER = "project"           # a schema's own row: the project that owns it
@@ -32,7 +33,10 @@ def ensure_project_id(connection: sa.Connection, project: Project) -> str:
     if known is not None:
         return known
     _write(connection, None, _DEFAULT_ROW, PROJECT_ID, uuid.uuid4().hex)
-    return _read(connection, None, _DEFAULT_ROW, PROJECT_ID)
+    stored = _read(connection, None, _DEFAULT_ROW, PROJECT_ID)
+    if stored is None:   # just written in this transaction: only a broken database loses it
+        raise RuntimeError(f"the project id written to {TABLE} cannot be read back")
+    return stored
 
 
 def schema_owner(connection: sa.Connection, schema: str, tables: list[str] | None = None) -> str | None:
@@ -62,7 +66,7 @@ def _write(connection: sa.Connection, schema: str | None, source: str, name: str
     table.create(connection, checkfirst=True)
     connection.execute(sa.delete(table).where(table.c.source == source, table.c.name == name))
     connection.execute(sa.insert(table).values(source=source, name=name, value=value,
-                                               set_at=datetime.now(timezone.utc)))
+                                               set_at=datetime.now(UTC)))
 
 
 def foreign_owner_message(schema: str, owner: str, mine: str | None) -> str:
