@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from shared.config.models import SqlModel
+from shared.config.models import SqlModel, SqlSource
 from shared.config.project import ModelRef
 from shared.pii.redact_message import safe_excerpt
 
@@ -42,7 +43,7 @@ def mismatch_message(problems: list[str], note: str = "") -> str:
 
 
 def _source_problems(name: str, refs: list[ModelRef]) -> list[str]:
-    url = refs[0].source.url
+    url = cast(SqlSource, refs[0].source).url
     missing = _missing_sqlite_file(url)
     if missing:
         return [f"{name}: {missing}"]
@@ -70,7 +71,7 @@ def _missing_sqlite_file(url: str) -> str | None:
 
 
 def _model_problems(connection: sa.Connection, ref: ModelRef) -> list[str]:
-    model: SqlModel = ref.model
+    model = cast(SqlModel, ref.model)
     if model.query is not None:
         try:
             with connection.begin_nested():   # a failed query spoils no later model's check (PostgreSQL)
@@ -79,7 +80,7 @@ def _model_problems(connection: sa.Connection, ref: ModelRef) -> list[str]:
             return [f"{ref.qualified}: the query fails on the source: {_driver_line(exc)}"]
         where = "the query's result"
     else:
-        schema, _, table = model.table.rpartition(".")
+        schema, _, table = (model.table or "").rpartition(".")
         inspector = sa.inspect(connection)
         if not _has_table(connection, inspector, table, schema or None):
             return [f"{ref.qualified}: table {model.table} does not exist in the source database"
