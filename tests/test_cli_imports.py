@@ -15,3 +15,25 @@ def test_the_command_line_imports_no_heavy_library_up_front():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == ""
+
+
+VALIDATE = """
+import sys
+from shared.cli.main import cli
+try:
+    cli(["--manifests", sys.argv[1], "validate"], standalone_mode=False)
+finally:
+    print(",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def test_validate_without_transformations_imports_no_pandas(tmp_path):
+    """transformations.yml is what needs pandas; a project without one validates without it."""
+    (tmp_path / "connector_models.yml").write_text(
+        "sources:\n  shop:\n    type: api\n    base_url: https://api.example.com\n    models:\n"
+        "      items:\n        path: /items\n        primary_key: [id]\n        columns:\n"
+        "          id: {type: integer}\n")
+    out = subprocess.run([sys.executable, "-c", VALIDATE.format(heavy=HEAVY), str(tmp_path)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert "manifests OK: 1 sources, 1 models" in out.stderr
+    assert out.stdout.strip() == ""
