@@ -11,6 +11,7 @@ from shared.outputs.export import ModelOutcome, export_model
 from shared.outputs.writers import FORMATS, FileFormat
 from shared.target.schema import TRANSFORMATIONS_FILE
 from shared.text import plural
+
 from .context import CliState, user_errors
 from .progress import PageProgress
 
@@ -27,7 +28,7 @@ def validate(state: CliState, check_sources: bool) -> None:
     with user_errors(state):
         project = state.project()
         models = sum(len(s.models) for s in project.sources.values())
-        from shared.aggregate.config import load_aggregations   # lazy: only validate reads aggregations.yml here
+        from shared.aggregate.config import load_aggregations  # lazy: only validate reads aggregations.yml here
         aggregations = len(load_aggregations(project))
         extra = f", {plural(aggregations, 'aggregation')}" if aggregations else ""
         pipelines = _pipelines(project)
@@ -42,13 +43,13 @@ def _pipelines(project: Project) -> int:
     (shared.transform loads it: about 0.4 s of every `validate`)."""
     if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():
         return 0
-    from shared.transform.config import load_transformations   # lazy, as above: transformations.yml
+    from shared.transform.config import load_transformations  # lazy, as above: transformations.yml
     return len(load_transformations(project).pipelines)
 
 
 def _check_sources(project) -> None:
     """`validate --sources`: the SQL sources' tables and columns, every mismatch at once (opt-in: it connects)."""
-    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: only --sources connects
+    from shared.extract.sql_check import mismatch_message, sql_source_problems  # lazy: only --sources connects
 
     refs = project.models()
     problems = sql_source_problems(refs)
@@ -87,7 +88,8 @@ def _summary(outcomes: list[ModelOutcome], folder: str | None) -> None:
     for o in outcomes:
         s = o.stats
         if o.ref.source.type == "api":
-            line = (f"{o.ref.qualified}: {plural(s.records, 'record')}, {plural(s.pages, 'page')}, {plural(s.requests, 'request')}, "
+            line = (f"{o.ref.qualified}: {plural(s.records, 'record')}, {plural(s.pages, 'page')}, "
+                    f"{plural(s.requests, 'request')}, "
                     f"{plural(s.retries, 'retry', 'retries')}, {s.throttled} throttled (429), {o.seconds:.1f}s")
         else:
             line = f"{o.ref.qualified}: {plural(s.records, 'record')}, {plural(s.pages, 'chunk')}, {o.seconds:.1f}s"
