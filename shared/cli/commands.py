@@ -47,7 +47,7 @@ def _pipelines(project: Project) -> int:
     return len(load_transformations(project).pipelines)
 
 
-def _check_sources(project) -> None:
+def _check_sources(project: Project) -> None:
     """`validate --sources`: the SQL sources' tables and columns, every mismatch at once (opt-in: it connects)."""
     from shared.extract.sql_check import mismatch_message, sql_source_problems  # lazy: only --sources connects
 
