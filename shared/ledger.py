@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.pii.redact_message import scrub_strings
@@ -31,17 +31,17 @@ STAGES = ("fetched", "loaded")
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable by time, unique without coordination: 20261124T001500Z-3f9a1c."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _utc(moment: datetime) -> datetime:
     """Aware UTC; a naive datetime is taken as UTC (the lease table stores them so)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass
@@ -89,7 +89,7 @@ class RunLedger:
         if record.status != "running":
             return record.status
         until = self.alive_until(record.run_id)
-        return "abandoned" if until is not None and until < (now or datetime.now(timezone.utc)) else record.status
+        return "abandoned" if until is not None and until < (now or datetime.now(UTC)) else record.status
 
     def page(self, run_id: str, model: str, index: int, stage: str, records: int) -> bool:
         """Mark a page's stage; False when it was already marked (a duplicate delivery)."""

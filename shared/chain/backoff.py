@@ -88,7 +88,7 @@ def delay_for(reason: str, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(low, high)
 
 
-def requeued(chain: "Chain", job: Any, exc: BaseException) -> bool:
+def requeued(chain: Chain, job: Any, exc: BaseException) -> bool:
     """Put a Load job whose database was busy back on its queue, later, with its claim token (the
     redelivery carries on where this one stopped); True when it did, and the step then ends without
     an error. Any other failure, and any other step, is left to the host's retries."""

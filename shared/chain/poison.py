@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from shared.pii.redact_message import scrub_message
 from shared.storage.queues import QueueStore
+
 from .names import POISON_SUFFIX, QUEUES, poison
+
 
 class PoisonError(ValueError):
     pass
@@ -46,7 +48,8 @@ def list_poison(queues: QueueStore, queue: str, limit: int = 32) -> list[PoisonE
     for body in queues.peek(poison(step_queue(queue)), min(limit, 32)):
         index = body.get("index")
         # Scrubbed: a poison queue also holds messages the chain never wrote (anyone may send one).
-        kind, run_id, model = (scrub_message(str(body.get(k, d))) for k, d in (("kind", "?"), ("run_id", "?"), ("model", "")))
+        kind, run_id, model = (scrub_message(str(body.get(k, d)))
+                               for k, d in (("kind", "?"), ("run_id", "?"), ("model", "")))
         entries.append(PoisonEntry(kind, run_id, model, index if isinstance(index, int) else None))
     return entries
 

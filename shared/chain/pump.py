@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from shared.storage.queues import QueueMessage, QueueStore
+
 from .names import FETCH, LOAD, PAGINATE, poison
 from .steps import DEFAULT_MAX_DEQUEUE_COUNT, Chain
 

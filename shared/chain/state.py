@@ -20,14 +20,17 @@ would be the better home for those two reads.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
+from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.extract.reconcile import ShortfallError, reconcile
 from shared.ledger import RunLedger, marker_stem, pages_by_stage
 from shared.storage import BlobStore
+
 from .names import RUNS
 
 Claim = Literal["new", "mine", "other"]
@@ -53,7 +56,7 @@ class RunState:
         self.store, self.clock = store, clock
 
     def _now(self) -> str:
-        return datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="seconds")
 
     # ------------------------------------------------------------ plan
     def plan(self, run_id: str, model: str) -> Plan | None:
@@ -74,7 +77,9 @@ class RunState:
         if plan.stated_total is None:
             return plan
         model = ref.qualified
-        on_shortfall = ref.source.pagination_for(ref.model).on_shortfall if ref.source.type == "api" else "fail"
+        source, source_model = ref.source, ref.model
+        on_shortfall = (source.pagination_for(source_model).on_shortfall
+                        if isinstance(source, ApiSource) and isinstance(source_model, ApiModel) else "fail")
         try:
             warning = reconcile(model, plan.stated_total, self.records(run_id, model), on_shortfall=on_shortfall,
                                 truncated_by=plan.truncated_by)
@@ -134,7 +139,8 @@ class RunState:
         if raw is None:
             return None
         try:
-            return json.loads(raw)
+            marker: dict = json.loads(raw)   # the ledger writes an object
+            return marker
         except ValueError:   # caught between a local create and its write: it exists, that is what counts
             return {}
 

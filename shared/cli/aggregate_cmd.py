@@ -6,6 +6,7 @@ import sys
 import click
 
 from shared.text import plural
+
 from .context import CliState, user_errors
 
 
@@ -16,7 +17,7 @@ def aggregate(state: CliState, names: tuple[str, ...]) -> None:
     """Run the aggregations NAMES (all when none): JSON/CSV files and SQL tables as declared."""
     with user_errors(state):
         project = state.project()
-        from shared.aggregate.run import run_aggregations   # pymongo and pandas: only when the command runs
+        from shared.aggregate.run import run_aggregations  # pymongo and pandas: only when the command runs
         results = run_aggregations(project, names)
     if not results:
         click.echo("no aggregations: declare them in manifests/aggregations.yml", err=True)

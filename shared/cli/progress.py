@@ -25,7 +25,7 @@ class PageProgress:
         if not self.bar.disable:
             self.bar.set_postfix(pages=stats.pages, retries=stats.retries, throttled=stats.throttled, refresh=False)
 
-    def __enter__(self) -> "PageProgress":
+    def __enter__(self) -> PageProgress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -7,8 +7,8 @@ file's extension). The aggregation runs fresh each time, nothing is written but 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 

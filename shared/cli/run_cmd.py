@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import click
+
 from shared.ledger import new_run_id
 from shared.pipeline import run_models
 from shared.pipeline.run import local_ledger
@@ -14,6 +15,7 @@ from shared.target.lease import LeaseHeld
 from shared.target.plan import PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
 from shared.target.schema import target_schemas
+
 from .context import CliState, user_errors
 from .progress import PageProgress
 
@@ -96,5 +98,5 @@ def status(state: CliState, run_id: str | None, limit: int) -> None:
             return
         click.echo(f"{'run':<24} {'status':<10} {'started':<26} {'records':>9}  models")
         for r in runs:
-            click.echo(f"{r.run_id:<24} {ledger.shown_status(r):<10} {r.started_at:<26} {r.summary.get('records', 0):>9}  "
-                       f"{', '.join(r.models)}")
+            click.echo(f"{r.run_id:<24} {ledger.shown_status(r):<10} {r.started_at:<26} "
+                       f"{r.summary.get('records', 0):>9}  {', '.join(r.models)}")

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from .models import ApiSource, SqlSource
+    from .settings import Settings
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter values would mask ordinary words
@@ -16,7 +21,8 @@ class SecretMasker:
     secrets: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, settings, sources) -> "SecretMasker":
+    def from_config(cls, settings: Settings | None,
+                    sources: Mapping[str, ApiSource | SqlSource] | None) -> SecretMasker:
         found: list[str] = []
         if settings is not None and settings.pii.key:
             found.append(settings.pii.key)
@@ -35,8 +41,9 @@ class SecretMasker:
             text = text.replace(secret, MASK)
         return _URL_CREDENTIALS.sub(r"\1" + MASK + "@", text)
 
-    def add(self, values: Iterable[str]) -> "SecretMasker":
-        return SecretMasker(tuple(sorted(set(self.secrets) | {v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True)))
+    def add(self, values: Iterable[str]) -> SecretMasker:
+        added = {v for v in values if len(v) >= _MIN_SECRET}
+        return SecretMasker(tuple(sorted(set(self.secrets) | added, key=len, reverse=True)))
 
 
 def mark_secret_headers(from_env: set[tuple], sources: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,9 +12,10 @@ from .models import PiiScan, Strict
 
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_Setting = TypeVar("_Setting", bound=str | None)
 
 
-def resolved(value: str | None) -> str | None:
+def resolved(value: _Setting) -> _Setting:
     """Azure hands an app setting's `@Microsoft.KeyVault(...)` reference over verbatim when it cannot
     read the secret; used as a key or URL, that text would silently hash PII with a known string or
     point nowhere, so it is refused with the likely cause."""
@@ -78,7 +79,8 @@ class Settings(Strict):
     chain: ChainSettings = Field(default_factory=ChainSettings)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; unset: the embedded document store.")
+    mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; "
+                                                    "unset: the embedded document store.")
 
     @model_validator(mode="after")
     def _storage_under_state_dir(self) -> Settings:
@@ -98,7 +100,8 @@ class Settings(Strict):
     @classmethod
     def _project_id(cls, project: str | None) -> str | None:
         if project is not None and not PROJECT_ID.match(project):
-            raise ValueError("project must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+            raise ValueError("project must be 1 to 64 letters, digits, '_', '.' or '-', "
+                             "starting with a letter or digit")
         return project
 
     @field_validator("mongo_uri")

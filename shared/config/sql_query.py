@@ -4,7 +4,10 @@ run time. The run also reads inside a read-only transaction (`extract/sql.py`), 
 no parser can see (a function with side effects)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 _DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite",
              "mssql": "tsql", "oracle": "oracle"}
@@ -18,7 +21,7 @@ def dialect_of(url: str) -> str | None:
 
 def query_problem(sql: str, dialect: str | None) -> str | None:
     """Why `sql` is not one read-only SELECT, or None when it is. Never quotes the query."""
-    import sqlglot   # here: only manifests with a query pay for the parser
+    import sqlglot  # here: only manifests with a query pay for the parser
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
 
@@ -50,7 +53,7 @@ def query_problem(sql: str, dialect: str | None) -> str | None:
     return None
 
 
-def _name(node: Any) -> str:
+def _name(node: exp.Expr) -> str:
     """DELETE, DROP, VACUUM...: the statement's keyword, as a reader would say it."""
     from sqlglot import exp
     if isinstance(node, exp.Command):
