@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import mongomock
+
 try:
     import fcntl
+    _FLOCK = True
 except ImportError:   # Windows: no advisory locks; the embedded store is then one process's only
-    fcntl = None
+    _FLOCK = False
 import pymongo
 import pymongo.common
 import pymongo.errors
@@ -63,7 +65,8 @@ def open_documents(settings: Settings) -> Any:
     In Azure (`storage.mode: azure`) there is no embedded store: its folder would be one instance's,
     lost on scale-in (config/deployment.py refuses such manifests; this is the last guard)."""
     if settings.mongo_uri:
-        client = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
         try:
             check_server_once(client, settings.mongo_uri)
         except BaseException:
@@ -148,7 +151,7 @@ class _FolderLock:
             raise DocumentStoreError(f"embedded document store {self.folder} is busy in this process "
                                      f"for more than {LOCK_WAIT:.0f}s")
         try:
-            if self._depth == 0 and fcntl is not None:
+            if self._depth == 0 and _FLOCK:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._fd = _flock(self.folder / ".lock")
             self._depth += 1
@@ -198,8 +201,8 @@ class PersistedMongoClient(mongomock.MongoClient):
         super().__init__(tz_aware=True)
         self.folder = Path(folder)
         self._digests: dict[tuple[str, str], str] = {}
-        self._lock: _FolderLock | None = _folder_lock(self.folder)
-        self._lock.acquire()
+        self._held: _FolderLock | None = _folder_lock(self.folder)
+        self._held.acquire()
         try:
             self._load()
         except BaseException:
@@ -207,7 +210,7 @@ class PersistedMongoClient(mongomock.MongoClient):
             raise
 
     def _release(self) -> None:
-        lock, self._lock = self._lock, None
+        lock, self._held = self._held, None
         if lock is not None:
             lock.release()
 
@@ -267,7 +270,7 @@ class PersistedMongoClient(mongomock.MongoClient):
 
     def close(self) -> None:
         """Write the changes and unlock; a second close does nothing."""
-        if self._lock is None:
+        if self._held is None:
             return
         try:
             self.flush()

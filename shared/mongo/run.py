@@ -3,8 +3,9 @@ by page, with the same ledger marks, file outputs and summary as a SQL model."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import Any
 
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
@@ -12,13 +13,14 @@ from shared.extract.factory import build_extractor
 from shared.ledger import RunLedger
 from shared.outputs.writers import file_writer
 from shared.target.load import LoadError
+
 from .client import DocumentStoreError, is_embedded
 from .load import DocumentTarget
 
 
 def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, ledger: RunLedger, run_id: str,
                        on_page: Callable[[Any, Any], None] | None) -> Any:
-    from shared.pipeline.run import ModelResult   # lazy: the pipeline imports this module
+    from shared.pipeline.run import ModelResult  # lazy: the pipeline imports this module
 
     started = time.monotonic()
     extractor = build_extractor(project, ref)

@@ -9,7 +9,8 @@ never a value.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from shared.config.models import Column
 from shared.extract.errors import ConversionError
@@ -54,12 +55,17 @@ def update_at(node: Any, parts: tuple[str, ...], change: Callable[[Any], Any]) -
             node[key] = change(node[key])
 
 
+def _keeping_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` for present values; a null stays null."""
+    return lambda value: value if value is None else convert(value)
+
+
 class DocumentShaper:
     """Raw record -> document with the declared columns' values converted in place."""
 
     def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str]):
         self.source, self.model = source, model
-        self._columns = [(name, field_parts(name, col), converter_for(col), col.on_error == "null")
+        self._columns = [(name, field_parts(name, col), _keeping_none(converter_for(col)), col.on_error == "null")
                          for name, col in columns.items()]
         self._keys = [(k, field_parts(k, columns.get(k))) for k in primary_key]
 
@@ -70,7 +76,7 @@ class DocumentShaper:
         document = dict(raw)
         for name, parts, convert, null_on_error in self._columns:
             try:
-                update_at(document, parts, lambda value: value if value is None else convert(value))
+                update_at(document, parts, convert)
             except BadValue as exc:
                 if null_on_error:
                     update_at(document, parts, lambda _value: None)

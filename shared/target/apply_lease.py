@@ -3,12 +3,13 @@ drops, so that no run loads a table while its shape changes, and no apply change
 run is loading (refused like a second run, naming the holder)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
+
 from .apply import PlanStamp
 from .lease import Holding, Leases, this_process
 from .plan import Plan, compute_plan

@@ -9,7 +9,7 @@ SQLite has no schemas; kspyder attaches one database file per source beside the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
@@ -117,7 +117,7 @@ def column_type(column: StoredColumn) -> sa.types.TypeEngine:
     raise ValueError(f"no SQL type for {kind}")
 
 
-def table_options(dialect: str) -> dict[str, str]:
+def table_options(dialect: str) -> dict[str, Any]:   # Any: sa.Table's **kw, dialect options
     """Per-table options: MariaDB/MySQL tables are utf8mb4 so that any Unicode value fits."""
     if dialect in MYSQL_FAMILY:
         return {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}

@@ -10,12 +10,13 @@ takes the value the slow way, through `fit.json_fit`, which reports it properly.
 from __future__ import annotations
 
 import json
-from json.encoder import c_make_encoder, encode_basestring
-from typing import Any, Callable
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]  # C hook, not in typeshed
+from typing import Any
 
 
 def one_shot_encoder() -> Callable[[Any], str]:
-    from shared.extract.records import json_value   # dates, decimals, UUIDs; TypeError for anything else
+    from shared.extract.records import json_value  # dates, decimals, UUIDs; TypeError for anything else
     encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=json_value)
     if c_make_encoder is None:   # a Python without the C accelerator
         return encoder.encode

@@ -17,10 +17,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from weakref import WeakSet
 
 import sqlalchemy as sa
@@ -86,7 +86,7 @@ def this_process() -> str:
 
 def utc(epoch: float) -> datetime:
     """A clock reading as the naive UTC datetime the lease table stores."""
-    return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
 
 
 def retry_delay(lease: Lease, now: datetime, ttl: float) -> float:
@@ -146,8 +146,8 @@ class Leases:
                             raise _Taken(name)
                 return None
             except (_Taken, sa.exc.IntegrityError) as exc:
-                name = exc.name if isinstance(exc, _Taken) else None
-                blocking = self._blocking(names, run_id, name)
+                taken = exc.name if isinstance(exc, _Taken) else None
+                blocking = self._blocking(names, run_id, taken)
                 if blocking is not None:
                     return blocking
             except sa.exc.OperationalError:   # deadlock (MariaDB gap locks), busy SQLite file
@@ -198,7 +198,8 @@ class Leases:
         with self.engine.begin() as connection:
             connection.execute(sa.update(t).where(t.c.name.in_(names), t.c.run_id == run_id, t.c.expires_at < expires)
                                .values(heartbeat_at=now, expires_at=expires))
-            kept = set(connection.execute(sa.select(t.c.name).where(t.c.name.in_(names), t.c.run_id == run_id)).scalars())
+            kept = set(connection.execute(sa.select(t.c.name).where(t.c.name.in_(names), t.c.run_id == run_id))
+                       .scalars())
         return [name for name in names if name not in kept]
 
     def release(self, names: Iterable[str], run_id: str) -> None:
@@ -252,7 +253,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kspyder-heartbeat", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -286,7 +287,7 @@ class Holding:
         self._lock = threading.Lock()
         self._heartbeat = Heartbeat(leases.ttl / 3, self.beat)
 
-    def __enter__(self) -> "Holding":
+    def __enter__(self) -> Holding:
         self.open()
         return self
 

@@ -12,12 +12,13 @@ import hmac
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from shared.config.models import PiiRule
 from shared.config.project import Project
+
 from .dialects import create_target_engine
 from .load import TargetDriftError
 
@@ -118,7 +119,7 @@ def _record(engine: sa.Engine, source: str, mark: str, attempts: int = 5) -> str
             meta_table.create(engine, checkfirst=True)
             with engine.begin() as connection:
                 connection.execute(sa.insert(meta_table).values(source=source, name=FINGERPRINT, value=mark,
-                                                                set_at=datetime.now(timezone.utc)))
+                                                                set_at=datetime.now(UTC)))
         except sa.exc.IntegrityError:
             pass   # recorded meanwhile by a concurrent load: read below
         except sa.exc.DBAPIError:
