@@ -235,3 +235,23 @@ def test_fields_hash_without_key_names_the_path() -> None:
     with pytest.raises(PiiKeyMissing, match=r"'payload\.owner\.name'") as raised:
         json_stripper({"owner.name": "hash"}, key=None)
     assert raised.value.column == "payload.owner.name"
+
+
+@pytest.mark.parametrize("value", [b"\x00\xffjpeg", bytearray(b"\x00\xffjpeg"), memoryview(b"\x00\xffjpeg")])
+def test_hash_of_binary_data_is_hmac_of_its_bytes(value) -> None:
+    expected = hmac.new(KEY, b"\x00\xffjpeg", hashlib.sha256).hexdigest()
+    assert rule("hash")(value) == expected
+    assert rule("hash")(value) != reference_hash(str(b"\x00\xffjpeg"))   # never the text form b'...'
+
+
+def test_hash_of_text_is_unchanged_by_the_bytes_rule() -> None:
+    """Text hashes as its UTF-8 bytes, as it always did: stored hashes of text values stay valid."""
+    assert rule("hash")("Zoë") == rule("hash")("Zoë".encode()) == reference_hash("Zoë")
+
+
+def test_binary_column_with_hash_rule_in_a_stripper() -> None:
+    columns = {"id": Column.model_validate({"type": "integer"}),
+               "photo": Column.model_validate({"type": "binary", "pii": "hash"})}
+    stripper = PiiStripper(columns, scan="redact", key=KEY, keys=("id",))
+    expected = hmac.new(KEY, b"\x89PNG", hashlib.sha256).hexdigest()
+    assert stripper.apply({"id": 1, "photo": b"\x89PNG"})["photo"] == expected

@@ -54,6 +54,7 @@ def canonical_text(value: Any) -> str:
     return str(value)
 
 
+_BINARY = (bytes, bytearray, memoryview)   # what a binary column holds (extract/records.py)
 HASH_CACHE = 65_536   # per hashed column: hashed keys and low-cardinality columns repeat a lot
 
 
@@ -64,7 +65,11 @@ def _hash(key: bytes) -> Transform:
     cached = lru_cache(maxsize=HASH_CACHE)(partial(keyed_hash, key))
 
     def apply(value: Any) -> Any:
-        return None if value is None else cached(canonical_text(value))
+        if value is None:
+            return None
+        if isinstance(value, _BINARY):   # a binary column: its bytes, not the text `b'...'` of them
+            return cached(bytes(value))
+        return cached(canonical_text(value))
     return apply
 
 
