@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.models import Strict, check_identifier
 from shared.config.project import Project
+from shared.config.project_cache import derived
 from shared.config.validation import issues_from_validation
 from shared.config.yaml_source import YamlDocument, load_yaml
 
@@ -76,10 +77,16 @@ class AggregationsFile(Strict):
 def load_aggregations(project: Project, env: Mapping[str, str] | None = None) -> dict[str, Aggregation]:
     """Every aggregation of `<manifests>/aggregations.yml` (none when the file is absent), in file
     order. Raises one `ConfigError` listing every problem."""
+    if env is None:   # the process's environment: kept with a cached project (Functions workers)
+        return derived(project, AGGREGATIONS_FILE, lambda: _read(project, os.environ))
+    return _read(project, env)
+
+
+def _read(project: Project, env: Mapping[str, str]) -> dict[str, Aggregation]:
     path = Path(project.root) / AGGREGATIONS_FILE
     if not path.exists():
         return {}
-    doc, issues = load_yaml(path, AGGREGATIONS_FILE, os.environ if env is None else env)
+    doc, issues = load_yaml(path, AGGREGATIONS_FILE, env)
     if issues:
         raise ConfigError(issues)
     if doc.data == {} or doc.data is None:

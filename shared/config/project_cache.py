@@ -6,6 +6,9 @@ manifest files (keyed on name, size, mtime, ctime and inode: nothing is read whi
 still) and the environment variables the load reads (the KSPYDER_* overrides and every `${VAR}`
 the files name). A Project is immutable, so sharing it carries no state between invocations.
 Invalid manifests are cached too: their issues are raised again, in a new ConfigError each time.
+
+What is read from the same folder on the project's behalf (transformations.yml, aggregations.yml)
+is kept with it (`derived`): those files are among the inputs the key covers, so one key serves all.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ import hashlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigError, ConfigIssue
 from .project import Project, load_project, manifests_dir
@@ -27,6 +32,7 @@ from .yaml_source import MAX_FILE_MB, referenced_env
 # digest of the files' bytes, compared until the files are older than this.
 RACY_NS = 2_000_000_000
 _SUFFIXES = (".yml", ".yaml")
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,6 +44,34 @@ class _Entry:
     digest: bytes | None
     project: Project | None
     issues: list[ConfigIssue] | None
+    derived: dict[str, tuple[Any, list[ConfigIssue] | None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def derive(self, name: str, build: Callable[[], T]) -> T:
+        """`build()` once for this entry; its ConfigError is kept too, and raised anew each time."""
+        with self.lock:   # concurrent invocations wait for one build rather than each do it
+            if name not in self.derived:
+                try:
+                    self.derived[name] = (build(), None)
+                except ConfigError as exc:
+                    self.derived[name] = (None, exc.issues)
+            value, issues = self.derived[name]
+        if issues is not None:
+            raise ConfigError(issues)
+        return cast(T, value)
+
+
+_caches: weakref.WeakSet[ProjectCache] = weakref.WeakSet()
+
+
+def derived(project: Project, name: str, build: Callable[[], T]) -> T:
+    """`build()`, kept with `project` when a ProjectCache holds it (as long as it does: a change
+    to any manifest file or variable makes a new project); else built on every call."""
+    for cache in list(_caches):
+        entry = cache._entry
+        if entry is not None and entry.project is project:
+            return entry.derive(name, build)
+    return build()
 
 
 class ProjectCache:
@@ -48,6 +82,7 @@ class ProjectCache:
         self._lock = threading.Lock()
         self._entry: _Entry | None = None
         self.loads = 0
+        _caches.add(self)
 
     def get(self, env: Mapping[str, str] | None = None) -> Project:
         env = dict(os.environ if env is None else env)

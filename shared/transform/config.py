@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.config.errors import ConfigError, ConfigIssue, format_path
 from shared.config.models import check_identifier
 from shared.config.project import Project
+from shared.config.project_cache import derived
 from shared.config.validation import issues_from_validation
 from shared.config.yaml_source import YamlDocument, load_yaml
 from .graph import Transformations, check_graph
@@ -45,10 +46,16 @@ class TransformationsFile(BaseModel):
 def load_transformations(project: Project, env: Mapping[str, str] | None = None) -> Transformations:
     """The project's pipelines in dependency order (none without the file); ConfigError lists
     every problem found."""
+    if env is None:   # the process's environment: kept with a cached project (Functions workers)
+        return derived(project, TRANSFORMATIONS_FILE, lambda: _read(project, os.environ))
+    return _read(project, env)
+
+
+def _read(project: Project, env: Mapping[str, str]) -> Transformations:
     path = Path(project.root) / TRANSFORMATIONS_FILE
     if not path.exists():
         return Transformations(TRANSFORMATIONS_FILE, {})
-    doc, issues = load_yaml(path, TRANSFORMATIONS_FILE, os.environ if env is None else env)
+    doc, issues = load_yaml(path, TRANSFORMATIONS_FILE, env)
     if issues:
         raise ConfigError(issues)
     if doc.data is None or doc.data == {}:
