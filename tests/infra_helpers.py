@@ -191,7 +191,7 @@ class CodeNames:
     blob_triggers: dict[str, str]        # function name -> container, for EventGrid-source blob triggers
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def function_bindings() -> dict[str, list[dict]]:
     """The bindings `app.get_functions()` reports. function_app.py is run afresh for its own `app`
     object: azure-functions raises when one app object is asked twice, and other tests ask the
@@ -254,7 +254,8 @@ def resource_names(infra: list[BicepFile], kind: str, allowed_expressions: set[s
             values = bicep.strings(name, resource.loop)
             if values is None:
                 if name is None or text(name) not in allowed_expressions:
-                    problems.append(f"{bicep.path.name}:{resource.line}: {kind} name is not a literal the check can read")
+                    problems.append(f"{bicep.path.name}:{resource.line}: {kind} name is not a literal the check can "
+                                    "read")
                 continue
             for value in values:
                 found[value] = f"{bicep.path.name}:{resource.line}"

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,7 +23,7 @@ from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import project_for
 
-WHEN = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+WHEN = datetime(2024, 5, 1, 12, tzinfo=UTC)
 ROUTES = [
     {"_id": "rt1", "name": "hub", "vnet": "v1", "routes": [{"prefix": "0.0.0.0/0", "hop": "Internet"},
                                                            {"prefix": "10.1.0.0/16", "hop": "VirtualAppliance"}]},
@@ -150,7 +150,8 @@ def sql_table_case(tmp_path, mongo_client, mongo_name, target_url: str) -> None:
         assert (first.error, first.rows, first.files) == (None, 3, [])
         assert (second.error, second.rows, second.table) == (None, 2, f"{schema}.routes")
         with engine.connect() as connection:
-            rows = connection.execute(sa.text(f'SELECT "table", prefix, vnet, routes, _kspyder_run_id FROM {schema}.routes '
+            rows = connection.execute(sa.text('SELECT "table", prefix, vnet, routes, _kspyder_run_id FROM '
+                                              f'{schema}.routes '
                                               "ORDER BY prefix")).all()
         assert [tuple(r) for r in rows] == [("hub", "0.0.0.0/0", "vnet-hub", 1, "run-b"),
                                            ("hub", "10.1.0.0/16", "vnet-hub", 1, "run-b")]

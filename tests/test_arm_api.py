@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from samples.arm_api import ArmApi, ArmConfig
-from samples.arm_api import costs, estate
+from samples.arm_api import ArmApi, ArmConfig, costs, estate
 from samples.arm_api.handlers import decode_skiptoken, encode_skiptoken, handle
 
 SUB = estate.SUBSCRIPTION

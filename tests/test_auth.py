@@ -9,11 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.http_stub import FakeTime, Reply, Seen, StubServer
 from shared.config import models as cfg
-from shared.extract.auth import (ApiKeyHeaderAuth, ApiKeyQueryAuth, AzureTokenAuth, BasicAuth, BearerTokenAuth,
-                                 OAuth2ClientCredentialsAuth, build_auth)
+from shared.extract.auth import (
+    ApiKeyHeaderAuth,
+    ApiKeyQueryAuth,
+    AzureTokenAuth,
+    BasicAuth,
+    BearerTokenAuth,
+    OAuth2ClientCredentialsAuth,
+    build_auth,
+)
 from shared.extract.errors import ExtractError, FetchError
+from tests.http_stub import FakeTime, Reply, Seen, StubServer
 
 AccessToken = namedtuple("AccessToken", "token expires_on")   # the shape of azure.core.credentials.AccessToken
 SECRET = "s3cr3t/+&= value"

@@ -27,8 +27,8 @@ from shared.mongo.client import DocumentStoreError, check_server, open_documents
 from shared.pipeline import run_models
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
-from shared.target.load import LoadError
 from shared.target.dialects import create_target_engine
+from shared.target.load import LoadError
 from shared.target.pii_key_check import TABLE, PiiKeyMismatch, check_pii_key, fingerprint, forget_pii_key
 from tests.test_chain_helpers import RecordingQueues
 
@@ -195,7 +195,7 @@ def test_loads_racing_on_a_new_sqlite_target_all_record_or_find_the_fingerprint(
     from shared.target import pii_key_check
 
     url = f"sqlite:///{tmp_path / 'target.db'}"
-    project = project_with(tmp_path, KSPYDER_PII_KEY="the-key")
+    project_with(tmp_path, KSPYDER_PII_KEY="the-key")
     errors: list[BaseException] = []
     start = threading.Barrier(8)
 

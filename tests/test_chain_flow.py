@@ -19,15 +19,23 @@ from shared.chain.names import FETCH, FETCH_POISON, LOAD, LOAD_POISON, PAGINATE,
 from shared.chain.pages import start_blob_name
 from shared.chain.pump import drain, handle_once
 from shared.chain.sealed import MARK, unseal
-from shared.extract.http_client import HttpClient
 from shared.extract.api import new_client
+from shared.extract.http_client import HttpClient
 from shared.ledger import RunLedger
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
-from shared.target.load import LoadError, Loader, TargetDriftError
+from shared.target.load import Loader, LoadError, TargetDriftError
 from tests.flow_helpers import TEST_KEY
-from tests.test_chain_helpers import (API_COUNTS, RATE, RecordingQueues, applied_target, build_project,
-                                      reference_snapshot, snapshot, transform_events)
+from tests.test_chain_helpers import (
+    API_COUNTS,
+    RATE,
+    RecordingQueues,
+    applied_target,
+    build_project,
+    reference_snapshot,
+    snapshot,
+    transform_events,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +94,7 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     assert snapshot(harness.engine, project) == expected
     assert {m: len(rows) for m, rows in expected.items()} == {
         "shop.customers": 130, "shop.products": 70, "shop.orders": 55, "shop.events": 70, "shop.tickets": 70,
-        "shop.countries": len(requests.get(f"{api.base_url}/v1/countries").json()),
+        "shop.countries": len(requests.get(f"{api.base_url}/v1/countries", timeout=30).json()),
         "erp.orders": 40, "erp.lines": len(expected["erp.lines_flat"]), "erp.lines_flat": len(expected["erp.lines"])}
     [event] = transform_events(harness.queues)
     assert event.run_id == run_id and event.sources == ("erp", "shop") and len(event.models) == 9
@@ -128,7 +136,8 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     assert [job.last for job, _ in sorted(loads, key=lambda x: x[0].index)] == [False] * 5 + [True]
     raw = "".join(harness.blobs.get(RAW, name).decode() for name in harness.blobs.list(RAW, run_id))
     emails = [c["email"] for page in range(1, 7)
-              for c in requests.get(f"{api.base_url}/v1/customers", params={"page": page, "per_page": 25}).json()["data"]]
+              for c in requests.get(f"{api.base_url}/v1/customers", params={"page": page, "per_page": 25},
+                                      timeout=30).json()["data"]]
     assert emails and not any(e in raw for e in emails)
     assert all(len(json.dumps(body)) < 2000 for _, body, _ in harness.queues.sent)
 
@@ -322,7 +331,7 @@ def test_loads_racing_to_the_finish_send_one_transform_event(tmp_path, api, harn
         list(pool.map(load, jobs))
     assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
     assert {m: len(rows) for m, rows in snapshot(harness.engine, project).items()} == {
-        "shop.customers": 130, "shop.countries": len(requests.get(f"{api.base_url}/v1/countries").json())}
+        "shop.customers": 130, "shop.countries": len(requests.get(f"{api.base_url}/v1/countries", timeout=30).json())}
     assert harness.status(run_id)["done"]
 
 

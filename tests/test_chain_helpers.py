@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from samples.sample_db import create_sample_db
-from shared.chain.names import TRANSFORM
 from shared.chain.messages import decode
+from shared.chain.names import TRANSFORM
 from shared.config.project import Project
 from shared.ledger import RunLedger
 from shared.pipeline import run_models

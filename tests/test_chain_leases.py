@@ -16,7 +16,14 @@ from shared.chain.pump import drain
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
 from shared.target.lease import Leases
-from tests.test_chain_helpers import API_COUNTS, RecordingQueues, applied_target, build_project, reference_snapshot, snapshot
+from tests.test_chain_helpers import (
+    API_COUNTS,
+    RecordingQueues,
+    applied_target,
+    build_project,
+    reference_snapshot,
+    snapshot,
+)
 
 MODEL = "shop.countries"   # keyless: replaced per run
 

@@ -5,7 +5,7 @@ ordering and error semantics."""
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -120,7 +120,7 @@ def test_two_columns_under_one_object_read_it_once_each_record():
 # ---------------------------------------------------------------- JSON
 @pytest.mark.parametrize("value", [
     {"a": [1, 2.5, None, True, "é ✓ \"q\" \\ \n"]}, [], {}, [{"deep": [[[{"x": "y"}]]]}],
-    {"amount": Decimal("1.50"), "when": datetime(2024, 1, 1, tzinfo=timezone.utc), "day": date(2024, 1, 2)},
+    {"amount": Decimal("1.50"), "when": datetime(2024, 1, 1, tzinfo=UTC), "day": date(2024, 1, 2)},
     {1: "int key", 2.5: "float key", None: "null key"}, {True: "bool key"}, ["\ud800 lone surrogate"],
 ])
 def test_one_shot_json_encoder_writes_what_encode_json_writes(value):
@@ -145,11 +145,11 @@ def test_sqlite_column_wise_binds_equal_sqlalchemy_per_value_binds():
     writer = SqliteExecuteMany(sqlite_upsert(table, ["id"]), table, dialect)
     rows = [(1, datetime(2024, 3, 5, 10, 15), datetime(1, 1, 1, 0, 0, 0, 7), Decimal("12.34"), date(2024, 2, 29), True, "a"),
             (2, None, None, None, None, None, None),
-            (3, datetime(2024, 3, 5, 10, 15, 0, 120, tzinfo=timezone.utc), datetime(999, 12, 31, 23, 59, 59, 999999),
+            (3, datetime(2024, 3, 5, 10, 15, 0, 120, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 999999),
              Decimal("-0.01"), date(1, 1, 1), False, "é")]
     expected = [tuple(value if process is None or value is None else process(value)
-                      for value, process in zip(row, writer.processors)) for row in rows]
-    assert list(zip(*writer.bind_columns(list(zip(*rows))))) == expected
+                      for value, process in zip(row, writer.processors, strict=True)) for row in rows]
+    assert list(zip(*writer.bind_columns(list(zip(*rows, strict=True))), strict=True)) == expected
     assert [list(column) for column in writer.bind_columns([()] * 7)] == [[]] * 7
 
 
@@ -237,7 +237,8 @@ def test_sqlite_is_written_on_the_callers_thread(url, tmp_path):
 
 
 # ---------------------------------------------------------------- generated shaper, any input
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                     st.text(max_size=12), st.sampled_from(["12", " 7 ", "1.50", "2024-02-29", "yes", "nan", "1e400",

@@ -92,7 +92,8 @@ def test_malformed_json_is_a_clear_error(tmp_path, api):
 
 
 def test_missing_record_path_names_url_not_the_body_keys(tmp_path, api):
-    with pytest.raises(RecordPathError, match=r"record path 'items' not found in the response from .*/v1/missing_records "
+    with pytest.raises(RecordPathError, match=r"record path 'items' not found in the response from "
+                                              r".*/v1/missing_records "
                                               r"\(the body is an object of 1 key\(s\)\)") as caught:
         run(tmp_path, api, {"path": "/v1/missing_records", "records": "items", "columns": ID})
     assert "items_typo" not in str(caught.value)   # top-level keys are data in some APIs
@@ -141,7 +142,8 @@ def test_pii_is_stripped_before_anything_leaves_the_extractor(tmp_path, api):
     raw = []
     import requests
     for page in range(1, 4):
-        raw += requests.get(f"{api.base_url}/v1/customers", params={"page": page, "per_page": 100}).json()["data"]
+        raw += requests.get(f"{api.base_url}/v1/customers", params={"page": page, "per_page": 100},
+                            timeout=30).json()["data"]
     records, _ = run(tmp_path, api, {
         "path": "/v1/customers", "records": "data", "params": {"per_page": 100}, "pii_scan": "redact",
         "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"},

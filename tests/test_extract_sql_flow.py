@@ -1,7 +1,7 @@
 """The SQL connector on SQLite, PostgreSQL and MariaDB: keyset chunks, queries, streaming, errors."""
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
@@ -50,7 +50,7 @@ def test_table_in_keyset_chunks_returns_every_row_once_in_key_order(tmp_path, so
     assert len(ids) == ORDERS and ids == sorted(set(ids))
     assert stats.pages == -(-ORDERS // 10)
     first = records[0]
-    assert isinstance(first["amount"], Decimal) and first["created_at"].tzinfo == timezone.utc
+    assert isinstance(first["amount"], Decimal) and first["created_at"].tzinfo == UTC
     assert len(first["email"]) == 64 and "@" not in first["email"]
 
 

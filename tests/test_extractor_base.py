@@ -3,7 +3,7 @@ before anything leaves, limits, reconciliation with a stated total, stats; each 
 scan on the run's thread and in the scan process (`scan_process`)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -26,7 +26,7 @@ HTTP_FUNCTIONS = {"health": ("health", ["GET"]), "start_run": ("runs", ["POST"])
 OTHER_FUNCTIONS = {"scheduled_runs", "inbox"}   # the timer and the blob drop
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def registered() -> dict:
     """`app.get_functions()` once: azure-functions 1.26 raises "does not have a unique function
     name" when the same app object is asked twice (the worker indexes it once)."""

@@ -9,9 +9,9 @@ import logging
 import secrets
 
 import azure.functions as func
-from azure.core.exceptions import HttpResponseError
 import pytest
 import sqlalchemy as sa
+from azure.core.exceptions import HttpResponseError
 from azure.functions.blob import InputStream
 from azure.storage.queue import QueueServiceClient
 

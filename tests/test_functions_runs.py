@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import azure.functions as func
+import pytest
 
 from functions import common
 from functions.runs import run_status, start_run

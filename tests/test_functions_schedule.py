@@ -4,13 +4,12 @@ against Azurite (ledger, tick claims, queues) and a SQLite target."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import azure.functions as func
 import pytest
 import yaml
 from azure.functions.timer import TimerRequest
-
-import azure.functions as func
 
 from functions import common
 from functions import schedule as timer_module
@@ -31,7 +30,7 @@ COUNTRIES = {"countries": {"path": "/v1/countries", "columns": {"code": {"type":
 
 
 def at(hour: int, minute: int = 0, second: int = 0, day: int = 1, micro: int = 0) -> datetime:
-    return datetime(2024, 1, day, hour, minute, second, micro, tzinfo=timezone.utc)   # 2024-01-01 is a Monday
+    return datetime(2024, 1, day, hour, minute, second, micro, tzinfo=UTC)   # 2024-01-01 is a Monday
 
 
 def sources(tmp_path) -> dict:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import azure.functions as func
+import pytest
 
 from functions import common, schema_routes, transform_route
 from functions.schema_routes import schema_apply, schema_plan

@@ -19,7 +19,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
@@ -162,7 +162,7 @@ class RawServer:
         sock.sendall(data)
         self.sent += len(data)
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         self._thread.start()
         return self
 
@@ -192,7 +192,8 @@ def test_a_2_gb_body_stops_at_max_response_mb():
 
     with RawServer(answer) as server:
         def fetch():
-            with pytest.raises(FetchError, match=r"response body over throttle.max_response_mb=2 \(after decompression\)"):
+            with pytest.raises(FetchError, match=r"response body over throttle.max_response_mb=2 \(after "
+                                                 r"decompression\)"):
                 client(max_response_mb=2).fetch(PageRequest(server.url()))
         peak = peak_memory(fetch)
         assert server.finished.wait(5)
@@ -314,7 +315,7 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 def test_json_nested_100000_deep_is_a_clear_fetch_error():
     with StubServer([Reply(200, DEEP)]) as server:
         with pytest.raises(FetchError, match="nests arrays or objects too deeply"):
-            client().fetch(PageRequest(server.url())).body
+            _ = client().fetch(PageRequest(server.url())).body
 
 
 def test_deep_json_fails_its_model_and_the_others_go_on(tmp_path):
@@ -364,18 +365,20 @@ def test_deep_json_bodies_of_the_http_routes_are_a_400():
 
 # ---------------------------------------------------------------- §7 403 rate limits
 def github_secondary() -> Reply:
-    return Reply(403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    return Reply(403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+                                  "again.",
                        "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
 
 
 def github_primary(reset_in: int) -> Reply:
-    reset = int(datetime.now(timezone.utc).timestamp()) + reset_in
+    reset = int(datetime.now(UTC).timestamp()) + reset_in
     return Reply(403, {"message": "API rate limit exceeded for 203.0.113.42."},
                  headers={"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)})
 
 
 def google(reason: str) -> Reply:
-    return Reply(403, {"error": {"errors": [{"domain": "usageLimits", "reason": reason, "message": "Rate Limit Exceeded"}],
+    return Reply(403, {"error": {"errors": [{"domain": "usageLimits", "reason": reason, "message": "Rate Limit "
+                                                                                                   "Exceeded"}],
                                  "code": 403, "message": "Rate Limit Exceeded"}})
 
 

@@ -25,7 +25,7 @@ class RawServer:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/items"
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         self.thread.start()
         return self
 
@@ -59,7 +59,8 @@ class RawServer:
 
 
 def reply(body: bytes, length: int | None = None, close: bool = False) -> bytes:
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body) if length is None else length}"
+    head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body) if length is None else length}"
             f"\r\n{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n")
     return head.encode() + body
 

@@ -5,18 +5,18 @@ import logging
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from tests.http_stub import FakeTime, Reply, Seen, StubServer
 from shared.config.models import OAuth2ClientCredentials, Throttle
 from shared.extract.auth import ApiKeyQueryAuth, BearerTokenAuth, OAuth2ClientCredentialsAuth
 from shared.extract.errors import FetchError, RateLimited
 from shared.extract.http_client import HttpClient
 from shared.extract.types import PageRequest
+from tests.http_stub import FakeTime, Reply, Seen, StubServer
 
 KEY = "k3y/+&=SECRET"
 
@@ -74,7 +74,7 @@ def test_retry_after_seconds_is_honoured_and_pauses_the_whole_source():
 
 def test_retry_after_http_date_on_503():
     fake = FakeTime()
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
     with StubServer([Reply(503, headers={"Retry-After": when}), Reply(200, {})]) as server:
         client(fake, max_backoff=30).fetch(PageRequest(server.url()))
     assert 18 <= fake.sleeps[0] <= 20
@@ -219,7 +219,7 @@ def test_invalid_json_is_not_retried(body):
     with StubServer([Reply(200, body)]) as server:
         http = client()
         with pytest.raises(FetchError, match="response is not valid JSON") as caught:
-            http.fetch(PageRequest(server.url())).body  # decoded where consumed
+            _ = http.fetch(PageRequest(server.url())).body  # decoded where consumed
     assert caught.value.status == 200 and server.count == 1
 
 

@@ -12,9 +12,11 @@ import azure.functions as func
 import pytest
 import yaml
 
-from functions.runs import FIELDS as RUN_FIELDS, parse_start
+from functions.runs import FIELDS as RUN_FIELDS
+from functions.runs import parse_start
 from functions.schema_routes import parse_apply
-from functions.transform_route import FIELDS as TRANSFORM_FIELDS, parse_transform
+from functions.transform_route import FIELDS as TRANSFORM_FIELDS
+from functions.transform_route import parse_transform
 from tests.infra_helpers import ROOT, function_bindings
 
 OPENAPI = ROOT / "docs" / "http" / "openapi.yaml"
@@ -52,7 +54,8 @@ def openapi_problems(spec: dict, routes: dict[tuple[str, str], str]) -> list[str
         if function in PARSERS:
             schema = op["requestBody"]["content"]["application/json"]["schema"]
             if set(schema["properties"]) != PARSERS[function][1] or schema.get("additionalProperties") is not False:
-                problems.append(f"openapi: {function} body fields {sorted(schema['properties'])} are not what it accepts")
+                problems.append(f"openapi: {function} body fields {sorted(schema['properties'])} are not what it "
+                                "accepts")
     if not spec.get("security"):
         problems.append("openapi: no security requirement (the routes need a function key)")
     return problems
@@ -72,7 +75,7 @@ def postman_problems(collection: dict, routes: dict[tuple[str, str], str]) -> li
     problems = [f"postman: {m} {p} ({routes[(m, p)]}) has no request" for m, p in sorted(set(routes) - set(requests))]
     problems += [f"postman: {m} {p} is not a route of the app" for m, p in sorted(set(requests) - set(routes))]
     declared = {v["key"] for v in collection.get("variable", [])}
-    for (method, path), item in sorted(requests.items()):
+    for _route, item in sorted(requests.items()):
         request = item["request"]
         if request["url"]["raw"] != "{{baseUrl}}/" + "/".join(request["url"]["path"]):
             problems.append(f"postman: {item['name']}: url.raw and url.path disagree")
@@ -150,8 +153,8 @@ def test_openapi_references_resolve(spec):
 
 
 def test_openapi_examples_pass_the_functions_parsers(spec):
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
+    for ops in spec["paths"].values():
+        for op in ops.values():
             if op.get("operationId") in PARSERS:
                 example = op["requestBody"]["content"]["application/json"]["example"]
                 PARSERS[op["operationId"]][0](request(example))   # raises BadRequest if the docs were wrong

@@ -159,7 +159,7 @@ def test_postdeploy_warms_up_then_retries_the_subscription(tmp_path):
     assert result.returncode == 0, result.stderr
     creates = [i for i, c in enumerate(calls) if c.startswith("eventgrid system-topic event-subscription create")]
     warmups = [i for i, c in enumerate(calls) if c.startswith("curl") and "/api/health" in c]
-    assert len(creates) == 3 and len(warmups) == 3 and all(w < c for w, c in zip(warmups, creates))
+    assert len(creates) == 3 and len(warmups) == 3 and all(w < c for w, c in zip(warmups, creates, strict=True))
     assert calls[-1].startswith("functionapp restart")
 
 

@@ -79,17 +79,17 @@ def symbol_problems(infra: Path) -> list[str]:
         tree = parse(path.read_bytes())
         known = declared(tree) | {"az", "sys"}
 
-        def walk(node) -> None:
+        def walk(node, known: set[str], name: str) -> None:
             if node.type == "interpolation":
                 head = node.named_children[0]
                 while head.type == "member_expression":
                     head = head.named_children[0]
                 if head.type == "identifier" and text(head) not in known:
-                    problems.append(f"{path.name}:{head.start_point[0] + 1}: {text(head)} is not declared")
+                    problems.append(f"{name}:{head.start_point[0] + 1}: {text(head)} is not declared")
             for child in node.children:
-                walk(child)
+                walk(child, known, name)
 
-        walk(tree)
+        walk(tree, known, path.name)
     return problems
 
 
@@ -117,7 +117,8 @@ def test_an_unclosed_object_is_reported(tmp_path):
 
 def test_interpolations_name_declared_symbols(tmp_path):
     assert symbol_problems(INFRA) == []
-    (tmp_path / "main.bicep").write_text("param a string\n@description('uses \\${VAR} and ${VAR}')\nparam b string = '${a}-${c.id}'\n")
+    (tmp_path / "main.bicep").write_text("param a string\n@description('uses \\${VAR} and ${VAR}')\nparam b string = "
+                                         "'${a}-${c.id}'\n")
     assert symbol_problems(tmp_path) == ["main.bicep:2: VAR is not declared", "main.bicep:3: c is not declared"]
 
 
@@ -128,7 +129,8 @@ def test_modules_get_exactly_their_parameters():
 def test_module_wiring_mistakes_are_reported(tmp_path):
     infra = Path(shutil.copytree(INFRA, tmp_path / "infra"))
     main = infra / "main.bicep"
-    source = main.read_text().replace("    rawRetentionDays: rawRetentionDays\n", "    rawRetentionDay: rawRetentionDays\n")
+    source = main.read_text().replace("    rawRetentionDays: rawRetentionDays\n", "    rawRetentionDay: "
+                                                                                  "rawRetentionDays\n")
     main.write_text(source.replace("storage.outputs.blobEndpoint", "storage.outputs.blobUrl"))
     (infra / "app" / "cosmos.bicep").unlink()
     lines = source.splitlines()

@@ -14,9 +14,19 @@ import re
 import shutil
 from pathlib import Path
 
-from shared.config.yaml_source import _ENV_REF as ENV_REFERENCE   # the loader's own ${VAR} pattern
-from tests.infra_helpers import (INFRA, ROOT, BicepFile, CodeNames, app_settings, code_names, literal, load_infra,
-                                 path_of, resource_names)
+from shared.config.yaml_source import _ENV_REF as ENV_REFERENCE  # the loader's own ${VAR} pattern
+from tests.infra_helpers import (
+    INFRA,
+    ROOT,
+    BicepFile,
+    CodeNames,
+    app_settings,
+    code_names,
+    literal,
+    load_infra,
+    path_of,
+    resource_names,
+)
 
 QUEUES = "Microsoft.Storage/storageAccounts/queueServices/queues"
 CONTAINERS = "Microsoft.Storage/storageAccounts/blobServices/containers"
@@ -26,7 +36,8 @@ STORAGE_IDENTITY = {f"{STORAGE_SETTING}__accountName", f"{STORAGE_SETTING}__cred
 INFRA_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 
 LOCAL_ONLY = {   # in local.settings.sample.json, not for Azure
-    "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig.runtime and rejects this setting",
+    "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig.runtime and rejects this "
+                                "setting",
     "AzureWebJobsFeatureFlags": "EnableWorkerIndexing is the Azure host's default for the v2 programming model",
     "SAMPLE_API_URL": "the demo's sample API on 127.0.0.1; manifests' variables go in the manifestSettings parameter",
     "ERP_DB_URL": "the demo's sample database file; manifests' variables go in manifestSettings / manifestSecrets",
@@ -61,7 +72,8 @@ def setting_problems(infra: list[BicepFile], code: CodeNames) -> list[str]:
                 problems.append(f"{settings[name]}: sets {name}, which must stay unset in Azure ({exempt[name]})")
         elif name == STORAGE_SETTING:
             if name in settings:
-                problems.append(f"{settings[name]}: {name} must not be set (a connection string); use the identity settings")
+                problems.append(f"{settings[name]}: {name} must not be set (a connection string); use the identity "
+                                "settings")
             for identity in sorted(STORAGE_IDENTITY - set(settings)):
                 problems.append(f"{bicep.path.name}: {identity} is not set (identity-based {name}, used by {where})")
         elif name not in settings:
@@ -93,12 +105,14 @@ def storage_problems(infra: list[BicepFile], code: CodeNames) -> list[str]:
         for number, line in enumerate(bicep.source.splitlines(), 1):
             for match in KSPYDER_NAME.finditer(line.split("//", 1)[0]):
                 if match.group(0) not in known:
-                    problems.append(f"{bicep.path.name}:{number}: refers to {match.group(0)}, not a queue or container of the code")
+                    problems.append(f"{bicep.path.name}:{number}: refers to {match.group(0)}, not a queue or container "
+                                    "of the code")
         for policy in (r for r in bicep.resources if r.type == LIFECYCLE):
             for rule in path_of(policy.body, "properties", "policy", "rules").named_children:
                 for prefix in bicep.strings(path_of(rule, "definition", "filters", "prefixMatch")) or []:
                     if prefix.split("/", 1)[0] not in containers:
-                        problems.append(f"{bicep.path.name}:{policy.line}: lifecycle rule prefix {prefix} is not in a provisioned container")
+                        problems.append(f"{bicep.path.name}:{policy.line}: lifecycle rule prefix {prefix} is not in a "
+                                        "provisioned container")
     return problems
 
 
@@ -110,7 +124,8 @@ def runtime_problems(infra: list[BicepFile], code: CodeNames) -> list[str]:
     runtime = site.prop("properties", "functionAppConfig", "runtime")
     name, version = (literal(path_of(runtime, key)) for key in ("name", "version"))
     if (name, version) != ("python", FLEX_PYTHON):
-        return [f"{bicep.path.name}:{site.line}: functionAppConfig.runtime is {name} {version}, expected python {FLEX_PYTHON}"]
+        return [f"{bicep.path.name}:{site.line}: functionAppConfig.runtime is {name} {version}, expected python "
+                f"{FLEX_PYTHON}"]
     return []
 
 
@@ -137,7 +152,8 @@ def hook_problems(infra: Path, parsed: list[BicepFile], code: CodeNames) -> list
             problems.append(f"{name} reads {variable}, which main.bicep does not output")
     for secret in sorted({s for b in parsed for s in KEY_VAULT_SECRET.findall(b.source)}):
         if f"secret_exists {secret}" not in secrets_script:
-            problems.append(f"Key Vault secret {secret} is referenced by the Bicep but postprovision.sh does not handle it")
+            problems.append(f"Key Vault secret {secret} is referenced by the Bicep but postprovision.sh does not "
+                            "handle it")
     topics = [r for b in parsed for r in b.resources if r.type == "Microsoft.EventGrid/systemTopics"]
     if code.blob_triggers and not any(literal(r.prop("properties", "topicType")) == "Microsoft.Storage.StorageAccounts" for r in topics):
         problems.append("no Event Grid system topic on the storage account for the blob trigger")
@@ -158,7 +174,8 @@ def manifest_variable_problems(infra: Path, parsed: list[BicepFile], manifests: 
             for match in ENV_REFERENCE.finditer(line):
                 name, default = match.group(1), match.group(2)
                 if name and default is None and name not in provided:
-                    problems.append(f"{path.name}:{number}: ${{{name}}} has no default and is not in infra/manifest-variables.json")
+                    problems.append(f"{path.name}:{number}: ${{{name}}} has no default and is not in "
+                                    "infra/manifest-variables.json")
     return problems
 
 
@@ -210,7 +227,8 @@ def test_a_queue_only_the_bicep_has_is_reported(tmp_path):
 def test_a_queue_the_code_uses_but_the_bicep_lacks_is_reported(tmp_path):
     infra = copy_infra(tmp_path)
     edit(infra / "app" / "storage.bicep", "  'kspyder-load-poison'\n", "")
-    assert new_problems(infra=infra) == ["queue kspyder-load-poison (used by shared/chain/names.py) is not provisioned in infra/"]
+    assert new_problems(infra=infra) == ["queue kspyder-load-poison (used by shared/chain/names.py) is not provisioned "
+                                         "in infra/"]
     code = code_names()
     extra = dataclasses.replace(code, queues={**code.queues, "kspyder-merge": "function merge"})
     assert "queue kspyder-merge (used by function merge) is not provisioned in infra/" in new_problems(code=extra)
@@ -230,7 +248,8 @@ def test_a_removed_setting_is_reported(tmp_path):
     infra = copy_infra(tmp_path)
     edit(infra / "app" / "function.bicep", "  KSPYDER_SCHEDULE: schedule\n", "")
     problems = new_problems(infra=infra)
-    assert problems == ["function.bicep: app setting KSPYDER_SCHEDULE (used by shared/chain/names.py) is not set in var appSettings"]
+    assert problems == ["function.bicep: app setting KSPYDER_SCHEDULE (used by shared/chain/names.py) is not set in "
+                        "var appSettings"]
 
 
 def test_a_setting_the_code_does_not_read_is_reported(tmp_path):
@@ -271,7 +290,8 @@ def test_the_hook_must_match_the_blob_trigger_and_the_outputs(tmp_path):
 def test_key_vault_secrets_and_the_secrets_hook_agree(tmp_path):
     infra = copy_infra(tmp_path)
     edit(infra / "hooks" / "postprovision.sh", "if secret_exists pii-key; then", "if secret_exists pii_key; then")
-    assert new_problems(infra=infra) == ["Key Vault secret pii-key is referenced by the Bicep but postprovision.sh does not handle it"]
+    assert new_problems(infra=infra) == ["Key Vault secret pii-key is referenced by the Bicep but postprovision.sh "
+                                         "does not handle it"]
 
 
 def test_stale_exemptions_are_reported():
@@ -291,7 +311,8 @@ def test_manifest_variables_without_a_default_must_be_provided(tmp_path):
     assert problems[0].startswith("connector_models.yml:") and "${SHOP_URL} has no default" in problems[0]
     infra = copy_infra(tmp_path)
     (infra / "manifest-variables.json").write_text(json.dumps({"settings": {"SHOP_URL": "https://shop"}, "secrets": ["BAD-NAME"]}))
-    assert new_problems(infra=infra, manifests=manifests) == ["manifest-variables.json: secret BAD-NAME is not a setting name"]
+    assert new_problems(infra=infra, manifests=manifests) == ["manifest-variables.json: secret BAD-NAME is not a "
+                                                              "setting name"]
 
 
 def test_the_runtime_is_python_312(tmp_path):

@@ -102,7 +102,8 @@ def required_problems(bicep: BicepFile) -> list[str]:
             value = resource.prop(*keys)
             if value is None or text(value) != expected:
                 found = "missing" if value is None else text(value)
-                problems.append(f"{bicep.path.name}:{resource.line}: {resource.type} {'.'.join(keys)} must be {expected} ({found})")
+                problems.append(f"{bicep.path.name}:{resource.line}: {resource.type} {'.'.join(keys)} must be "
+                                f"{expected} ({found})")
     return problems
 
 
@@ -158,33 +159,42 @@ def test_key_based_access_is_reported(tmp_path):
     assert len(problems) == 1 and problems[0].endswith("listKeys( (key-based access) is not allowed")
     problems = broken(tmp_path / "b", "app/monitoring.bicep", "param retentionInDays int = 30",
                       "param retentionInDays int = 30\nvar c = 'DefaultEndpointsProtocol=https;AccountKey=abc'")
-    assert problems == [f"monitoring.bicep:{line_of('app/monitoring.bicep', 'param retentionInDays') + 1}: AccountKey= (key-based access) is not allowed"]
+    assert problems == [f"monitoring.bicep:{line_of('app/monitoring.bicep', 'param retentionInDays') + 1}: AccountKey= "
+                        "(key-based access) is not allowed"]
 
 
 def test_public_or_key_enabled_storage_is_reported(tmp_path):
     problems = broken(tmp_path, "app/storage.bicep", "allowSharedKeyAccess: false", "allowSharedKeyAccess: true")
-    assert problems == [f"storage.bicep:{line_of('app/storage.bicep', 'resource storage ')}: Microsoft.Storage/storageAccounts properties.allowSharedKeyAccess must be false (true)"]
-    problems = broken(tmp_path / "b", "app/storage.bicep", "  name: deploymentContainerName\n  properties: {\n    publicAccess: 'None'\n",
+    assert problems == [f"storage.bicep:{line_of('app/storage.bicep', 'resource storage ')}: "
+                        "Microsoft.Storage/storageAccounts properties.allowSharedKeyAccess must be false (true)"]
+    problems = broken(tmp_path / "b", "app/storage.bicep", "  name: deploymentContainerName\n  properties: {\n    "
+                                                           "publicAccess: 'None'\n",
                       "  name: deploymentContainerName\n  properties: {\n    publicAccess: 'Blob'\n")
-    assert problems == [f"storage.bicep:{line_of('app/storage.bicep', 'resource deploymentContainer ')}: Microsoft.Storage/storageAccounts/blobServices/containers properties.publicAccess must be 'None' ('Blob')"]
+    assert problems == [f"storage.bicep:{line_of('app/storage.bicep', 'resource deploymentContainer ')}: "
+                        "Microsoft.Storage/storageAccounts/blobServices/containers properties.publicAccess must be "
+                        "'None' ('Blob')"]
 
 
 def test_site_and_monitoring_rules_are_reported(tmp_path):
     problems = broken(tmp_path, "app/function.bicep", "      minTlsVersion: '1.2'\n", "")
-    assert problems == [f"function.bicep:{line_of('app/function.bicep', 'resource app ')}: Microsoft.Web/sites properties.siteConfig.minTlsVersion must be '1.2' (missing)"]
+    assert problems == [f"function.bicep:{line_of('app/function.bicep', 'resource app ')}: Microsoft.Web/sites "
+                        "properties.siteConfig.minTlsVersion must be '1.2' (missing)"]
     problems = broken(tmp_path / "b", "app/monitoring.bicep", "DisableLocalAuth: true", "DisableLocalAuth: false")
-    assert problems == [f"monitoring.bicep:{line_of('app/monitoring.bicep', 'resource applicationInsights ')}: Microsoft.Insights/components properties.DisableLocalAuth must be true (false)"]
+    assert problems == [f"monitoring.bicep:{line_of('app/monitoring.bicep', 'resource applicationInsights ')}: "
+                        "Microsoft.Insights/components properties.DisableLocalAuth must be true (false)"]
 
 
 def test_a_secret_in_a_parameter_default_is_reported(tmp_path):
     problems = broken(tmp_path, "app/function.bicep", "param targetUrl string",
-                      "param targetUrl string\n@secure()\nparam piiKey string = 'hunter2'\nparam sqlPassword string = 'x'")
+                      "param targetUrl string\n@secure()\nparam piiKey string = 'hunter2'\nparam sqlPassword string = "
+                      "'x'")
     assert [p.split(": ", 1)[1] for p in problems] == ["parameter piiKey must not have a default (a secret)",
                                                       "parameter sqlPassword must not have a default (a secret)"]
 
 
 def test_a_plain_pii_key_setting_is_reported(tmp_path):
-    problems = broken(tmp_path, "app/function.bicep", "  KSPYDER_PII_KEY: '@Microsoft.KeyVault(SecretUri=${kvSecrets}pii-key)'\n",
+    problems = broken(tmp_path, "app/function.bicep", "  KSPYDER_PII_KEY: "
+                                                      "'@Microsoft.KeyVault(SecretUri=${kvSecrets}pii-key)'\n",
                       "  KSPYDER_PII_KEY: targetUrl\n")
     assert len(problems) == 1 and problems[0].endswith("KSPYDER_PII_KEY must be a Key Vault reference")
 
@@ -192,19 +202,23 @@ def test_a_plain_pii_key_setting_is_reported(tmp_path):
 def test_roles_outside_the_allow_list_or_without_their_name_are_reported(tmp_path):
     owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"   # Owner: never needed
     problems = broken(tmp_path, "app/roles.bicep",
-                      "var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor",
+                      "var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data "
+                      "Contributor",
                       f"var storageTableDataContributor = '{owner}' // Owner")
     assert f"roles.bicep:{line_of('app/roles.bicep', 'var storageTableDataContributor ')}: {owner} is not an allow-listed built-in role" in problems
     assert any(p.endswith(f"role {owner} is not in the allow-list") for p in problems), problems
-    problems = broken(tmp_path / "b", "app/roles.bicep", "'4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User",
+    problems = broken(tmp_path / "b", "app/roles.bicep", "'4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets "
+                                                         "User",
                       "'4633458b-17de-408a-b874-0445c86b69e6'")
-    assert problems == [f"roles.bicep:{line_of('app/roles.bicep', 'var keyVaultSecretsUser ')}: role 4633458b-17de-408a-b874-0445c86b69e6 needs the comment // Key Vault Secrets User"]
+    assert problems == [f"roles.bicep:{line_of('app/roles.bicep', 'var keyVaultSecretsUser ')}: role "
+                        "4633458b-17de-408a-b874-0445c86b69e6 needs the comment // Key Vault Secrets User"]
 
 
 def test_role_assignment_names_must_be_deterministic(tmp_path):
     problems = broken(tmp_path, "app/roles.bicep", "  name: guid(vault.id, appPrincipalId, keyVaultSecretsUser)\n",
                       "  name: 'a-fixed-name'\n")
-    assert problems == [f"roles.bicep:{line_of('app/roles.bicep', 'resource appSecrets ')}: role assignment name must be a deterministic guid(...)"]
+    assert problems == [f"roles.bicep:{line_of('app/roles.bicep', 'resource appSecrets ')}: role assignment name must "
+                        "be a deterministic guid(...)"]
 
 
 def test_a_secret_in_the_manifest_settings_is_reported(tmp_path):

@@ -150,7 +150,8 @@ def test_bad_value_names_line_and_column_not_the_value(env):
 
 def test_unknown_source_or_model_lists_the_valid_ones(env):
     project, engine, ledger = env
-    with pytest.raises(IngestError, match=r"unknown model 'nope' of source 'shop' \(models of shop: countries, customers\)"):
+    with pytest.raises(IngestError, match=r"unknown model 'nope' of source 'shop' \(models of shop: countries, "
+                                          r"customers\)"):
         ingest_file(project, "shop", "nope", "x.json", b"[]", engine, ledger)
     with pytest.raises(IngestError, match=r"unknown source 'crm' \(sources: shop\)"):
         ingest_file(project, "crm", "customers", "x.json", b"[]", engine, ledger)
@@ -159,7 +160,8 @@ def test_unknown_source_or_model_lists_the_valid_ones(env):
 
 def test_unsupported_extension(env):
     project, engine, ledger = env
-    with pytest.raises(IngestError, match=r"shop/customers/report.xlsx: unsupported file type; drop .json, .jsonl, .csv"):
+    with pytest.raises(IngestError, match=r"shop/customers/report.xlsx: unsupported file type; drop .json, .jsonl, "
+                                          r".csv"):
         ingest_file(project, "shop", "customers", "report.xlsx", b"PK", engine, ledger)
 
 

@@ -15,9 +15,9 @@ from shared.config.models import MAX_IDENTIFIER
 from shared.target.apply import PlanStamp, apply_stamped
 from shared.target.columns import RUN_ID
 from shared.target.dialects import POSTGRESQL, create_target_engine, drop_schema
-from shared.target.load import LoadError, Loader
+from shared.target.load import Loader, LoadError
 from shared.target.plan import PlanOptions, compute_plan
-from shared.target.staging import is_staging, stale_staging, staging_name
+from shared.target.staging import is_staging, staging_name, stale_staging
 from tests.flow_helpers import project_for
 
 REDACTION = "[REDACTED]"

@@ -3,6 +3,7 @@ make duplicate deliveries harmless, recent runs in order."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 
 import pytest
 
@@ -60,10 +61,10 @@ def test_a_run_is_recorded_with_pages_counted_once(tmp_path):
 
 
 def test_recent_runs_newest_first(tmp_path):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     ledger = RunLedger(LocalBlobStore(tmp_path))
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     ids = [new_run_id(base + timedelta(minutes=i)) for i in range(3)]
     for run_id in ids:
         ledger.start(run_id, ["m"], "test")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,11 @@ from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.target.columns import LOADED_AT, META_COLUMNS, RUN_ID
 from shared.target.dialects import create_schema, create_target_engine, drop_schema
-from shared.target.load import LoadError, Loader, TargetDriftError
+from shared.target.load import Loader, LoadError, TargetDriftError
 from shared.target.schema import model_table
 
 REDACTION = "[REDACTED]"
-UTC = timezone.utc
+UTC = UTC
 COLUMNS = {
     "id": {"type": "integer"},
     "name": {"type": "string", "length": 40},
@@ -322,7 +322,8 @@ def test_drift_is_refused_with_plan_hint(target: Target) -> None:
     with pytest.raises(TargetDriftError) as caught:
         loader.check_drift()
     message = str(caught.value)
-    assert message.startswith(f"table {schema}.items does not match the manifest (type of amount changes TEXT -> DECIMAL(12,2)")
+    assert message.startswith(f"table {schema}.items does not match the manifest (type of amount changes TEXT -> "
+                              "DECIMAL(12,2)")
     assert message.endswith("run `main.py plan`")
     with pytest.raises(TargetDriftError):
         loader.load([record(1)])   # load checks too, when the caller did not

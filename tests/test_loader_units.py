@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 import types
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -17,12 +17,12 @@ from shared.config.models import ColumnType
 from shared.target.columns import StoredColumn
 from shared.target.compare import TableDiff
 from shared.target.fit import ColumnFit, Misfit, RecordMisfit, RowFitter, column_fit
-from shared.target.load import LoadError, Loader, drift_reasons, last_of_each_key, summarize_database_error
+from shared.target.load import Loader, LoadError, drift_reasons, last_of_each_key, summarize_database_error
 from shared.target.schema import model_table
 from shared.target.upsert import ExecuteMany, copy_types, json_as_text, upsert_statement
 from tests.test_loader import REDACTION, model_ref, record
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def fit_of(kind: ColumnType, naive: bool = False, **size) -> tuple:
@@ -147,7 +147,7 @@ def test_column_fast_path_agrees_with_value_path(kind: ColumnType, naive: bool):
 
 
 def rows_of(fitter: RowFitter, records: list[dict]) -> list[tuple]:
-    return list(zip(*fitter.columns(records)))
+    return list(zip(*fitter.columns(records), strict=True))
 
 
 def test_row_fitter_nulls_on_error_and_never_a_key():
@@ -336,4 +336,4 @@ def test_sqlite_binds_a_batch_constant_once_and_anything_else_per_row():
     for rows in (constant, varying):
         expected = [tuple(None if v is None else process(v) if isinstance(v, datetime) else v for v in row)
                     for row in rows]
-        assert [tuple(c) for c in writer.bind_columns(list(zip(*rows)))] == list(zip(*expected))
+        assert [tuple(c) for c in writer.bind_columns(list(zip(*rows, strict=True)))] == list(zip(*expected, strict=True))

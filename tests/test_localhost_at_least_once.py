@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain.messages import decode
 from shared.chain.names import FETCH, LOAD, PAGINATE, STORAGE_SETTING, TRANSFORM
@@ -22,7 +23,6 @@ from shared.chain.steps import Chain
 from shared.ledger import RunLedger
 from shared.localhost import LocalHost, QueueSettings, load_app
 from shared.storage.queues import AzureQueueStore
-from functions import common
 from tests.flow_helpers import TEST_KEY
 from tests.test_chain_helpers import API_COUNTS, applied_target, build_project, reference_snapshot, snapshot
 from tests.test_functions_runs import empty

@@ -11,7 +11,7 @@ import secrets
 import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from shared.chain.messages import TransformEvent, decode
 from shared.chain.names import STORAGE_SETTING, TRANSFORM

@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 from azure.storage.blob import BlobServiceClient
 
+from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain.messages import decode
 from shared.chain.names import RAW, STORAGE_SETTING, TRANSFORM
@@ -20,7 +21,6 @@ from shared.storage.queues import AzureQueueStore
 from shared.target.apply import PlanStamp, apply_stamped
 from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.plan import PlanOptions, compute_plan
-from functions import common
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import shop_models
 from tests.test_functions_runs import empty
@@ -39,7 +39,8 @@ def api():
 def planted(api_url: str) -> set[str]:
     values: set[str] = set()
     for page in range(1, 11):
-        for c in requests.get(f"{api_url}/v1/customers", params={"page": page, "per_page": 100}).json()["data"]:
+        for c in requests.get(f"{api_url}/v1/customers", params={"page": page, "per_page": 100},
+                              timeout=30).json()["data"]:
             values |= {c["email"], c["full_name"], c["phone"], c["iban"]}
     return values
 

@@ -39,6 +39,7 @@ def app_module(tmp_path, monkeypatch, azurite):
 
 def test_two_processes_handle_every_message_once(app_module, azurite, monkeypatch):
     from azure.storage.blob import BlobServiceClient
+
     from shared.localhost import load_app
     queue = app_module
     container = f"seen-{secrets.token_hex(4)}"

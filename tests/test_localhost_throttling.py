@@ -38,13 +38,12 @@ import threading
 import time
 import uuid
 
-
+from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain import sources as chain_sources
 from shared.chain.names import STORAGE_SETTING
 from shared.localhost import LocalHost, QueueSettings, load_app
 from shared.storage.queues import AzureQueueStore
-from functions import common
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import applied_target, reference_snapshot, shop_models, snapshot
 from tests.test_functions_runs import empty
@@ -131,7 +130,8 @@ def test_four_workers_share_the_sources_rate_without_sleeping(azurite, tmp_path,
             assert throttled <= THROTTLED_BOUND, (throttled, elapsed)
             # the spread holds the source near its rate: the run cannot beat PAGES / RATE
             assert elapsed >= (PAGES - BURST) / RATE - 0.5
-            print(f"throttling: {PAGES} pages, {throttled} x 429, {elapsed:.1f}s, max in flight {stats['max_in_flight']}")
+            print(f"throttling: {PAGES} pages, {throttled} x 429, {elapsed:.1f}s, max in flight "
+                  f"{stats['max_in_flight']}")
         finally:
             host.stop()
             common.dispose_engines()

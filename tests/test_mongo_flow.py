@@ -130,7 +130,8 @@ def test_aggregate_command_reports_unknown_names_and_manifest_errors(tmp_path, a
     assert broken.exit_code == 1
     assert broken.stderr.splitlines() == [
         "1 problem in the manifests:",
-        "aggregations.yml:2 aggregations.x.source: source 'shop' is not store: mongo, so it has no documents to aggregate"]
+        "aggregations.yml:2 aggregations.x.source: source 'shop' is not store: mongo, so it has no documents to "
+        "aggregate"]
 
 
 def test_rebuild_drops_and_reloads_a_document_source(tmp_path, api, mongo_name) -> None:

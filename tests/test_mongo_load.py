@@ -3,7 +3,7 @@ the embedded store on disk. Runs on mongomock, or on a real server with KSPYDER_
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -109,9 +109,9 @@ def test_declared_columns_are_converted_in_place_and_undeclared_fields_kept(tmp_
     loader.load([json.loads(json.dumps(record, default=str))])
     [doc] = stored(mongo_client[mongo_name]["items"])
     assert doc["_id"] == 5 and doc["id"] == 5
-    assert doc["meta"] == {"created": datetime(2024, 3, 1, 8, tzinfo=timezone.utc), "other": "x"}
+    assert doc["meta"] == {"created": datetime(2024, 3, 1, 8, tzinfo=UTC), "other": "x"}
     assert doc["amount"] == Decimal128(Decimal("12.50"))
-    assert doc["day"] == datetime(2024, 3, 2, tzinfo=timezone.utc)
+    assert doc["day"] == datetime(2024, 3, 2, tzinfo=UTC)
     assert doc["bad"] is None and doc["extra"] == [1, {"a": None}]
 
 
@@ -152,11 +152,11 @@ def test_embedded_store_survives_reopen(tmp_path):
     project, ref = model_ref(tmp_path, "docs", {"primary_key": ["id"], "pii_scan": "off", "indexes": [{"keys": ["k"]}]})
     with open_documents(settings) as client:
         assert isinstance(client, PersistedMongoClient)
-        DocumentLoader(client, ref, run_id="r").load([{"id": 1, "k": "a", "at": datetime(2024, 1, 1, tzinfo=timezone.utc)}])
+        DocumentLoader(client, ref, run_id="r").load([{"id": 1, "k": "a", "at": datetime(2024, 1, 1, tzinfo=UTC)}])
     assert (tmp_path / "state" / "documents" / "docs" / "items.jsonl").exists()
     with open_documents(settings) as client:
         [doc] = stored(client["docs"]["items"])
-        assert doc == {"_id": 1, "id": 1, "k": "a", "at": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+        assert doc == {"_id": 1, "id": 1, "k": "a", "at": datetime(2024, 1, 1, tzinfo=UTC)}
         assert "k_1" in client["docs"]["items"].index_information()
         client.drop_database("docs")
     with open_documents(settings) as client:
@@ -240,7 +240,7 @@ def test_sql_driver_values_become_bson_values(tmp_path, mongo_client, mongo_name
            "pair": (1, 2)}
     DocumentLoader(mongo_client, ref, run_id="r").load([row])
     [doc] = stored(mongo_client[mongo_name]["items"])
-    assert doc == {"_id": 1, "id": 1, "amount": Decimal128("2.50"), "day": datetime(2024, 1, 2, tzinfo=timezone.utc),
+    assert doc == {"_id": 1, "id": 1, "amount": Decimal128("2.50"), "day": datetime(2024, 1, 2, tzinfo=UTC),
                    "at": "13:05:00", "ref": str(UUID(int=7)), "pair": [1, 2]}
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -12,7 +13,12 @@ from pydantic import TypeAdapter
 from shared.config.models import PAGINATION_TYPES, Pagination
 from shared.extract.errors import PaginationError
 from shared.extract.paginators import (
-    MISSING, PAGINATORS, Paginator, create_paginator, dotted_get, parse_link_header,
+    MISSING,
+    PAGINATORS,
+    Paginator,
+    create_paginator,
+    dotted_get,
+    parse_link_header,
 )
 from shared.extract.paginators.links import url_key, with_params
 from shared.extract.reconcile import ShortfallError, reconcile

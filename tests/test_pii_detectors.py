@@ -2,6 +2,8 @@
 (dates, amounts, versions, order numbers, IDs) that a data pipeline must not destroy."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from shared.pii import Detection, find_pii
@@ -154,7 +156,7 @@ def test_results_sorted_and_non_overlapping() -> None:
             "to GB82 WEST 1234 5698 7654 32 on 2024-03-15; Jane again")
     found = find_pii(text, ["Jane"])
     assert [d.kind for d in found] == ["term", "email", "phone", "card", "ipv4", "iban", "term"]
-    assert all(a.end <= b.start for a, b in zip(found, found[1:]))
+    assert all(a.end <= b.start for a, b in pairwise(found))
     assert all(isinstance(d, Detection) for d in found)
 
 

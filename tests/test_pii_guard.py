@@ -139,7 +139,8 @@ def _project(tmp_path: Path, notes: dict):
     return project_for(tmp_path, sources, env={"KSPYDER_STATE_DIR": str(tmp_path / "state")})
 
 
-MESSAGE = ("model crm.contacts: column 'notes' holds e-mail addresses in 3 of 10 records of the first page, and nothing "
+MESSAGE = ("model crm.contacts: column 'notes' holds e-mail addresses in 3 of 10 records of the first page, and "
+           "nothing "
            "covers it (its pii_scan is off): nothing was written; give the column a pii rule or a scan, or pii: none "
            "with a reason")
 

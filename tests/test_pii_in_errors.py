@@ -13,12 +13,12 @@ from pathlib import Path
 
 import yaml
 
+from shared.chain import sealed
 from shared.chain.names import POISON_QUEUES, RAW
 from shared.chain.poison import list_poison
+from tests.flow_helpers import TEST_KEY, project_for
 from tests.http_stub import Reply, Seen, StubServer
 from tests.test_chain_flow import Harness
-from shared.chain import sealed
-from tests.flow_helpers import TEST_KEY, project_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = ["jane.doe@example.com", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958",

@@ -7,9 +7,9 @@ import pytest
 
 from shared.config.models import Column
 from shared.pii import PiiStripper
+from shared.pii.document import DocumentStripper
 from shared.pii.key_guard import KeyCollision, KeyGuard, column_getter
 from shared.pii.page_scan import PageScan
-from shared.pii.document import DocumentStripper
 
 KEY = b"a-test-pii-key"
 KEYS = ["ann@example.com", "bob@example.org", "+44 20 7946 0958", "10.0.0.7", "carl@example.net"]
@@ -26,7 +26,7 @@ def test_a_plain_key_column_is_never_scanned_but_other_text_is() -> None:
     stripper = PiiStripper(COLUMNS, scan="redact", key=None, keys=("contact",))
     out = [stripper.apply({"contact": k, "note": f"write to {k}"}) for k in KEYS]
     assert [r["contact"] for r in out] == KEYS                        # ten distinct keys stay distinct
-    assert all(k not in r["note"] for k, r in zip(KEYS, out))         # the free text is still scanned
+    assert all(k not in r["note"] for k, r in zip(KEYS, out, strict=True))         # the free text is still scanned
     assert stripper.scanned_columns == (("note", "redact"),)          # so the scan process never sees the key
 
 

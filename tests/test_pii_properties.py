@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.config.models import Column
 from shared.pii import PiiStripper
@@ -107,7 +108,7 @@ PII = st.one_of(
 words = st.text("abcdefghijklmnopqrstuvwxyzéüß", min_size=1, max_size=10)
 iso_dates = st.dates(date(1900, 1, 1), date(2099, 12, 31)).map(date.isoformat)
 iso_datetimes = st.datetimes(datetime(1900, 1, 1), datetime(2099, 12, 31)).map(
-    lambda d: d.replace(tzinfo=timezone.utc).isoformat(timespec=("seconds", "microseconds")[d.microsecond % 2]))
+    lambda d: d.replace(tzinfo=UTC).isoformat(timespec=("seconds", "microseconds")[d.microsecond % 2]))
 
 
 @st.composite

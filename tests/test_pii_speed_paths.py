@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from shared.pii import Detection, Scanner, find_pii
-from shared.pii import detectors, hints as hints_module, numeric
+from shared.pii import Detection, Scanner, detectors, find_pii, numeric
+from shared.pii import hints as hints_module
 from shared.pii.detectors import iban_ok, resolve
 from shared.pii.hints import hints
 from shared.pii.numeric import find_numeric

@@ -5,7 +5,7 @@ import copy
 import hashlib
 import hmac
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -38,7 +38,7 @@ COLUMNS = columns({
 RECORD = {
     "id": 7, "full_name": "Jane Doe", "email": "jane@example.com", "card": "4111111111111111",
     "notes": "Call me on +44 20 7946 0958 or jane@example.com about ORD-2024-000123",
-    "city": "London", "born": date(1980, 5, 17), "seen": datetime(2024, 3, 15, 10, tzinfo=timezone.utc),
+    "city": "London", "born": date(1980, 5, 17), "seen": datetime(2024, 3, 15, 10, tzinfo=UTC),
     "balance": Decimal("12.50"), "active": True,
     "payload": {"contacts": [{"email": "x@example.org", "note": "ip 10.0.0.1"}], "mail@key.com": "fine"},
     "ssn": "123-45-6789",
@@ -222,7 +222,8 @@ def test_for_model_without_key_refuses_hash() -> None:
 
 def test_a_column_can_narrow_or_widen_the_model_scan():
     from shared.config.models import Column as _Column
-    from shared.pii import PiiKeyMissing as _Missing, PiiStripper as _Stripper
+    from shared.pii import PiiKeyMissing as _Missing
+    from shared.pii import PiiStripper as _Stripper
 
     columns = {"city": _Column(type="string"), "notes": _Column(type="text", pii_scan="redact"),
                "memo": _Column(type="text", pii_scan="off")}

@@ -27,7 +27,6 @@ from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import TEST_KEY, project_for
 
 
-
 @click.group()
 @click.option("--manifests")
 @click.pass_context
@@ -132,7 +131,7 @@ def t(request, tmp_path):
         url = f"sqlite:///{tmp_path / 'target.db'}"
     else:
         url = request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
-    prefix = "kt_plan_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8] + "_"
+    prefix = "kt_plan_" + hashlib.sha1(request.node.nodeid.encode(), usedforsecurity=False).hexdigest()[:8] + "_"
     target = Target(url, prefix, tmp_path)
     target.drop_all()
     yield target

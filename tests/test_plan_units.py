@@ -9,8 +9,20 @@ import pytest
 from shared.config.models import ColumnType
 from shared.target.apply import PlanStamp
 from shared.target.columns import LOADED_AT, RUN_ID, StoredColumn
-from shared.target.plan import (ADD_COLUMN, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE, REPLACE_TABLE, Change,
-                                Kept, Plan, PlanError, PlanOptions, shapes_after)
+from shared.target.plan import (
+    ADD_COLUMN,
+    CREATE_TABLE,
+    DROP_COLUMN,
+    DROP_SCHEMA,
+    DROP_TABLE,
+    REPLACE_TABLE,
+    Change,
+    Kept,
+    Plan,
+    PlanError,
+    PlanOptions,
+    shapes_after,
+)
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
 from shared.target.plan_render import render_applied, render_change, render_kept, render_plan
 from shared.target.snapshot import TableShape, fingerprint
@@ -18,9 +30,10 @@ from shared.target.snapshot import TableShape, fingerprint
 ID = StoredColumn("id", ColumnType.integer, primary_key=True)
 META = (StoredColumn(RUN_ID, ColumnType.string, 36), StoredColumn(LOADED_AT, ColumnType.datetime))
 WEIGHT = StoredColumn("weight", ColumnType.float)
+DEFAULT_OPTIONS = PlanOptions()
 
 
-def make_plan(changes, kept=(), options=PlanOptions()) -> Plan:
+def make_plan(changes, kept=(), options=DEFAULT_OPTIONS) -> Plan:
     return Plan(options, tuple(changes), tuple(kept), ("shop.products",), "f" * 64, "e" * 64)
 
 

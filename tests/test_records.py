@@ -1,7 +1,7 @@
 """Record shaping: paths, type conversion, and errors that name the column but never the value."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -37,10 +37,10 @@ def test_compile_path(path, record, expected):
     ("boolean", "yes", True), ("boolean", "FALSE", False), ("boolean", 1, True),
     ("string", 12, "12"), ("string", {"a": 1}, '{"a":1}'), ("text", "héllo ✓", "héllo ✓"),
     ("date", "2024-03-05", date(2024, 3, 5)), ("date", "2024-03-05T23:00:00+02:00", date(2024, 3, 5)),
-    ("datetime", "2024-03-05T10:15:00+02:00", datetime(2024, 3, 5, 8, 15, tzinfo=timezone.utc)),
-    ("datetime", "2024-03-05T10:15:00Z", datetime(2024, 3, 5, 10, 15, tzinfo=timezone.utc)),
-    ("datetime", "2024-03-05T10:15:00", datetime(2024, 3, 5, 10, 15, tzinfo=timezone.utc)),
-    ("datetime", 0, datetime(1970, 1, 1, tzinfo=timezone.utc)),
+    ("datetime", "2024-03-05T10:15:00+02:00", datetime(2024, 3, 5, 8, 15, tzinfo=UTC)),
+    ("datetime", "2024-03-05T10:15:00Z", datetime(2024, 3, 5, 10, 15, tzinfo=UTC)),
+    ("datetime", "2024-03-05T10:15:00", datetime(2024, 3, 5, 10, 15, tzinfo=UTC)),
+    ("datetime", 0, datetime(1970, 1, 1, tzinfo=UTC)),
     ("json", {"a": [1, {"b": None}]}, {"a": [1, {"b": None}]}),
 ])
 def test_conversions(type_, raw, expected):
@@ -52,7 +52,7 @@ def test_conversions(type_, raw, expected):
 def test_aware_datetime_is_converted_to_utc():
     tz = timezone(timedelta(hours=-5))
     out = shaper({"v": {"type": "datetime"}}).shape({"v": datetime(2024, 1, 1, 20, 0, tzinfo=tz)}, 0)
-    assert out["v"] == datetime(2024, 1, 2, 1, 0, tzinfo=timezone.utc) and out["v"].tzinfo == timezone.utc
+    assert out["v"] == datetime(2024, 1, 2, 1, 0, tzinfo=UTC) and out["v"].tzinfo == UTC
 
 
 def test_missing_fields_are_none_and_extra_fields_ignored():

@@ -55,8 +55,8 @@ def test_an_unknown_aggregation_is_named(manifests):
 
 def test_a_document_of_the_wrong_shape_is_reported_not_drawn(manifests):
     """cost_by_month has no cost_center: the chart still sums it as untagged; route-tables cannot use it."""
-    from shared.mongo.client import PersistedMongoClient
     from samples.arm_api import costs
+    from shared.mongo.client import PersistedMongoClient
 
     with PersistedMongoClient(manifests.parent / "state" / "documents") as client:
         client["azure"]["usage_details"].insert_many([{**row, "_id": row["id"]} for row in costs.usage_details()[:3]])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import http.client
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -12,10 +12,19 @@ import requests.exceptions as rex
 import urllib3.exceptions as u3
 
 from shared.extract.limits import DeadlineExceeded, ResponseTooLarge
-from shared.extract.retry import (MAX_RETRY_AFTER, REASON_LIMIT, backoff_delay, classify, describe_exception,
-                                  is_rate_limited, parse_retry_after, server_wait, short_reason)
+from shared.extract.retry import (
+    MAX_RETRY_AFTER,
+    REASON_LIMIT,
+    backoff_delay,
+    classify,
+    describe_exception,
+    is_rate_limited,
+    parse_retry_after,
+    server_wait,
+    short_reason,
+)
 
-NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("status, verdict", [

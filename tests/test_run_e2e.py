@@ -77,9 +77,10 @@ def manifests(tmp_path, api_url, erp_url, target_url, names):
 def planted_pii(api_url, erp_url) -> set[str]:
     values: set[str] = set()
     for page in range(1, 7):
-        for c in requests.get(f"{api_url}/v1/customers", params={"page": page, "per_page": 25}).json()["data"]:
+        for c in requests.get(f"{api_url}/v1/customers", params={"page": page, "per_page": 25},
+                              timeout=30).json()["data"]:
             values |= {c["email"], c["full_name"], c["phone"], c["iban"], c["iban"].replace(" ", "")}
-    for e in requests.get(f"{api_url}/v1/events", params={"top": 100}).json()["value"]:
+    for e in requests.get(f"{api_url}/v1/events", params={"top": 100}, timeout=30).json()["value"]:
         values.add(e["payload"]["actor_email"])
     engine = sa.create_engine(erp_url)
     with engine.connect() as connection:
@@ -110,7 +111,7 @@ def test_run_lands_every_record_without_pii_and_is_idempotent(tmp_path, api, tar
     try:
         refused = runner.invoke(cli, ["--manifests", str(folder), "run"], env=env)
         assert refused.exit_code == 1 and "run `main.py apply`" in refused.stderr
-        for attempt in range(2):
+        for _attempt in range(2):
             result = runner.invoke(cli, ["--manifests", str(folder), "run", "--apply"], env=env)
             assert result.exit_code == 0, result.stderr
             with engine.connect() as connection:

@@ -11,7 +11,7 @@ from shared.ledger import CONTAINER, RunLedger
 from shared.pipeline import run as pipeline_run
 from shared.pipeline.run import run_models
 from shared.storage import LocalBlobStore
-from shared.target.load import LoadError, Loader
+from shared.target.load import Loader, LoadError
 from tests.flow_helpers import api_source, project_for
 from tests.test_chain_helpers import applied_target
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,13 +61,13 @@ def test_values_are_typed_and_consistent(db_url: str) -> None:
     per_order: dict[str, Decimal] = {}
     for order_id, _, _, qty, unit_price in lines:
         per_order[order_id] = per_order.get(order_id, Decimal("0")) + qty * Decimal(str(unit_price))
-    for order_id, customer_id, email, amount, currency, status, created_at, note in orders:
+    for order_id, customer_id, email, amount, currency, status, created_at, _note in orders:
         assert Decimal(str(amount)).quantize(Decimal("0.01")) == per_order[order_id]
         assert email.endswith("@example.com") and str(customer_id) in email
         assert currency in ("EUR", "GBP", "USD") and status
         assert created_at.year >= 2023
         if created_at.tzinfo is not None:  # PostgreSQL returns aware values: they must be UTC
-            assert created_at.utcoffset() == timezone.utc.utcoffset(None)
+            assert created_at.utcoffset() == UTC.utcoffset(None)
     stamps = [row[6].replace(tzinfo=None) for row in orders]
     assert stamps == sorted(stamps)  # grows with the order number, for watermark demos
     notes = [row[7] for row in orders]

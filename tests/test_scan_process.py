@@ -7,9 +7,9 @@ import pytest
 from samples.sample_api.data import customer
 from shared.pii import PiiStripper
 from shared.pii import scan_process as scan_process_module
+from shared.pii.detectors import Scanner
 from shared.pii.page_scan import PageScan
 from shared.pii.scan_process import ScanProcess, ScanProcessError
-from shared.pii.detectors import Scanner
 from shared.pii.scrub import text_scrubber
 
 KEY = b"k" * 32

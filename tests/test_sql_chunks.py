@@ -2,7 +2,7 @@
 timestamptz in a UTC zone relabelled as UTC rather than converted."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,9 +23,9 @@ def test_as_dicts_keys_every_row_by_its_column_names():
 
 def test_a_datetime_in_any_utc_zone_comes_out_in_utc_at_the_same_instant():
     shaper = RecordShaper("s", "m", {"at": Column(type="datetime")}, [])
-    for zone in (ZoneInfo("Etc/UTC"), ZoneInfo("UTC"), timezone.utc, ZoneInfo("Europe/Paris")):
+    for zone in (ZoneInfo("Etc/UTC"), ZoneInfo("UTC"), UTC, ZoneInfo("Europe/Paris")):
         value = datetime(2024, 7, 1, 12, 30, tzinfo=zone)
         shaped = shaper.shape({"at": value}, 0)["at"]
-        assert shaped == value and shaped.tzinfo is timezone.utc
+        assert shaped == value and shaped.tzinfo is UTC
     naive = shaper.shape({"at": datetime(2024, 7, 1, 12, 30)}, 0)["at"]
-    assert naive == datetime(2024, 7, 1, 12, 30, tzinfo=timezone.utc)
+    assert naive == datetime(2024, 7, 1, 12, 30, tzinfo=UTC)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.http_stub import FakeTime
 from shared.extract.throttle import ConcurrencyLimit, TokenBucket
+from tests.http_stub import FakeTime
 
 
 def bucket(rate, burst=1):

@@ -92,7 +92,8 @@ def test_schema_routes_report_a_broken_transformations_file(tmp_path, monkeypatc
             assert response.status_code == 500 and body["error"] == "invalid manifests"
             assert body["problems"] == ["transformations.yml:3 pipelines.x.steps[0].fliter: unknown step 'fliter' "
                                         "(did you mean 'filter'?); expected one of: cast, dedupe, derive, fillna, "
-                                        "filter, group_by, join, limit, pivot, rename, select, sort, sql, union, unpivot"]
+                                        "filter, group_by, join, limit, pivot, rename, select, sort, sql, union, "
+                                        "unpivot"]
     finally:
         dispose_engines()
         t.drop()

@@ -46,7 +46,8 @@ def test_a_changed_pipeline_replaces_its_output_and_a_removed_one_is_kept_or_pru
     assert replace.reasons == ("column customer_id is gone", "type of big changes BOOLEAN -> FLOAT")
     text = render_plan(plan)
     assert (f"-/+ replace table {target.out}.paid_orders (reason: column customer_id is gone; type of big changes "
-            f"BOOLEAN -> FLOAT; transform paid_orders: order_id TEXT, cents BIGINT, big FLOAT, paid_at DATETIME)") in text
+            "BOOLEAN -> FLOAT; transform paid_orders: order_id TEXT, cents BIGINT, big FLOAT, paid_at "
+            "DATETIME)") in text
     assert f"{target.out}.statuses is no longer in the manifests (kept; use --prune to drop it)" in text
     pruned = target.plan(prune=True)
     assert [c.qualified for c in pruned.changes if c.kind == DROP_TABLE] == [f"{target.out}.statuses"]
@@ -107,7 +108,8 @@ def test_transform_command_dry_run_run_and_errors(target):
         "  step 5 (rename): order_id TEXT, customer_id BIGINT, amount FLOAT, status TEXT, paid_at DATETIME, "
         "cents BIGINT, big BOOLEAN",
         "  step 6 (select): order_id TEXT, customer_id BIGINT, cents BIGINT, big BOOLEAN, paid_at DATETIME",
-        f"  output {target.out}.paid_orders: order_id TEXT, customer_id BIGINT, cents BIGINT, big BOOLEAN, paid_at DATETIME"]
+        f"  output {target.out}.paid_orders: order_id TEXT, customer_id BIGINT, cents BIGINT, big BOOLEAN, paid_at "
+        "DATETIME"]
     with target.engine.connect() as connection:
         assert not sa.inspect(connection).has_table("paid_orders", schema=target.out)   # a dry run writes nothing
 
@@ -139,7 +141,8 @@ def test_a_pending_output_does_not_stop_loading(tmp_path):
     source = tmp_path / "source.db"
     engine = sa.create_engine(f"sqlite:///{source}")
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id INTEGER, amount NUMERIC, "
+        connection.exec_driver_sql("CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id INTEGER, amount "
+                                   "NUMERIC, "
                                    "status TEXT, created_at TIMESTAMP)")
         connection.exec_driver_sql("INSERT INTO orders VALUES ('o1', 1, 10.5, 'paid', '2024-01-05 10:00:00')")
         connection.exec_driver_sql("CREATE TABLE customers (id INTEGER PRIMARY KEY, city TEXT)")

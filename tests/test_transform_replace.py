@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -134,8 +134,8 @@ def test_naive_datetimes_are_taken_as_utc(target):
     replace_table(engine, schema, "naive", frame)
     [row] = rows(engine, schema, "naive")
     at = row["at"]
-    expected = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
-    assert (at if at.tzinfo else at.replace(tzinfo=timezone.utc)) == expected
+    expected = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    assert (at if at.tzinfo else at.replace(tzinfo=UTC)) == expected
 
 
 def test_rows_go_in_batches(target, monkeypatch):

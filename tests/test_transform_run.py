@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -118,7 +118,7 @@ class Target:
         aware = stores_timezones(self.engine.dialect.name)
 
         def when(parts):
-            at = datetime(*parts, tzinfo=timezone.utc)
+            at = datetime(*parts, tzinfo=UTC)
             return at if aware else at.replace(tzinfo=None)
         with self.engine.begin() as connection:
             if orders:
@@ -207,7 +207,8 @@ def test_a_failing_pipeline_keeps_its_old_output_and_skips_its_readers(target):
     target.insert()
     assert target.run().ok
     before = target.rows("monthly_revenue", "month")
-    broken = PIPELINES.replace('      - filter: "amount > 0"\n', '      - filter: "amount > 0"\n      - cast: {{status: integer}}\n')
+    broken = PIPELINES.replace('      - filter: "amount > 0"\n', '      - filter: "amount > 0"\n      - cast: '
+                                                                 '{{status: integer}}\n')
     target.write(broken)
     summary = target.run()
     results = {r.name: r for r in summary.results}

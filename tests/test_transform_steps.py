@@ -198,7 +198,8 @@ def test_union_needs_the_same_columns_and_types():
     assert run("union", ["a", "b"], None, a=a, b=b).to_dict("records") == [{"k": 1, "v": "x"}, {"k": 2, "v": "y"}]
     assert len(run("union", ["b"], a, b=b)) == 2
     assert len(run("union", ["b"], empty(a), b=empty(b))) == 0
-    with pytest.raises(StepError, match=r"frame 'c' does not have the columns of frame 'a' \(missing: v\) \(extra: w\)") as info:
+    with pytest.raises(StepError, match=r"frame 'c' does not have the columns of frame 'a' \(missing: v\) \(extra: "
+                                        r"w\)") as info:
         run("union", ["a", "c"], None, a=a, c=pd.DataFrame({"k": [1], "w": [1]}))
     assert info.value.key == ("frames", 1)
     with pytest.raises(StepError, match="column k is str in frame 'c' but int64 in frame 'a'"):
