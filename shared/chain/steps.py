@@ -210,7 +210,10 @@ class Chain:
         if self.state.groups_loaded(job.run_id, job.model) < groups:
             return
         if (plan := self.state.reconciled(job.run_id, ref, plan, job.token)) is None:
-            return   # fewer records than the API stated: the model and the run failed, nothing replaced
+            # fewer records than the API stated: the model and the run failed, nothing replaced;
+            # the model is over, so the next run need not wait for its lease to expire
+            self.leases.release(job.run_id, job.model)
+            return
         if self._finish_model(ref, job, plan):
             self.leases.release(job.run_id, job.model)
             self._complete_run(job)
