@@ -4,9 +4,18 @@ another run holds is sent again later rather than failed; a replayed poisoned me
 model's lease again, or is refused by name while another run holds it."""
 from __future__ import annotations
 
+import pytest
+import sqlalchemy as sa
+
+from shared.chain.names import LOAD_POISON
+from shared.chain.poison import replay
+from shared.chain.pump import drain
 from shared.target.lease import Leases
-from tests.http_stub import StubServer
-from tests.test_pagination_caps import CappedApi, SHORT, chain_harness, harness_for  # noqa: F401  (fixture)
+from shared.target.load import Loader, LoadError
+from tests.flow_helpers import project_for
+from tests.http_stub import Reply, StubServer
+from tests.test_chain_flow import Harness
+from tests.test_pagination_caps import SHORT, CappedApi, chain_harness, harness_for  # noqa: F401  (fixture)
 
 MODEL = "jira.issues"
 
@@ -17,3 +26,80 @@ def test_a_model_failed_by_the_stated_total_releases_its_lease(tmp_path, harness
         run_id = harness.run()
     assert harness.status(run_id)["status"] == "failed"
     assert Leases(harness.engine, harness.project.settings.leases.ttl_seconds).get(MODEL) is None
+
+
+# ---------------------------------------------------------------- poisoned, then replayed
+TEAM = "crm.people"
+
+
+@pytest.fixture
+def one_page_api():
+    """One page of five people, no pagination: the model's one Load is the one to poison."""
+    people = [{"id": i, "team": f"team {i % 2}"} for i in range(5)]
+    with StubServer(handler=lambda seen: Reply(body={"data": people})) as server:
+        yield server
+
+
+@pytest.fixture
+def poisoned(tmp_path, one_page_api, monkeypatch):
+    """A run whose one Load failed on every allowed attempt (the database refused it), so the host
+    moved it to the poison queue; the fault is then fixed. Yields (harness, run_id, held): `held`
+    lists the lease holder seen by every load that reached the database."""
+    project = project_for(tmp_path, {"crm": {"type": "api", "base_url": one_page_api.url(""), "models": {
+        "people": {"path": "/people", "records": "data", "primary_key": ["id"],
+                   "columns": {"id": {"type": "integer"}, "team": {"type": "string", "pii": "none",
+                                                                   "reason": "a team name"}}}}}},
+                          {"storage": {"root": str(tmp_path / "storage")}})
+    harness = Harness(tmp_path / "chain", project, max_dequeue_count=2)
+    ttl = project.settings.leases.ttl_seconds
+    failing, held = [True], []
+    load_page = Loader.load_page
+
+    def failing_load(self, index, records, *, again):
+        if failing[0]:
+            raise LoadError(f"{TEAM}: the target refused the page")
+        held.append(Leases(harness.engine, ttl).get(TEAM))
+        return load_page(self, index, records, again=again)
+
+    monkeypatch.setattr(Loader, "load_page", failing_load)
+    run_id = harness.run(visibility_timeout=0, max_dequeue_count=2)
+    assert harness.queues.peek_count(LOAD_POISON) == 1
+    failing[0] = False
+    yield harness, run_id, held
+    harness.engine.dispose()
+
+
+def rows(harness) -> int:
+    with harness.engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT COUNT(*) FROM {TEAM}")).scalar_one()
+
+
+def test_a_poisoned_step_releases_its_lease(poisoned):
+    harness, run_id, _ = poisoned
+    status = harness.status(run_id)
+    assert status["status"] == "failed" and status["poison"]["run"] == 1
+    assert Leases(harness.engine, 60).get(TEAM) is None
+
+
+def test_a_replayed_load_takes_the_lease_again_and_gives_it_back_at_the_end(poisoned):
+    harness, run_id, held = poisoned
+    assert replay(harness.queues, "load", run_id) == 1
+    drain(harness.chain, harness.queues, timeout=30, visibility_timeout=0, max_dequeue_count=2)
+    assert [lease.run_id if lease else None for lease in held] == [run_id]   # the replay loaded under the lease
+    assert harness.status(run_id)["status"] == "succeeded" and rows(harness) == 5
+    assert Leases(harness.engine, 60).get(TEAM) is None   # released when the model finished
+
+
+def test_a_replayed_load_is_refused_while_another_run_holds_the_lease(poisoned):
+    harness, run_id, held = poisoned
+    leases = Leases(harness.engine, harness.project.settings.leases.ttl_seconds)
+    leases.acquire([TEAM], "other-run", "an embedded run")
+    assert replay(harness.queues, "load", run_id) == 1
+    drain(harness.chain, harness.queues, timeout=30, visibility_timeout=0, max_dequeue_count=2)
+    assert held == [] and rows(harness) == 0   # never written
+    [error] = harness.status(run_id)["errors"]
+    assert error["step"] == "load" and error["poisoned"]
+    assert f"{TEAM}: run other-run (an embedded run) holds the table's lease until" in error["message"]
+    assert f"this step of run {run_id} was not run" in error["message"]
+    assert leases.get(TEAM).run_id == "other-run"
+    assert harness.queues.peek_count(LOAD_POISON) == 1   # poisoned again, for a later replay

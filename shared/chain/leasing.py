@@ -7,10 +7,14 @@ a run, where no process lives as long as the run:
 - Every Fetch and Load of the run renews it (at most once a third of the ttl: one SELECT a message
   otherwise); a message sent with a visibility delay (fanned-out pages, a rate limit's pause)
   first extends it past that delay, so a run pausing on purpose never loses its table.
-- The load that finishes the model releases it; so does a step poisoned for good. A run killed in
-  between stops renewing: its lease expires after the ttl and the next run proceeds.
+- The load that finishes the model releases it; so do a model failed by its stated total and a
+  step poisoned for good. A run killed in between stops renewing: its lease expires after the ttl
+  and the next run proceeds.
 - A step that finds the model's lease taken by another run (this run stalled past the expiry)
   fails with a clear error rather than writing into a table another run now owns.
+- A step that finds no lease while its model is not finished (a poisoned message replayed, or a
+  page still in flight when another page was poisoned) writes the table again, so it takes the
+  lease again first; when another run holds it meanwhile, the step is refused, naming that run.
 
 Each renewal also writes the run's heartbeat in the ledger (`RunLedger.beat`, one blob per model),
 from which `run_status` tells a running run from an abandoned one.
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from shared.config.models import ApiSource
 from shared.config.project import ModelRef
-from shared.target.lease import Leases, retry_delay, utc
+from shared.target.lease import Lease, Leases, retry_delay, utc
 
 from .messages import LoadJob, Message, PageJob, RunModel
 from .pages import ChainError
@@ -87,15 +91,26 @@ class ChainLeases:
             return
         lease = self.leases.get(model)
         if lease is None:
+            self._retake(run_id, model)
             return
         if lease.run_id != run_id:
-            raise ChainError(f"{model}: the lease of run {run_id} expired and run {lease.run_id} took the table; "
-                             f"this run's pages of it are not loaded (start the model again once that run is over)")
+            raise ChainError(_refusal(model, run_id, lease))
         now = self.leases.now()
         if (lease.expires_at - now).total_seconds() > self.ttl * 2 / 3:
             self._until[(run_id, model)] = lease.expires_at
             return
         self._renew(run_id, model, now + timedelta(seconds=self.ttl))
+
+    def _retake(self, run_id: str, model: str) -> None:
+        """No lease: given back when the model finished (nothing to do), or when one of its steps was
+        poisoned, and this step (its replay, or another page) writes the table again."""
+        if model in self.chain.ledger.model_outcomes(run_id):
+            return
+        blocking = self.leases.try_acquire([model], run_id, self.holder)
+        if blocking is not None:
+            raise ChainError(_refusal(model, run_id, blocking))
+        log.info("run %s: %s leased again (a step after its lease was given back)", run_id, model)
+        self._kept(run_id, model, self.leases.now() + timedelta(seconds=self.ttl))
 
     def cover(self, message: Message, delay: float) -> None:
         """Before a message of a leased model is sent with `delay`: the lease (and the heartbeat)
@@ -127,3 +142,10 @@ class ChainLeases:
         self._until[(run_id, model)] = until
         self.chain.ledger.beat(run_id, model, until)
 
+
+def _refusal(model: str, run_id: str, lease: Lease) -> str:
+    """This run's lease expired (it stalled) or was given back (a step poisoned), and another run
+    holds the table now: its step must not write into it."""
+    return (f"{model}: run {lease.run_id} ({lease.holder}) holds the table's lease until "
+            f"{lease.expires_at.isoformat(timespec='seconds')}Z; this step of run {run_id} was not run "
+            f"(this run's lease expired or was given back): start the model again once that run is over")
