@@ -89,8 +89,9 @@ def test_duplicates_and_redeliveries_of_a_chained_page_are_harmless(tmp_path, ap
     ("missing", "the start of page 1 of run .* is missing from kspyder-raw"),
     ("altered", r"the start of page 1 of run .* cannot be opened with this PII key \(another key, or altered\)"),
     ("plain", "the start of page 1 of run .* is not sealed, but a PII key is set"),
-    ("foreign", r"the start of page 1 of run .*: PageJob.start.request.url: expected an http\(s\) URL"),
-    ("other kind", "the start of page 1 of run .* holds no request"),
+    ("foreign", "the start of page 1 of run .* is not a paginator state this model can take up"),
+    ("other type", "the start of page 1 of run .* is not a paginator state this model can take up"),
+    ("other kind", "the start of page 1 of run .* holds no paginator"),
 ])
 def test_a_start_blob_missing_altered_or_foreign_fails_the_job(tmp_path, api, harness_for, damage, error):
     project = build_project(tmp_path, api.base_url, shop=["events"], erp=[])
@@ -109,7 +110,10 @@ def test_a_start_blob_missing_altered_or_foreign_fails_the_job(tmp_path, api, ha
     elif damage == "plain":   # readable JSON where a sealed blob belongs: not written by this app
         harness.blobs.put(RAW, name, unseal(harness.blobs.get(RAW, name), TEST_KEY))
     else:
-        stored = {"request": {"url": "file:///etc/passwd", "params": {}}} if damage == "foreign" else {"sql_after": [1]}
+        state = {"type": "next_link", "pages_seen": 1, "has_next": True, "total_pages": None, "stated_total": None,
+                 "planned": True, "capped": False, "last": None, "next_url": "file:///etc/passwd", "seen": []}
+        stored = {"foreign": {"paginator": state}, "other type": {"paginator": {**state, "type": "cursor"}},
+                  "other kind": {"sql_after": [1]}}[damage]
         content, digest = encode_start(stored)
         harness.blobs.put(RAW, start_blob_name(run_id, job.model, job.index, digest), seal(content, TEST_KEY))
         job = PageJob(**{**job.__dict__, "start": digest})

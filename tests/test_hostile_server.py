@@ -111,8 +111,9 @@ def test_a_cross_origin_next_link_carries_no_credential_in_both_modes(tmp_path):
         records, _ = extract_all(project, "src.m")                       # embedded
         [ref] = project.models(["src.m"])
         with ApiPages(project, ref) as pages:                              # the queue chain's Fetch
-            page = pages.fetch(pages.first_request(), 0)
-            pages.fetch(page.next_request, 1)
+            at = pages.step.start()
+            pages.fetch(at)
+            pages.fetch(pages.step.resume(at.state()))                     # as the next invocation does
     assert records == [{"id": 1}, {"id": 2}]
     assert len(other.seen()) == 2 and all(credentials(s) == NONE for s in other.seen())
     assert all(credentials(s) == {**NONE, **sent, "X-Secret": SECRET} for s in api.seen())
@@ -335,7 +336,7 @@ def test_deep_json_fails_its_model_and_the_others_go_on(tmp_path):
 
 def test_a_recursion_error_while_shaping_fails_only_its_model(tmp_path, monkeypatch):
     """Data nested less than the parser's limit can still exhaust the stack further on."""
-    import shared.extract.api as api_module
+    import shared.extract.page_step as api_module
     real = api_module.records_at
 
     def records_at(body, path, url):

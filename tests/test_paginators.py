@@ -712,7 +712,7 @@ def test_offset_resumed_from_its_request_takes_the_offset_from_it():
     """The queue chain's fresh paginator for one page: the offset comes from the request it made."""
     p = paginator(type="offset", limit=1000, total_path="total")
     request = PageRequest(BASE, {"offset": 100, "limit": 1000})
-    p.resume(request, 1)
+    p = type(p).resume(p.config, type(p).planned_state(p.config, request, 1))
     page = capped_offset_api(270, 100, say_size=False)(request)
     p.update_state(page, records_of(page.body))
     assert p.has_next and p.pages_seen == 2 and p.page_size == 100 and p.total_pages == 3
@@ -747,7 +747,7 @@ def test_page_number_short_page_without_any_total_is_the_last():
 def test_page_number_resumed_infers_the_size_from_its_own_page():
     p = paginator(type="page_number", size_param="per_page", size=1000, total_path="meta.total")
     request = PageRequest(BASE, {"page": 2, "per_page": 1000})
-    p.resume(request, 1)
+    p = type(p).resume(p.config, type(p).planned_state(p.config, request, 1))
     page = capped_page_api(270, 100)(request)
     p.update_state(page, records_of(page.body))
     assert p.page_size == 100 and p.total_pages == 3 and p.has_next

@@ -12,18 +12,32 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.config.project import ModelRef
-from shared.extract.errors import PaginationError, RateLimited
+from shared.extract.errors import RateLimited
+from shared.extract.page_step import Position, StepPage
+from shared.extract.paginators import Paginator
 from shared.extract.types import PageRequest
 from shared.storage.queues import MAX_SECONDS
-from .messages import SEEN_LIMIT, LoadJob, MessageError, PageJob, check_start
+
+from .messages import LoadJob, MessageError, PageJob, check_start
 from .names import FETCH, LOAD, RAW
-from .pages import (ChainError, content_digest, decode_key, encode_key, encode_page, encode_start, raw_blob_name,
-                    request_digest, request_from_json, request_to_json, start_blob_name)
+from .pages import (
+    ChainError,
+    content_digest,
+    decode_key,
+    encode_key,
+    encode_page,
+    encode_start,
+    raw_blob_name,
+    request_from_json,
+    request_to_json,
+    start_blob_name,
+    without_params,
+)
 from .sealed import SealError, seal, unseal
-from .sources import ApiPage, ApiPages, SqlPages
+from .sources import ApiPages, SqlPages
 from .state import Plan
 
 if TYPE_CHECKING:
@@ -68,58 +82,68 @@ class Fetcher:
         if job.request is None and job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for page {job.index} has no request")
         with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
-            if job.start is not None:
-                request = request_from_json(self._start(job, "request"), pages.headers)
-            else:
-                request = request_from_json(job.request, pages.headers) if job.request else pages.first_request()
+            at = self._position(job, pages)
+            request = at.request
             try:
-                page = pages.fetch(request, job.index)
-                if job.pages > 1:
-                    block = self._rest_of_block(job, pages, request, page)
+                page = pages.fetch(at)
+                block = self._block(job, pages, request, at, page) if job.pages > 1 else [page]
             except RateLimited as exc:
                 self._reschedule(job, exc.delay)   # the whole block again: its blob is written once, whole
                 return
             if job.pages > 1:
                 records = [record for fetched in block for record in pages.shape(fetched)]
                 self._put(job, job.index, records)
-                self._fetched(job, job.index, len(records), last=not block[-1].has_next)
+                self._fetched(job, job.index, len(records), last=at.done)
                 return
-            if job.follow and job.previous is not None and page.digest == job.previous:
-                raise PaginationError(f"{job.model}: page {job.index} ({page.url}) repeats page {job.index - 1}: "
-                                      f"the API ignores the paging parameters")
             # the pages that follow go to other instances first, so that they are fetched while
             # this one shapes, strips and writes its page: a sequential source's pages are then
             # one HTTP round trip apart, not one whole Fetch apart
-            max_pages = pages.pagination.max_pages
-            paginator = page.paginator
-            if job.index == 0 and page.has_next and paginator.random_access and paginator.total_pages is not None:
-                last = self._fan_out(ref, job, pages, request, page, max_pages)
+            paginator = at.paginator
+            if (job.index == 0 and request is not None and not at.done and paginator.random_access
+                    and paginator.total_pages is not None):
+                last = self._fan_out(ref, job, pages, request, paginator)
             else:
-                last = self._sequential(ref, job, pages, request, page, max_pages)
+                last = self._sequential(job, pages, at)
             records = pages.shape(page)
             self._put(job, job.index, records)
             self._fetched(job, job.index, len(records), last)
 
-    def _rest_of_block(self, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage) -> list[ApiPage]:
-        """A job of several pages (`PageJob.pages`): its first page and the others, fetched one after
-        another, each request derived from the first (only random-access paginations fan out blocks)."""
-        if not page.paginator.random_access:
-            raise ChainError(f"{job.model}: the job for pages {job.index}-{job.index + job.pages - 1} needs a "
-                             f"random-access pagination (page_number, offset), not {page.paginator.type_name}")
-        return [page] + [pages.fetch(page.paginator.request_for_page(request, k), k)
-                         for k in range(job.index + 1, job.index + job.pages)]
+    def _position(self, job: PageJob, pages: ApiPages) -> Position:
+        """Where the job's page stands: the model's start, the state the page before it saved, or,
+        for a page fanned out ahead, its request."""
+        if job.start is not None:
+            try:
+                return pages.step.resume(self._start(job, "paginator"))
+            except ValueError:
+                raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} is not a "
+                                 f"paginator state this model can take up") from None
+        if job.request is not None:
+            return pages.step.planned(request_from_json(job.request, pages.headers), job.index)
+        return pages.step.start()
 
-    def _fan_out(self, ref: ModelRef, job: PageJob, pages: ApiPages, first: PageRequest, page: ApiPage,
-                 max_pages: int | None) -> bool:
+    def _block(self, job: PageJob, pages: ApiPages, request: PageRequest | None, at: Position,
+               page: StepPage) -> list[StepPage]:
+        """A job of several pages (`PageJob.pages`): its first page and the others, each asked for as
+        planned (only random-access paginations fan out blocks) and taken in by the one paginator."""
+        paginator = at.paginator
+        if not paginator.random_access or request is None:
+            raise ChainError(f"{job.model}: the job for pages {job.index}-{job.index + job.pages - 1} needs a "
+                             f"random-access pagination (page_number, offset), not {paginator.type_name}")
+        block = [page]
+        for k in range(job.index + 1, job.index + job.pages):
+            at.request = paginator.request_for_page(request, k)
+            block.append(pages.fetch(at))
+        return block
+
+    def _fan_out(self, ref: ModelRef, job: PageJob, pages: ApiPages, first: PageRequest,
+                 paginator: Paginator) -> bool:
         """Every page is known up front: enqueue them all now, page k made visible k/rate seconds
         from now (k*m/rate when the run reads m models of the source: they share its rate), so
         however many instances take them the source sees its configured rate."""
-        paginator = page.paginator
-        total = paginator.total_pages
-        count = min(total, max_pages) if max_pages else total
-        warnings = [f"{job.model}: stopped at max_pages={max_pages}; the API states {total} pages"] if count < total else []
-        self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total, warnings,
-                                                        "max_pages" if warnings else None))
+        count = paginator.planned_pages() or 1
+        warning = paginator.cap_warning(job.model)
+        self.state.set_plan(job.run_id, job.model, Plan("parallel", count, True, paginator.stated_total,
+                                                        [warning] if warning else [], paginator.truncated_by))
         interval = self.chain.page_interval(job.run_id, ref)
         for k, size in blocks(count, self.chain.project.settings.chain.pages_per_message):
             request = request_to_json(paginator.request_for_page(first, k), pages.hidden)
@@ -128,52 +152,41 @@ class Fetcher:
             self.chain.send(FETCH, PageJob(job.run_id, job.model, k, request=request, pages=size), delay)
         return count == 1
 
-    def _sequential(self, ref: ModelRef, job: PageJob, pages: ApiPages, request: PageRequest, page: ApiPage,
-                    max_pages: int | None) -> bool:
-        """Each page's response names the next: enqueue that one job, or record the final count.
-        True when this is the model's last page."""
-        follow = job.follow or job.index == 0
-        if not follow:   # one of a fanned-out set: the plan already counts it
-            return not page.has_next
-        more = page.has_next
-        warnings = []
-        if more and max_pages is not None and job.index + 1 >= max_pages:
-            more = False
-            warnings.append(f"{job.model}: stopped at max_pages={max_pages}; the API has more pages")
-        paginator = page.paginator
-        stated = paginator.stated_total
-        if more:
-            following = request_to_json(page.next_request, pages.hidden)
-            self._check_no_secret(job, following)
-            seen = job.seen or (request_digest(request_to_json(request, pages.hidden)),)
-            digest = request_digest(following)
-            if digest in seen:
-                raise PaginationError(f"{job.model}: the request for page {job.index + 1} repeats an earlier "
-                                      f"page's ({page.url} led back): the API is looping")
+    def _sequential(self, job: PageJob, pages: ApiPages, at: Position) -> bool:
+        """Each page's response names the next: enqueue that one job, its start (the paginator's
+        saved state) left in a sealed blob, or record the final count. True when this is the
+        model's last page."""
+        if not (job.follow or job.index == 0):   # one of a fanned-out set: the plan already counts it
+            return at.done
+        paginator = at.paginator
+        state = at.state()
+        if state is not None:
             if job.index == 0:
-                self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, stated))
-            # built from the manifest and counters alone, the request may ride in the message; built
-            # from the response (a next link, a cursor), it waits in a blob the message names
-            inline = paginator.random_access
-            start = None if inline else self._leave_start(job, {"request": following})
-            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, request=following if inline else None,
-                                           start=start, follow=True, seen=(seen + (digest,))[-SEEN_LIMIT:],
-                                           previous=page.digest))
+                self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, paginator.stated_total))
+            if pages.hidden and isinstance(state.get("next_url"), str):
+                state["next_url"] = without_params(state["next_url"], pages.hidden)
+            self._check_no_secret(job, state)
+            start = self._leave_start(job, {"paginator": state})
+            self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, start=start, follow=True))
         else:
-            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, stated, warnings,
-                                                            "max_pages" if warnings else None))
-        return not more
+            warning = paginator.cap_warning(job.model)
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True,
+                                                            paginator.stated_total, [warning] if warning else [],
+                                                            paginator.truncated_by))
+        return at.done
 
     def _reschedule(self, job: PageJob, delay: float) -> None:
         """A 429: the same job (same token, so it still owns the page) back on the queue, hidden for
         the server's Retry-After. No sleeping here: the function returns and its instance is free."""
         if job.attempt + 1 >= MAX_RATE_LIMITED:
             raise ChainError(f"{job.model}: page {job.index} was rate limited {job.attempt + 1} times")
-        log.info("%s page %d of run %s: rate limited, back on the queue in %.1fs", job.model, job.index, job.run_id, delay)
+        log.info("%s page %d of run %s: rate limited, back on the queue in %.1fs", job.model, job.index, job.run_id,
+                 delay)
         self.chain.send(FETCH, replace(job, attempt=job.attempt + 1), min(delay, MAX_DELAY))
 
-    def _check_no_secret(self, job: PageJob, request: dict) -> None:
-        text = json.dumps(request)
+    def _check_no_secret(self, job: PageJob, start: dict) -> None:
+        """A request to queue or a state to store must not carry a configured credential."""
+        text = json.dumps(start)
         if self.chain.project.masker.mask(text) != text:
             raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
                              f"credential, which must not be queued or stored")
@@ -186,9 +199,11 @@ class Fetcher:
         self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), sealed)
         return digest
 
-    def _start(self, job: PageJob, kind: str):
+    def _start(self, job: PageJob, kind: str) -> Any:
         """The request or keyset bound page `job.index` starts from, read back and checked like a message."""
         where = f"{job.model}: the start of page {job.index} of run {job.run_id}"
+        if job.start is None:
+            raise ChainError(f"{where} is not named by its job")
         stored_data = self.chain.blobs.get(RAW, start_blob_name(job.run_id, job.model, job.index, job.start))
         if stored_data is None:
             raise ChainError(f"{where} is missing from {RAW}")

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Union
 
 VERSION = 1
-SEEN_LIMIT = 64            # request digests a sequential chain carries for loop detection
 MAX_PARAMS = 100
 MAX_URL = 8000             # far under the 48 KiB message limit, with room for the rest
 MAX_PAGES = 10             # pages of one job, all in one completion group (`state.GROUP`)
@@ -58,12 +57,11 @@ class PageJob:
     `request`: the page's HTTP request without headers or credentials ({"url", "params"}) when it is
     made from the manifest alone (the first page, fanned-out pages); None for SQL.
     `start`: for a page that follows another, the digest of what the previous page left for it in
-    kspyder-raw (`pages.start_blob_name`): the next request (a next link's or cursor's values come
-    from the response, so they never ride in a message) or a SQL chunk's keyset bound (the previous
-    chunk's last key, a source value). None for the first chunk or page.
+    kspyder-raw (`pages.start_blob_name`): the paginator's saved state (a next link's or cursor's
+    values come from the response, so they never ride in a message; loop detection and `max_pages`
+    come with it) or a SQL chunk's keyset bound (the previous chunk's last key, a source value).
+    None for the first chunk or page.
     `follow`: this page is part of a sequential chain and its fetch enqueues the next one.
-    `seen`: digests of the requests made so far in that chain (bounded), `previous`: the digest of
-    the previous page's content, so a looping API is caught across invocations.
     `attempt`: how often a 429 sent the job back (not the queue's dequeue count).
     `pages`: consecutive pages from `index` that this one job fetches into one blob (settings
     `chain.pages_per_message`, random-access paginations only); the others' requests are derived
@@ -77,8 +75,6 @@ class PageJob:
     start: str | None = None
     attempt: int = 0
     follow: bool = False
-    seen: tuple[str, ...] = ()
-    previous: str | None = None
     pages: int = 1
     token: str = field(default_factory=new_token)
 
@@ -212,11 +208,12 @@ def _request(value: Any, where: str) -> dict | None:
 
 def check_start(value: Any) -> dict:
     """What a start blob (`PageJob.start`) holds, checked as a message is: it is read back from
-    storage, which anyone with the account can write. {"request": ...} or {"sql_after": ...}."""
-    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("request", "sql_after"):
-        raise MessageError("PageJob.start: expected a stored request or keyset bound")
+    storage, which anyone with the account can write. {"paginator": ...} or {"sql_after": ...}; the
+    paginator checks its own state's values when it resumes from it."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("paginator", "sql_after"):
+        raise MessageError("PageJob.start: expected a stored paginator state or keyset bound")
     (name, item), = value.items()
-    check = _request if name == "request" else _sql_after
+    check = _paginator_state if name == "paginator" else _sql_after
     if item is None:
         raise MessageError(f"PageJob.start.{name}: missing")
     return {name: check(item, f"PageJob.start.{name}")}
@@ -235,12 +232,14 @@ def _sql_after(value: Any, where: str) -> list | None:
     return value
 
 
-def _digests(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or len(value) > SEEN_LIMIT:
-        raise MessageError(f"{where}: expected a list of at most {SEEN_LIMIT} digests")
-    if not all(isinstance(d, str) and _DIGEST.match(d) for d in value):
-        raise MessageError(f"{where}: expected 16-hex-digit digests")
-    return tuple(value)
+def _paginator_state(value: Any, where: str) -> dict:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or len(value) > MAX_PARAMS:
+        raise MessageError(f"{where}: expected a paginator state")
+    for item in value.values():
+        items = item if isinstance(item, list) else [item]
+        if len(items) > MAX_PARAMS or not all(_scalar(i) for i in items):
+            raise MessageError(f"{where}: expected text, numbers, booleans or lists of them")
+    return value
 
 
 def _optional_digest(value: Any, where: str) -> str | None:
@@ -278,12 +277,11 @@ _CHECKS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("*", "index"): _count, ("*", "attempt"): _count, ("*", "records"): _count,
     ("*", "request"): _request, ("*", "start"): _optional_digest,
     ("*", "follow"): _flag, ("*", "last"): _flag,
-    ("*", "seen"): _digests, ("*", "previous"): _optional_digest,
     ("*", "blob"): _blob, ("*", "sources"): _sources, ("*", "models"): _models, ("*", "pages"): _pages,
 }
 # Fields with defaults a sender may leave out (older or hand-written messages, `poison replay`).
 _OPTIONAL = {
-    "PageJob": ("request", "start", "attempt", "follow", "seen", "previous", "pages"),
+    "PageJob": ("request", "start", "attempt", "follow", "pages"),
     "LoadJob": ("last", "pages"),
     "TransformEvent": ("models",),
 }

@@ -21,8 +21,6 @@ import msgspec
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
-from shared.extract.base import GenericExtractor
-from shared.extract.paginators.links import url_key, with_params
 from shared.extract.types import PageRequest
 from shared.target.columns import StoredColumn, stored_columns
 
@@ -58,15 +56,6 @@ def encode_start(start: dict) -> tuple[bytes, str]:
     """A start blob's content ({"request": ...} or {"sql_after": ...}) and its digest."""
     content = json.dumps(start, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return content, content_digest(content)
-
-
-def shape_records(extractor: GenericExtractor, raw: list, first_position: int = 0) -> list[dict[str, Any]]:
-    """Typed and PII-stripped records, exactly as `GenericExtractor.pages` makes them."""
-    shape, strip = extractor.shaper.shape, extractor.stripper.apply_owned
-    records = [strip(shape(record, first_position + i)) for i, record in enumerate(raw)]
-    if first_position == 0:   # a model's first page (and every API page): before it is written
-        extractor.stripper.check_first_page(records)
-    return records
 
 
 # ---------------------------------------------------------------- raw pages
@@ -199,23 +188,21 @@ def request_to_json(request: PageRequest, hidden: frozenset[str] = frozenset()) 
     """URL and params only: headers come from the manifest again on the Fetch side, and `hidden`
     query parameters (an `api_key` that auth adds, and which an API may echo into its next links)
     are removed, so credentials never sit in a queue."""
-    url = request.url
-    if hidden:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        if any(name in hidden for name, _ in query):
-            url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n not in hidden])))
+    url = without_params(request.url, hidden) if hidden else request.url
     return {"url": url, "params": {k: v for k, v in request.params.items() if k not in hidden}}
+
+
+def without_params(url: str, hidden: frozenset[str]) -> str:
+    """`url` without the `hidden` query parameters (credentials an API may echo into its links)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(name in hidden for name, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n not in hidden])))
 
 
 def request_from_json(data: dict, headers: dict[str, str]) -> PageRequest:
     return PageRequest(data["url"], dict(data.get("params") or {}), dict(headers))
-
-
-def request_digest(request: PageRequest | dict) -> str:
-    """Normalised like the link paginators' loop guard: query order and encoding do not matter."""
-    url, params = (request.url, request.params) if isinstance(request, PageRequest) else (request["url"], request["params"])
-    return hashlib.sha256(url_key(with_params(url, params)).encode()).hexdigest()[:16]
 
 
 def content_digest(content: bytes) -> str:

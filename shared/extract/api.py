@@ -1,7 +1,7 @@
-"""REST API connector: pagination from the registry, HTTP through the throttled client.
+"""REST API connector: the page step (`page_step.py`) in a loop, HTTP through the throttled client.
 
 Pages whose requests do not depend on the previous response (page_number, offset) are fetched
-`concurrency` at a time and still yielded in order; the window caps memory at `concurrency` pages.
+`concurrency` at a time and still taken in, in order; the window caps memory at `concurrency` pages.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urljoin
 
 import requests
@@ -20,37 +20,13 @@ from shared.pii import PiiStripper
 
 from .auth import build_auth
 from .base import GenericExtractor, RawPage
-from .errors import PaginationError, RecordPathError
+from .errors import PaginationError
 from .http_client import HttpClient
-from .paginators import MISSING, Paginator, create_paginator, dotted_get
-from .types import PageRequest, PageResponse
+from .page_step import PageStep, Position, StepPage, records_at
+from .types import PageRequest
 
 log = logging.getLogger("kspyder.extract")
-
-
-def records_at(body: Any, path: str | None, url: str) -> list:
-    """The record list of a response body: at `path`, or the body itself when it is a list."""
-    if path is None:
-        if isinstance(body, list):
-            return body
-        raise RecordPathError(f"response from {url} is not a list: set `records:` to the path of the record list "
-                              f"(the body is {_shape(body)})")
-    found = dotted_get(body, path, MISSING)
-    if found is MISSING:
-        raise RecordPathError(f"record path '{path}' not found in the response from {url} (the body is {_shape(body)})")
-    if found is None:
-        return []
-    if not isinstance(found, list):
-        raise RecordPathError(f"record path '{path}' in the response from {url} is a {type(found).__name__}, "
-                              "expected a list")
-    return found
-
-
-def _shape(body: Any) -> str:
-    """What a body is, without its keys: in some APIs the top-level keys are data (ids, e-mails)."""
-    if isinstance(body, dict):
-        return f"an object of {len(body)} key(s)"
-    return "a list" if isinstance(body, list) else type(body).__name__
+__all__ = ["ApiExtractor", "model_url", "new_client", "records_at"]   # records_at: where probe reads it
 
 
 def model_url(source: ApiSource, model: ApiModel) -> str:
@@ -84,65 +60,58 @@ class ApiExtractor(GenericExtractor):
             self.client.close()
 
     def first_request(self) -> PageRequest:
-        request = PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
-        return request
+        return PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
+
+    def page_step(self) -> PageStep:
+        """The model's page step, shared with the queue chain's Fetch."""
+        return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
     def raw_pages(self) -> Iterator[RawPage]:
-        paginator = create_paginator(self.pagination)  # fresh per run: no state leaks between runs
-        request = self.first_request()
-        paginator.init_request(request)
-        max_pages = self.pagination.max_pages
-        response = self.client.fetch(request)
-        yield self._accept(paginator, response, 0)
-        if paginator.random_access and self.source.throttle.concurrency > 1:
-            yield from self._parallel(paginator, request, max_pages)
-        else:
-            yield from self._sequential(paginator, request, max_pages)
+        step = self.page_step()
+        at = step.start()   # a fresh paginator per run: no state leaks between runs
+        first = at.request.copy() if at.request is not None else None
+        yield self._raw(step.step(at), at)
+        paginator = at.paginator
+        if first is not None and paginator.random_access and self.source.throttle.concurrency > 1:
+            yield from self._parallel(step, at, first)
+        yield from self._sequential(step, at)
+        warning = paginator.cap_warning(self.ref.qualified)
+        if warning is not None:
+            self.stats.truncated_by = paginator.truncated_by
+            self.stats.warn(warning)
 
-    def _accept(self, paginator: Paginator, response: PageResponse, index: int) -> RawPage:
-        records = records_at(response.body, self.model.records, response.url)
-        paginator.update_state(response, records)
-        if paginator.stated_total is not None:
-            self.stats.stated_total = paginator.stated_total
-        return RawPage(records, response.url)
+    def _raw(self, page: StepPage, at: Position) -> RawPage:
+        if at.paginator.stated_total is not None:
+            self.stats.stated_total = at.paginator.stated_total
+        return RawPage(page.records, page.url)
 
-    def _capped(self, paginator: Paginator, fetched: int, max_pages: int | None) -> bool:
-        if max_pages is not None and fetched >= max_pages and paginator.has_next:
-            self.stats.truncated_by = "max_pages"
-            self.stats.warn(f"{self.ref.qualified}: stopped at max_pages={max_pages}; the API has more pages")
-            return True
-        return False
+    def _sequential(self, step: PageStep, at: Position) -> Iterator[RawPage]:
+        while not at.done:
+            yield self._raw(step.step(at), at)
 
-    def _sequential(self, paginator: Paginator, request: PageRequest, max_pages: int | None,
-                    index: int = 1) -> Iterator[RawPage]:
-        while paginator.has_next and not self._capped(paginator, index, max_pages):
-            paginator.update_request(request)
-            yield self._accept(paginator, self.client.fetch(request), index)
-            index += 1
-
-    def _parallel(self, paginator: Paginator, first: PageRequest, max_pages: int | None) -> Iterator[RawPage]:
+    def _parallel(self, step: PageStep, at: Position, first: PageRequest) -> Iterator[RawPage]:
+        """Pages fetched `concurrency` ahead and taken in, in order, until the run is over or a page
+        falls short before the end (then `at` goes on page by page)."""
+        paginator = at.paginator
         window: deque[Future] = deque()
         width = self.source.throttle.concurrency
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"kspyder-{self.ref.source_name}") as pool:
             try:
-                next_index, index = 1, 1
-                while paginator.has_next and not self._capped(paginator, index, max_pages):
-                    if not paginator.planned:
-                        break   # a page fell short before the end: the pages asked for ahead would skip records
-                    limit = min(x for x in (paginator.total_pages, max_pages, next_index + width) if x is not None)
+                next_index = index = paginator.pages_seen
+                while not at.done and paginator.planned:
+                    limit = min(x for x in (paginator.planned_pages(), paginator.max_pages, next_index + width)
+                                if x is not None)
                     while next_index < limit and len(window) < width:
                         window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
                         next_index += 1
                     if not window:
                         raise PaginationError(f"{self.ref.qualified}: the paginator expects page {index + 1} "
                                               f"but the API stated {paginator.total_pages} pages")
-                    yield self._accept(paginator, window.popleft().result(), index)
+                    yield self._raw(step.take(at, window.popleft().result()), at)
                     index += 1
             finally:
                 for future in window:
                     future.cancel()
-        if paginator.has_next and not paginator.planned:
-            yield from self._sequential(paginator, first.copy(), max_pages, index)
 
 
 def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:

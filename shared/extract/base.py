@@ -154,6 +154,15 @@ class GenericExtractor(ABC):
             return None
         return PageScan(self.stripper, self.stats.warn, self.ref.qualified)
 
+    def shape_page(self, raw: list, first_position: int = 0) -> list[dict[str, Any]]:
+        """One page's records typed and PII-stripped in this process, as `pages` makes them: what a
+        queue-chain Fetch does with the page its step took in."""
+        shape, strip = self.shaper.shape, self.stripper.apply_owned
+        records = [strip(shape(record, first_position + i)) for i, record in enumerate(raw)]
+        if first_position == 0:   # a model's first page (and every API page): before it is written
+            self.stripper.check_first_page(records)
+        return records
+
     def records(self) -> Iterator[dict[str, Any]]:
         for page in self.pages():
             yield from page.records

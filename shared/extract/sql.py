@@ -103,34 +103,49 @@ class SqlExtractor(GenericExtractor):
         return sa.select(*[table.c[c] for c in wanted]).subquery("kspyder_source")
 
     def raw_pages(self) -> Iterator[RawPage]:
+        with self._reading() as (connection, source, key_names):
+            if key_names:
+                last = self.after
+                while True:
+                    page, last = self._chunk(connection, source, key_names, last)
+                    if page is not None:
+                        yield page
+                    if last is None:
+                        return
+            else:
+                yield from self._streamed(connection, source)
+
+    def chunk(self, after: tuple | None) -> tuple[RawPage | None, tuple | None]:
+        """One keyset chunk, the step a queue-chain Fetch takes (`raw_pages` loops over the same):
+        the rows after `after` (None: the first chunk) and the bound the next chunk starts after
+        (None: this was the last)."""
+        with self._reading() as (connection, source, key_names):
+            return self._chunk(connection, source, key_names, after)
+
+    @contextmanager
+    def _reading(self) -> Iterator[tuple[sa.Connection, sa.FromClause, list[str]]]:
+        """A read-only connection, the model's selectable and its key columns; a database failure
+        as an `ExtractError` carrying the driver's first line, scrubbed (it may quote a value)."""
         try:
             with self.engine.connect() as connection, read_only(connection):
                 source = self.selectable(connection)
-                key_names = [(self.model.columns[k].path or k) for k in self.model.primary_key]
-                if key_names:
-                    yield from self._keyset(connection, source, key_names, self.after)
-                else:
-                    yield from self._streamed(connection, source)
-        except sa.exc.SQLAlchemyError as exc:   # the driver's first line, scrubbed: it may quote a value
+                yield connection, source, [(self.model.columns[k].path or k) for k in self.model.primary_key]
+        except sa.exc.SQLAlchemyError as exc:
             raise ExtractError(f"{self.ref.qualified}: the source database failed: {type(exc).__name__}: "
                                f"{safe_excerpt(_first_line(exc), 200)}") from None
 
-    def _keyset(self, connection: sa.Connection, source: sa.FromClause, key_names: list[str],
-                after: tuple | None) -> Iterator[RawPage]:
-        keys = [source.c[k] for k in key_names]
+    def _chunk(self, connection: sa.Connection, source: sa.FromClause, key_names: list[str],
+               after: tuple | None) -> tuple[RawPage | None, tuple | None]:
+        keys: list[sa.ColumnElement[Any]] = [source.c[k] for k in key_names]
         size = self.model.chunk_size
-        last = after
-        while True:
-            query = sa.select(source).order_by(*keys).limit(size)
-            if last is not None:
-                query = query.where(keyset_after(keys, last))
-            rows = as_dicts(connection.execute(query))
-            if not rows:
-                return
-            yield RawPage(rows, resume_after=last)
-            if len(rows) < size:
-                return
-            last = tuple(rows[-1][k] for k in key_names)
+        query = sa.select(source).order_by(*keys).limit(size)
+        if after is not None:
+            query = query.where(keyset_after(keys, after))
+        rows = as_dicts(connection.execute(query))
+        if not rows:
+            return None, None
+        following = tuple(rows[-1][k] for k in key_names) if len(rows) >= size else None
+        return RawPage(rows, resume_after=after), following
 
     def _streamed(self, connection: sa.Connection, source: sa.FromClause) -> Iterator[RawPage]:
         result = connection.execution_options(stream_results=True, yield_per=self.model.chunk_size).execute(sa.select(source))

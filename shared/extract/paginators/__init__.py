@@ -24,17 +24,27 @@ PAGINATORS: Mapping[str, type[Paginator]] = MappingProxyType({
 })
 
 
-def create_paginator(config: Any) -> Paginator:
-    """A fresh paginator for one model's run, chosen by `config.type`."""
+def paginator_class(config: Any) -> type[Paginator]:
+    """The paginator class `config.type` names."""
     name = getattr(config, "type", None)
     cls = PAGINATORS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"unknown pagination type {name!r}: valid types are {', '.join(PAGINATORS)}")
-    return cls(config)
+    return cls
+
+
+def create_paginator(config: Any) -> Paginator:
+    """A fresh paginator for one model's run, chosen by `config.type`."""
+    return paginator_class(config)(config)
+
+
+def resume_paginator(config: Any, state: dict[str, Any]) -> Paginator:
+    """The paginator a saved `Paginator.state()` describes (ValueError when it is not a valid one)."""
+    return paginator_class(config).resume(config, state)
 
 
 __all__ = [
     "MISSING", "PAGINATORS", "CursorPaginator", "Link", "LinkHeaderPaginator", "NextLinkPaginator",
     "OffsetPaginator", "PageNumberPaginator", "Paginator", "SinglePage", "as_count", "create_paginator",
-    "dotted_get", "parse_link_header",
+    "dotted_get", "paginator_class", "parse_link_header", "resume_paginator",
 ]

@@ -7,7 +7,7 @@ from shared.config.models import CursorPagination
 
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
-from .base import Paginator, shorten
+from .base import Paginator, SeenSet, shorten
 from .paths import dotted_get
 
 
@@ -18,7 +18,17 @@ class CursorPaginator(Paginator):
     def __init__(self, config: CursorPagination):
         super().__init__(config)
         self._cursor: Any = None
-        self._seen: set[str] = set()  # an API that hands back an old cursor would otherwise loop until max_pages
+        self._seen = SeenSet()  # an API that hands back an old cursor would otherwise loop until max_pages
+
+    def _own_state(self) -> dict[str, Any]:
+        return {"cursor": self._cursor, "seen": self._seen.saved()}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        cursor = state.get("cursor")
+        if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, (str, int, float))):
+            raise ValueError("paginator state cursor: expected a string or a number")
+        self._cursor = cursor
+        self._seen = SeenSet.restored(state.get("seen"))
 
     def init_request(self, request: PageRequest) -> None:
         """A starting cursor given in the model's params counts as seen: the API must not send us back to it."""

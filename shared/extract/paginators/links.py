@@ -4,14 +4,14 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from shared.config.models import LinkHeaderPagination, NextLinkPagination
 
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
-from .base import Paginator
+from .base import Paginator, SeenSet
 from .paths import dotted_get
 
 
@@ -21,7 +21,17 @@ class _LinkFollower(Paginator):
     def __init__(self, config: NextLinkPagination | LinkHeaderPagination):
         super().__init__(config)
         self._next_url: str | None = None
-        self._seen: set[str] = set()  # normalised URLs already requested or queued in this run
+        self._seen = SeenSet()  # normalised URLs already requested or queued in this run
+
+    def _own_state(self) -> dict[str, Any]:
+        return {"next_url": self._next_url, "seen": self._seen.saved()}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        url = state.get("next_url")
+        if url is not None and (not isinstance(url, str) or urlsplit(url).scheme.lower() not in ("http", "https")):
+            raise ValueError("paginator state next_url: expected an http(s) URL")
+        self._next_url = url
+        self._seen = SeenSet.restored(state.get("seen"))
 
     def init_request(self, request: PageRequest) -> None:
         self._seen.add(url_key(with_params(request.url, request.params)))

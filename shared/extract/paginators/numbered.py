@@ -20,7 +20,7 @@ from shared.config.models import OffsetPagination, PageNumberPagination
 
 from ..errors import PaginationError
 from ..types import PageRequest, PageResponse
-from .base import Paginator
+from .base import Paginator, _count, _flag
 from .paths import as_count, dotted_get
 
 
@@ -31,6 +31,13 @@ class _Positional(Paginator):
         super().__init__(config)
         self.page_size: int | None = self._asked_size()   # what pages hold: as asked, until the first page says
         self._sized = False
+
+    def _own_state(self) -> dict[str, Any]:
+        return {"page_size": self.page_size, "sized": self._sized}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.page_size = _count(state, "page_size", optional=True)
+        self._sized = _flag(state, "sized")
 
     def init_request(self, request: PageRequest) -> None:
         request.params.update(self._params(0))
@@ -119,10 +126,19 @@ class OffsetPaginator(_Positional):
     def _asked_size(self) -> int | None:
         return self.config.limit
 
-    def resume(self, request: PageRequest, index: int) -> None:
-        super().resume(request, index)
-        offset = as_count(request.params.get(self.config.offset_param))
-        self._next = offset if offset is not None else self._offset(index)
+    def _own_state(self) -> dict[str, Any]:
+        return {**super()._own_state(), "next": self._next}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        super()._restore(state)
+        self._next = _count(state, "next")
+
+    @classmethod
+    def planned_state(cls, config: Any, request: PageRequest, index: int) -> dict[str, Any]:
+        """Page `index` starts at the offset its request asks for (planned at the first page's size)."""
+        state = super().planned_state(config, request, index)
+        offset = as_count(request.params.get(config.offset_param))
+        return {**state, "next": offset if offset is not None else state["next"] + index * config.limit}
 
     def _params(self, index: int) -> dict[str, Any]:
         return {self.config.offset_param: self._offset(index), self.config.limit_param: self.config.limit}
