@@ -5,22 +5,26 @@ It runs what a load makes stale: every pipeline of manifests/transformations.yml
 event's sources, directly or through other pipelines, in dependency order (shared/transform), then
 every aggregation of manifests/aggregations.yml that reads them (shared/aggregate). A failed
 pipeline or aggregation fails the message after the others ran, so the queue retries it and, in
-the end, the poison handling reports it; re-running is safe (outputs are replaced whole).
+the end, the poison handling reports it; re-running is safe (outputs are replaced whole). A
+pipeline whose output table another run holds (a lease) is no failure: once the others ran, the
+event is sent again for when that lease would expire (shared/chain/transform_wait.py).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import azure.functions as func
 
 from shared.aggregate.run import run_aggregations
-from shared.chain.messages import MessageError, TransformEvent, decode
+from shared.chain.messages import MessageError, TransformEvent, decode, encode
 from shared.chain.names import TRANSFORM
+from shared.chain.transform_wait import leased_delay
 from shared.config.project import Project
 from shared.transform.runner import run_affected
 
-from .common import CONNECTION, current_project
+from .common import CONNECTION, current_project, stores
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")
@@ -29,7 +33,18 @@ log = logging.getLogger("kspyder.functions")
 def run_transformations(project: Project, event: TransformEvent) -> None:
     summary = run_affected(project, event.sources, run_id=event.run_id)
     log.info("run %s loaded (sources %s): %s", event.run_id, ", ".join(event.sources), summary.render())
+    delay = leased_delay(summary, project.settings.leases.ttl_seconds, time.time())
+    if delay is not None:
+        raise OutputsLeased(delay)
     summary.check()
+
+
+class OutputsLeased(Exception):
+    """Only leased outputs failed: the event runs again after `delay` seconds."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        super().__init__(f"output tables leased by another run: again in {delay:.0f}s")
 
 
 def refresh_aggregations(project: Project, event: TransformEvent) -> None:
@@ -65,10 +80,17 @@ def transform(msg: func.QueueMessage) -> None:
         raise MessageError(f"{TRANSFORM}: expected a TransformEvent, not a {type(event).__name__}")
     project = current_project()
     failures: list[Exception] = []
+    later: float | None = None
     for after_load in AFTER_LOAD:   # a failing step does not keep the next from running
         try:
             after_load(project, event)
+        except OutputsLeased as exc:
+            later = exc.delay
         except Exception as exc:
             failures.append(exc)
     if failures:
-        raise failures[0]
+        raise failures[0]   # retried by the queue: the leased outputs with it
+    if later is not None:
+        stores()[1].send(TRANSFORM, encode(event), later)
+        log.info("run %s: an output table is leased by another run: transform sent again in %.0fs",
+                 event.run_id, later)

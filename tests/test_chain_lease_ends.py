@@ -4,18 +4,30 @@ another run holds is sent again later rather than failed; a replayed poisoned me
 model's lease again, or is refused by name while another run holds it."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
+from azure.functions.queue import QueueMessage
 
-from shared.chain.names import LOAD_POISON
+from functions import common
+from functions import transform as transform_module
+from functions.transform import transform
+from shared.chain.messages import TransformEvent, decode, encode
+from shared.chain.names import LOAD_POISON, TRANSFORM
 from shared.chain.poison import replay
 from shared.chain.pump import drain
+from shared.config.project_cache import ProjectCache
+from shared.storage.queues import LocalQueueStore
 from shared.target.lease import Leases
 from shared.target.load import Loader, LoadError
+from shared.transform.runner import TransformError
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, StubServer
 from tests.test_chain_flow import Harness
+from tests.test_chain_helpers import RecordingQueues
 from tests.test_pagination_caps import SHORT, CappedApi, chain_harness, harness_for  # noqa: F401  (fixture)
+from tests.test_transform_run import PIPELINES, Target
 
 MODEL = "jira.issues"
 
@@ -103,3 +115,58 @@ def test_a_replayed_load_is_refused_while_another_run_holds_the_lease(poisoned):
     assert f"this step of run {run_id} was not run" in error["message"]
     assert leases.get(TEAM).run_id == "other-run"
     assert harness.queues.peek_count(LOAD_POISON) == 1   # poisoned again, for a later replay
+
+
+# ---------------------------------------------------------------- a transform's leased output
+@pytest.fixture
+def transform_target(tmp_path, monkeypatch):
+    target = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path)
+    monkeypatch.setattr(common, "projects", ProjectCache())
+    monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path))
+    monkeypatch.setenv("KSPYDER_TARGET_URL", target.url)
+    monkeypatch.setenv("KSPYDER_STATE_DIR", str(tmp_path / "state"))
+    queues = RecordingQueues(LocalQueueStore(tmp_path / "queues"))
+    monkeypatch.setattr(transform_module, "stores", lambda: (None, queues))
+    target.apply()
+    target.insert()
+    yield target, queues
+    common.dispose_engines()
+    target.drop()
+
+
+def output_runs(target, table: str) -> list[str]:
+    with target.engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT DISTINCT _kspyder_run_id FROM {target.out}.{table}")).scalars().all()
+
+
+def test_a_transform_whose_output_another_run_holds_is_sent_again_later(transform_target):
+    target, queues = transform_target
+    ttl = target.project.settings.leases.ttl_seconds
+    event = TransformEvent("run-erp", (target.erp,))
+
+    def deliver(body) -> None:
+        transform(QueueMessage(id="m", body=json.dumps(body).encode(), dequeue_count=1, pop_receipt="r"))
+
+    leases = Leases(target.engine, ttl)
+    leases.acquire([f"{target.out}.paid_orders"], "other-run", "an embedded run")
+    deliver(encode(event))   # no exception: the queue does not count it as a failed attempt
+    [(queue, body, delay)] = queues.sent
+    assert queue == TRANSFORM and decode(body) == event
+    assert 1 <= delay <= ttl / 3
+    assert output_runs(target, "paid_orders") == [] and output_runs(target, "statuses") == ["run-erp"]
+
+    leases.release([f"{target.out}.paid_orders"], "other-run")
+    deliver(body)
+    assert len(queues.sent) == 1   # done: nothing sent again
+    assert output_runs(target, "paid_orders") == ["run-erp"]
+
+
+def test_a_transform_with_a_real_failure_besides_a_leased_output_fails_for_the_queue_to_retry(transform_target):
+    target, queues = transform_target
+    target.write(PIPELINES.replace('      - filter: "status == \'paid\'"\n',
+                                   '      - filter: "status == \'paid\'"\n      - cast: {{status: integer}}\n'))
+    Leases(target.engine, 60).acquire([f"{target.out}.statuses"], "other-run", "an embedded run")
+    body = json.dumps(encode(TransformEvent("run-bad", (target.erp,)))).encode()
+    with pytest.raises(TransformError, match="2 of 4 pipelines failed"):
+        transform(QueueMessage(id="m", body=body, dequeue_count=1, pop_receipt="r"))
+    assert queues.sent == []

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from shared.config.project import Project
 from shared.extract.sql import read_only
 from shared.target.dialects import create_target_engine
-from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
+from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import summarize_database_error
 from shared.target.replace import ReplaceError, replace_table
 from shared.text import plural
@@ -45,6 +45,7 @@ class PipelineResult:
     seconds: float = 0.0
     error: str | None = None
     skipped: bool = False
+    held: Lease | None = None  # the error: another run holds the output table (the queue chain waits)
 
     def render(self) -> str:
         if self.skipped:
@@ -112,7 +113,7 @@ def run_pipelines(project: Project, transformations: Transformations, pipelines:
                     result.rows = replace_table(engine, pipeline.output_schema, pipeline.output_table, frame,
                                                 run_id=summary.run_id)
             except (TransformError, ReplaceError, LeaseHeld, LeaseLost) as exc:
-                result.error = str(exc)
+                result.error, result.held = str(exc), exc.lease if isinstance(exc, LeaseHeld) else None
                 failed_outputs[pipeline.output] = pipeline.name
                 log.error("pipeline %s failed: %s", pipeline.name, exc)
             result.seconds = time.perf_counter() - started
