@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 
 from shared.config.project import Project, load_project
@@ -35,3 +36,19 @@ def extract_all(project: Project, selector: str, limit: int | None = None):
 
 
 ID = {"id": {"type": "integer"}}
+
+
+def with_sources(folder):
+    """`plan` and `apply` check the SQL sources: point the manifests' placeholder source at an
+    (empty) one holding the models' tables."""
+    connectors = folder / "connector_models.yml"
+    if "sqlite:///unused.db" not in connectors.read_text():
+        return
+    source = folder / "source.db"
+    engine = sa.create_engine(f"sqlite:///{source}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer_id INTEGER, "
+                                   "amount NUMERIC, status TEXT, created_at TIMESTAMP)")
+        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, city TEXT)")
+    engine.dispose()
+    connectors.write_text(connectors.read_text().replace("sqlite:///unused.db", f"sqlite:///{source}"))

@@ -68,10 +68,11 @@ def test_supported_stage_runs_on_the_document_store(stage, mongo_client, mongo_n
     assert run_pipeline(mongo_client, aggregation) == expected
 
 
-def manifests(tmp_path, source: str, aggregations: dict, **settings):
+def manifests(tmp_path, source: str, aggregations: dict, env: dict[str, str] | None = None, **settings):
     models = {"route_tables": {"path": "/rt", "primary_key": ["id"]}, "vnets": {"path": "/vn", "primary_key": ["id"]}}
     project = project_for(tmp_path, {source: {"type": "api", "store": "mongo", "base_url": "http://127.0.0.1:1", "models": models}},
-                          {"state_dir": str(tmp_path / "state"), "output": {"folder": str(tmp_path / "out")}, **settings})
+                          {"state_dir": str(tmp_path / "state"), "output": {"folder": str(tmp_path / "out")}, **settings},
+                          env=env)
     (project.root / "aggregations.yml").write_text(yaml.safe_dump({"aggregations": aggregations}, sort_keys=False))
     return project
 
@@ -170,8 +171,10 @@ def test_sql_table_on_postgresql_is_replaced_each_run(tmp_path, mongo_client, mo
 
 
 def test_azure_storage_mode_writes_to_the_outputs_container(tmp_path, mongo_client, mongo_name) -> None:
+    # Azure mode needs a MongoDB server for documents (never the embedded store): named here, and the
+    # test's client stands in for it
     project = manifests(tmp_path, mongo_name, {"routes": routes_aggregation(mongo_name, files=["csv"])},
-                        storage={"mode": "azure"})
+                        env={"KSPYDER_MONGO_URI": "mongodb://127.0.0.1:27017"}, storage={"mode": "azure"})
     seed(mongo_client, mongo_name)
     blobs = LocalBlobStore(tmp_path / "blobs")
     [result] = run_aggregations(project, client=mongo_client, blobs=blobs)

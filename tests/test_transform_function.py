@@ -12,6 +12,7 @@ from functions import transform as transform_module
 from shared.chain.messages import MessageError, RunModel, TransformEvent, encode
 from shared.target.columns import RUN_ID
 from shared.transform.runner import TransformError
+from tests.flow_helpers import with_sources
 from tests.test_transform_run import PIPELINES, Target
 
 
@@ -22,6 +23,7 @@ def message(event) -> QueueMessage:
 @pytest.fixture
 def target(tmp_path, monkeypatch):
     t = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path)
+    with_sources(tmp_path)   # the routes check the SQL sources' tables before planning
     monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path))
     monkeypatch.setenv("KSPYDER_TARGET_URL", t.url)
     monkeypatch.setenv("KSPYDER_STATE_DIR", str(tmp_path / "state"))   # the run ledger, out of the checkout
@@ -76,6 +78,7 @@ def test_schema_routes_report_a_broken_transformations_file(tmp_path, monkeypatc
     from functions.common import dispose_engines
     from functions.schema_routes import schema_apply, schema_plan
     t = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path)
+    with_sources(tmp_path)   # the routes check the SQL sources' tables before planning
     monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path))
     monkeypatch.setenv("KSPYDER_TARGET_URL", t.url)
     monkeypatch.setenv("KSPYDER_STATE_DIR", str(tmp_path / "state"))   # the run ledger, out of the checkout

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from shared.cli.main import cli
 from shared.target.plan import CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, PlanOptions, compute_plan
 from shared.target.plan_render import render_plan
+from tests.flow_helpers import with_sources
 from tests.test_transform_run import PIPELINES, Target, target  # noqa: F401  (fixture)
 
 
@@ -74,22 +75,6 @@ def cli_run(target, *args):
     with_sources(target.folder)
     env = {"KSPYDER_TARGET_URL": target.url, "KSPYDER_STATE_DIR": str(target.folder / "state")}
     return CliRunner().invoke(cli, ["--manifests", str(target.folder), *args], env=env, catch_exceptions=False)
-
-
-def with_sources(folder):
-    """`plan` and `apply` check the SQL sources: point the manifests' placeholder source at an
-    (empty) one holding the models' tables."""
-    connectors = folder / "connector_models.yml"
-    if "sqlite:///unused.db" not in connectors.read_text():
-        return
-    source = folder / "source.db"
-    engine = sa.create_engine(f"sqlite:///{source}")
-    with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer_id INTEGER, "
-                                   "amount NUMERIC, status TEXT, created_at TIMESTAMP)")
-        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, city TEXT)")
-    engine.dispose()
-    connectors.write_text(connectors.read_text().replace("sqlite:///unused.db", f"sqlite:///{source}"))
 
 
 def test_transform_command_dry_run_run_and_errors(target):
