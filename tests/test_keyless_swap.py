@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from shared.config.models import MAX_IDENTIFIER
 from shared.target.apply import PlanStamp, apply_stamped
 from shared.target.columns import RUN_ID
-from shared.target.dialects import POSTGRESQL, create_target_engine, drop_schema
+from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.load import Loader, LoadError
 from shared.target.plan import PlanOptions, compute_plan
 from shared.target.staging import is_staging, staging_name, stale_staging

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from shared.pii import PiiKeyMissing, PiiStripper
 from shared.pii.rules import DROP, canonical_text, compile_rule
 
 KEY = b"test-key"
-UTC = timezone.utc
+UTC = UTC
 
 
 def rule(spec: str | dict, redaction: str = "[REDACTED]"):

@@ -8,8 +8,9 @@ the same way, so a pipeline that passes on a laptop passes against the server: s
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 

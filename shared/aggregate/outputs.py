@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.config.project import Project
 from shared.target.schema import DerivedTable
+
 from .config import load_aggregations
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as clock, timezone
+from datetime import UTC, date, datetime
+from datetime import time as clock
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,6 +28,7 @@ from shared.mongo.client import DocumentStoreError, open_documents
 from shared.storage import BlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.replace import ReplaceError, replace_table
+
 from .config import Aggregation, load_aggregations
 from .formats import csv_bytes, json_bytes
 
@@ -165,7 +168,7 @@ def _bson(value: Any) -> Any:
     if isinstance(value, list):
         return [_bson(v) for v in value]
     if isinstance(value, date) and not isinstance(value, datetime):
-        return datetime.combine(value, clock(), tzinfo=timezone.utc)
+        return datetime.combine(value, clock(), tzinfo=UTC)
     return value
 
 
@@ -179,7 +182,7 @@ def _python(value: Any) -> Any:
     if isinstance(value, Decimal128):
         return value.to_decimal()
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -32,8 +33,9 @@ from shared.pii.redact_message import scrub_message
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
-from shared.target.load import LoadError, Loader
+from shared.target.load import Loader, LoadError
 from shared.target.pii_key_check import check_pii_key
+
 from . import backoff, drift
 from .fetching import Fetcher
 from .leasing import ChainLeases
@@ -70,7 +72,7 @@ class Chain:
         self._engine: sa.Engine | None = None
         self._documents: DocumentTarget | None = None   # store: mongo models; pymongo only when one loads
 
-    def __enter__(self) -> "Chain":
+    def __enter__(self) -> Chain:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

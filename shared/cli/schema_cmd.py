@@ -7,8 +7,8 @@ Plans go to stdout; the target line, notes and errors go to stderr.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import click
 import sqlalchemy as sa
@@ -18,14 +18,14 @@ from shared.config.project import Project
 from shared.ledger import new_run_id
 from shared.target.apply import ApplyOutcome, PlanStamp, apply_stamped
 from shared.target.apply_lease import leased_apply
-from shared.target.dialects import transactional_ddl
-from shared.target.dialects import create_target_engine
+from shared.target.dialects import create_target_engine, transactional_ddl
 from shared.target.lease import LeaseHeld
+from shared.target.pii_key_check import forget_pii_key
 from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
-from shared.target.pii_key_check import forget_pii_key
 from shared.target.plan_render import render_applied, render_change, render_plan
 from shared.target.schema import target_schemas
+
 from .context import CliState, user_errors
 
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
@@ -116,7 +116,7 @@ def rebuild(state: CliState, sources: tuple[str, ...], auto_approve: bool, targe
 
 
 def _drop_documents(project: Project, names: list[str], auto_approve: bool) -> None:
-    from shared.mongo.client import DocumentStoreError, drop_databases   # lazy: only rebuild needs pymongo
+    from shared.mongo.client import DocumentStoreError, drop_databases  # lazy: only rebuild needs pymongo
 
     click.echo(f"Document databases to drop and reload: {', '.join(names)}")
     if not auto_approve:
@@ -193,7 +193,7 @@ def _approved(url: str, project: Project, options: PlanOptions, auto_approve: bo
 
 def check_sources(project: Project, selectors: tuple[str, ...]) -> None:
     """Every mismatch between the SQL sources and the manifests, before any change is offered."""
-    from shared.extract.sql_check import mismatch_message, sql_source_problems   # lazy: it connects
+    from shared.extract.sql_check import mismatch_message, sql_source_problems  # lazy: it connects
 
     problems = sql_source_problems(project.models(selectors))
     if problems:
@@ -248,7 +248,7 @@ def _refill(project: Project, qualified: tuple[str, ...], wait: float) -> None:
 
 
 def _run(project: Project, refs: list, wait: float) -> None:
-    from shared.pipeline import run_models   # lazy: the pipeline pulls in every extractor and the loader
+    from shared.pipeline import run_models  # lazy: the pipeline pulls in every extractor and the loader
 
     summary = run_models(project, refs, wait=wait)
     click.echo(summary.render())

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from shared.transform import CHUNK_ROWS   # the rest imports pandas: only when the command runs
+from shared.transform import CHUNK_ROWS  # the rest imports pandas: only when the command runs
+
 from .context import CliState, user_errors
 
 if TYPE_CHECKING:

@@ -11,8 +11,16 @@ from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -41,7 +49,7 @@ def check_schedule(expression: str | None) -> str | None:
     """A source's `schedule:`: a six-field NCRONTAB expression (UTC), as the Functions timer reads it."""
     if expression is None:
         return None
-    from shared.localhost.ncrontab import ScheduleError, parse_schedule   # lazy: avoids an import cycle
+    from shared.localhost.ncrontab import ScheduleError, parse_schedule  # lazy: avoids an import cycle
     try:
         parse_schedule(expression)
     except ScheduleError as exc:
@@ -106,7 +114,7 @@ class LinkHeaderPagination(PaginationBase):
 
 
 Pagination = Annotated[
-    Union[NoPagination, PageNumberPagination, OffsetPagination, CursorPagination, NextLinkPagination, LinkHeaderPagination],
+    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | NextLinkPagination | LinkHeaderPagination,
     Field(discriminator="type"),
 ]
 PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "next_link", "link_header")
@@ -150,7 +158,7 @@ class AzureAuth(Strict):
 
 
 Auth = Annotated[
-    Union[NoAuth, BearerAuth, ApiKeyAuth, BasicAuth, OAuth2ClientCredentials, AzureAuth],
+    NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | AzureAuth,
     Field(discriminator="type"),
 ]
 AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure")
@@ -446,7 +454,7 @@ class SqlSource(Strict):
     _models_know_store = model_validator(mode="wrap")(_validate_with_store)
 
 
-Source = Annotated[Union[ApiSource, SqlSource], Field(discriminator="type")]
+Source = Annotated[ApiSource | SqlSource, Field(discriminator="type")]
 SOURCE_TYPES = ("api", "sql")
 
 

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Union
 
 from pydantic import ValidationError
 
 from .deployment import document_store_issues
 from .errors import ConfigError, ConfigIssue
+from .models import ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource, check_identifier
 from .naming import naming_issues, with_target_names
-from .models import check_identifier, ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource
 from .secrets import SecretMasker, mark_secret_headers
 from .settings import ENV_OVERRIDES, Settings
 from .validation import issues_from_validation, model_issues, pii_guard_issues

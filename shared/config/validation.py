@@ -146,6 +146,7 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
     holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
     into one label), and a SQL `query:` must be one read-only SELECT."""
     from shared.pii.names import key_name_suggests_pii
+
     from .sql_query import dialect_of, query_problem
 
     issues: list[ConfigIssue] = []

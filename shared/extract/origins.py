@@ -6,7 +6,7 @@ Checked on the URL each hop actually goes to, never on the one first asked for.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import requests

@@ -10,13 +10,15 @@ import base64
 import binascii
 import json
 import math
-from datetime import date, datetime, time, timezone, tzinfo
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from shared.config.models import Column, ColumnType
+
 from .errors import ConversionError
 from .shape_compile import ColumnPlan, compile_shape
 
@@ -154,15 +156,15 @@ def _to_datetime(value: Any) -> datetime:
         except ValueError:
             return _to_datetime_slow(value)
         zone = result.tzinfo
-        if zone is timezone.utc:   # "Z" and "+00:00" parse to this very object: nothing to convert
+        if zone is UTC:   # "Z" and "+00:00" parse to this very object: nothing to convert
             return result
-        return result.replace(tzinfo=timezone.utc) if zone is None else result.astimezone(timezone.utc)
+        return result.replace(tzinfo=UTC) if zone is None else result.astimezone(UTC)
     if type(value) is datetime:   # a SQL source's timestamptz: psycopg gives the session's zone, often UTC
         zone = value.tzinfo
-        if zone is timezone.utc:
+        if zone is UTC:
             return value
         if zone in UTC_ZONES:   # the same instant: relabelled, a third of the cost of astimezone
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
     return _to_datetime_slow(value)
 
 
@@ -174,7 +176,7 @@ def _to_datetime_slow(value: Any) -> datetime:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise BadValue("expected a datetime, got a non-finite number")
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     elif isinstance(value, str):
         try:
             result = datetime.fromisoformat(value.strip())
@@ -183,11 +185,11 @@ def _to_datetime_slow(value: Any) -> datetime:
     else:
         raise BadValue(f"expected a datetime, got {type(value).__name__}")
     if result.tzinfo is None:
-        return result.replace(tzinfo=timezone.utc)
-    return result.astimezone(timezone.utc)
+        return result.replace(tzinfo=UTC)
+    return result.astimezone(UTC)
 
 
-def _to_date(value: Any, zone: tzinfo = timezone.utc) -> date:
+def _to_date(value: Any, zone: tzinfo = UTC) -> date:
     """An aware value takes its calendar date in `zone` (UTC unless the column says `timezone:`),
     whatever zone the source session or the API wrote it in; a naive one is taken as it is."""
     if isinstance(value, datetime):

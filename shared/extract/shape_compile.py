@@ -14,7 +14,8 @@ running them again is harmless). A record that is not an object goes there strai
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 Shape = Callable[[Any, int], dict]
 

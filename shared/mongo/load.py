@@ -13,9 +13,10 @@ the record position and the key field, never a document or a value.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 import mongomock
@@ -29,6 +30,7 @@ from shared.config.project import ModelRef
 from shared.extract.records import BadValue, converter_for
 from shared.target.columns import LOADED_AT, RUN_ID, stored_column
 from shared.target.load import LoadError
+
 from .client import DocumentStoreError, is_embedded, open_documents
 from .shape import field_parts, get_at, update_at
 
@@ -75,7 +77,7 @@ class DocumentLoader:
         if not records:
             return 0
         self.check_drift()
-        loaded_at = datetime.now(timezone.utc)
+        loaded_at = datetime.now(UTC)
         operations = []
         for position, record in enumerate(records):
             document = self._document(record, position)
@@ -146,7 +148,7 @@ def bson_ready(value: Any) -> Any:
     if isinstance(value, Decimal):
         return Decimal128(value)
     if isinstance(value, date) and not isinstance(value, datetime):
-        return datetime.combine(value, time(), tzinfo=timezone.utc)
+        return datetime.combine(value, time(), tzinfo=UTC)
     if isinstance(value, (UUID, time)):
         return str(value)
     return value

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from shared.config.project import ModelRef, Project
 from shared.extract.base import ExtractStats
 from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
+
 from .writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
 
 

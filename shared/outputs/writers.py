@@ -8,10 +8,11 @@ import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Iterable, Literal
+from typing import IO, Any, Literal
 
 FileFormat = Literal["jsonl", "json", "csv"]
 FORMATS: tuple[str, ...] = ("jsonl", "json", "csv")
@@ -50,7 +51,7 @@ class RecordWriter(ABC):
     def abort(self) -> None:
         pass
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:

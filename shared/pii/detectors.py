@@ -14,8 +14,9 @@ import ipaddress
 import re
 import string
 from bisect import bisect_right
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from .hints import hints
 from .numeric import find_numeric

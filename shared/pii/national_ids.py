@@ -11,9 +11,9 @@ Imported on first use: the scan process never loads stdnum unless it meets such 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import import_module
-from typing import Callable
 
 Span = tuple[int, int, str]
 _VALIDATORS = ("us.ssn", "fr.nir", "de.idnr", "es.dni", "es.nie", "it.codicefiscale", "nl.bsn", "gb.utr", "gb.nhs")

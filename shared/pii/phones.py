@@ -25,7 +25,7 @@ _REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "BR", "JP", "RU", "ES", "IT", "N
 
 def possible_phone(candidate: str) -> bool:
     """libphonenumber's possible-number check, international first, then the common regions."""
-    import phonenumbers   # here: see the module's docstring
+    import phonenumbers  # here: see the module's docstring
     from phonenumbers import NumberParseException
 
     digits = _NOT_DIGIT.sub("", candidate)

@@ -5,7 +5,8 @@ and runs) without the value itself; 16 hex characters are plenty to tell values 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .detectors import Scanner
 
@@ -23,7 +24,7 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
     if mode == "hash":
         if not key:
             raise ValueError("pii_scan hash needs a key")
-        from .digest import keyed_hash   # here: OpenSSL adds 4 MB to a scan process that only redacts
+        from .digest import keyed_hash  # here: OpenSSL adds 4 MB to a scan process that only redacts
 
         def token(span: str, kind: str) -> str:
             return f"[{_LABELS[kind]}:{keyed_hash(key, span)[:16]}]"

@@ -8,7 +8,8 @@ written, naming the model, the column and the kinds found, never a value.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from shared.extract.errors import ExtractError
 

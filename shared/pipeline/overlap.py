@@ -22,8 +22,9 @@ What stays as in a synchronous loop:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -66,7 +67,7 @@ class OverlappedWriter:
         self._in_flight = None
         self._on_written(tag, future.result())
 
-    def __enter__(self) -> "OverlappedWriter":
+    def __enter__(self) -> OverlappedWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:

@@ -4,9 +4,9 @@ reported and the others still run; the run fails if any model failed."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sqlalchemy as sa
 
@@ -21,10 +21,11 @@ from shared.pii.redact_message import scrub_message
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
-from shared.target.load import LoadError, Loader
+from shared.target.load import Loader, LoadError
 from shared.target.pii_key_check import check_pii_key
-from .overlap import OverlappedWriter
 from shared.text import plural
+
+from .overlap import OverlappedWriter
 
 PageCallback = Callable[[Page, ExtractStats], None]
 # Pages are loaded together up to this many records: one transaction (and, on PostgreSQL, one COPY and

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
-from shared.config.models import (CursorPagination, LinkHeaderPagination, NextLinkPagination, NoPagination,
-                                  OffsetPagination, PageNumberPagination)
+from shared.config.models import (
+    CursorPagination,
+    LinkHeaderPagination,
+    NextLinkPagination,
+    NoPagination,
+    OffsetPagination,
+    PageNumberPagination,
+)
 from shared.extract.paginators import as_count, dotted_get, parse_link_header
 from shared.extract.paginators.links import header
 

@@ -6,9 +6,10 @@ Guesses lean towards types that will not reject the next page: a column only bec
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 from .naming import identifier, singular, unique
 

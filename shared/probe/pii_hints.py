@@ -7,8 +7,9 @@ free text that merely *contains* PII is left to the model's `pii_scan`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from shared.pii import find_pii
 from shared.pii.names import DROP, GENERALIZE_DATE, HASH, MASK_PHONE, Spec, name_suggests

@@ -5,14 +5,16 @@ package: they decide types and PII rules, and are never printed, logged or put i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from shared.config.models import ConnectorModels, Throttle, check_identifier
 from shared.extract.errors import ExtractError
+
 from .detect_pagination import Candidate, candidates
 from .infer_columns import ColumnGuess, infer_columns, primary_key
 from .naming import model_name, source_name

@@ -6,8 +6,9 @@ most like records (objects, and more of them).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 COMMON_NAMES = ("data", "items", "results", "value", "records", "entries", "rows")
 MAX_DEPTH = 3

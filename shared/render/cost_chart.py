@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 FORMATS = (".png", ".svg")
 PALETTE = ("#1971c2", "#e8590c", "#2b8a3e", "#5f3dc4", "#c92a2a", "#0c8599", "#e67700", "#862e9c", "#868e96")

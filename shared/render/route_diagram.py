@@ -9,10 +9,11 @@ and kept whole in the element's tooltip (`<title>`).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .route_layout import Box, HopNode, Layout, MARGIN, HEADER_H, layout
+from .route_layout import HEADER_H, MARGIN, Box, HopNode, Layout, layout
 from .route_model import HOP_TYPES, Vnet, hop_class, read_vnets
 
 SVG_NS = "http://www.w3.org/2000/svg"

@@ -2,8 +2,9 @@
 documents, with every missing or malformed field reported by its position rather than drawn wrong."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 HOP_TYPES = ("VirtualAppliance", "Internet", "VirtualNetworkGateway", "VnetLocal", "None")
 

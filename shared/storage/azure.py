@@ -27,7 +27,10 @@ _CREATE_TOKEN = "kspydercreate"
 
 def storage_credential(env: Mapping[str, str]) -> Any:
     """The identity the Functions host would use: a user-assigned one when a client id is set."""
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential  # slow; only identity-based setups pay it
+    from azure.identity import (  # slow; only identity-based setups pay it
+        DefaultAzureCredential,
+        ManagedIdentityCredential,
+    )
 
     client_id = env.get(f"{SETTING}__clientId", "").strip()
     if client_id:

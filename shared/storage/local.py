@@ -7,8 +7,6 @@ import tempfile
 from pathlib import Path
 
 
-
-
 class LocalBlobStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)

@@ -11,17 +11,33 @@ emits BEGIN itself (`dialects.create_target_engine`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
+
 from .dialects import column_type, create_schema, drop_schema
 from .ownership import ensure_project_id, mark_schema
-from .plan import (ADD_COLUMN, CLAIM_SCHEMA, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE,
-                   MARKING, REPLACE_TABLE, Change, Plan, PlanError, PlanOptions, compute_plan)
+from .plan import (
+    ADD_COLUMN,
+    CLAIM_SCHEMA,
+    CREATE_SCHEMA,
+    CREATE_TABLE,
+    DROP_COLUMN,
+    DROP_SCHEMA,
+    DROP_TABLE,
+    MARKING,
+    REPLACE_TABLE,
+    Change,
+    Plan,
+    PlanError,
+    PlanOptions,
+    compute_plan,
+)
 from .schema import derived_tables, target_metadata
 
 if TYPE_CHECKING:
@@ -47,7 +63,7 @@ class PlanStamp:
     plan_hash: str
 
     @classmethod
-    def of(cls, plan: Plan) -> "PlanStamp":
+    def of(cls, plan: Plan) -> PlanStamp:
         return cls(plan.options, plan.fingerprint, plan.result_fingerprint, plan.plan_hash)
 
 

@@ -8,14 +8,16 @@ SQLite has no schemas; kspyder attaches one database file per source beside the 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from shared.config.models import ColumnType
+
 from .columns import StoredColumn
 
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"

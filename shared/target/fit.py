@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timezone
-from decimal import Context, Decimal, InvalidOperation
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Context, Decimal
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from shared.config.models import ColumnType
 from shared.extract.records import json_value
+
 from .columns import StoredColumn
 from .json_text import encode_json_fast
 
 INT32 = (-2**31, 2**31 - 1)
 INT64 = (-2**63, 2**63 - 1)
-UTC = timezone.utc
+UTC = UTC
 NoneType = type(None)
 NOT_FINITE = "not a finite number (NaN and infinity are not portable: SQL Server, MariaDB and Power BI reject them)"
 JSON_TYPES = (dict, list, str, int, float)

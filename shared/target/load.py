@@ -8,21 +8,23 @@ Portable: the dialect-specific statements live in `upsert.py` and `staging.swap_
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.pii.redact_message import safe_excerpt
+
 from .columns import META_COLUMNS, RUN_ID
 from .compare import TableDiff, compare_table
 from .dialects import stores_timezones
 from .fit import RecordMisfit, RowFitter
 from .schema import desired_columns, model_table
-from .staging import stale_staging, staging_name, swap_in
+from .staging import staging_name, stale_staging, swap_in
 from .upsert import batch_writer
 
 MAX_ERROR = 200
@@ -235,7 +237,7 @@ class Loader:
         return f"#{position} of the page"
 
     def _now(self) -> datetime:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return now.replace(tzinfo=None) if self._naive else now
 
     def _database_errors(self) -> tuple[type[BaseException], ...]:

@@ -6,12 +6,13 @@ changes replace the table rather than altering it: target data is expendable and
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef, Project
+
 from .columns import StoredColumn
 from .compare import TableDiff, compare_table
 from .ownership import foreign_owner_message, project_id
@@ -132,7 +133,7 @@ def compute_plan(connection: sa.Connection, project: Project, options: PlanOptio
         changes, kept = _rebuild_changes(states, by_source, project), []
     else:
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
-    from .plan_derived import derived_changes   # lazy: it builds on Change and refuse_foreign below
+    from .plan_derived import derived_changes  # lazy: it builds on Change and refuse_foreign below
 
     derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune)
     _refuse_others(derived_states, mine)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from shared.config.project import Project
+
 from .apply import PlanStamp
 from .plan import Plan, PlanError, PlanOptions
 
@@ -26,7 +27,7 @@ def mask_url(url: str) -> str:
 def plan_document(plan: Plan, target_url: str, project: Project) -> dict:
     return {
         "kspyder_plan": FORMAT,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "target": mask_url(target_url),
         "manifests": str(project.root),
         "selection": {"selectors": list(plan.options.selectors), "models": list(plan.models)},

@@ -5,8 +5,19 @@ Lines name schemas, tables, columns and types only: a plan never shows data.
 from __future__ import annotations
 
 from .columns import META_COLUMNS
-from .plan import (ADD_COLUMN, CLAIM_SCHEMA, CREATE_SCHEMA, CREATE_TABLE, DROP_COLUMN, DROP_SCHEMA, DROP_TABLE,
-                   REPLACE_TABLE, Change, Kept, Plan)
+from .plan import (
+    ADD_COLUMN,
+    CLAIM_SCHEMA,
+    CREATE_SCHEMA,
+    CREATE_TABLE,
+    DROP_COLUMN,
+    DROP_SCHEMA,
+    DROP_TABLE,
+    REPLACE_TABLE,
+    Change,
+    Kept,
+    Plan,
+)
 
 NO_CHANGES = "No changes. The target matches the manifests."
 CATEGORIES = (("create", "created", (CREATE_SCHEMA, CREATE_TABLE)),

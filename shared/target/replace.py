@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 
 from shared.config.models import ColumnType, check_identifier
+
 from .columns import LOADED_AT, META_COLUMNS, RUN_ID, StoredColumn
 from .dialects import MYSQL_FAMILY, SQLITE, column_type, create_schema, stores_timezones, table_options
 from .load import RUN_ID_LENGTH, summarize_database_error
@@ -142,7 +143,7 @@ def _insert(connection: sa.Connection, target: sa.Table, batches: Iterator[list[
 
 
 def _now(naive: bool) -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(tzinfo=None) if naive else now
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
+
 from .columns import LOADED_AT, RUN_ID, StoredColumn, stored_columns
 from .dialects import column_type, table_options
 
@@ -50,7 +51,7 @@ def derived_tables(project: Project) -> list[DerivedTable]:
     from shared.aggregate.outputs import aggregation_outputs
     if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: pandas not imported (~0.5 s)
         return aggregation_outputs(project)
-    from shared.transform.outputs import pipeline_outputs   # lazy: transformations build on this package
+    from shared.transform.outputs import pipeline_outputs  # lazy: transformations build on this package
 
     return [*pipeline_outputs(project), *aggregation_outputs(project)]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import sqlalchemy as sa
 
@@ -18,6 +18,7 @@ from .columns import RUN_ID, StoredColumn
 from .compare import live_tables
 from .dialects import SYSTEM_SCHEMAS, logical_type
 from .ownership import schema_owner
+
 
 # Catalogs of the supported servers: never candidates for "a removed source" (and slow to reflect).
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class TableShape:
     key: tuple[str, ...]                   # in constraint order
 
     @classmethod
-    def of(cls, columns: Iterable[StoredColumn]) -> "TableShape":
+    def of(cls, columns: Iterable[StoredColumn]) -> TableShape:
         columns = list(columns)
         return cls(tuple(sorted((c.name, c.describe()) for c in columns)),
                    tuple(c.name for c in columns if c.primary_key))

@@ -16,6 +16,7 @@ import uuid
 import sqlalchemy as sa
 
 from shared.config.models import MAX_IDENTIFIER
+
 from .dialects import MYSQL_FAMILY
 
 PREFIX = "_kspyder_stg_"

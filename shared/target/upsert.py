@@ -17,8 +17,9 @@ and writes them on the connection it is given, inside the caller's transaction.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,7 @@ from shared.config.project import Project
 from shared.config.project_cache import derived
 from shared.config.validation import issues_from_validation
 from shared.config.yaml_source import YamlDocument, load_yaml
+
 from .graph import Transformations, check_graph
 from .pipeline import Pipeline, StepAt
 from .steps import STEPS

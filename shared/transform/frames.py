@@ -7,7 +7,6 @@ column stays an integer column even when a left join leaves holes in it).
 from __future__ import annotations
 
 import json
-
 from typing import Literal
 
 import pandas as pd

@@ -3,9 +3,9 @@ refused, a dependency order, and the dry run that infers each output's columns i
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Iterable
 
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.project import Project
@@ -13,6 +13,7 @@ from shared.config.sql_query import dialect_of
 from shared.config.yaml_source import YamlDocument
 from shared.target.columns import StoredColumn
 from shared.target.schema import desired_columns
+
 from .frames import FrameError, data_columns, describe, empty_frame, infer_columns
 from .pipeline import Pipeline, StepFailure, run_steps
 from .sql_reads import sql_step_problems

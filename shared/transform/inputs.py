@@ -6,7 +6,8 @@ arrive as Python types every dialect agrees on.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from shared.target.columns import StoredColumn
 from shared.target.dialects import column_type
 from shared.target.load import summarize_database_error
+
 from .frames import FrameError, data_columns, empty_frame, typed
 
 

@@ -2,13 +2,14 @@
 empty frames with the input dtypes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 
 from shared.config.errors import ConfigIssue, format_path
 from shared.target.columns import StoredColumn
+
 from .expressions import reason
 from .steps import Context, Step, StepError
 

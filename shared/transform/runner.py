@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -23,12 +23,13 @@ from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, th
 from shared.target.load import summarize_database_error
 from shared.target.replace import ReplaceError, replace_table
 from shared.text import plural
+
+from . import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 from .frames import FrameError, conform, empty_frame
 from .graph import Transformations, input_columns, table_models
 from .inputs import InputError, query_reader, read_chunks
 from .pipeline import Pipeline, StepFailure, run_steps
 
-from . import CHUNK_ROWS   # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 log = logging.getLogger("kspyder.transform")
 
 
@@ -130,7 +131,7 @@ def run_affected(project: Project, sources: Iterable[str], *, run_id: str | None
                  engine: sa.Engine | None = None) -> TransformSummary:
     """What a finished load triggers: every pipeline reading these sources, directly or through
     other pipelines, in dependency order."""
-    from .config import load_transformations   # lazy: config imports the dry run, which imports this package
+    from .config import load_transformations  # lazy: config imports the dry run, which imports this package
 
     transformations = load_transformations(project)
     return run_pipelines(project, transformations, transformations.affected_by(sources), engine=engine, run_id=run_id)

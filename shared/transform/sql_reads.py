@@ -8,7 +8,7 @@ run still reads in a read-only transaction (`runner.py`), for what no parser can
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from shared.config.sql_query import query_problem
 

@@ -8,6 +8,7 @@ import pandas as pd
 from pydantic import AfterValidator, BeforeValidator, PlainValidator, RootModel, field_validator
 
 from shared.config.models import check_identifier
+
 from ..expressions import Expression, ExpressionError, compile_expression
 from ..frames import CAST_TYPES, CastType, FrameError, convert
 from .base import Args, Context, Step, StepError, listing, register, require
@@ -114,7 +115,7 @@ class CastSpec(Args):
     on_error: Annotated[Literal["fail", "null"], BeforeValidator(lambda v: "null" if v is None else v)] = "fail"
 
 
-CastArgs = RootModel[dict[str, Union[CastType, CastSpec]]]
+CastArgs = RootModel[dict[str, CastType | CastSpec]]
 
 
 @register

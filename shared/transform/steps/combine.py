@@ -7,8 +7,9 @@ import pandas as pd
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.config.models import check_identifier
-from ..frames import CAST_TYPES, DTYPES, CastType, FrameError, convert
+
 from ..expressions import reason
+from ..frames import CAST_TYPES, DTYPES, CastType, FrameError, convert
 from .base import Args, Context, Step, StepError, names, register, require
 
 Alias = Annotated[str, AfterValidator(lambda v: check_identifier(v, "frame name"))]
@@ -27,7 +28,7 @@ class JoinArgs(Args):
     validate_keys: VALIDATE = Field("many_to_many", alias="validate")
 
     @model_validator(mode="after")
-    def _keys(self) -> "JoinArgs":
+    def _keys(self) -> JoinArgs:
         if self.on is not None and (self.left_on is not None or self.right_on is not None):
             raise ValueError("use either on, or left_on and right_on")
         if self.on is None and (self.left_on is None or self.right_on is None):

@@ -7,6 +7,7 @@ import pandas as pd
 from pydantic import AfterValidator, Field, field_validator
 
 from shared.config.models import check_identifier
+
 from ..expressions import reason
 from .base import Args, Context, Step, StepError, names, register, require
 

@@ -42,7 +42,7 @@ class SortArgs(Args):
     nulls: Literal["first", "last"] = "last"
 
     @model_validator(mode="after")
-    def _lengths(self) -> "SortArgs":
+    def _lengths(self) -> SortArgs:
         if isinstance(self.ascending, list) and len(self.ascending) != len(names(self.by)):
             raise ValueError(f"ascending has {len(self.ascending)} values for {len(names(self.by))} columns in by")
         return self
