@@ -19,6 +19,7 @@ from shared.config.naming import snake_case
 from shared.extract.sql import read_only
 from shared.pii.names import DROP, HASH, name_suggests
 from shared.pii.redact_message import safe_excerpt
+from shared.text import plural
 
 from .naming import identifier, unique
 from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds
@@ -350,8 +351,8 @@ def _summary(result: SqlProbeResult, report: Report) -> None:
     kinds: dict[str, int] = {}
     for model in result.models:
         kinds[model.kind] = kinds.get(model.kind, 0) + 1
-    report(f"probe: {len(result.models)} models drafted (" + ", ".join(f"{n} {k}{'s' if n != 1 else ''}"
-                                                                      for k, n in kinds.items()) + ")")
+    report(f"probe: {plural(len(result.models), 'model')} drafted ("
+           + ", ".join(plural(n, k) for k, n in kinds.items()) + ")")
     if result.naming:
         report("probe: naming: snake_case proposed: the names are CamelCase; tables and columns are "
                "snake_cased in the target and read as written")
