@@ -57,6 +57,7 @@ import sqlalchemy as sa
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
+from shared.extract.factory import model_stripper
 from shared.extract.records import RecordShaper, compile_path
 from shared.extract.types import Shaper
 from shared.inbox_names import file_id as make_file_id
@@ -64,7 +65,6 @@ from shared.inbox_names import name_problem, shown_name
 from shared.inbox_receipts import InboxReceipts
 from shared.ledger import RunLedger, new_run_id
 from shared.mongo.load import DocumentLoader, DocumentTarget
-from shared.pii.stripper import PiiStripper
 from shared.target.columns import RUN_ID
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import Loader, LoadError, summarize_database_error
@@ -225,7 +225,7 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
         sink.check_drift()
         if not ref.documents:
             check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
-        stripper = PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents)
+        stripper = model_stripper(project, ref)
         stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
         items = stack.enter_context(closing(_read(kind, stream, ref, file)))
         shaper = _shaper(ref, kind)

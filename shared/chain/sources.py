@@ -13,10 +13,10 @@ from typing import Any
 from shared.config.models import ApiSource, SqlModel
 from shared.config.project import ModelRef, Project
 from shared.extract.api import ApiExtractor, new_client
+from shared.extract.factory import build_extractor
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage
 from shared.extract.sql import SqlExtractor
-from shared.pii import PiiStripper
 
 ClientFactory = Callable[[str, ApiSource], HttpClient]
 
@@ -33,11 +33,6 @@ def hidden_params(source: ApiSource) -> frozenset[str]:
     return frozenset({auth.name}) if auth.type == "api_key" and auth.location == "query" else frozenset()
 
 
-def _stripper(project: Project, ref: ModelRef) -> PiiStripper:
-    return PiiStripper.for_model(ref.model, project.settings.pii, ref.pii_scan, documents=ref.documents,
-                                 where=ref.qualified)
-
-
 class ApiPages:
     """Pages of one API model through its page step. Holds an HTTP client: use as a context manager."""
 
@@ -47,7 +42,10 @@ class ApiPages:
             raise TypeError(f"{ref.qualified} is a {source.type} model, not an API model")
         self.ref = ref
         self.client = client_factory(ref.source_name, source)
-        self.extractor = ApiExtractor(ref, _stripper(project, ref), client=self.client)
+        extractor = build_extractor(project, ref, client=self.client, scan_process=False)   # shapes in process
+        if not isinstance(extractor, ApiExtractor):
+            raise TypeError(f"{ref.qualified} is not an API model")
+        self.extractor = extractor
         self.pagination = self.extractor.pagination
         self.step: PageStep = self.extractor.page_step()
         self.hidden = hidden_params(source)
@@ -85,7 +83,10 @@ class SqlPages:
         self.chunk_size = ref.model.chunk_size
 
     def _extractor(self) -> SqlExtractor:
-        return SqlExtractor(self.ref, _stripper(self.project, self.ref))
+        extractor = build_extractor(self.project, self.ref, scan_process=False)
+        if not isinstance(extractor, SqlExtractor):
+            raise TypeError(f"{self.ref.qualified} is not a SQL model")
+        return extractor
 
     def chunk(self, after: tuple | None, index: int) -> tuple[list[dict[str, Any]], tuple | None]:
         """(records, the bound the next chunk starts after, or None when this was the last)."""
