@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from contextvars import ContextVar
-from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +24,7 @@ from pydantic import (
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$", re.I)
 
 
@@ -178,7 +178,7 @@ class Throttle(Strict):
 
 
 # ---------------------------------------------------------------- PII
-class PiiRule(str, Enum):
+class PiiRule(StrEnum):
     drop = "drop"
     hash = "hash"
     mask = "mask"
@@ -212,7 +212,7 @@ PiiScan = Literal["off", "redact", "hash"]
 
 
 # ---------------------------------------------------------------- columns and models
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     integer = "integer"
     bigint = "bigint"
     float = "float"

@@ -5,7 +5,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from pydantic import ValidationError
 
@@ -22,8 +21,8 @@ CONNECTORS_FILE = "connector_models.yml"
 SETTINGS_FILE = "settings.yml"
 DEFAULT_MANIFESTS = "manifests"
 
-Model = Union[ApiModel, SqlModel]
-SourceConfig = Union[ApiSource, SqlSource]
+Model = ApiModel | SqlModel
+SourceConfig = ApiSource | SqlSource
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -119,14 +120,14 @@ class DocumentLoader:
     def _document(self, record: dict[str, Any], position: int) -> dict[str, Any]:
         document: dict[str, Any] = bson_ready(record)
         for parts, convert in self._restore:
-            update_at(document, parts, lambda value: _restored(value, convert))
+            update_at(document, parts, partial(_restored, convert=convert))
         values = []
         for name, parts in self._keys:
             value = get_at(document, parts)
             if value is None:
                 raise LoadError(f"{self.ref.qualified}: record #{position} has no value for primary key '{name}'")
             values.append(value)
-        document["_id"] = values[0] if len(values) == 1 else {name: v for (name, _), v in zip(self._keys, values)}
+        document["_id"] = values[0] if len(values) == 1 else {name: v for (name, _), v in zip(self._keys, values, strict=True)}
         return document
 
     def _bulk_message(self, exc: BulkWriteError) -> str:

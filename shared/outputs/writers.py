@@ -45,10 +45,11 @@ class RecordWriter(ABC):
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records (one page at a time: memory stays bounded by a page)."""
 
-    def close(self) -> None:
+    # Optional hooks: a writer with nothing to publish or discard keeps these no-ops.
+    def close(self) -> None:  # noqa: B027
         pass
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027
         pass
 
     def __enter__(self) -> RecordWriter:

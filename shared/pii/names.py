@@ -4,9 +4,8 @@ would otherwise be stored as it came). Plain patterns, no manifest models: confi
 from __future__ import annotations
 
 import re
-from typing import Union
 
-Spec = Union[str, dict]
+Spec = str | dict
 HASH, DROP = "hash", "drop"
 MASK_PHONE: Spec = {"rule": "mask", "keep": 3}
 GENERALIZE_POSTCODE: Spec = {"rule": "generalize", "kind": "postcode", "keep": 3}

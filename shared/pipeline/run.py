@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -110,7 +111,7 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 from shared.mongo.run import run_document_model
                 result = run_document_model(project, ref, documents, ledger, run_id, on_page)
             else:
-                result = _leased(leases, ref, wait, lambda: _run_model(project, ref, engine, ledger, run_id, on_page))
+                result = _leased(leases, ref, wait, partial(_run_model, project, ref, engine, ledger, run_id, on_page))
             ledger.finish_model(run_id, ref.qualified, result.as_dict())
             summary.results.append(result)
     finally:

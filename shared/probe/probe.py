@@ -111,7 +111,10 @@ def probe_url(options: ProbeOptions, report: Report = lambda line: None) -> Prob
     source = _name(options.source or source_name(parts.hostname or ""), "source name")
     model = _name(options.model or model_name(parts.path), "model name")
     target = build_target(options.url, source, options.params, options.headers, options.bearer, options.api_key)
-    say: Report = lambda line: report(target.redact(line))
+
+    def say(line: str) -> None:
+        report(target.redact(line))
+
     records_path, candidate, pages = _read(target, source, options, say)
     records = [r for page in pages for r in page if isinstance(r, dict)]
     guesses, skipped = infer_columns(records)

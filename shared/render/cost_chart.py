@@ -66,7 +66,7 @@ def write_cost_chart(documents: Iterable[dict[str, Any]], path: Path,
         for number, (center, values) in enumerate(series.items()):
             ax.bar(months, values, bottom=bottoms, width=0.62, label=center,
                    color=PALETTE[number % len(PALETTE)], edgecolor="white", linewidth=0.8)
-            bottoms = [b + v for b, v in zip(bottoms, values)]
+            bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
         for x, total in enumerate(bottoms):
             ax.annotate(f"{total:,.0f}", (x, total), xytext=(0, 4), textcoords="offset points",
                         ha="center", fontsize=9, color="#343a40")

@@ -22,7 +22,7 @@ SETTING = "AzureWebJobsStorage"
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 # Set on every conditional create, so a writer whose first attempt succeeded but whose response was
 # lost (and whose retry then met its own blob) still knows that it won.
-_CREATE_TOKEN = "kspydercreate"
+_CREATE_MARK = "kspydercreate"
 
 
 def storage_credential(env: Mapping[str, str]) -> Any:
@@ -124,13 +124,13 @@ class AzureBlobStore:
     def create(self, container: str, name: str, data: bytes) -> bool:
         token = secrets.token_hex(16)
         try:
-            self._upload(container, name, data, False, {_CREATE_TOKEN: token})
+            self._upload(container, name, data, False, {_CREATE_MARK: token})
         except ResourceExistsError:
             try:
                 props = self._container(container).get_blob_client(name).get_blob_properties()
             except ResourceNotFoundError:
                 return False
-            return (props.metadata or {}).get(_CREATE_TOKEN) == token
+            return (props.metadata or {}).get(_CREATE_MARK) == token
         return True
 
     def get(self, container: str, name: str) -> bytes | None:

@@ -352,7 +352,7 @@ class RowFitter:
         """The batch's fitted values, one sequence per column, in column order."""
         columns = []
         nulled = 0
-        for column, gathered in zip(self._columns, self._gather(records)):
+        for column, gathered in zip(self._columns, self._gather(records), strict=True):
             values, count = column.values(gathered)
             columns.append(values)
             nulled += count
@@ -366,7 +366,7 @@ class RowFitter:
         the `get` way, where a missing field reads as None."""
         if records and self._row_of is not None:
             try:
-                return list(zip(*map(self._row_of, records)))
+                return list(zip(*map(self._row_of, records), strict=True))
             except KeyError:
                 pass
         return [[record.get(name) for record in records] for name in self.names]

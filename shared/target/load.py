@@ -229,7 +229,7 @@ class Loader:
         self.stats.nulled += self._fitter.nulled - nulled_before
         count = len(records)
         columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
-        rows = list(zip(*self._writer.bind_columns(columns)))
+        rows = list(zip(*self._writer.bind_columns(columns), strict=True))
         return last_of_each_key(rows, self._key_indexes)
 
     def _describe(self, record: dict[str, Any], position: int) -> str:

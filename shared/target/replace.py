@@ -159,7 +159,7 @@ def _batches(frame: pd.DataFrame, columns: list[StoredColumn], naive: bool, run_
             yield [dict(meta) for _ in range(len(part))]
             continue
         values = [_python_values(part[c.name], c, naive) for c in columns if c.name not in META_COLUMNS]
-        yield [dict(zip(names, row), **meta) for row in zip(*values)]
+        yield [dict(zip(names, row, strict=True), **meta) for row in zip(*values, strict=True)]
 
 
 def _python_values(series: pd.Series, column: StoredColumn, naive: bool) -> list:
@@ -176,11 +176,11 @@ def _python_values(series: pd.Series, column: StoredColumn, naive: bool) -> list
         out = [_text(v) for v in out]
     elif column.type == ColumnType.bigint:
         out = series.astype(object).tolist()
-        out = [None if m else int(v) for v, m in zip(out, missing)]
+        out = [None if m else int(v) for v, m in zip(out, missing, strict=True)]
         return out
     else:
         out = series.astype(object).tolist()
-    return [None if m else v for v, m in zip(out, missing)]
+    return [None if m else v for v, m in zip(out, missing, strict=True)]
 
 
 def _text(value) -> str | None:

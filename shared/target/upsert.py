@@ -67,7 +67,7 @@ class ExecuteMany:
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         names = self.names
-        connection.execute(self.statement, [dict(zip(names, row)) for row in rows])
+        connection.execute(self.statement, [dict(zip(names, row, strict=True)) for row in rows])
 
 
 class SqliteExecuteMany:
@@ -85,11 +85,11 @@ class SqliteExecuteMany:
             raise ValueError(f"the upsert of {table.name} binds its columns out of table order")
         self.processors = [c.type._cached_bind_processor(dialect) for c in table.columns]
         self.plan = [(bulk_processor(c.type, process, dialect), c.name in META_COLUMNS)
-                     for c, process in zip(table.columns, self.processors)]
+                     for c, process in zip(table.columns, self.processors, strict=True)]
 
     def bind_columns(self, columns: list[Sequence]) -> list[Sequence]:
         return [column if process is None else _once(process, column) if meta else process(column)
-                for column, (process, meta) in zip(columns, self.plan)]
+                for column, (process, meta) in zip(columns, self.plan, strict=True)]
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         cursor = connection.connection.driver_connection.cursor()
@@ -254,7 +254,8 @@ def _compile_mssql_merge(element: MssqlMerge, compiler, **kw) -> str:
     updates = ", ".join(f"tgt.{quote(n)} = src.{quote(n)}" for n in non_key(table, element.key))
     inserted = ", ".join(f"src.{quote(n)}" for n in names)
     # HOLDLOCK: without it two concurrent MERGEs of a new key can both take the INSERT branch.
-    return (f"MERGE INTO {compiler.preparer.format_table(table)} WITH (HOLDLOCK) AS tgt "
+    # Identifiers quoted by the dialect; the values are bind parameters.
+    return (f"MERGE INTO {compiler.preparer.format_table(table)} WITH (HOLDLOCK) AS tgt "  # noqa: S608
             f"USING (VALUES ({params})) AS src ({columns}) ON {matches} "
             f"WHEN MATCHED THEN UPDATE SET {updates} "
             f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({inserted});")

@@ -204,7 +204,7 @@ class _Compiler:
     def compare(self, node: ast.Compare, depth: int) -> Compiled:
         tests: list[Compiled] = []
         left = self.node(node.left, depth + 1)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, (ast.In, ast.NotIn)):
                 values = self.literal_list(right_node)
                 negate = isinstance(op, ast.NotIn)

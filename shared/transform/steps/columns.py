@@ -2,7 +2,7 @@
 can run over its input in chunks (`chunk_safe`)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import AfterValidator, BeforeValidator, PlainValidator, RootModel, field_validator
@@ -146,7 +146,7 @@ class Cast(Step[CastArgs]):
         return out
 
 
-Fill = Union[bool, int, float, str]
+Fill = bool | int | float | str
 
 
 FillArgs = RootModel[dict[str, Fill]]

@@ -85,7 +85,7 @@ class Join(Step[JoinArgs]):
         require(left, left_on, Context(context.frames, left_origin), key, indexed=not isinstance(left_keys, str))
         require(right, right_on, Context(context.frames, f"frame '{a.right}'"), ("on",) if a.on else ("right_on",),
                 indexed=not isinstance(right_keys, str))
-        for l_key, r_key in zip(left_on, right_on):
+        for l_key, r_key in zip(left_on, right_on, strict=True):
             if _family(left[l_key].dtype) != _family(right[r_key].dtype):
                 raise StepError(f"cannot join {l_key} ({left[l_key].dtype}) with {r_key} ({right[r_key].dtype}): "
                                 f"cast one of them first", key)
@@ -164,7 +164,7 @@ class Union(Step[UnionArgs]):
         parts = ([frame] if frame is not None else []) + [context.frames[n] for n in self.args.frames]
         labels = ([context.origin] if frame is not None else []) + [f"frame '{n}'" for n in self.args.frames]
         first = list(parts[0].columns)
-        for i, (part, label) in enumerate(zip(parts[1:], labels[1:]), start=1):
+        for i, (part, label) in enumerate(zip(parts[1:], labels[1:], strict=True), start=1):
             missing = [c for c in first if c not in part.columns]
             extra = [c for c in part.columns if c not in first]
             if missing or extra:
