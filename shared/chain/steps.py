@@ -96,7 +96,8 @@ class Chain:
         try:
             [ref] = self.project.models([model])
         except ConfigError:
-            raise ChainError(f"model {model} is not in the manifests (did they change since the run started?)") from None
+            raise ChainError(f"model {model} is not in the manifests "
+                             "(did they change since the run started?)") from None
         return ref
 
     def send(self, queue: str, message: Message, delay: float = 0.0) -> None:

@@ -50,7 +50,8 @@ def render_dry_run(pipeline: Pipeline, transformations: Transformations, project
     how = "chunk-safe: read in chunks" if pipeline.chunk_safe else "needs whole frames"
     lines = [f"pipeline {pipeline.name} -> {pipeline.output} ({how})"]
     for alias, table in pipeline.inputs.items():
-        lines.append(f"  input {alias} = {table}: {_columns(input_columns(table, models, project, transformations.pipelines))}")
+        columns = input_columns(table, models, project, transformations.pipelines)
+        lines.append(f"  input {alias} = {table}: {_columns(columns)}")
     for label, columns in pipeline.trace:
         lines.append(f"  {label}: {_columns(columns)}")
     lines.append(f"  output {pipeline.output}: {_columns(pipeline.columns)}")

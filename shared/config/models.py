@@ -30,7 +30,8 @@ ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$"
 
 def _origin(value: str) -> str:
     if not ORIGIN.match(value):
-        raise ValueError(f"allowed origin '{value}' must be scheme://host or scheme://host:port (http or https, no path)")
+        raise ValueError(f"allowed origin '{value}' must be scheme://host or scheme://host:port "
+                         "(http or https, no path)")
     return value.lower()
 
 
@@ -64,7 +65,8 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- pagination
 class PaginationBase(Strict):
     max_pages: int | None = Field(None, ge=1, description="Hard cap on pages fetched per model and run.")
-    total_path: str | None = Field(None, description="Dotted path to the total number of records, when the API states it.")
+    total_path: str | None = Field(None, description="Dotted path to the total number of records, "
+                                                     "when the API states it.")
     on_shortfall: Literal["fail", "warn"] = Field(
         "fail", description="When fewer records arrive than the stated total: fail the model, or only warn.")
 
@@ -114,7 +116,8 @@ class LinkHeaderPagination(PaginationBase):
 
 
 Pagination = Annotated[
-    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | NextLinkPagination | LinkHeaderPagination,
+    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | NextLinkPagination
+    | LinkHeaderPagination,
     Field(discriminator="type"),
 ]
 PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "next_link", "link_header")
@@ -189,7 +192,8 @@ class PiiRule(StrEnum):
 
 class PiiSpec(Strict):
     rule: PiiRule
-    keep: int | None = Field(None, ge=0, description="mask: characters kept at the end; generalize postcode: prefix kept.")
+    keep: int | None = Field(None, ge=0,
+                             description="mask: characters kept at the end; generalize postcode: prefix kept.")
     kind: Literal["date", "postcode"] | None = None
 
     @model_validator(mode="before")
@@ -249,13 +253,16 @@ def check_timezone(name: str | None) -> str | None:
 
 class Column(Strict):
     type: ColumnType
-    path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); default: the column name.")
+    path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); "
+                                               "default: the column name.")
     length: int | None = Field(None, ge=1, le=65535)
     precision: int | None = Field(None, ge=1, le=38)
     scale: int | None = Field(None, ge=0, le=38)
     pii: PiiSpec | None = None
-    pii_fields: dict[str, PiiSpec] | None = Field(None, description="json columns: PII rules for nested paths ('*' matches every list item).")
-    pii_scan: PiiScan | None = Field(None, description="Override the model's pii_scan for this column (text and json only).")
+    pii_fields: dict[str, PiiSpec] | None = Field(
+        None, description="json columns: PII rules for nested paths ('*' matches every list item).")
+    pii_scan: PiiScan | None = Field(
+        None, description="Override the model's pii_scan for this column (text and json only).")
     reason: str | None = Field(None, min_length=1, description="pii: none: why the column holds no personal data.")
     on_error: Annotated[Literal["error", "null"], BeforeValidator(_null_spelled_bare)] = "error"
     timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
@@ -282,7 +289,8 @@ class Column(Strict):
             raise ValueError(f"precision and scale only apply to decimal columns, not {self.type.value}")
         if self.pii_fields is not None and self.type != ColumnType.json:
             raise ValueError(f"pii_fields only applies to json columns, not {self.type.value}")
-        if self.pii and self.pii.kind == "date" and self.type not in (ColumnType.date, ColumnType.datetime, ColumnType.string, ColumnType.text):
+        dated = (ColumnType.date, ColumnType.datetime, ColumnType.string, ColumnType.text)
+        if self.pii and self.pii.kind == "date" and self.type not in dated:
             raise ValueError(f"generalize date does not apply to a {self.type.value} column")
         return self
 
@@ -326,9 +334,11 @@ class ModelBase(Strict):
     primary_key: list[str] = Field(default_factory=list)
     columns: dict[str, Column]
     pii_scan: PiiScan | None = Field(None, description="Scan free-text values for PII; default from settings.")
-    pii_terms: list[str] = Field(default_factory=list, description="Names or values always treated as PII in this model.")
+    pii_terms: list[str] = Field(default_factory=list,
+                                 description="Names or values always treated as PII in this model.")
     description: str | None = None
-    indexes: list[Index] = Field(default_factory=list, description="store: mongo only: indexes of the model's collection.")
+    indexes: list[Index] = Field(default_factory=list,
+                                 description="store: mongo only: indexes of the model's collection.")
 
     @model_validator(mode="before")
     @classmethod
@@ -350,9 +360,11 @@ class ModelBase(Strict):
             if documents and key not in self.columns:
                 continue   # a document field (dotted path) that no column declares
             if key not in self.columns:
-                raise ValueError(f"primary_key column '{key}' is not one of the model's columns ({', '.join(self.columns)})")
+                raise ValueError(f"primary_key column '{key}' is not one of the model's columns "
+                                 f"({', '.join(self.columns)})")
             if self.columns[key].rule is not None and self.columns[key].pii.rule != PiiRule.hash:
-                raise ValueError(f"primary_key column '{key}' has pii rule {self.columns[key].pii.rule.value}: only hash keeps keys unique")
+                raise ValueError(f"primary_key column '{key}' has pii rule {self.columns[key].pii.rule.value}: "
+                                 "only hash keeps keys unique")
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice")
         return self
@@ -408,8 +420,9 @@ class ApiSource(Strict):
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
-    allowed_origins: list[Origin] = Field(default_factory=list,
-                                       description="Other origins (scheme://host[:port]) trusted with the source's credentials.")
+    allowed_origins: list[Origin] = Field(
+        default_factory=list,
+        description="Other origins (scheme://host[:port]) trusted with the source's credentials.")
     # Names (lower case) of source and model headers whose value came from ${VAR}: credentials, kept
     # from other origins like `auth:` is. Set by the loader, which alone knows where values came from.
     _secret_headers: frozenset[str] = PrivateAttr(default=frozenset())

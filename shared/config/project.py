@@ -87,7 +87,8 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     root = manifests_dir(folder, env)
     issues: list[ConfigIssue] = []
     if not root.is_dir():
-        raise ConfigError([ConfigIssue(str(root), None, "", "manifests folder not found (set KSPYDER_MANIFESTS or --manifests)")])
+        raise ConfigError([ConfigIssue(str(root), None, "",
+                                       "manifests folder not found (set KSPYDER_MANIFESTS or --manifests)")])
 
     settings_doc = YamlDocument(SETTINGS_FILE, {})
     if (root / SETTINGS_FILE).exists():
@@ -98,7 +99,8 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     connectors_path = root / CONNECTORS_FILE
     connectors_doc = YamlDocument(CONNECTORS_FILE, {})
     if not connectors_path.exists():
-        issues.append(ConfigIssue(str(connectors_path), None, "", "file not found: every project declares its sources here"))
+        issues.append(ConfigIssue(str(connectors_path), None, "",
+                                  "file not found: every project declares its sources here"))
     else:
         connectors_doc, found = load_yaml(connectors_path, CONNECTORS_FILE, env)
         issues += found
@@ -193,9 +195,11 @@ def _pii_key_issues(doc: YamlDocument, sources: dict[str, SourceConfig], setting
                 issues.append(doc.issue(base + ("pii_scan",), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
             for column_name, column in model.columns.items():
                 if column.pii_scan == "hash":
-                    issues.append(doc.issue(base + ("columns", column_name, "pii_scan"), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
+                    issues.append(doc.issue(base + ("columns", column_name, "pii_scan"),
+                                            "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
                 rules = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
-                rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items() if spec.rule == PiiRule.hash]
+                rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items()
+                          if spec.rule == PiiRule.hash]
                 for rule_path in rules:
                     issues.append(doc.issue(base + ("columns", column_name) + rule_path,
                                             "the hash rule needs a key: set KSPYDER_PII_KEY (never an unkeyed hash)"))

@@ -313,9 +313,9 @@ class RecordShaper:
     def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str]):
         self.source, self.model = source, model
         # A plain key is read with dict.get directly; only dotted paths pay for a getter call.
-        self._columns = [(name, None if "." in (col.path or name) else (col.path or name), compile_path(col.path or name),
-                          converter_for(col), col.on_error == "null", passthrough_type(col), col.type == ColumnType.json,
-                          passthrough_length(col))
+        self._columns = [(name, None if "." in (col.path or name) else (col.path or name),
+                          compile_path(col.path or name), converter_for(col), col.on_error == "null",
+                          passthrough_type(col), col.type == ColumnType.json, passthrough_length(col))
                          for name, col in columns.items()]
         plans = [ColumnPlan(name, key, get, convert, same_type, keep, max_len, two_part_path(columns[name].path))
                  for name, key, get, convert, _, same_type, keep, max_len in self._columns]
@@ -326,7 +326,8 @@ class RecordShaper:
         """The reference shaping, column by column; `shape` falls back to it for any record that
         does not convert cleanly, so errors and `on_error: null` are decided here only."""
         if not isinstance(raw, dict):
-            raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, expected an object")
+            raise ConversionError(f"{self.source}.{self.model}: record #{position} is a {type(raw).__name__}, "
+                                  "expected an object")
         out: dict[str, Any] = {}
         raw_get = raw.get
         for name, key, get, convert, null_on_error, same_type, keep, max_len in self._columns:

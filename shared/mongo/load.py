@@ -127,7 +127,8 @@ class DocumentLoader:
             if value is None:
                 raise LoadError(f"{self.ref.qualified}: record #{position} has no value for primary key '{name}'")
             values.append(value)
-        document["_id"] = values[0] if len(values) == 1 else {name: v for (name, _), v in zip(self._keys, values, strict=True)}
+        document["_id"] = (values[0] if len(values) == 1
+                           else {name: v for (name, _), v in zip(self._keys, values, strict=True)})
         return document
 
     def _bulk_message(self, exc: BulkWriteError) -> str:

@@ -69,7 +69,8 @@ class RunSummary:
         for r in self.results:
             s = r.stats
             if r.error:
-                lines.append(f"  {r.model}: {'REFUSED' if r.refused else f'FAILED after {s.records} records'}: {r.error}")
+                state = "REFUSED" if r.refused else f"FAILED after {s.records} records"
+                lines.append(f"  {r.model}: {state}: {r.error}")
             else:
                 transport = (f", {plural(s.requests, 'request')}, {plural(s.retries, 'retry', 'retries')}, "
                              f"{s.throttled} throttled (429)") if s.requests else ""
@@ -154,7 +155,8 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
-                writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
+                writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified,
+                                                         extractor.output_columns))
 
             def loaded(pages: list[tuple[int, int]], rows: int) -> None:
                 result.rows += rows

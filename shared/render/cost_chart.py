@@ -2,7 +2,8 @@
 (no display needed, same pixels on a laptop and in a Function).
 
 Input: the `cost_by_cost_center` aggregation's documents, each with `month` (YYYY-MM), `cost_center`,
-`cost` and optionally `currency` (one for all: the axis label); several documents for one (month, cost center), e.g. one per hashed owner, are summed.
+`cost` and optionally `currency` (one for all: the axis label); several documents for one
+(month, cost center), e.g. one per hashed owner, are summed.
 The output format follows the file's extension (.png or .svg).
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ def monthly_totals(documents: Iterable[dict[str, Any]]) -> tuple[list[str], dict
     """(months in order, cost center -> cost per month), biggest cost center first."""
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for index, doc in enumerate(documents):
-        month, center, cost = (doc.get(key) if isinstance(doc, dict) else None for key in ("month", "cost_center", "cost"))
+        month, center, cost = (doc.get(key) if isinstance(doc, dict) else None
+                               for key in ("month", "cost_center", "cost"))
         if not isinstance(month, str) or len(month) != 7 or month[4] != "-":
             raise CostDataError(f"document {index}: 'month' must be text like 2026-08, got {type(month).__name__}")
         if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):

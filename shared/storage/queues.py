@@ -233,7 +233,8 @@ class LocalQueueStore:
         if state["visible_at"] > now:
             return None
         receipt, target = secrets.token_hex(8), folder / f"{msg_id}.{count + 1}.json"
-        if not self._write_state(folder, target, {"visible_at": now + hidden, "receipt": receipt, "body": state["body"]}):
+        hidden_state = {"visible_at": now + hidden, "receipt": receipt, "body": state["body"]}
+        if not self._write_state(folder, target, hidden_state):
             return None  # another worker claimed it first
         # The link only proves nobody holds state count+1 *now*: a worker that read the state long
         # ago must not bring back a message claimed and deleted (or claimed again) since.

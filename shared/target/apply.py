@@ -144,6 +144,6 @@ def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.Meta
 
 
 Step = Callable[[sa.Connection, "Operations", sa.MetaData, Change], None]
-STEPS: dict[str, Step] = {CREATE_SCHEMA: _create_schema, CLAIM_SCHEMA: _claim_schema, CREATE_TABLE: _create_table, ADD_COLUMN: _add_column,
-                          DROP_COLUMN: _drop_column, REPLACE_TABLE: _replace_table, DROP_TABLE: _drop_table,
-                          DROP_SCHEMA: _drop_schema}
+STEPS: dict[str, Step] = {CREATE_SCHEMA: _create_schema, CLAIM_SCHEMA: _claim_schema, CREATE_TABLE: _create_table,
+                          ADD_COLUMN: _add_column, DROP_COLUMN: _drop_column, REPLACE_TABLE: _replace_table,
+                          DROP_TABLE: _drop_table, DROP_SCHEMA: _drop_schema}

@@ -65,7 +65,8 @@ def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: lis
     retyped = []
     for name, want in wanted.items():
         have = live.get(name)
-        if have is not None and (have.type, have.length, have.precision, have.scale) != (want.type, want.length, want.precision, want.scale):
+        if have is not None and ((have.type, have.length, have.precision, have.scale)
+                                 != (want.type, want.length, want.precision, want.scale)):
             retyped.append((name, have.describe(), want.describe()))
     live_key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
     desired_key = [c.name for c in desired if c.primary_key]

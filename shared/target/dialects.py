@@ -1,7 +1,7 @@
 """Everything dialect-specific about the target, in one of two places (the rest of `shared/target`
 is portable SQLAlchemy): here engines, schemas, column types and how reflected types read back;
-bulk upsert statements in `upsert.py`. Supported and tested: SQLite, PostgreSQL, MariaDB/MySQL. Written for, but not tested
-against (no server here): SQL Server / Azure SQL through `mssql+pyodbc`.
+bulk upsert statements in `upsert.py`. Supported and tested: SQLite, PostgreSQL, MariaDB/MySQL.
+Written for, but not tested against (no server here): SQL Server / Azure SQL through `mssql+pyodbc`.
 
 SQLite has no schemas; kspyder attaches one database file per source beside the main file
 (`target.db` -> `target.shop.db`), so `shop.customers` is a real qualified name there too.
@@ -48,7 +48,8 @@ def sqlite_schemas_on_disk(url: sa.URL) -> list[str]:
         return []
     main = Path(url.database)
     prefix = f"{main.stem}."
-    return sorted(p.name[len(prefix):-len(main.suffix or ".db")] for p in main.parent.glob(f"{prefix}*{main.suffix or '.db'}")
+    suffix = main.suffix or ".db"
+    return sorted(p.name[len(prefix):-len(suffix)] for p in main.parent.glob(f"{prefix}*{suffix}")
                   if p.name != main.name)
 
 
@@ -136,7 +137,8 @@ def logical_type(reflected: sa.types.TypeEngine, dialect: str) -> StoredColumn:
     name = type(t).__name__.upper()
     if isinstance(t, sa.types._Binary) or name in ("BYTEA", "BLOB", "LONGBLOB", "VARBINARY", "IMAGE"):
         return StoredColumn("", ColumnType.binary)
-    if isinstance(t, sa.Boolean) or (dialect in MYSQL_FAMILY and name == "TINYINT" and getattr(t, "display_width", None) == 1):
+    tinyint_flag = dialect in MYSQL_FAMILY and name == "TINYINT" and getattr(t, "display_width", None) == 1
+    if isinstance(t, sa.Boolean) or tinyint_flag:
         return StoredColumn("", ColumnType.boolean)
     if isinstance(t, sa.BigInteger):
         return StoredColumn("", ColumnType.bigint)

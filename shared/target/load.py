@@ -126,7 +126,8 @@ class Loader:
             names = sa.inspect(self.engine).get_table_names(schema=schema)
             for stale in stale_staging(names, self.ref.name, self.run_id):
                 with self.engine.begin() as connection:   # a write first: see `_create_staging`
-                    connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema), if_exists=True))
+                    connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
+                                                           if_exists=True))
             self._create_staging()
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
@@ -224,8 +225,8 @@ class Loader:
             columns = self._fitter.columns(records)
         except RecordMisfit as exc:
             hint = " (set on_error: null on the column to load NULL instead)" if exc.nullable else ""
-            raise LoadError(f"{self.ref.qualified}: record {self._describe(records[exc.index], first_position + exc.index)}, "
-                            f"{exc}{hint}") from None
+            where = self._describe(records[exc.index], first_position + exc.index)
+            raise LoadError(f"{self.ref.qualified}: record {where}, {exc}{hint}") from None
         self.stats.nulled += self._fitter.nulled - nulled_before
         count = len(records)
         columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order

@@ -113,7 +113,8 @@ class Plan:
     @property
     def rebuild_derived(self) -> tuple[str, ...]:
         """New and replaced derived tables are empty until their builder runs ("transform x")."""
-        return tuple(dict.fromkeys(c.builder for c in self.changes if c.kind in (CREATE_TABLE, REPLACE_TABLE) and c.builder))
+        return tuple(dict.fromkeys(c.builder for c in self.changes
+                                   if c.kind in (CREATE_TABLE, REPLACE_TABLE) and c.builder))
 
 
 def compute_plan(connection: sa.Connection, project: Project, options: PlanOptions = PlanOptions()) -> Plan:

@@ -70,7 +70,8 @@ def frame_columns(frame: pd.DataFrame, what: str = "frame") -> list[StoredColumn
     if problems:
         raise ReplaceError(f"{what}: " + "; ".join(problems))
     columns = [dtype_column(name, frame[name].dtype) for name in names]
-    return columns + [StoredColumn(RUN_ID, ColumnType.string, RUN_ID_LENGTH), StoredColumn(LOADED_AT, ColumnType.datetime)]
+    return columns + [StoredColumn(RUN_ID, ColumnType.string, RUN_ID_LENGTH),
+                      StoredColumn(LOADED_AT, ColumnType.datetime)]
 
 
 def replace_table(engine: sa.Engine, schema: str, table: str, frame: pd.DataFrame, *, run_id: str | None = None) -> int:
@@ -109,7 +110,8 @@ def replace_table(engine: sa.Engine, schema: str, table: str, frame: pd.DataFram
     return len(frame)
 
 
-def _swap_in(engine: sa.Engine, schema: str, table: str, columns: list[StoredColumn], rows: Iterator[list[dict]]) -> None:
+def _swap_in(engine: sa.Engine, schema: str, table: str, columns: list[StoredColumn],
+             rows: Iterator[list[dict]]) -> None:
     dialect = engine.dialect.name
     staging = _table(f"{SWAP_PREFIXES[0]}{uuid.uuid4().hex[:12]}", schema, columns, dialect)
     with engine.begin() as connection:
@@ -172,7 +174,8 @@ def _python_values(series: pd.Series, column: StoredColumn, naive: bool) -> list
     elif column.type == ColumnType.text:
         out = series.astype(object).tolist()
         if any(isinstance(v, (bytes, bytearray, memoryview)) for v in out):   # never Python's b'...' text
-            raise ReplaceError(f"column {column.name}: binary data has no text form: leave the column out of the output")
+            raise ReplaceError(f"column {column.name}: binary data has no text form: "
+                               "leave the column out of the output")
         out = [_text(v) for v in out]
     elif column.type == ColumnType.bigint:
         out = series.astype(object).tolist()

@@ -64,8 +64,8 @@ def target_schemas(project: Project) -> list[str]:
 
 def derived_table(metadata: sa.MetaData, derived: DerivedTable, dialect: str) -> sa.Table:
     """The same table `shared.target.replace` creates: nullable columns, no key."""
-    return sa.Table(derived.table, metadata, *[sa.Column(c.name, column_type(c), nullable=True) for c in derived.columns],
-                    schema=derived.schema, **table_options(dialect))
+    columns = [sa.Column(c.name, column_type(c), nullable=True) for c in derived.columns]
+    return sa.Table(derived.table, metadata, *columns, schema=derived.schema, **table_options(dialect))
 
 
 def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None,

@@ -100,8 +100,8 @@ def _prefixed(exc: ValidationError, doc: YamlDocument, prefix: tuple, data: Any,
     out = []
     for issue in issues_from_validation(exc, _sub_document(doc, prefix, data), model):
         key = issue.key_path
-        out.append(ConfigIssue(doc.file, issue.line, head + ("" if not key else key if key.startswith("[") else "." + key),
-                               issue.message))
+        joined = "" if not key else key if key.startswith("[") else "." + key
+        out.append(ConfigIssue(doc.file, issue.line, head + joined, issue.message))
     return out
 
 
@@ -134,8 +134,8 @@ def _step(doc: YamlDocument, path: tuple, raw: Any, issues: list[ConfigIssue]) -
     [(name, value)] = raw.items()
     if name not in STEPS:
         hint = difflib.get_close_matches(name, list(STEPS), n=1)
-        issues.append(doc.issue(path + (name,), f"unknown step '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                                + f"; expected one of: {valid}"))
+        guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+        issues.append(doc.issue(path + (name,), f"unknown step '{name}'{guess}; expected one of: {valid}"))
         return None
     cls = STEPS[name]
     try:

@@ -195,7 +195,8 @@ class _Compiler:
         if operation is None:
             raise self.fail(f"operator {type(node.op).__name__} is not allowed")
         if isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
-            numbers = all(isinstance(n.value, (int, float)) and not isinstance(n.value, bool) for n in (node.left, node.right))
+            numbers = all(isinstance(n.value, (int, float)) and not isinstance(n.value, bool)
+                          for n in (node.left, node.right))
             if not numbers or isinstance(node.op, ast.Pow):
                 raise self.fail("write the result of arithmetic between two literals instead")
         left, right = self.node(node.left, depth + 1), self.node(node.right, depth + 1)
@@ -209,7 +210,8 @@ class _Compiler:
                 values = self.literal_list(right_node)
                 negate = isinstance(op, ast.NotIn)
                 tests.append(_membership(left, values, negate))
-            elif isinstance(right_node, ast.Constant) and right_node.value is None and isinstance(op, (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)):
+            elif (isinstance(right_node, ast.Constant) and right_node.value is None
+                  and isinstance(op, (ast.Eq, ast.NotEq, ast.Is, ast.IsNot))):
                 positive = isinstance(op, (ast.Eq, ast.Is))
                 tests.append(_nullness(left, positive))
             else:
@@ -238,7 +240,8 @@ class _Compiler:
         keywords: dict[str, Any] = {}
         for keyword in node.keywords:
             if keyword.arg is None or keyword.arg not in KEYWORDS:
-                raise self.fail(f"keyword argument {keyword.arg or '**'} is not allowed (allowed: {', '.join(sorted(KEYWORDS))})")
+                raise self.fail(f"keyword argument {keyword.arg or '**'} is not allowed "
+                                f"(allowed: {', '.join(sorted(KEYWORDS))})")
             if not isinstance(keyword.value, ast.Constant):
                 raise self.fail(f"keyword argument {keyword.arg} must be a literal")
             keywords[keyword.arg] = keyword.value.value

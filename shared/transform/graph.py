@@ -152,7 +152,8 @@ def _dry_run(doc: YamlDocument, pipeline: Pipeline, models: dict, project: Proje
               for alias, table in pipeline.inputs.items()}
     pipeline.trace = []
     try:
-        result = run_steps(pipeline, frames, on_step=lambda at, frame: pipeline.trace.append((at.label, describe(frame))))
+        result = run_steps(pipeline, frames,
+                           on_step=lambda at, frame: pipeline.trace.append((at.label, describe(frame))))
         pipeline.columns = infer_columns(result, pipeline.name)
     except StepFailure as exc:
         issues.append(exc.issue)

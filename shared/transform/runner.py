@@ -79,7 +79,8 @@ class TransformSummary:
         if not self.results:
             return f"transform {self.run_id}: no pipelines to run"
         failed = sum(1 for r in self.results if r.error and not r.skipped)
-        head = f"transform {self.run_id}: {plural(len(self.results), 'pipeline')}" + (f", {failed} failed" if failed else "")
+        head = (f"transform {self.run_id}: {plural(len(self.results), 'pipeline')}"
+                + (f", {failed} failed" if failed else ""))
         return "\n".join([head] + [r.render() for r in self.results])
 
 

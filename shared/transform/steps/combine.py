@@ -24,7 +24,8 @@ class JoinArgs(Args):
     left_on: Columns | None = None
     right_on: Columns | None = None
     how: Literal["inner", "left", "right", "outer"] = "inner"
-    suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_]*$")   # for right columns whose name is taken; default _<right>
+    # for right columns whose name is taken; default _<right>
+    suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_]*$")
     validate_keys: VALIDATE = Field("many_to_many", alias="validate")
 
     @model_validator(mode="after")
@@ -94,8 +95,9 @@ class Join(Step[JoinArgs]):
         # null key take no part in matching and are kept, unmatched, where the join kind keeps them
         left_null, right_null = _null_key(left, left_on), _null_key(right, right_on)
         try:
-            out = _keyed(left, left_null).merge(_keyed(right, right_null), how=a.how, left_on=left_on, right_on=right_on,
-                                                suffixes=("", suffix), validate=a.validate_keys, sort=False)
+            out = _keyed(left, left_null).merge(_keyed(right, right_null), how=a.how, left_on=left_on,
+                                                right_on=right_on, suffixes=("", suffix), validate=a.validate_keys,
+                                                sort=False)
         except pd.errors.MergeError as exc:
             raise StepError(f"join keys are not {a.validate_keys.replace('_', ' ')}: {reason(exc)}",
                             ("validate",)) from None
