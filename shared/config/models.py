@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -85,7 +85,7 @@ class PageNumberPagination(PaginationBase):
     total_pages_path: str | None = None
 
     @model_validator(mode="after")
-    def _size_needs_param(self):
+    def _size_needs_param(self) -> Self:
         if self.size_param and self.size is None:
             raise ValueError("size_param is set but size is not: say how many records a page holds")
         return self
@@ -202,7 +202,7 @@ class PiiSpec(Strict):
         return {"rule": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _options_fit_rule(self):
+    def _options_fit_rule(self) -> Self:
         if self.rule == PiiRule.generalize and self.kind is None:
             raise ValueError("generalize needs kind: date or postcode")
         if self.kind is not None and self.rule != PiiRule.generalize:
@@ -270,7 +270,7 @@ class Column(Strict):
     description: str | None = None
 
     @model_validator(mode="after")
-    def _options_fit_type(self):
+    def _options_fit_type(self) -> Self:
         if self.timezone is not None and self.type != ColumnType.date:
             raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
         if self.pii is not None and self.pii.rule == PiiRule.none and not self.reason:
@@ -348,7 +348,7 @@ class ModelBase(Strict):
         return data
 
     @model_validator(mode="after")
-    def _key_columns_exist(self):
+    def _key_columns_exist(self) -> Self:
         documents = _VALIDATING_STORE.get() == "mongo"
         if not self.columns and not documents:
             raise ValueError("columns must declare at least one column")
@@ -362,8 +362,9 @@ class ModelBase(Strict):
             if key not in self.columns:
                 raise ValueError(f"primary_key column '{key}' is not one of the model's columns "
                                  f"({', '.join(self.columns)})")
-            if self.columns[key].rule is not None and self.columns[key].pii.rule != PiiRule.hash:
-                raise ValueError(f"primary_key column '{key}' has pii rule {self.columns[key].pii.rule.value}: "
+            rule = self.columns[key].rule
+            if rule is not None and rule.rule != PiiRule.hash:
+                raise ValueError(f"primary_key column '{key}' has pii rule {rule.rule.value}: "
                                  "only hash keeps keys unique")
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice")
@@ -384,7 +385,7 @@ class SqlModel(ModelBase):
     chunk_size: int = Field(5000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
-    def _table_or_query(self):
+    def _table_or_query(self) -> Self:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of table or query")
         if self.table is not None:

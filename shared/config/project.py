@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -113,7 +114,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
         issues += _pii_key_issues(connectors_doc, sources, settings)
         issues += pii_guard_issues(connectors_doc, sources, settings.pii.scan)
         issues += document_store_issues(connectors_doc, sources, settings)   # Azure: never a local fallback
-    if issues:
+    if issues or settings is None or sources is None:   # either None only beside an issue above
         raise ConfigError(issues)
     masker = SecretMasker.from_config(settings, sources)
     return Project(root, settings, with_target_names(sources), masker)
@@ -136,8 +137,9 @@ def _settings(doc: YamlDocument, env: Mapping[str, str], issues: list[ConfigIssu
     except ValidationError as exc:
         found = issues_from_validation(exc, doc, Settings)
         for issue in found:
-            var = next((v for v, p in ENV_OVERRIDES.items() if ".".join(p) == issue.key_path and env.get(v)), None)
-            issues.append(ConfigIssue(f"environment {var}", None, "", issue.message) if var else issue)
+            overridden = next((v for v, p in ENV_OVERRIDES.items() if ".".join(p) == issue.key_path and env.get(v)),
+                              None)
+            issues.append(ConfigIssue(f"environment {overridden}", None, "", issue.message) if overridden else issue)
         return None
 
 
@@ -164,7 +166,7 @@ def _identifier_issues(doc: YamlDocument) -> list[ConfigIssue]:
     """Source, model and column names become SQL identifiers: `x; DROP TABLE y` must never reach SQL."""
     issues: list[ConfigIssue] = []
 
-    def check(mapping, path: tuple, what: str):
+    def check(mapping: object, path: tuple[str, ...], what: str) -> dict[str, Any]:
         if not isinstance(mapping, dict):
             return {}
         for name in mapping:
@@ -197,7 +199,7 @@ def _pii_key_issues(doc: YamlDocument, sources: dict[str, SourceConfig], setting
                 if column.pii_scan == "hash":
                     issues.append(doc.issue(base + ("columns", column_name, "pii_scan"),
                                             "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
-                rules = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
+                rules: list[tuple[str, ...]] = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
                 rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items()
                           if spec.rule == PiiRule.hash]
                 for rule_path in rules:

@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import ConfigIssue
 from .models import SECRET_KEYS
@@ -27,7 +28,7 @@ def issues_from_validation(exc: ValidationError, doc: YamlDocument, root: type[B
     return [i for i in issues if i.key_path not in missing]
 
 
-def _issue(err: dict, doc: YamlDocument, root: type[BaseModel]) -> ConfigIssue:
+def _issue(err: ErrorDetails, doc: YamlDocument, root: type[BaseModel]) -> ConfigIssue:
     path, annotation = _resolve(err["loc"], doc.data, root)
     kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
     shown = _show(value, path, doc)

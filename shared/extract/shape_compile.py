@@ -82,4 +82,5 @@ def compile_shape(columns: Sequence[ColumnPlan], shape_each: Shape, bad_value: t
         f"    return {{{result}}}",
     ])
     exec(compile(source, "<kspyder generated shaper>", "exec"), namespace)   # noqa: S102 - positions only, see above
-    return namespace["shape"]
+    shape: Callable[[Any, int], dict] = namespace["shape"]
+    return shape

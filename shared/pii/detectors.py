@@ -92,7 +92,8 @@ def _emails(text: str, found: list[Span]) -> None:
     mirror, size, done = text[::-1], len(text), 0
     at = text.find("@")
     while at != -1:
-        start = at - _LOCAL_PART.match(mirror, size - at).end() + size - at
+        local = _LOCAL_PART.match(mirror, size - at)   # a `*` run: it matches, if only the empty run
+        start = at - (local.end() - (size - at) if local else 0)
         # A start inside the previous match cannot be tried by a left-to-right scan either.
         if done <= start < at:
             match = _EMAIL.match(text, start)

@@ -33,10 +33,12 @@ def _classes() -> bytes:
 _SHAPE = _classes()
 
 
-def _encode_error(error: UnicodeEncodeError) -> tuple[str, int]:
+def _encode_error(error: UnicodeError) -> tuple[str, int]:
     """Non-ASCII characters keep one byte each, so positions still line up: "0" for a decimal digit
     (the detectors' `\\d` matches every Unicode digit), " " for the rest. Counting a non-ASCII
     letter as punctuation only lets more through (it stops no run from starting after it)."""
+    if not isinstance(error, UnicodeEncodeError):   # registered for the shape encoding only
+        raise error
     chunk = error.object[error.start:error.end]
     return "".join("0" if char.isdecimal() else " " for char in chunk), error.end
 

@@ -32,7 +32,8 @@ def possible_phone(candidate: str) -> bool:
     if not 7 <= len(digits) <= 15:   # E.164: at most 15 digits; fewer than 7 is an extension
         return False
     international = candidate.startswith("+") or digits.startswith("00")
-    tries = [("+" + digits.removeprefix("00"), None)] if international else [("+" + digits, None)]
+    tries: list[tuple[str, str | None]] = [("+" + digits.removeprefix("00"), None) if international
+                                           else ("+" + digits, None)]
     if not international:
         tries += [(digits, region) for region in _REGIONS]
     for text, region in tries:
