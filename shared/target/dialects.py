@@ -8,8 +8,10 @@ SQLite has no schemas; kspyder attaches one database file per source beside the 
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,7 +68,7 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     on_disk = bool(parsed.database) and parsed.database != ":memory:"
 
     @sa.event.listens_for(engine, "connect")
-    def _attach(dbapi_connection, _record) -> None:
+    def _attach(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
         for name in names:   # names are validated identifiers, and the path is bound as a parameter
             cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
@@ -83,7 +85,7 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
         dbapi_connection.isolation_level = None
 
     @sa.event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
+    def _begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
     return engine
@@ -184,5 +186,5 @@ def drop_schema(connection: sa.Connection, schema: str) -> None:
         connection.execute(sa.schema.DropSchema(schema, if_exists=True))
 
 
-def dialect_module(dialect: str):
+def dialect_module(dialect: str) -> ModuleType | None:
     return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MARIADB: mysql, MSSQL: mssql}.get(dialect)

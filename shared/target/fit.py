@@ -45,7 +45,7 @@ JSON_TYPES = (dict, list, str, int, float)
 WIDE = Context(prec=80)
 
 Fit = Callable[[Any], Any]                          # one non-null value -> written form, or Misfit
-BulkFit = Callable[[list], "list | None"]           # a column -> written forms, or None: go value by value
+BulkFit = Callable[[Sequence[Any]], "Sequence[Any] | None"]   # a column -> written forms, or None: value by value
 not_none = partial(is_not, None)
 zone_of = attrgetter("tzinfo")
 encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=json_value).encode
@@ -72,7 +72,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _types(values: list) -> set[type]:
+def _types(values: Sequence[Any]) -> set[type]:
     found = set(map(type, values))
     found.discard(NoneType)
     return found
@@ -90,7 +90,7 @@ def integer_fit(bounds: tuple[int, int], label: str) -> tuple[Fit, BulkFit]:
             return int(value)
         raise Misfit(outside)
 
-    def bulk(values: list) -> list | None:
+    def bulk(values: Sequence[Any]) -> Sequence[Any] | None:
         types = _types(values)
         if not types:
             return values
@@ -107,15 +107,15 @@ def float_fit(value: Any) -> float:
     if not (_is_int(value) or isinstance(value, float)):
         raise _wrong_type("a number", value)
     try:
-        value = float(value)
+        number = float(value)
     except OverflowError:
         raise Misfit("value outside the range of a double") from None
-    if not math.isfinite(value):
+    if not math.isfinite(number):
         raise Misfit(NOT_FINITE)
-    return value
+    return number
 
 
-def float_bulk(values: list) -> list | None:
+def float_bulk(values: Sequence[Any]) -> Sequence[Any] | None:
     types = _types(values)
     if not types:
         return values
@@ -134,19 +134,21 @@ def decimal_fit(precision: int, scale: int) -> tuple[Fit, BulkFit]:
     too_precise = f"more than {scale} decimal places ({label})"
 
     def fit(value: Any) -> Decimal:
-        if not isinstance(value, Decimal):
-            if not _is_int(value):
-                raise _wrong_type("a decimal", value)
-            value = Decimal(value)   # binary COPY's numeric wants a Decimal
-        if not value.is_finite():
+        if isinstance(value, Decimal):
+            amount = value
+        elif _is_int(value):
+            amount = Decimal(value)   # binary COPY's numeric wants a Decimal
+        else:
+            raise _wrong_type("a decimal", value)
+        if not amount.is_finite():
             raise Misfit(NOT_FINITE)
-        if not -bound < value < bound:
+        if not -bound < amount < bound:
             raise Misfit(too_big)
-        if WIDE.quantize(value, quantum) != value:   # 1.500 fits a scale of 2: only rounding is refused
+        if WIDE.quantize(amount, quantum) != amount:   # 1.500 fits a scale of 2: only rounding is refused
             raise Misfit(too_precise)
-        return value
+        return amount
 
-    def bulk(values: list) -> list | None:
+    def bulk(values: Sequence[Any]) -> Sequence[Any] | None:
         types = _types(values)
         if not types:
             return values
@@ -171,7 +173,7 @@ def string_fit(length: int | None) -> tuple[Fit, BulkFit]:
             raise Misfit(too_long)
         return value
 
-    def bulk(values: list) -> list | None:
+    def bulk(values: Sequence[Any]) -> Sequence[Any] | None:
         types = _types(values)
         if not types:
             return values
@@ -190,7 +192,7 @@ def string_fit(length: int | None) -> tuple[Fit, BulkFit]:
 
 # ---------------------------------------------------------------- booleans and dates
 def exact_type_bulk(kind: type) -> BulkFit:
-    def bulk(values: list) -> list | None:
+    def bulk(values: Sequence[Any]) -> Sequence[Any] | None:
         return values if _types(values) <= {kind} else None
 
     return bulk
@@ -219,11 +221,10 @@ def datetime_fit(naive: bool) -> tuple[Fit, BulkFit]:
             raise _wrong_type("a datetime", value)
         if value.tzinfo is None:
             return value if naive else value.replace(tzinfo=UTC)
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if naive else value
+        moment = value if value.tzinfo is UTC else value.astimezone(UTC)
+        return moment.replace(tzinfo=None) if naive else moment
 
-    def bulk(values: list) -> list | None:
+    def bulk(values: Sequence[Any]) -> Sequence[Any] | None:
         types = _types(values)
         if not types:
             return values
@@ -234,7 +235,7 @@ def datetime_fit(naive: bool) -> tuple[Fit, BulkFit]:
     return fit, bulk
 
 
-def _without_zone(values: list[datetime | None]) -> list[datetime | None]:
+def _without_zone(values: Sequence[datetime | None]) -> list[datetime | None]:
     """combine(date, time) drops the zone several times faster than replace(tzinfo=None)."""
     combine, day, clock = datetime.combine, datetime.date, datetime.time
     return [None if v is None else combine(day(v), clock(v)) for v in values]
@@ -253,7 +254,7 @@ def json_fit(value: Any) -> str:
         raise Misfit(f"JSON {NOT_FINITE}") from None
 
 
-def json_bulk(values: list) -> list | None:
+def json_bulk(values: Sequence[Any]) -> Sequence[Any] | None:
     if not _types(values) <= {dict, list}:
         return None
     encode = encode_json_fast
@@ -283,6 +284,8 @@ def column_fit(column: StoredColumn, naive_datetimes: bool) -> tuple[Fit, BulkFi
     if kind == ColumnType.float:
         return float_fit, float_bulk
     if kind == ColumnType.decimal:
+        if column.precision is None or column.scale is None:
+            raise ValueError(f"column {column.name}: a decimal column needs its precision and scale")
         return decimal_fit(column.precision, column.scale)
     if kind == ColumnType.boolean:
         return boolean_fit, exact_type_bulk(bool)
@@ -309,15 +312,16 @@ class ColumnFit:
         self.null_on_error = null_on_error and not column.primary_key   # a key never becomes NULL
         self.fit, self.bulk = column_fit(column, naive_datetimes)
 
-    def values(self, values: list) -> tuple[list, int]:
+    def values(self, values: Sequence[Any]) -> tuple[Sequence[Any], int]:
         """(written values, how many were nulled by on_error: null); RecordMisfit otherwise."""
         if self.is_key and None in values:
             raise RecordMisfit(self.name, "key column is null", values.index(None), nullable=False)
         fitted = self.bulk(values)
         return (fitted, 0) if fitted is not None else self._one_by_one(values)
 
-    def _one_by_one(self, values: list) -> tuple[list, int]:
-        fit, out, nulled = self.fit, [], 0
+    def _one_by_one(self, values: Sequence[Any]) -> tuple[list[Any], int]:
+        fit, nulled = self.fit, 0
+        out: list[Any] = []
         for index, value in enumerate(values):
             if value is None:
                 out.append(None)
@@ -350,7 +354,7 @@ class RowFitter:
 
     def columns(self, records: list[dict[str, Any]]) -> list[Sequence]:
         """The batch's fitted values, one sequence per column, in column order."""
-        columns = []
+        columns: list[Sequence[Any]] = []
         nulled = 0
         for column, gathered in zip(self._columns, self._gather(records), strict=True):
             values, count = column.values(gathered)

@@ -128,7 +128,7 @@ class Loader:
                 with self.engine.begin() as connection:   # a write first: see `_create_staging`
                     connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
                                                            if_exists=True))
-            self._create_staging()
+            self._create_staging(self._staging)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
@@ -150,15 +150,15 @@ class Loader:
             pass
         self._staged = False
 
-    def _create_staging(self) -> None:
+    def _create_staging(self, staging: sa.Table) -> None:
         """Create if missing; two workers of one run may race to it: the loser finds it made. One
         writing statement, no read before it in its transaction: on SQLite a transaction that read
         first cannot take the write lock once another connection has written."""
         try:
             with self.engine.begin() as connection:
-                connection.execute(sa.schema.CreateTable(self._staging, if_not_exists=True))
+                connection.execute(sa.schema.CreateTable(staging, if_not_exists=True))
         except self._database_errors():
-            if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
+            if not sa.inspect(self.engine).has_table(staging.name, schema=staging.schema):
                 raise
 
     # ------------------------------------------------------------------ load

@@ -51,11 +51,18 @@ class SchemaState:
         return bool(self.managed or self.foreign)
 
 
+def _connection_of(inspector: sa.Inspector) -> sa.Connection:
+    """The plan inspects inside one transaction: ownership reads and savepoints need its connection."""
+    if not isinstance(inspector.bind, sa.Connection):
+        raise TypeError("a schema snapshot needs an inspector of a connection, not of an engine")
+    return inspector.bind
+
+
 def reflect_schema(inspector: sa.Inspector, schema: str) -> SchemaState:
     if schema not in inspector.get_schema_names():
         return SchemaState(schema, listed=False)
-    state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)),
-                        owner=schema_owner(inspector.bind, schema, inspector.get_table_names(schema=schema)))
+    owner = schema_owner(_connection_of(inspector), schema, inspector.get_table_names(schema=schema))
+    state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)), owner=owner)
     dialect = inspector.dialect.name
     for table in live_tables(inspector, schema):
         reflected = inspector.get_columns(table, schema=schema)
@@ -76,7 +83,7 @@ def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterabl
     narrows the search further.
     """
     known, patterns = set(known), list(scope)
-    found = []
+    found: list[SchemaState] = []
     if owner is None:
         return found
     for name in sorted(inspector.get_schema_names()):
@@ -95,9 +102,10 @@ def orphan_schemas(inspector: sa.Inspector, known: Iterable[str], scope: Iterabl
 def _owner_of_other(inspector: sa.Inspector, schema: str) -> str | None:
     """The mark of a schema that may be someone else's, None when unreadable: another project may
     drop it between the listing and this read (a savepoint keeps PostgreSQL's transaction usable)."""
+    connection = _connection_of(inspector)
     try:
-        with inspector.bind.begin_nested():
-            return schema_owner(inspector.bind, schema, sa.inspect(inspector.bind).get_table_names(schema=schema))
+        with connection.begin_nested():
+            return schema_owner(connection, schema, sa.inspect(connection).get_table_names(schema=schema))
     except sa.exc.DBAPIError:
         return None
 

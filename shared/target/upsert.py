@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from .columns import META_COLUMNS
@@ -77,11 +78,12 @@ class SqliteExecuteMany:
     stored form is exactly what `ExecuteMany` would write; column by column (`bind_columns`),
     since a batch's rows all need the same ones (`bulk_processor`)."""
 
-    def __init__(self, statement: sa.Executable, table: sa.Table, dialect: sa.Dialect):
+    def __init__(self, statement: sa.Insert | MssqlMerge, table: sa.Table, dialect: sa.Dialect):
         compiled = statement.compile(dialect=dialect)
         names = [c.name for c in table.columns]
         self.sql = str(compiled)
-        if list(compiled.positiontup) != names:   # rows are bound in table order, as an INSERT compiles
+        # rows are bound in table order, as an INSERT compiles
+        if not isinstance(compiled, SQLCompiler) or list(compiled.positiontup or ()) != names:
             raise ValueError(f"the upsert of {table.name} binds its columns out of table order")
         self.processors = [c.type._cached_bind_processor(dialect) for c in table.columns]
         self.plan = [(bulk_processor(c.type, process, dialect), c.name in META_COLUMNS)
@@ -92,14 +94,22 @@ class SqliteExecuteMany:
                 for column, (process, meta) in zip(columns, self.plan, strict=True)]
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = _driver_cursor(connection)
         try:
             cursor.executemany(self.sql, rows)
         finally:
             cursor.close()
 
 
-BulkProcessor = Callable[[tuple], list]
+BulkProcessor = Callable[[Sequence[Any]], list[Any]]
+
+
+def _driver_cursor(connection: sa.Connection) -> Any:
+    """The driver's own cursor on this very connection: same transaction as the statements around it."""
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the target connection was closed before its batch was written")
+    return driver.cursor()
 
 
 def _once(process: BulkProcessor, values: Sequence) -> list | Sequence:
@@ -126,13 +136,13 @@ def bulk_processor(column_type: sa.types.TypeEngine, process: Callable[[Any], An
     if isinstance(impl, sqlite.DATETIME) and getattr(impl, "_storage_format", None) == SQLITE_DATETIME_FORMAT:
         iso = datetime.isoformat
 
-        def datetimes(values: tuple) -> list:
+        def datetimes(values: Sequence[Any]) -> list[Any]:
             # only datetimes reach a datetime column (fit.datetime_fit); anything else binds as SQLAlchemy would
             return [v if v is None else iso(v, " ", "microseconds")[:26] if type(v) is datetime else process(v)
                     for v in values]
         return datetimes
 
-    def each(values: tuple) -> list:
+    def each(values: Sequence[Any]) -> list[Any]:
         return [v if v is None else process(v) for v in values]
     return each
 
@@ -165,8 +175,7 @@ class PostgresCopy:
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
         if self.staging is not None:
             self.staging.create(connection)
-        # The raw psycopg cursor of this very connection: same transaction as the statements around it.
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = _driver_cursor(connection)   # raw psycopg: same transaction as the statements around it
         try:
             with cursor.copy(self.sql) as copy:
                 if self.types is not None:
@@ -217,19 +226,19 @@ def postgres_merge(table: sa.Table, staging: sa.Table, key: list[str]) -> sa.Exe
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
-def postgres_upsert(table: sa.Table, key: list[str]) -> sa.Executable:
+def postgres_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
     statement = postgresql.insert(table)
     return statement.on_conflict_do_update(index_elements=key,
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
-def sqlite_upsert(table: sa.Table, key: list[str]) -> sa.Executable:
+def sqlite_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
     statement = sqlite.insert(table)
     return statement.on_conflict_do_update(index_elements=key,
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
-def mysql_upsert(table: sa.Table, key: list[str]) -> sa.Executable:
+def mysql_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
     statement = mysql.insert(table)
     return statement.on_duplicate_key_update({n: statement.inserted[n] for n in non_key(table, key)})
 
@@ -244,7 +253,7 @@ class MssqlMerge(Executable, ClauseElement):
 
 
 @compiles(MssqlMerge, MSSQL)
-def _compile_mssql_merge(element: MssqlMerge, compiler, **kw) -> str:
+def _compile_mssql_merge(element: MssqlMerge, compiler: SQLCompiler, **kw: Any) -> str:
     quote = compiler.preparer.quote
     table = element.table
     names = [c.name for c in table.columns]
@@ -261,7 +270,7 @@ def _compile_mssql_merge(element: MssqlMerge, compiler, **kw) -> str:
             f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({inserted});")
 
 
-def upsert_statement(table: sa.Table, key: list[str], dialect: str) -> sa.Executable:
+def upsert_statement(table: sa.Table, key: list[str], dialect: str) -> sa.Insert | MssqlMerge:
     """The executemany statement for `dialect`; a plain INSERT when the model has no key."""
     if not key:
         return sa.insert(table)
