@@ -111,7 +111,43 @@ class RunLedger:
 
     def pages(self, run_id: str, model: str, stage: str) -> int:
         """Pages marked at `stage`, whether marked one by one or in ranges."""
-        return pages_by_stage(self.store.list(CONTAINER, f"{run_id}/pages/{model}/")).get(stage, 0)
+        return self.page_counts(run_id, model)[stage]
+
+    def page_counts(self, run_id: str, model: str, group: int | None = None, group_size: int = 10) -> dict[str, int]:
+        """Pages marked per stage, from one listing; `group`: only pages `group * group_size` to the
+        group's last (`group_size` a power of ten, so the group is a prefix of the markers' names)."""
+        prefix = f"{run_id}/pages/{model}/"
+        if group is not None:
+            digits = len(str(group_size)) - 1
+            if group_size != 10 ** digits:
+                raise ValueError(f"group_size must be a power of ten, not {group_size}")
+            prefix += f"{group:0{6 - digits}d}"
+        return pages_by_stage(self.store.list(CONTAINER, prefix))
+
+    def marker(self, run_id: str, model: str, first: int, stage: str, pages: int = 1) -> dict[str, Any] | None:
+        """The marker `page` or `page_range` wrote for `pages` pages from `first`, or None."""
+        raw = self.store.get(CONTAINER, f"{run_id}/pages/{model}/{marker_stem(first, pages)}.{stage}")
+        if raw is None:
+            return None
+        try:
+            marker: dict[str, Any] = json.loads(raw)   # written as an object
+            return marker
+        except ValueError:   # caught between a local create and its write: it exists, that is what counts
+            return {}
+
+    def marked_from(self, run_id: str, model: str, first: int, stage: str) -> bool:
+        """Whether a marker at `stage` starts at page `first` (one page's or a range's)."""
+        names = self.store.list(CONTAINER, f"{run_id}/pages/{model}/{first:06d}")
+        return any(name.endswith(f".{stage}") for name in names)
+
+    def records(self, run_id: str, model: str, stage: str = "fetched") -> int:
+        """Records the model's markers at `stage` count (each written whole before the next step)."""
+        total = 0
+        for name in self.store.list(CONTAINER, f"{run_id}/pages/{model}/"):
+            if name.endswith(f".{stage}"):
+                raw = self.store.get(CONTAINER, name)
+                total += json.loads(raw).get("records", 0) if raw else 0
+        return total
 
     def finish_model(self, run_id: str, model: str, outcome: dict[str, Any]) -> None:
         outcome = scrub_strings(outcome)   # errors and warnings quote servers and databases: scrubbed

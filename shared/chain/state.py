@@ -13,9 +13,8 @@ function instances that share nothing but storage:
     <run>/transform.sent                            it was sent
 
 Every decision is a conditional create (`BlobStore.create`): of two racing instances exactly one
-wins, on a local folder as on Azure Storage. The page markers are read here by the ledger's
-documented layout (`<run>/pages/<model>/<page>.<stage>`); a `RunLedger.marker()`/`counts()` pair
-would be the better home for those two reads.
+wins, on a local folder as on Azure Storage. The ledger's page markers are read through `RunLedger`,
+which alone knows their layout.
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from typing import Any, Literal
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.extract.reconcile import ShortfallError, reconcile
-from shared.ledger import RunLedger, marker_stem, pages_by_stage
+from shared.ledger import RunLedger
 from shared.storage import BlobStore
 
 from .names import RUNS
@@ -54,6 +53,7 @@ class Plan:
 class RunState:
     def __init__(self, store: BlobStore, clock: Callable[[], float]):
         self.store, self.clock = store, clock
+        self.ledger = RunLedger(store)
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="seconds")
@@ -84,7 +84,7 @@ class RunState:
             warning = reconcile(model, plan.stated_total, self.records(run_id, model), on_shortfall=on_shortfall,
                                 truncated_by=plan.truncated_by)
         except ShortfallError as exc:
-            ledger = RunLedger(self.store)
+            ledger = self.ledger
             outcome = {"model": model, "pages": plan.pages, "mode": plan.mode, "warnings": plan.warnings,
                        "error": str(exc)}
             ledger.finish_model(run_id, model, outcome)
@@ -101,12 +101,7 @@ class RunState:
     def records(self, run_id: str, model: str) -> int:
         """Records the model's pages held, from their `fetched` markers (each written whole before its
         page went to Load, so every one is readable once the model's pages are loaded)."""
-        total = 0
-        for name in self.store.list(RUNS, f"{run_id}/pages/{model}/"):
-            if name.endswith(".fetched"):
-                raw = self.store.get(RUNS, name)
-                total += json.loads(raw).get("records", 0) if raw else 0
-        return total
+        return self.ledger.records(run_id, model, "fetched")
 
     # ------------------------------------------------------------ claims
     def claim(self, run_id: str, name: str, token: str) -> Claim:
@@ -129,24 +124,16 @@ class RunState:
 
     def _marked(self, run_id: str, model: str, index: int, stage: str) -> bool:
         """Whether the job starting at page `index` has its marker, one page's or a range's."""
-        prefix = f"{run_id}/pages/{model}/{index:06d}"
-        return any(name.endswith(f".{stage}") for name in self.store.list(RUNS, prefix))
+        return self.ledger.marked_from(run_id, model, index, stage)
 
     # ------------------------------------------------------------ the ledger's page markers
     def marker(self, run_id: str, model: str, index: int, stage: str, pages: int = 1) -> dict | None:
         """The marker of the job of `pages` pages from `index` (`RunLedger.page` or `page_range`)."""
-        raw = self.store.get(RUNS, f"{run_id}/pages/{model}/{marker_stem(index, pages)}.{stage}")
-        if raw is None:
-            return None
-        try:
-            marker: dict = json.loads(raw)   # the ledger writes an object
-            return marker
-        except ValueError:   # caught between a local create and its write: it exists, that is what counts
-            return {}
+        return self.ledger.marker(run_id, model, index, stage, pages)
 
     def counts(self, run_id: str, model: str) -> dict[str, int]:
         """Pages fetched and loaded, from one listing."""
-        return pages_by_stage(self.store.list(RUNS, f"{run_id}/pages/{model}/"))
+        return self.ledger.page_counts(run_id, model)
 
     # ------------------------------------------------------------ completion groups
     def group_counts(self, run_id: str, model: str, group: int) -> tuple[int, int]:
@@ -154,8 +141,7 @@ class RunState:
         load looks at its own group, not at every page of the model (listing costs about 0.1 ms a
         name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
         complete groups is read once per group. A job's pages never span two groups (`PageJob.pages`)."""
-        prefix = f"{run_id}/pages/{model}/{group:05d}"
-        counts = pages_by_stage(self.store.list(RUNS, prefix))
+        counts = self.ledger.page_counts(run_id, model, group, GROUP)
         return counts["fetched"], counts["loaded"]
 
     def mark_group_loaded(self, run_id: str, model: str, group: int) -> None:
