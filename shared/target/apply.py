@@ -73,7 +73,7 @@ class ApplyOutcome:
     already_applied: bool       # the database already is what the plan produces: nothing ran
 
     @property
-    def changes(self):
+    def changes(self) -> tuple[Change, ...]:
         return () if self.already_applied else self.plan.changes
 
 
@@ -123,11 +123,11 @@ def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.Meta
 def _add_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     """Nullable: the rows already there have no value for it until their model runs again."""
     [column] = change.columns
-    ops.add_column(change.table, sa.Column(column.name, column_type(column), nullable=True), schema=change.schema)
+    ops.add_column(change.table_name, sa.Column(column.name, column_type(column), nullable=True), schema=change.schema)
 
 
 def _drop_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
-    ops.drop_column(change.table, change.column, schema=change.schema)
+    ops.drop_column(change.table_name, change.column_name, schema=change.schema)
 
 
 def _replace_table(connection: sa.Connection, ops: Operations, metadata: sa.MetaData, change: Change) -> None:
@@ -136,7 +136,7 @@ def _replace_table(connection: sa.Connection, ops: Operations, metadata: sa.Meta
 
 
 def _drop_table(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
-    sa.Table(change.table, sa.MetaData(), schema=change.schema).drop(connection)
+    sa.Table(change.table_name, sa.MetaData(), schema=change.schema).drop(connection)
 
 
 def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:

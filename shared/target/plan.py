@@ -49,6 +49,20 @@ class Change:
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}" if self.table else self.schema
 
+    @property
+    def table_name(self) -> str:
+        """The table of a table or column change; a schema change has none."""
+        if self.table is None:
+            raise PlanError(f"the {self.kind} change of schema {self.schema} names no table")
+        return self.table
+
+    @property
+    def column_name(self) -> str:
+        """The column of a column change."""
+        if self.column is None:
+            raise PlanError(f"the {self.kind} change of {self.qualified} names no column")
+        return self.column
+
     def as_json(self) -> dict:
         out: dict = {"kind": self.kind, "schema": self.schema, "table": self.table, "column": self.column}
         if self.kind == ADD_COLUMN:
@@ -131,7 +145,8 @@ def compute_plan(connection: sa.Connection, project: Project, options: PlanOptio
     known = [n for n, s in project.sources.items() if s.store == "sql"] + [d.schema for d in derived]
     orphans = orphan_schemas(inspector, known, options.scope, mine) if search else []
     if options.rebuild:
-        changes, kept = _rebuild_changes(states, by_source, project), []
+        changes = _rebuild_changes(states, by_source, project)
+        kept: list[Kept] = []
     else:
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
     from .plan_derived import derived_changes  # lazy: it builds on Change and refuse_foreign below
@@ -266,16 +281,16 @@ def shapes_after(live: Shapes, changes: Iterable[Change]) -> Shapes:
     for c in changes:
         tables = after.get(c.schema, {})
         if c.kind in (CREATE_TABLE, REPLACE_TABLE):
-            tables[c.table] = TableShape.of(c.columns)
+            tables[c.table_name] = TableShape.of(c.columns)
         elif c.kind == ADD_COLUMN:
-            shape = tables[c.table]
-            added = (c.column, c.columns[0].describe())
-            tables[c.table] = TableShape(tuple(sorted(shape.columns + (added,))), shape.key)
+            shape = tables[c.table_name]
+            added = (c.column_name, c.columns[0].describe())
+            tables[c.table_name] = TableShape(tuple(sorted(shape.columns + (added,))), shape.key)
         elif c.kind == DROP_COLUMN:
-            shape = tables[c.table]
-            tables[c.table] = TableShape(tuple(col for col in shape.columns if col[0] != c.column), shape.key)
+            shape = tables[c.table_name]
+            tables[c.table_name] = TableShape(tuple(col for col in shape.columns if col[0] != c.column), shape.key)
         elif c.kind == DROP_TABLE:
-            tables.pop(c.table, None)
+            tables.pop(c.table_name, None)
         elif c.kind == DROP_SCHEMA:
             tables = {}
         after[c.schema] = tables

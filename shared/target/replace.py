@@ -36,7 +36,7 @@ class ReplaceError(Exception):
     """The table could not be replaced. Messages name the table and column, never a value."""
 
 
-def dtype_column(name: str, dtype) -> StoredColumn:
+def dtype_column(name: str, dtype: object) -> StoredColumn:
     """The logical type a column of this dtype is stored as; strings and any other object column
     are text (non-string values are written as their text: JSON for dicts and lists)."""
     if pd.api.types.is_bool_dtype(dtype):
@@ -186,7 +186,7 @@ def _python_values(series: pd.Series, column: StoredColumn, naive: bool) -> list
     return [None if m else v for v, m in zip(out, missing, strict=True)]
 
 
-def _text(value) -> str | None:
+def _text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):

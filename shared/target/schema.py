@@ -2,6 +2,7 @@
 table per model, the model's primary key, and kspyder's load metadata columns. No DDL strings."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +65,14 @@ def target_schemas(project: Project) -> list[str]:
 
 def derived_table(metadata: sa.MetaData, derived: DerivedTable, dialect: str) -> sa.Table:
     """The same table `shared.target.replace` creates: nullable columns, no key."""
+    if derived.columns is None:
+        raise ValueError(f"{derived.qualified}: its columns are known only once it is built")
     columns = [sa.Column(c.name, column_type(c), nullable=True) for c in derived.columns]
     return sa.Table(derived.table, metadata, *columns, schema=derived.schema, **table_options(dialect))
 
 
 def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None,
-                    derived: list[DerivedTable] = ()) -> sa.MetaData:
+                    derived: Sequence[DerivedTable] = ()) -> sa.MetaData:
     metadata = sa.MetaData()
     for ref in refs if refs is not None else project.models():
         if ref.documents:
