@@ -298,7 +298,7 @@ _PASSTHROUGH: dict[ColumnType, type] = {
 }
 
 
-def passthrough_type(column: Column) -> type | None:
+def passthrough_type(column: Column) -> type[Any] | None:
     return _PASSTHROUGH.get(column.type)
 
 

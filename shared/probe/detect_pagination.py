@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from shared.config.models import (
     CursorPagination,
     LinkHeaderPagination,
@@ -21,6 +19,7 @@ from shared.config.models import (
     NoPagination,
     OffsetPagination,
     PageNumberPagination,
+    Pagination,
 )
 from shared.extract.paginators import as_count, dotted_get, parse_link_header
 from shared.extract.paginators.links import header
@@ -59,7 +58,7 @@ class FirstPage:
 
 @dataclass(frozen=True)
 class Candidate:
-    config: BaseModel             # one of the manifest's pagination models
+    config: Pagination            # one of the manifest's pagination models
     how: str                      # for the report: what gave it away
     owned_params: frozenset[str] = frozenset()   # URL params the paginator sets itself from now on
 
@@ -141,7 +140,8 @@ def _probed_offset(first: FirstPage, fetch: FetchRecords) -> Iterator[Candidate]
 # ---------------------------------------------------------------- building configs
 def _page_number(first: FirstPage, start: int, pages_path: str | None, how: str) -> Candidate:
     size_param = next((p for p in SIZE_PARAMS if as_count(first.params.get(p))), None)
-    size = _page_size(first, as_count(first.params[size_param])) if size_param else None
+    asked = as_count(first.params[size_param]) if size_param else None
+    size = _page_size(first, asked) if asked else None
     config = PageNumberPagination(type="page_number", param=PAGE_PARAM, start=start, size_param=size_param,
                                   size=size, total_pages_path=pages_path, total_path=total_path(first))
     return Candidate(config, how, frozenset(p for p in (PAGE_PARAM, size_param) if p))

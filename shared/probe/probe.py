@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from shared.config.models import ConnectorModels, Throttle, check_identifier
 from shared.extract.errors import ExtractError
+from shared.extract.http_client import HttpClient
 
-from .detect_pagination import Candidate, candidates
+from .detect_pagination import Candidate, FirstPage, candidates
 from .infer_columns import ColumnGuess, infer_columns, primary_key
 from .naming import model_name, source_name
 from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
@@ -100,7 +101,7 @@ def pagination_spec(candidate: Candidate) -> dict[str, Any]:
     """Every option the probe chose, even a default (`param: cursor` says which one was verified);
     the type first and the shared totals last, so the line reads like the reference table."""
     options = candidate.config.model_dump(exclude_unset=True, exclude_none=True, exclude={"type"})
-    shared = {k: options.pop(k) for k in ("total_pages_path", "total_path") if k in options}
+    shared: dict[str, Any] = {k: options.pop(k) for k in ("total_pages_path", "total_path") if k in options}
     return {"type": candidate.type, **options, **shared}
 
 
@@ -152,7 +153,8 @@ def _name(name: str, what: str) -> str:
         raise ProbeError(str(exc)) from None
 
 
-def _pagination(client, target: Target, first, max_pages: int, report: Report) -> tuple[Candidate, list[list]]:
+def _pagination(client: HttpClient, target: Target, first: FirstPage, max_pages: int,
+                report: Report) -> tuple[Candidate, list[list]]:
     """The first candidate that survives a walk with the real paginator."""
     fetch = fetch_records(client, target, first.records_path)
     for candidate in candidates(first, fetch):

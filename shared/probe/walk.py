@@ -15,7 +15,7 @@ from shared.extract.http_client import HttpClient
 from shared.extract.paginators import create_paginator
 from shared.extract.types import PageRequest, PageResponse
 
-from .detect_pagination import Candidate, FirstPage, record_digest
+from .detect_pagination import Candidate, FetchRecords, FirstPage, record_digest
 from .record_path import find_records
 from .target import Target
 
@@ -48,7 +48,7 @@ def first_page(client: HttpClient, target: Target) -> FirstPage:
     return FirstPage(body, response.headers, found.records, found.path, dict(target.params))
 
 
-def fetch_records(client: HttpClient, target: Target, records_path: str | None):
+def fetch_records(client: HttpClient, target: Target, records_path: str | None) -> FetchRecords:
     """A test request: the records for these params, or None when the API refuses them."""
     def fetch(params: dict) -> list | None:
         try:
