@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shared.config.errors import ConfigError
+from shared.config.models import ApiSource
 from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
@@ -52,6 +53,11 @@ log = logging.getLogger("kspyder.chain")
 EngineFactory = Callable[[], sa.Engine]
 DEFAULT_MAX_DEQUEUE_COUNT = 5     # the Functions host's default `maxDequeueCount`
 _SAFE_ERRORS = (ExtractError, LoadError, ChainError, MessageError, ConfigError, PiiKeyMissing)
+
+
+def _rate(ref: ModelRef) -> float | None:
+    """The requests per second the model's source allows; None: unlimited (SQL sources have no throttle)."""
+    return ref.source.throttle.rate if isinstance(ref.source, ApiSource) else None
 
 
 class Chain:
@@ -119,7 +125,7 @@ class Chain:
         started: dict[str, int] = {}
         for ref in refs:   # a source's models start 1/rate apart, as their pages will be spread
             nth = started[ref.source_name] = started.get(ref.source_name, -1) + 1
-            rate = getattr(ref.source, "throttle", None) and ref.source.throttle.rate
+            rate = _rate(ref)
             self.send(PAGINATE, RunModel(run_id, ref.qualified), nth / rate if rate else 0.0)
         self.leases.started(run_id, refs)   # the run's heartbeat lasts until its models have started
         log.info("run %s started (%s): %d model(s)", run_id, trigger, len(refs))
@@ -133,7 +139,12 @@ class Chain:
             raise ChainError(f"no chain step reads queue {queue}")
         if not isinstance(message, expected):
             raise MessageError(f"{queue}: expected a {expected.__name__}, not a {type(message).__name__}")
-        {RunModel: self.paginate, PageJob: self.fetch, LoadJob: self.load}[expected](message, dequeue_count)
+        if isinstance(message, RunModel):
+            self.paginate(message, dequeue_count)
+        elif isinstance(message, PageJob):
+            self.fetch(message, dequeue_count)
+        elif isinstance(message, LoadJob):
+            self.load(message, dequeue_count)
         return message
 
     def paginate(self, msg: RunModel, dequeue_count: int = 1) -> None:
@@ -170,11 +181,11 @@ class Chain:
                 if isinstance(loader, Loader):
                     loader.staged_elsewhere()   # a keyless model's staging table: made by paginate
                 key = drift.drift_key(self.engine, ref) if isinstance(loader, Loader) else None
-                if key is None:
-                    loader.check_drift()
-                else:   # a SQL table is reflected once per worker, not for every page
+                if key is not None and isinstance(loader, Loader):   # a SQL table: reflected once per worker
                     drift.check_once(key, loader.check_drift)
                     loader.drift_checked_elsewhere()
+                else:
+                    loader.check_drift()
                 try:
                     if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
                         loader.load_page(job.index, records, again=claim == "mine")
@@ -288,7 +299,7 @@ class Chain:
     def page_interval(self, run_id: str, ref: ModelRef) -> float:
         """Seconds between a fanned-out model's pages: 1/rate, times the number of the run's models
         reading the same source, since they all draw on its one rate limit. 0 without a rate."""
-        rate = ref.source.throttle.rate
+        rate = _rate(ref)
         if not rate:
             return 0.0
         record = self.ledger.get(run_id)
@@ -301,14 +312,20 @@ class Chain:
         rather than make a new one that would miss pages. A copy of the message that comes once a
         page is fetched does nothing: the table is there, or already swapped in."""
         if not ref.model.primary_key and not ref.documents and not self.state.counts(run_id, ref.qualified)["fetched"]:
-            self._loader(ref, run_id).stage()
+            self._table_loader(ref, run_id).stage()
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
-        if ref.documents and self._documents is None:
+        if ref.documents:
+            return self._document_target().loader(ref, run_id)
+        return self._table_loader(ref, run_id)
+
+    def _document_target(self) -> DocumentTarget:
+        if self._documents is None:
             from shared.mongo.load import DocumentTarget
             self._documents = DocumentTarget(self.project.settings, durable_loads=True)
-        if ref.documents:
-            return self._documents.loader(ref, run_id)
+        return self._documents
+
+    def _table_loader(self, ref: ModelRef, run_id: str) -> Loader:
         check_pii_key(self.engine, self.project, [ref.source_name])   # hashes made with the target's key
         return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)
 

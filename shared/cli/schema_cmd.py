@@ -77,12 +77,13 @@ def apply(state: CliState, plan_file: str | None, auto_approve: bool, prune: boo
         raise click.UsageError("--prune and --scope belong to `plan`: the saved plan already records them")
     with _errors(state) as project:
         url = _target_url(project, target)
+        stamp: PlanStamp | None
         if plan_file:
             stamp = _saved_stamp(plan_file, url)
         else:
             stamp = _approved(url, project, PlanOptions(prune, (), scope), auto_approve, "Apply these changes?")
-            if stamp is None:
-                return
+        if stamp is None:
+            return
         outcome = _apply(url, project, stamp, wait)
         _report(outcome, hint=not refill)
         if refill:
