@@ -54,7 +54,8 @@ def mariadb_url() -> str:
 def _isolated_kspyder_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own KSPYDER_* settings must not change what the tests see."""
     for name in list(os.environ):
-        if name.startswith("KSPYDER_") and name not in ("KSPYDER_REQUIRE_SERVICES",) and not name.startswith("KSPYDER_TEST_"):
+        if (name.startswith("KSPYDER_") and name not in ("KSPYDER_REQUIRE_SERVICES",)
+                and not name.startswith("KSPYDER_TEST_")):
             monkeypatch.delenv(name)
 
 

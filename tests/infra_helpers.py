@@ -34,7 +34,8 @@ def syntax_errors(path: Path) -> list[str]:
     def walk(node: Node) -> None:
         if node.type == "ERROR" or node.is_missing:
             line, column = node.start_point
-            what = f"missing {node.type}" if node.is_missing else f"syntax error near {node.text[:40].decode(errors='replace')!r}"
+            near = node.text[:40].decode(errors="replace")
+            what = f"missing {node.type}" if node.is_missing else f"syntax error near {near!r}"
             problems.append(f"{path.name}:{line + 1}:{column + 1}: {what}")
             if node.is_missing:
                 return
@@ -244,7 +245,8 @@ def code_names(root: Path = ROOT) -> CodeNames:
 
 # ---------------------------------------------------------------- what infra/ provisions and sets
 
-def resource_names(infra: list[BicepFile], kind: str, allowed_expressions: set[str] = frozenset()) -> tuple[dict[str, str], list[str]]:
+def resource_names(infra: list[BicepFile], kind: str,
+                   allowed_expressions: set[str] = frozenset()) -> tuple[dict[str, str], list[str]]:
     """name -> file:line of the `kind` resources, and problems for names that are not literal."""
     found: dict[str, str] = {}
     problems: list[str] = []

@@ -30,19 +30,25 @@ ROUTES = [
     {"_id": "rt2", "name": "spoke", "vnet": "v2", "routes": [{"prefix": "10.2.0.0/16", "hop": "VnetLocal"}]},
     {"_id": "rt3", "name": "empty", "vnet": "v9", "routes": []},
 ]
-VNETS = [{"_id": "v1", "name": "vnet-hub", "region": "westeurope"}, {"_id": "v2", "name": "vnet-spoke", "region": "northeurope"}]
+VNETS = [{"_id": "v1", "name": "vnet-hub", "region": "westeurope"},
+         {"_id": "v2", "name": "vnet-spoke", "region": "northeurope"}]
 
 # one pipeline per supported stage, with the result it must give on ROUTES (and VNETS)
 STAGE_CASES = {
-    "$match": ([{"$match": {"name": {"$in": ["hub", "spoke"]}}}, {"$project": {"_id": 1}}], [{"_id": "rt1"}, {"_id": "rt2"}]),
-    "$project": ([{"$project": {"_id": 0, "n": "$name", "count": {"$size": "$routes"}}}, {"$limit": 1}], [{"n": "hub", "count": 2}]),
-    "$addFields": ([{"$addFields": {"kind": "table"}}, {"$project": {"_id": 0, "kind": 1}}, {"$limit": 1}], [{"kind": "table"}]),
-    "$set": ([{"$set": {"upper": {"$toUpper": "$name"}}}, {"$project": {"_id": 0, "upper": 1}}, {"$skip": 2}], [{"upper": "EMPTY"}]),
+    "$match": ([{"$match": {"name": {"$in": ["hub", "spoke"]}}}, {"$project": {"_id": 1}}],
+               [{"_id": "rt1"}, {"_id": "rt2"}]),
+    "$project": ([{"$project": {"_id": 0, "n": "$name", "count": {"$size": "$routes"}}}, {"$limit": 1}],
+                 [{"n": "hub", "count": 2}]),
+    "$addFields": ([{"$addFields": {"kind": "table"}}, {"$project": {"_id": 0, "kind": 1}}, {"$limit": 1}],
+                   [{"kind": "table"}]),
+    "$set": ([{"$set": {"upper": {"$toUpper": "$name"}}}, {"$project": {"_id": 0, "upper": 1}}, {"$skip": 2}],
+             [{"upper": "EMPTY"}]),
     "$unwind": ([{"$unwind": "$routes"}, {"$project": {"_id": 0, "p": "$routes.prefix"}}],
                 [{"p": "0.0.0.0/0"}, {"p": "10.1.0.0/16"}, {"p": "10.2.0.0/16"}]),
     "$lookup": ([{"$lookup": {"from": "vnets", "localField": "vnet", "foreignField": "_id", "as": "v"}},
                  {"$project": {"_id": 1, "vnets": "$v.name"}}],
-                [{"_id": "rt1", "vnets": ["vnet-hub"]}, {"_id": "rt2", "vnets": ["vnet-spoke"]}, {"_id": "rt3", "vnets": []}]),
+                [{"_id": "rt1", "vnets": ["vnet-hub"]}, {"_id": "rt2", "vnets": ["vnet-spoke"]},
+                 {"_id": "rt3", "vnets": []}]),
     "$group": ([{"$unwind": "$routes"}, {"$group": {"_id": "$routes.hop", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}],
                [{"_id": "Internet", "n": 1}, {"_id": "VirtualAppliance", "n": 1}, {"_id": "VnetLocal", "n": 1}]),
     "$sort": ([{"$sort": {"name": -1}}, {"$project": {"_id": 1}}], [{"_id": "rt2"}, {"_id": "rt1"}, {"_id": "rt3"}]),
@@ -70,8 +76,10 @@ def test_supported_stage_runs_on_the_document_store(stage, mongo_client, mongo_n
 
 def manifests(tmp_path, source: str, aggregations: dict, env: dict[str, str] | None = None, **settings):
     models = {"route_tables": {"path": "/rt", "primary_key": ["id"]}, "vnets": {"path": "/vn", "primary_key": ["id"]}}
-    project = project_for(tmp_path, {source: {"type": "api", "store": "mongo", "base_url": "http://127.0.0.1:1", "models": models}},
-                          {"state_dir": str(tmp_path / "state"), "output": {"folder": str(tmp_path / "out")}, **settings},
+    source_def = {"type": "api", "store": "mongo", "base_url": "http://127.0.0.1:1", "models": models}
+    project = project_for(tmp_path, {source: source_def},
+                          {"state_dir": str(tmp_path / "state"), "output": {"folder": str(tmp_path / "out")},
+                           **settings},
                           env=env)
     (project.root / "aggregations.yml").write_text(yaml.safe_dump({"aggregations": aggregations}, sort_keys=False))
     return project
@@ -101,7 +109,8 @@ def test_json_and_csv_files(tmp_path, mongo_client, mongo_name) -> None:
     folder = tmp_path / "out" / "aggregations"
     assert result.files == [str(folder / "routes.json"), str(folder / "routes.csv")]
     assert json.loads((folder / "routes.json").read_text())[0] == {
-        "table": "hub", "route": {"prefix": "0.0.0.0/0", "hop": "Internet"}, "vnet": "vnet-hub", "regions": ["westeurope"]}
+        "table": "hub", "route": {"prefix": "0.0.0.0/0", "hop": "Internet"}, "vnet": "vnet-hub",
+        "regions": ["westeurope"]}
     rows = list(csv.reader(io.StringIO((folder / "routes.csv").read_text())))
     assert rows[0] == ["table", "route.prefix", "route.hop", "vnet", "regions"]
     assert rows[1:] == [["hub", "0.0.0.0/0", "Internet", "vnet-hub", '["westeurope"]'],
@@ -112,9 +121,11 @@ def test_json_and_csv_files(tmp_path, mongo_client, mongo_name) -> None:
 
 def test_plain_json_and_csv_cells_for_bson_types() -> None:
     oid = ObjectId("65f000000000000000000001")
-    docs = [{"_id": oid, "at": WHEN, "amount": Decimal128("12.50"), "ok": True, "n": None, "deep": {"a": {"b": 1}}, "e": {}},
+    docs = [{"_id": oid, "at": WHEN, "amount": Decimal128("12.50"), "ok": True, "n": None, "deep": {"a": {"b": 1}},
+             "e": {}},
             {"late": 1}]
-    assert json.loads(json_bytes(docs)) == [{"_id": str(oid), "at": "2024-05-01T12:00:00+00:00", "amount": "12.50", "ok": True,
+    assert json.loads(json_bytes(docs)) == [{"_id": str(oid), "at": "2024-05-01T12:00:00+00:00", "amount": "12.50",
+                                             "ok": True,
                                              "n": None, "deep": {"a": {"b": 1}}, "e": {}}, {"late": 1}]
     rows = list(csv.reader(io.StringIO(csv_bytes(docs).decode())))
     assert rows == [["_id", "at", "amount", "ok", "n", "deep.a.b", "e", "late"],
@@ -179,7 +190,8 @@ def test_azure_storage_mode_writes_to_the_outputs_container(tmp_path, mongo_clie
     blobs = LocalBlobStore(tmp_path / "blobs")
     [result] = run_aggregations(project, client=mongo_client, blobs=blobs)
     assert result.files == [f"{OUTPUTS}/aggregations/routes.csv"]
-    assert blobs.get(OUTPUTS, "aggregations/routes.csv").decode().splitlines()[0] == "table,route.prefix,route.hop,vnet,regions"
+    header = blobs.get(OUTPUTS, "aggregations/routes.csv").decode().splitlines()[0]
+    assert header == "table,route.prefix,route.hop,vnet,regions"
     assert not (tmp_path / "out").exists()
 
 
@@ -190,6 +202,7 @@ def test_a_failing_aggregation_is_reported_and_the_others_run(tmp_path, mongo_cl
     seed(mongo_client, mongo_name)
     broken, fine = run_aggregations(project, client=mongo_client)
     assert broken.error.startswith("the pipeline failed: ") and broken.files == []
-    assert fine.error is None and json.loads((tmp_path / "out" / "aggregations" / "fine.json").read_text()) == [{"n": 2}]
+    assert fine.error is None
+    assert json.loads((tmp_path / "out" / "aggregations" / "fine.json").read_text()) == [{"n": 2}]
     assert [r.name for r in run_aggregations(project, ["fine"], client=mongo_client)] == ["fine"]
     assert run_aggregations(project, sources=["other"], client=mongo_client) == []

@@ -86,7 +86,8 @@ def test_missing_or_wrong_token_gets_401_before_anything_else(arm, headers, code
 
 
 @pytest.mark.parametrize("path, code", [
-    ("/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Network/routeTables", "SubscriptionNotFound"),
+    ("/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Network/routeTables",
+     "SubscriptionNotFound"),
     (f"/subscriptions/{SUB}/providers/Microsoft.Network/loadBalancers", "InvalidResourceType"),
     ("/nowhere", "InvalidResourceType"),
 ])

@@ -46,11 +46,13 @@ ROUTE_TABLE_GRAPH = [
     {"vnet": "vnet-dev", "address_space": ["10.2.0.0/16"], "subnets": [
         {"name": "snet-dev-build", "prefix": "10.2.2.0/24", "route_table": None, "routes": []},
         {"name": "snet-dev-web", "prefix": "10.2.1.0/24", "route_table": "rt-dev-spoke",
-         "routes": [r("default", "0.0.0.0/0", "Internet"), r("on-premises", "192.168.0.0/16", "VirtualNetworkGateway")]}]},
+         "routes": [r("default", "0.0.0.0/0", "Internet"),
+                    r("on-premises", "192.168.0.0/16", "VirtualNetworkGateway")]}]},
     {"vnet": "vnet-hub", "address_space": ["10.0.0.0/16"], "subnets": [
         {"name": "AzureFirewallSubnet", "prefix": "10.0.1.0/26", "route_table": None, "routes": []},
         {"name": "GatewaySubnet", "prefix": "10.0.0.0/27", "route_table": "rt-gateway",
-         "routes": [r("to-prod", "10.1.0.0/16", "VirtualAppliance", FW), r("to-dev", "10.2.0.0/16", "VirtualAppliance", FW)]},
+         "routes": [r("to-prod", "10.1.0.0/16", "VirtualAppliance", FW),
+                    r("to-dev", "10.2.0.0/16", "VirtualAppliance", FW)]},
         {"name": "snet-shared", "prefix": "10.0.2.0/24", "route_table": "rt-hub-shared",
          "routes": [r("default", "0.0.0.0/0", "VirtualAppliance", FW),
                     r("on-premises", "192.168.0.0/16", "VirtualNetworkGateway")]}]},
@@ -62,11 +64,13 @@ ROUTE_TABLE_GRAPH = [
 ]
 SUBNET_ROUTES = [  # vnet, subnet, subnet_prefix, route_table, route, address_prefix, next_hop_type, next_hop_ip
     ("vnet-dev", "snet-dev-web", "10.2.1.0/24", "rt-dev-spoke", "default", "0.0.0.0/0", "Internet", ""),
-    ("vnet-dev", "snet-dev-web", "10.2.1.0/24", "rt-dev-spoke", "on-premises", "192.168.0.0/16", "VirtualNetworkGateway", ""),
+    ("vnet-dev", "snet-dev-web", "10.2.1.0/24", "rt-dev-spoke", "on-premises", "192.168.0.0/16",
+     "VirtualNetworkGateway", ""),
     ("vnet-hub", "GatewaySubnet", "10.0.0.0/27", "rt-gateway", "to-dev", "10.2.0.0/16", "VirtualAppliance", FW),
     ("vnet-hub", "GatewaySubnet", "10.0.0.0/27", "rt-gateway", "to-prod", "10.1.0.0/16", "VirtualAppliance", FW),
     ("vnet-hub", "snet-shared", "10.0.2.0/24", "rt-hub-shared", "default", "0.0.0.0/0", "VirtualAppliance", FW),
-    ("vnet-hub", "snet-shared", "10.0.2.0/24", "rt-hub-shared", "on-premises", "192.168.0.0/16", "VirtualNetworkGateway", ""),
+    ("vnet-hub", "snet-shared", "10.0.2.0/24", "rt-hub-shared", "on-premises", "192.168.0.0/16",
+     "VirtualNetworkGateway", ""),
     ("vnet-prod", "snet-app", "10.1.2.0/24", "rt-prod-spoke", "default", "0.0.0.0/0", "VirtualAppliance", FW),
     ("vnet-prod", "snet-app", "10.1.2.0/24", "rt-prod-spoke", "deny-dev", "10.2.0.0/16", "None", ""),
     ("vnet-prod", "snet-app", "10.1.2.0/24", "rt-prod-spoke", "prod-local", "10.1.0.0/16", "VnetLocal", ""),
@@ -81,7 +85,8 @@ COST_BY_RESOURCE_GROUP = [
     ("rg-app-dev", "2026-08", 127.75), ("rg-app-dev", "2026-09", 139.5), ("rg-app-dev", "2026-10", 137.25),
     ("rg-app-prod", "2026-08", 1652.25), ("rg-app-prod", "2026-09", 1601.5), ("rg-app-prod", "2026-10", 1654.0),
     ("rg-data-prod", "2026-08", 783.0), ("rg-data-prod", "2026-09", 758.75), ("rg-data-prod", "2026-10", 783.0),
-    ("rg-hub-network", "2026-08", 1560.25), ("rg-hub-network", "2026-09", 1502.75), ("rg-hub-network", "2026-10", 1568.75),
+    ("rg-hub-network", "2026-08", 1560.25), ("rg-hub-network", "2026-09", 1502.75),
+    ("rg-hub-network", "2026-10", 1568.75),
 ]
 COST_BY_SERVICE = [
     ("Azure Firewall", "2026-08", 961.25), ("Azure Firewall", "2026-09", 929.75), ("Azure Firewall", "2026-10", 963.5),
@@ -89,12 +94,14 @@ COST_BY_SERVICE = [
     ("SQL Database", "2026-08", 783.0), ("SQL Database", "2026-09", 758.75), ("SQL Database", "2026-10", 783.0),
     ("Storage", "2026-08", 88.5), ("Storage", "2026-09", 85.0), ("Storage", "2026-10", 90.25),
     ("VPN Gateway", "2026-08", 465.0), ("VPN Gateway", "2026-09", 450.0), ("VPN Gateway", "2026-10", 465.0),
-    ("Virtual Machines", "2026-08", 1728.75), ("Virtual Machines", "2026-09", 1694.5), ("Virtual Machines", "2026-10", 1738.0),
+    ("Virtual Machines", "2026-08", 1728.75), ("Virtual Machines", "2026-09", 1694.5),
+    ("Virtual Machines", "2026-10", 1738.0),
 ]
 COST_BY_COST_CENTER = [(*row, "EUR") for row in [  # sorted by cost center, then owner hash ("(no owner)" first)
     ("(untagged)", "(no owner)", "2026-08", 96.75), ("(untagged)", "(no owner)", "2026-09", 84.5),
     ("(untagged)", "(no owner)", "2026-10", 103.25),
-    ("CC-1001", NETOPS, "2026-08", 1463.5), ("CC-1001", NETOPS, "2026-09", 1418.25), ("CC-1001", NETOPS, "2026-10", 1465.5),
+    ("CC-1001", NETOPS, "2026-08", 1463.5), ("CC-1001", NETOPS, "2026-09", 1418.25),
+    ("CC-1001", NETOPS, "2026-10", 1465.5),
     ("CC-2002", "(no owner)", "2026-08", 80.75), ("CC-2002", "(no owner)", "2026-09", 89.25),
     ("CC-2002", "(no owner)", "2026-10", 88.75),
     ("CC-2002", SHOP, "2026-08", 920.75), ("CC-2002", SHOP, "2026-09", 893.75), ("CC-2002", SHOP, "2026-10", 920.0),

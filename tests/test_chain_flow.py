@@ -118,7 +118,8 @@ def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, ap
     assert starts == [pytest.approx(i / RATE) for i in range(6)]
     # sequential styles: one job per page, each sent by the previous page's fetch, at once
     chained = harness.sent(FETCH, "shop.events")
-    assert [(job.index, job.follow, delay) for job, delay in chained] == [(1, True, 0.0), (2, True, 0.0), (3, True, 0.0)]
+    assert [(job.index, job.follow, delay) for job, delay in chained] == [(1, True, 0.0), (2, True, 0.0),
+                                                                         (3, True, 0.0)]
     # what the response or the source gave (a next link, a chunk's last key) waits in a start blob
     # the job names by digest, never in the message
     def started(job: PageJob) -> dict:
@@ -264,7 +265,8 @@ def test_a_looping_api_is_caught_across_invocations_and_poisons_the_page(tmp_pat
     assert error["step"] == step and error["poisoned"] and error["dequeue_count"] == 2
     assert error["index"] == (0 if "next_link" in model["path"] else 1)
     assert "PaginationError" in error["message"] and ("looping" in error["message"] or "repeats" in error["message"])
-    assert status["status"] == "failed" and not status["done"] and status["poison"]["run"] == 1 and status["poison"]["queues"][queue] == 1
+    assert status["status"] == "failed" and not status["done"]
+    assert status["poison"]["run"] == 1 and status["poison"]["queues"][queue] == 1
     [poisoned] = harness.queues.receive(queue)
     assert decode(poisoned.body).run_id == run_id
 
@@ -364,7 +366,8 @@ def test_a_poisoned_load_replayed_after_the_fix_completes_the_run(tmp_path, api,
     harness.queues.delete(LOAD_POISON, poisoned)
     drain(harness.chain, harness.queues, timeout=30)
     status = harness.status(run_id)
-    assert status["done"] and status["status"] == "succeeded" and status["errors"] == [] and status["poison"]["run"] == 0
+    assert status["done"] and status["status"] == "succeeded"
+    assert status["errors"] == [] and status["poison"]["run"] == 0
     assert snapshot(harness.engine, project) == expected
     assert [e.run_id for e in transform_events(harness.queues)] == [run_id]
 

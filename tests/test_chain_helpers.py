@@ -45,7 +45,8 @@ def shop_models() -> dict[str, Any]:
                      "columns": {"sku": {"type": "string"}, "name": {"type": "string"}}},
         "orders": {"path": "/v1/orders", "records": "orders", "params": {"limit": 20}, "primary_key": ["order_id"],
                    "pagination": {"type": "cursor", "cursor_path": "next_cursor"},
-                   "columns": {"order_id": {"type": "string"}, "amount": {"type": "decimal", "precision": 12, "scale": 2},
+                   "columns": {"order_id": {"type": "string"},
+                               "amount": {"type": "decimal", "precision": 12, "scale": 2},
                                "created_at": {"type": "datetime"}, "lines": {"type": "json"}}},
         "events": {"path": "/v1/events", "records": "value", "params": {"top": 20}, "primary_key": ["event_id"],
                    "pagination": {"type": "next_link", "next_path": "@odata.nextLink"},
@@ -81,7 +82,8 @@ def build_project(tmp_path: Path, api_url: str, *, shop: list[str] | None = None
     models = shop_models()
     chosen = {k: v for k, v in models.items() if shop is None or k in shop}
     if chosen:
-        sources["shop"] = {"type": "api", "base_url": api_url, "throttle": {"rate": RATE, "burst": 5} if throttle is None else throttle,
+        throttled = {"rate": RATE, "burst": 5} if throttle is None else throttle
+        sources["shop"] = {"type": "api", "base_url": api_url, "throttle": throttled,
                            "models": chosen}
     models = erp_models()
     chosen = {k: v for k, v in models.items() if erp is None or k in erp}

@@ -144,12 +144,14 @@ def test_missing_fields_and_foreign_payloads():
 
 
 def test_optional_fields_may_be_left_out_by_hand_written_messages():
-    body = {"kind": "PageJob", "v": 1, "run_id": RUN, "model": "shop.customers", "index": 0, "token": "0123456789abcdef"}
+    body = {"kind": "PageJob", "v": 1, "run_id": RUN, "model": "shop.customers", "index": 0,
+            "token": "0123456789abcdef"}
     assert decode(body) == PageJob(RUN, "shop.customers", 0, token="0123456789abcdef")
 
 
 def test_a_long_chain_job_stays_far_under_the_queue_limit():
-    job = PageJob(RUN, "shop.events", 10**6, request={"url": "https://h/" + "x" * 7000, "params": {"cursor": "c" * 500}},
+    job = PageJob(RUN, "shop.events", 10**6,
+                  request={"url": "https://h/" + "x" * 7000, "params": {"cursor": "c" * 500}},
                   follow=True)
     assert len(json.dumps(encode(job))) < MAX_JSON_BYTES / 4
 
@@ -173,7 +175,8 @@ def test_names_are_valid_and_agree_with_the_modules_that_use_them():
 
 def test_raw_pages_keep_their_types_through_json_lines():
     columns = [StoredColumn("at", ColumnType.datetime), StoredColumn("day", ColumnType.date),
-               StoredColumn("amount", ColumnType.decimal, precision=12, scale=2), StoredColumn("name", ColumnType.string),
+               StoredColumn("amount", ColumnType.decimal, precision=12, scale=2),
+               StoredColumn("name", ColumnType.string),
                StoredColumn("doc", ColumnType.json)]
     records = [{"at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "day": date(2024, 2, 29),
                 "amount": Decimal("12.30"), "name": "2024-01-01", "doc": {"n": [1, "é"]}},

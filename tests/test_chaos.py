@@ -190,7 +190,8 @@ def small_api():
 
 def test_chain_hosts_killed_at_random_moments_with_duplicate_deliveries(tmp_path, small_api, azurite, postgres_url):
     source = f"kt_chaosq_{uuid.uuid4().hex[:8]}"
-    folder = manifests(tmp_path / "manifests", tmp_path / "state", small_api.base_url, postgres_url, source, per_page=100)
+    folder = manifests(tmp_path / "manifests", tmp_path / "state", small_api.base_url, postgres_url, source,
+                       per_page=100)
     engine = create_target_engine(postgres_url, [source])
     env = {**os.environ, STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(folder),
            "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_SCHEDULE": "0 0 0 1 1 *", "KSPYDER_TEST_LEASE": str(HOST_LEASE),

@@ -57,7 +57,8 @@ def test_extract_prints_json_lines_on_stdout_and_the_summary_on_stderr(tmp_path,
 def test_extract_writes_csv_with_model_columns(tmp_path, api):
     folder = write_manifests(tmp_path / "m", api.base_url)
     out = tmp_path / "out"
-    result = invoke("--manifests", str(folder), "extract", "shop.customers", "--out", "csv", "--dest", str(out), "--limit", "10")
+    result = invoke("--manifests", str(folder), "extract", "shop.customers", "--out", "csv", "--dest", str(out),
+                    "--limit", "10")
     assert result.exit_code == 0, result.stderr
     with (out / "shop.customers.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -127,7 +128,8 @@ def test_demo_runs_on_a_fresh_checkout(tmp_path, monkeypatch, capsys):
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
     # the demo sets SAMPLE_API_URL, ERP_DB_URL and a demo key in its own environment: keep them out of other tests
-    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in ("SAMPLE_API_URL", "ERP_DB_URL")})
+    kept = {k: v for k, v in os.environ.items() if k not in ("SAMPLE_API_URL", "ERP_DB_URL")}
+    monkeypatch.setattr(os, "environ", kept)
     assert demo.main() == 0
     captured = capsys.readouterr()
     assert "Active customers by city" in captured.out and "Orders by status" in captured.out
