@@ -143,7 +143,8 @@ def test_sqlite_column_wise_binds_equal_sqlalchemy_per_value_binds():
                      sa.Column("amount", sa.Numeric(12, 2)), sa.Column("day", sa.Date()),
                      sa.Column("flag", sa.Boolean()), sa.Column("name", sa.String(20)), schema="s")
     writer = SqliteExecuteMany(sqlite_upsert(table, ["id"]), table, dialect)
-    rows = [(1, datetime(2024, 3, 5, 10, 15), datetime(1, 1, 1, 0, 0, 0, 7), Decimal("12.34"), date(2024, 2, 29), True, "a"),
+    rows = [(1, datetime(2024, 3, 5, 10, 15), datetime(1, 1, 1, 0, 0, 0, 7), Decimal("12.34"), date(2024, 2, 29),
+             True, "a"),
             (2, None, None, None, None, None, None),
             (3, datetime(2024, 3, 5, 10, 15, 0, 120, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 999999),
              Decimal("-0.01"), date(1, 1, 1), False, "é")]
@@ -182,7 +183,11 @@ def server_engine() -> sa.Engine:
 def test_overlapped_writes_keep_order_and_report_on_the_callers_thread(tmp_path):
     loader, reported = FakeLoader(), []
     caller = threading.get_ident()
-    with OverlappedWriter(loader, server_engine(), lambda tag, rows: reported.append((tag, rows, threading.get_ident()))) as w:
+
+    def report(tag, rows):
+        reported.append((tag, rows, threading.get_ident()))
+
+    with OverlappedWriter(loader, server_engine(), report) as w:
         for first in range(0, 50, 5):
             w.submit(batch(first), f"pages {first}")
     assert loader.written == list(range(0, 50, 5))
@@ -244,8 +249,9 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.flo
                     st.text(max_size=12), st.sampled_from(["12", " 7 ", "1.50", "2024-02-29", "yes", "nan", "1e400",
                                                            "2024-03-05T10:15:00+02:00", "abcdefghi", "-0"]),
                     st.decimals(allow_nan=True, places=3), st.datetimes(), st.dates())
+KEYS = st.sampled_from(["city", "zip", "sku", "b", "c"])
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(st.sampled_from(["city", "zip", "sku", "b", "c"]), inner, max_size=3)),
+                                                       st.dictionaries(KEYS, inner, max_size=3)),
                       max_leaves=6)
 RAW = st.dictionaries(st.sampled_from(["id", "big", "ratio", "amount", "flag", "name", "note", "day", "at", "doc",
                                        "address", "lines", "a", "extra"]), VALUES, max_size=14)

@@ -24,7 +24,8 @@ def run(tmp_path, api, model: dict, source_extra: dict | None = None, limit=None
 
 PAGINATIONS = {
     "page_number_total": ({"path": "/v1/customers", "records": "data", "params": {"per_page": 20},
-                           "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages", "total_path": "meta.total"},
+                           "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages",
+                                          "total_path": "meta.total"},
                            "columns": ID}, "id"),
     "page_number_short_page": ({"path": "/v1/customers_plain", "records": "data",
                                 "pagination": {"type": "page_number", "size_param": "per_page", "size": 25},
@@ -103,7 +104,8 @@ def test_transient_5xx_and_dropped_connections_are_retried(tmp_path, api):
     fast = {"throttle": {"backoff": 0.01, "max_retries": 4}}
     for path in ("/v1/flaky", "/v1/drop"):
         records, stats = run(tmp_path, api, {"path": path, "params": {"fail": 2, "per_page": 50}, "records": "data",
-                                             "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"},
+                                             "pagination": {"type": "page_number",
+                                                            "total_pages_path": "meta.total_pages"},
                                              "columns": ID}, fast)
         assert len({r["id"] for r in records}) == N
         assert stats.retries >= 2 * 5  # two failures for each of the five pages

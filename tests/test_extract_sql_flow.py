@@ -56,7 +56,8 @@ def test_table_in_keyset_chunks_returns_every_row_once_in_key_order(tmp_path, so
 
 def test_query_with_composite_key(tmp_path, source_url):
     project = sql_project(tmp_path, source_url, {
-        "query": "SELECT order_id, line_no, qty FROM order_lines", "primary_key": ["order_id", "line_no"], "chunk_size": 7,
+        "query": "SELECT order_id, line_no, qty FROM order_lines", "primary_key": ["order_id", "line_no"],
+        "chunk_size": 7,
         "columns": {"order_id": {"type": "string"}, "line_no": {"type": "integer"}, "qty": {"type": "integer"}}})
     records, _ = extract_all(project, "erp.m")
     keys = [(r["order_id"], r["line_no"]) for r in records]
@@ -68,7 +69,8 @@ def test_query_with_composite_key(tmp_path, source_url):
 
 
 def test_without_primary_key_the_query_is_streamed(tmp_path, source_url):
-    project = sql_project(tmp_path, source_url, {"table": "orders", "chunk_size": 50, "columns": {"order_id": {"type": "string"}}})
+    project = sql_project(tmp_path, source_url,
+                          {"table": "orders", "chunk_size": 50, "columns": {"order_id": {"type": "string"}}})
     records, stats = extract_all(project, "erp.m")
     assert len({r["order_id"] for r in records}) == ORDERS and stats.pages == 3
 
@@ -93,8 +95,9 @@ def test_missing_table_and_column_are_clear_errors(tmp_path):
 def test_limit_on_sql(tmp_path):
     url = f"sqlite:///{tmp_path / 'erp.db'}"
     create_sample_db(url, orders=50)
-    records, stats = extract_all(sql_project(tmp_path, url, {"table": "orders", "primary_key": ["order_id"], "chunk_size": 8,
-                                                             "columns": {"order_id": {"type": "string"}}}), "erp.m", limit=20)
+    model = {"table": "orders", "primary_key": ["order_id"], "chunk_size": 8,
+             "columns": {"order_id": {"type": "string"}}}
+    records, stats = extract_all(sql_project(tmp_path, url, model), "erp.m", limit=20)
     assert len(records) == 20 and stats.truncated_by == "limit"
 
 

@@ -38,7 +38,8 @@ class FixedPages(GenericExtractor):
 
 
 def people(start: int, count: int) -> list[dict]:
-    return [{"id": str(i), "email": f"p{i}@example.com", "note": f"call +44 20 7946 0{i:03d}"} for i in range(start, start + count)]
+    return [{"id": str(i), "email": f"p{i}@example.com", "note": f"call +44 20 7946 0{i:03d}"}
+            for i in range(start, start + count)]
 
 
 @pytest.fixture(params=[False, True], ids=["scan here", "scan process"])

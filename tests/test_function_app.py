@@ -43,7 +43,8 @@ def test_registered_functions_and_auth_levels():
     for name, (route, methods) in HTTP_FUNCTIONS.items():
         trigger = functions[name].get_trigger().get_dict_repr()
         assert trigger["type"] == "httpTrigger"
-        assert trigger["route"] == route and [str(m.value if hasattr(m, "value") else m) for m in trigger["methods"]] == methods
+        assert trigger["route"] == route
+        assert [str(m.value if hasattr(m, "value") else m) for m in trigger["methods"]] == methods
         assert str(trigger["authLevel"]).lower().endswith("function"), name
 
 

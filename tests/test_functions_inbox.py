@@ -63,7 +63,8 @@ def delivered(connection_string: str, blob_name: str, data: bytes) -> InputStrea
     props = client.get_blob_properties()
     body = client.download_blob().readall()
     return InputStream(data=body, name=f"{INBOX}/{blob_name}", uri=client.url, length=len(body),
-                       metadata=dict(props.metadata or {}), blob_properties={"ETag": props.etag, "ContentLength": len(body)})
+                       metadata=dict(props.metadata or {}),
+                       blob_properties={"ETag": props.etag, "ContentLength": len(body)})
 
 
 def test_a_dropped_file_is_loaded_and_recorded(app_env, caplog):

@@ -26,7 +26,8 @@ from shared.storage.queues import AzureQueueStore
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import applied_target
 
-COUNTRIES = {"countries": {"path": "/v1/countries", "columns": {"code": {"type": "string"}, "name": {"type": "string"}}}}
+COUNTRIES = {"countries": {"path": "/v1/countries",
+                           "columns": {"code": {"type": "string"}, "name": {"type": "string"}}}}
 
 
 def at(hour: int, minute: int = 0, second: int = 0, day: int = 1, micro: int = 0) -> datetime:

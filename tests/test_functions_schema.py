@@ -165,7 +165,8 @@ def test_transform_enqueues_one_event(transform_env):
     assert sorted(body["models"]) == ["erp.orders", "shop.countries", "shop.products"]
     [event] = drain(queues)
     assert isinstance(event, TransformEvent)
-    assert (event.run_id, list(event.sources), sorted(event.models)) == (body["run_id"], ["shop", "erp"], sorted(body["models"]))
+    assert (event.run_id, list(event.sources), sorted(event.models)) == (body["run_id"], ["shop", "erp"],
+                                                                         sorted(body["models"]))
 
 
 def test_transform_for_a_run_uses_that_runs_models(transform_env):

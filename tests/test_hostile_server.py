@@ -357,7 +357,8 @@ def test_a_recursion_error_while_shaping_fails_only_its_model(tmp_path, monkeypa
 
 
 def test_deep_json_bodies_of_the_http_routes_are_a_400():
-    request = func.HttpRequest("POST", "http://localhost/api/runs", body=DEEP, headers={"Content-Type": "application/json"})
+    request = func.HttpRequest("POST", "http://localhost/api/runs", body=DEEP,
+                               headers={"Content-Type": "application/json"})
     with pytest.raises(BadRequest, match="nests arrays or objects too deeply"):
         parse_start(request)
     with pytest.raises(BadRequest, match="nests arrays or objects too deeply"):
@@ -385,7 +386,8 @@ def google(reason: str) -> Reply:
 
 @pytest.mark.parametrize("limited", [github_secondary(), google("rateLimitExceeded"), google("userRateLimitExceeded"),
                                      Reply(403, headers={"Retry-After": "2"})],
-                         ids=["github secondary", "google rateLimitExceeded", "google userRateLimitExceeded", "retry-after"])
+                         ids=["github secondary", "google rateLimitExceeded", "google userRateLimitExceeded",
+                              "retry-after"])
 def test_a_403_rate_limit_is_retried(limited):
     fake = FakeTime()
     with StubServer([limited, Reply(200, {"ok": 1})]) as server:

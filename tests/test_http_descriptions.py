@@ -29,7 +29,8 @@ A_PLAN_HASH = "ab" * 32
 
 def app_routes() -> dict[tuple[str, str], str]:
     """(METHOD, /prefix/route) -> function name, for every HTTP trigger of the app."""
-    prefix = json.loads((ROOT / "host.json").read_text()).get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    host = json.loads((ROOT / "host.json").read_text())
+    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
     routes = {}
     for function, bindings in function_bindings().items():
         for binding in bindings:
@@ -42,7 +43,8 @@ def app_routes() -> dict[tuple[str, str], str]:
 def openapi_problems(spec: dict, routes: dict[tuple[str, str], str]) -> list[str]:
     described = {(method.upper(), path): op for path, ops in spec.get("paths", {}).items()
                  for method, op in ops.items() if method in METHODS}
-    problems = [f"openapi: {m} {p} ({routes[(m, p)]}) is not described" for m, p in sorted(set(routes) - set(described))]
+    problems = [f"openapi: {m} {p} ({routes[(m, p)]}) is not described"
+                for m, p in sorted(set(routes) - set(described))]
     problems += [f"openapi: {m} {p} is not a route of the app" for m, p in sorted(set(described) - set(routes))]
     for key in sorted(set(routes) & set(described)):
         op, function = described[key], routes[key]
@@ -102,7 +104,8 @@ def collection() -> dict:
 
 
 def test_the_app_has_the_documented_routes():
-    assert set(app_routes().values()) == {"health", "start_run", "run_status", "start_transform", "schema_plan", "schema_apply"}
+    assert set(app_routes().values()) == {"health", "start_run", "run_status", "start_transform", "schema_plan",
+                                          "schema_apply"}
 
 
 def test_openapi_describes_every_route_and_nothing_else(spec):
@@ -118,7 +121,8 @@ def test_postman_has_every_route_and_nothing_else(collection):
 def test_missing_extra_and_mismatched_routes_are_reported(spec, collection):
     spec, collection = copy.deepcopy(spec), copy.deepcopy(collection)
     spec["paths"]["/api/runs/{run_id}"]["delete"] = spec["paths"]["/api/runs/{run_id}"].pop("get")
-    spec["paths"]["/api/transform"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["force"] = {}
+    body = spec["paths"]["/api/transform"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"]["properties"]["force"] = {}
     assert openapi_problems(spec, app_routes()) == [
         "openapi: GET /api/runs/{run_id} (run_status) is not described",
         "openapi: DELETE /api/runs/{run_id} is not a route of the app",
@@ -149,7 +153,8 @@ def test_openapi_references_resolve(spec):
             target = target[part]
     for ops in spec["paths"].values():
         for op in ops.values():
-            assert set(op["security"] if "security" in op else spec["security"][0]) <= set(spec["components"]["securitySchemes"])
+            schemes = op["security"] if "security" in op else spec["security"][0]
+            assert set(schemes) <= set(spec["components"]["securitySchemes"])
 
 
 def test_openapi_examples_pass_the_functions_parsers(spec):
