@@ -46,7 +46,8 @@ def module_problems(infra: Path) -> list[str]:
                 problems.append(f"{where}: module {symbol} needs parameter {name}")
             for name in sorted(passed - set(module.params)):
                 problems.append(f"{where}: module {symbol} has no parameter {name}")
-            for output in sorted(set(re.findall(rf"\b{symbol}\.outputs\.(\w+)", path.read_text())) - set(module.outputs)):
+            used = set(re.findall(rf"\b{symbol}\.outputs\.(\w+)", path.read_text()))
+            for output in sorted(used - set(module.outputs)):
                 problems.append(f"{path.name}: {symbol}.outputs.{output} is not an output of {target.name}")
     return problems
 

@@ -22,7 +22,8 @@ ROLES = {   # built-in role GUID -> role name; the Bicep must say the name in a 
 FORBIDDEN = ("listKeys(", "listConnectionStrings(", "listAccountSas(", "listServiceSas(", "AccountKey=",
              "SharedAccessKey=", "SharedAccessSignature=", "Password=", "PWD=", "administratorLoginPassword")
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-SECRET_NAME = re.compile(r"(?i)(password|pwd|secret(?!s?(name|uri))|token|connectionstring|apikey|piikey|accountkey|sas)")
+SECRET_NAME = re.compile(r"(?i)(password|pwd|secret(?!s?(name|uri))|token|connectionstring|apikey|piikey"
+                         r"|accountkey|sas)")
 REQUIRED = {   # resource type -> property path -> required literal value (as the Bicep text spells it)
     "Microsoft.Storage/storageAccounts": {("properties", "allowBlobPublicAccess"): "false",
                                           ("properties", "allowSharedKeyAccess"): "false",
@@ -205,7 +206,8 @@ def test_roles_outside_the_allow_list_or_without_their_name_are_reported(tmp_pat
                       "var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data "
                       "Contributor",
                       f"var storageTableDataContributor = '{owner}' // Owner")
-    assert f"roles.bicep:{line_of('app/roles.bicep', 'var storageTableDataContributor ')}: {owner} is not an allow-listed built-in role" in problems
+    line = line_of("app/roles.bicep", "var storageTableDataContributor ")
+    assert f"roles.bicep:{line}: {owner} is not an allow-listed built-in role" in problems
     assert any(p.endswith(f"role {owner} is not in the allow-list") for p in problems), problems
     problems = broken(tmp_path / "b", "app/roles.bicep", "'4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets "
                                                          "User",
@@ -224,7 +226,8 @@ def test_role_assignment_names_must_be_deterministic(tmp_path):
 def test_a_secret_in_the_manifest_settings_is_reported(tmp_path):
     infra = Path(shutil.copytree(INFRA, tmp_path / "infra"))
     (infra / "manifest-variables.json").write_text(json.dumps(
-        {"settings": {"SHOP_URL": "https://shop", "SHOP_TOKEN": "abc", "ERP_URL": "Server=x;Password=y"}, "secrets": []}))
+        {"settings": {"SHOP_URL": "https://shop", "SHOP_TOKEN": "abc", "ERP_URL": "Server=x;Password=y"},
+         "secrets": []}))
     assert security_problems(infra) == [
         "manifest-variables.json: SHOP_TOKEN looks like a secret: list it under secrets (Key Vault)",
         "manifest-variables.json: ERP_URL looks like a secret: list it under secrets (Key Vault)"]

@@ -141,7 +141,8 @@ def test_bad_value_names_line_and_column_not_the_value(env):
                     (json.dumps(customer(1)) + "\n" + json.dumps(customer(2, active="maybe")) + "\n").encode(),
                     engine, ledger)
     with pytest.raises(IngestError, match=r"record 2: .*column 'active'"):
-        ingest_file(project, "shop", "customers", "bad.json", json.dumps([customer(1), customer(2, active="maybe")]).encode(),
+        body = json.dumps([customer(1), customer(2, active="maybe")]).encode()
+        ingest_file(project, "shop", "customers", "bad.json", body,
                     engine, ledger)
     with pytest.raises(IngestError, match=r"line 2: not valid JSON") as caught:
         ingest_file(project, "shop", "customers", "broken.jsonl", b'{"id": 1}\n{"id": SECRET\n', engine, ledger)
@@ -205,7 +206,8 @@ def countries_csv(*pairs: tuple[str, str]) -> bytes:
 def test_two_files_into_a_keyless_model_both_stay(env):
     """The 0-row bug: each file used to replace the whole table. Each file now replaces its own rows."""
     project, engine, ledger = env
-    ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France"), ("NO", "Norway")), engine, ledger)
+    ingest_file(project, "shop", "countries", "a.csv", countries_csv(("FR", "France"), ("NO", "Norway")), engine,
+                ledger)
     ingest_file(project, "shop", "countries", "b.csv", countries_csv(("DE", "Germany")), engine, ledger)
     assert rows(engine, "countries", "code") == [("DE",), ("FR",), ("NO",)]
 

@@ -66,7 +66,8 @@ def loaded(engine, schema) -> list[tuple]:
 
 def tables(engine, schema) -> list[str]:
     """The models' tables and staging tables (kspyder's own bookkeeping tables left out)."""
-    return sorted(t for t in sa.inspect(engine).get_table_names(schema=schema) if t in ("items", "log") or is_staging(t))
+    return sorted(t for t in sa.inspect(engine).get_table_names(schema=schema)
+                  if t in ("items", "log") or is_staging(t))
 
 
 def run(engine, ref, run_id: str, pages: list[list[dict]], finish: bool = True) -> Loader:
@@ -82,7 +83,8 @@ def run(engine, ref, run_id: str, pages: list[list[dict]], finish: bool = True) 
 
 def no_changes(engine, project) -> bool:
     with engine.connect() as connection:
-        plan = compute_plan(connection, project, PlanOptions(prune=True, selectors=tuple(project.sources), scope=tuple(project.sources)))
+        options = PlanOptions(prune=True, selectors=tuple(project.sources), scope=tuple(project.sources))
+        plan = compute_plan(connection, project, options)
     assert plan.changes == () and plan.kept == (), (plan.changes, plan.kept)
     return True
 
@@ -98,7 +100,8 @@ def test_a_run_is_invisible_until_its_swap_and_the_table_keeps_its_definition(ta
     assert no_changes(engine, project)   # the staging table is not the manifest's business
     second.finish()
     assert second.stats.deleted == 30
-    assert loaded(engine, schema) == sorted([(f"b{i}", "run-2") for i in range(10)] + [(f"c{i}", "run-2") for i in range(10)])
+    assert loaded(engine, schema) == sorted([(f"b{i}", "run-2") for i in range(10)]
+                                            + [(f"c{i}", "run-2") for i in range(10)])
     assert tables(engine, schema) == ["items", "log"]
     assert no_changes(engine, project)
     empty = run(engine, ref, "run-3", [])   # a run that read nothing leaves the table empty, as a run should
@@ -113,7 +116,8 @@ def test_a_view_over_the_table_survives_the_swap(target):
         connection.exec_driver_sql(f"CREATE VIEW {schema}.log_view AS SELECT event FROM {schema}.log")
     run(engine, ref, "run-2", [records("b", 3)])
     with engine.connect() as connection:
-        assert sorted(connection.exec_driver_sql(f"SELECT event FROM {schema}.log_view").scalars()) == ["b0", "b1", "b2"]
+        events = connection.exec_driver_sql(f"SELECT event FROM {schema}.log_view").scalars()
+        assert sorted(events) == ["b0", "b1", "b2"]
         connection.exec_driver_sql(f"DROP VIEW {schema}.log_view")
         connection.commit()
 

@@ -39,7 +39,8 @@ COLUMNS = {
 }
 
 
-def model_ref(schema: str, columns: dict[str, Any] = COLUMNS, key: tuple[str, ...] = ("id",), name: str = "items") -> ModelRef:
+def model_ref(schema: str, columns: dict[str, Any] = COLUMNS, key: tuple[str, ...] = ("id",),
+              name: str = "items") -> ModelRef:
     model = ApiModel(path="/items", primary_key=list(key), columns=columns)
     source = ApiSource(type="api", base_url="http://127.0.0.1:1", models={name: model})
     return ModelRef(schema, source, name, model, "off")
@@ -112,7 +113,8 @@ def record(i: int, version: int = 1) -> dict[str, Any]:
         "score": rnd.randint(-10**6, 10**6) / 64,            # exact in binary and in 15 digits
         "active": rnd.random() < 0.5,
         "born": date(1950, 1, 1) + timedelta(days=rnd.randint(0, 25000)),
-        "updated": datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rnd.randint(0, 10**8), microseconds=rnd.randint(0, 999999)),
+        "updated": datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rnd.randint(0, 10**8),
+                                                                 microseconds=rnd.randint(0, 999999)),
         "tags": None if i % 7 == 0 else {"v": version, "list": [i, "x", None, True], "nested": {"ü": 1.5}},
         "note": None if i % 5 == 0 else f"note {i}\nline 2\ttab \\ backslash",
     }
@@ -164,7 +166,8 @@ def stored(engine: sa.Engine, ref: ModelRef, meta: bool = False) -> dict[tuple, 
     return out
 
 
-def load_all(engine: sa.Engine, ref: ModelRef, pages: list[list[dict]], run_id: str = "run-1", batch_size: int = 50) -> Loader:
+def load_all(engine: sa.Engine, ref: ModelRef, pages: list[list[dict]], run_id: str = "run-1",
+             batch_size: int = 50) -> Loader:
     loader = Loader(engine, ref, redaction=REDACTION, run_id=run_id, batch_size=batch_size)
     loader.check_drift()
     for page in pages:
@@ -432,5 +435,6 @@ def test_extra_fields_are_ignored_and_missing_ones_are_null(target: Target) -> N
             {"id": 2}]
     load_all(engine, ref, [page])
     got = stored(engine, ref, meta=True)
-    assert got[(1,)] == normal({"id": 1, "name": "only a name"}, ref) | {RUN_ID: "run-1", LOADED_AT: got[(1,)][LOADED_AT]}
+    assert got[(1,)] == (normal({"id": 1, "name": "only a name"}, ref)
+                         | {RUN_ID: "run-1", LOADED_AT: got[(1,)][LOADED_AT]})
     assert all(v is None for k, v in got[(2,)].items() if k not in ("id", *META_COLUMNS))

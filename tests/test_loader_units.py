@@ -116,7 +116,8 @@ SAMPLES = {
     ColumnType.decimal: [Decimal("1.25"), Decimal("1.250"), Decimal("1.255"), Decimal("99999"), Decimal("100000"), 7,
                          Decimal("-99999.99"), Decimal("NaN"), 1.5],
     ColumnType.string: ["", "abc", "abcdefghij", "abcdefghijk", 5, "日本"],
-    ColumnType.datetime: [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 3, tzinfo=timezone(timedelta(hours=3))),
+    ColumnType.datetime: [datetime(2024, 1, 1, tzinfo=UTC),
+                          datetime(2024, 1, 1, 3, tzinfo=timezone(timedelta(hours=3))),
                           datetime(2024, 1, 1), date(2024, 1, 1)],
     ColumnType.json: [{"a": 1}, [1, 2], "s", 3, {"n": math.nan}, {1}],
     ColumnType.boolean: [True, False, 0],
@@ -336,4 +337,5 @@ def test_sqlite_binds_a_batch_constant_once_and_anything_else_per_row():
     for rows in (constant, varying):
         expected = [tuple(None if v is None else process(v) if isinstance(v, datetime) else v for v in row)
                     for row in rows]
-        assert [tuple(c) for c in writer.bind_columns(list(zip(*rows, strict=True)))] == list(zip(*expected, strict=True))
+        bound = writer.bind_columns(list(zip(*rows, strict=True)))
+        assert [tuple(c) for c in bound] == list(zip(*expected, strict=True))
