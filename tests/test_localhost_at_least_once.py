@@ -49,7 +49,8 @@ class Hosted:
         self.expected = reference_snapshot(self.project, tmp_path)
         target = tmp_path / "target.db"
         self.engine = applied_target(self.project, target)
-        for name, value in {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
+        for name, value in {STORAGE_SETTING: azurite.connection_string,
+                            "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
                             "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": f"sqlite:///{target}",
                             "KSPYDER_HOST_KEY": "k", "KSPYDER_SCHEDULE": "0 */5 * * * *"}.items():
             monkeypatch.setenv(name, value)

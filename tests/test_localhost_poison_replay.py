@@ -28,7 +28,8 @@ FAST = QueueSettings(batch_size=8, max_dequeue_count=common.MAX_DEQUEUE_COUNT, v
 def test_poisoned_pages_are_reported_and_replayed(azurite, tmp_path, monkeypatch):
     source = f"kt_poison_{uuid.uuid4().hex[:6]}"
     # /v1/flaky fails the first N requests of every distinct page, then answers: a fault that "gets fixed"
-    model = {"path": "/v1/flaky", "records": "data", "params": {"fail": common.MAX_DEQUEUE_COUNT, "per_page": 20}, "primary_key": ["id"],
+    model = {"path": "/v1/flaky", "records": "data", "params": {"fail": common.MAX_DEQUEUE_COUNT, "per_page": 20},
+             "primary_key": ["id"],
              "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"},
              "columns": {"id": {"type": "integer"}}}
     with SampleApi(ApiConfig(customers=60)) as api:
@@ -37,7 +38,8 @@ def test_poisoned_pages_are_reported_and_replayed(azurite, tmp_path, monkeypatch
                               {"storage": {"root": str(tmp_path / "storage")}})
         target = tmp_path / "target.db"
         engine = applied_target(project, target)
-        for name, value in {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
+        for name, value in {STORAGE_SETTING: azurite.connection_string,
+                            "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
                             "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": f"sqlite:///{target}",
                             "KSPYDER_HOST_KEY": "k", "KSPYDER_SCHEDULE": "0 */5 * * * *"}.items():
             monkeypatch.setenv(name, value)
@@ -58,7 +60,8 @@ def test_poisoned_pages_are_reported_and_replayed(azurite, tmp_path, monkeypatch
             report = json.loads(call(f"{base}/runs/{run_id}?code=k")[2])
             assert report["done"] is False and report["poison"]["run"] == 1      # page 0, failed every delivery
             assert runner.invoke(cli, ["poison", "list", "paginate"]).stdout.count(run_id) == 1
-            for queue in ("paginate", "fetch"):   # page 0 now answers; the fanned-out pages fail N times each, then answer
+            # page 0 now answers; the fanned-out pages fail N times each, then answer
+            for queue in ("paginate", "fetch"):
                 replayed = runner.invoke(cli, ["poison", "replay", queue, "--run", run_id])
                 assert replayed.exit_code == 0, replayed.output
                 host.run_queues(once=True, timeout=60)

@@ -70,7 +70,8 @@ def test_four_workers_share_the_sources_rate_without_sleeping(azurite, tmp_path,
         assert sum(len(rows) for rows in expected.values()) == CUSTOMERS
         target = tmp_path / "target.db"
         engine = applied_target(project, target)
-        for name, value in {STORAGE_SETTING: azurite.connection_string, "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
+        for name, value in {STORAGE_SETTING: azurite.connection_string,
+                            "KSPYDER_MANIFESTS": str(tmp_path / "manifests"),
                             "KSPYDER_PII_KEY": TEST_KEY, "KSPYDER_TARGET_URL": f"sqlite:///{target}",
                             "KSPYDER_HOST_KEY": "k", "KSPYDER_SCHEDULE": "0 */5 * * * *"}.items():
             monkeypatch.setenv(name, value)

@@ -73,7 +73,8 @@ def test_the_real_app_bindings_match_the_names_module():
 def test_a_synthetic_app_with_timer_blob_and_anonymous_http():
     found = discover(synthetic_app())
     [timer] = found.timers
-    assert (timer.name, timer.arg_name, timer.schedule, timer.run_on_startup) == ("tick", "timer", "%KSPYDER_SCHEDULE%", True)
+    assert (timer.name, timer.arg_name, timer.schedule, timer.run_on_startup) == ("tick", "timer",
+                                                                                  "%KSPYDER_SCHEDULE%", True)
     assert timer.resolved_schedule({names.SCHEDULE_SETTING: "0 */5 * * * *"}) == "0 */5 * * * *"
     with pytest.raises(HostError, match="KSPYDER_SCHEDULE is not set"):
         timer.resolved_schedule({})

@@ -29,7 +29,8 @@ def api():
 def project(tmp_path, base_url: str, state: str):
     return project_for(tmp_path / state, {"docs": {
         "type": "api", "store": "mongo", "base_url": base_url,
-        "pagination": {"type": "page_number", "size_param": "per_page", "size": 10, "total_pages_path": "meta.total_pages"},
+        "pagination": {"type": "page_number", "size_param": "per_page", "size": 10,
+                       "total_pages_path": "meta.total_pages"},
         "models": {"customers": {"path": "/v1/customers", "records": "data", "primary_key": ["id"],
                                  "indexes": [{"keys": ["address.city"]}],
                                  "columns": {"created": {"type": "datetime"}, "balance": {"type": "decimal"},
@@ -40,7 +41,8 @@ def project(tmp_path, base_url: str, state: str):
 
 def documents(settings) -> list[dict]:
     with open_documents(settings) as client:
-        return [{k: v for k, v in d.items() if not k.startswith("_kspyder_")} for d in client["docs"]["customers"].find().sort("_id", 1)]
+        return [{k: v for k, v in d.items() if not k.startswith("_kspyder_")}
+                for d in client["docs"]["customers"].find().sort("_id", 1)]
 
 
 def test_chain_lands_what_the_embedded_run_lands(tmp_path, api) -> None:

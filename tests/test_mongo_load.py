@@ -22,7 +22,8 @@ META = ("_kspyder_run_id", "_kspyder_loaded_at")
 
 
 def model_ref(tmp_path, source: str, model: dict, name: str = "items", **settings):
-    source_def = {"type": "api", "store": "mongo", "base_url": "http://127.0.0.1:1", "models": {name: {"path": "/x", **model}}}
+    source_def = {"type": "api", "store": "mongo", "base_url": "http://127.0.0.1:1",
+                  "models": {name: {"path": "/x", **model}}}
     project = project_for(tmp_path, {source: source_def}, settings or None)
     [ref] = project.models([f"{source}.{name}"])
     return project, ref
@@ -100,9 +101,11 @@ def test_declared_columns_are_converted_in_place_and_undeclared_fields_kept(tmp_
     project, ref = model_ref(tmp_path, mongo_name, {
         "primary_key": ["id"], "pii_scan": "off",
         "columns": {"id": {"type": "integer"}, "when": {"path": "meta.created", "type": "datetime"},
-                    "amount": {"type": "decimal"}, "day": {"type": "date"}, "bad": {"type": "integer", "on_error": "null"}}})
+                    "amount": {"type": "decimal"}, "day": {"type": "date"},
+                    "bad": {"type": "integer", "on_error": "null"}}})
     [record] = prepared(project, ref, [{"id": "5", "meta": {"created": "2024-03-01T10:00:00+02:00", "other": "x"},
-                                        "amount": "12.50", "day": "2024-03-02", "bad": "nope", "extra": [1, {"a": None}]}])
+                                        "amount": "12.50", "day": "2024-03-02", "bad": "nope",
+                                        "extra": [1, {"a": None}]}])
     loader = DocumentLoader(mongo_client, ref, run_id="r")
     loader.load([record])
     # the queue chain carries pages as plain JSON: the loader restores the declared types
@@ -142,7 +145,8 @@ def test_no_raw_pii_anywhere_in_stored_documents(tmp_path, mongo_client, mongo_n
 
 def test_scan_off_keeps_free_text_but_column_rules_still_apply(tmp_path):
     project, ref = model_ref(tmp_path, "docs", {"primary_key": ["id"], "pii_scan": "off",
-                                                "columns": {"mail": {"path": "a.mail", "type": "string", "pii": "redact"}}})
+                                                "columns": {"mail": {"path": "a.mail", "type": "string",
+                                                                     "pii": "redact"}}})
     [doc] = prepared(project, ref, [{"id": 1, "a": {"mail": "x@y.com"}, "note": "x@y.com"}])
     assert doc == {"id": 1, "a": {"mail": "[REDACTED]"}, "note": "x@y.com"}
 
@@ -246,7 +250,8 @@ def test_sql_driver_values_become_bson_values(tmp_path, mongo_client, mongo_name
 
 def test_conversion_errors_name_model_record_and_column_never_the_value(tmp_path):
     project, ref = model_ref(tmp_path, "docs", {"primary_key": ["id"], "pii_scan": "off",
-                                                "columns": {"id": {"type": "integer"}, "n": {"path": "a.n", "type": "integer"}}})
+                                                "columns": {"id": {"type": "integer"},
+                                                            "n": {"path": "a.n", "type": "integer"}}})
     with pytest.raises(ConversionError) as info:
         prepared(project, ref, [{"id": 4, "a": {"n": "secret-text"}}])
     assert str(info.value) == ("docs.items: record #0, column 'n': expected an integer, got text that is not a "
@@ -286,8 +291,10 @@ def test_star_paths_convert_and_strip_every_item(tmp_path):
 
 
 def test_whole_document_hash_scan_and_terms(tmp_path):
-    project, ref = model_ref(tmp_path, "docs", {"primary_key": ["id"], "pii_scan": "hash", "pii_terms": ["Acme Holdings"],
-                                                "columns": {"note": {"path": "a.note", "type": "text", "pii_scan": "redact"}}})
+    project, ref = model_ref(tmp_path, "docs", {"primary_key": ["id"], "pii_scan": "hash",
+                                                "pii_terms": ["Acme Holdings"],
+                                                "columns": {"note": {"path": "a.note", "type": "text",
+                                                                     "pii_scan": "redact"}}})
     [doc] = prepared(project, ref, [{"id": 1, "x": ["mail me: jo@example.com"], "who": "Acme Holdings Ltd",
                                      "a": {"note": "jo@example.com"}}])
     assert doc["x"][0].startswith("mail me: [EMAIL:") and "jo@example.com" not in doc["x"][0]
