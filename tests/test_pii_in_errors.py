@@ -22,7 +22,8 @@ from tests.test_chain_flow import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = ["jane.doe@example.com", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958",
-           "4111 1111 1111 1111", "4111111111111111", "planted@example.org", "person@example.net", "key.holder@example.com"]
+           "4111 1111 1111 1111", "4111111111111111", "planted@example.org", "person@example.net",
+           "key.holder@example.com"]
 TEXT = ("customer jane.doe@example.com (IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111, "
         "phone +44 20 7946 0958) is not allowed")
 
@@ -48,16 +49,21 @@ def sources(base_url: str, pg_url: str) -> dict:
     fast = {"backoff": 0.01, "max_backoff": 0.02, "max_retries": 1}
     return {
         "shop": {"type": "api", "base_url": base_url, "throttle": fast, "models": {
-            "refused": {"path": "/refused", "records": "items", "primary_key": ["id"], "columns": {"id": {"type": "integer"}}},
-            "broken": {"path": "/broken", "records": "items", "primary_key": ["id"], "columns": {"id": {"type": "integer"}}},
-            "linked": {"path": "/linked", "records": "items", "primary_key": ["id"], "columns": {"id": {"type": "integer"}},
+            "refused": {"path": "/refused", "records": "items", "primary_key": ["id"],
+                        "columns": {"id": {"type": "integer"}}},
+            "broken": {"path": "/broken", "records": "items", "primary_key": ["id"],
+                       "columns": {"id": {"type": "integer"}}},
+            "linked": {"path": "/linked", "records": "items", "primary_key": ["id"],
+                       "columns": {"id": {"type": "integer"}},
                        "pagination": {"type": "next_link", "next_path": "next"}},
             "badvalue": {"path": "/badvalue", "records": "items", "primary_key": ["ref"],
                          "columns": {"ref": {"type": "string"}, "n": {"type": "integer"}}},
-            "datakeys": {"path": "/datakeys", "records": "items", "primary_key": ["id"], "columns": {"id": {"type": "integer"}}},
+            "datakeys": {"path": "/datakeys", "records": "items", "primary_key": ["id"],
+                         "columns": {"id": {"type": "integer"}}},
         }},
         "erp": {"type": "sql", "url": pg_url, "models": {
-            "quoting": {"query": "SELECT CAST('jane.doe@example.com' AS integer) AS id", "columns": {"id": {"type": "integer"}}},
+            "quoting": {"query": "SELECT CAST('jane.doe@example.com' AS integer) AS id",
+                        "columns": {"id": {"type": "integer"}}},
         }},
     }
 
@@ -74,7 +80,8 @@ def test_embedded_run_keeps_planted_pii_out_of_stderr_and_the_ledger(tmp_path, p
     with StubServer(handler=handler) as server:
         folder = tmp_path / "manifests"
         folder.mkdir()
-        (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": sources(server.url("").rstrip("/"), postgres_url)}))
+        declared = sources(server.url("").rstrip("/"), postgres_url)
+        (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": declared}))
         storage = tmp_path / "storage"
         (folder / "settings.yml").write_text(yaml.safe_dump({
             "target_url": f"sqlite:///{tmp_path / 'target.db'}", "storage": {"root": str(storage)},

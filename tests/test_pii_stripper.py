@@ -230,7 +230,8 @@ def test_a_column_can_narrow_or_widen_the_model_scan():
     stripper = _Stripper(columns, scan="off", key=None)
     out = stripper.apply({"city": "mail a@b.example", "notes": "mail a@b.example", "memo": "mail a@b.example"})
     assert out == {"city": "mail a@b.example", "notes": "mail [EMAIL]", "memo": "mail a@b.example"}
-    widened = _Stripper({"memo": _Column(type="text", pii_scan="off"), "x": _Column(type="text")}, scan="redact", key=None)
+    widened = _Stripper({"memo": _Column(type="text", pii_scan="off"), "x": _Column(type="text")}, scan="redact",
+                        key=None)
     assert widened.apply({"memo": "a@b.example", "x": "a@b.example"}) == {"memo": "a@b.example", "x": "[EMAIL]"}
     with pytest.raises(_Missing):
         _Stripper({"notes": _Column(type="text", pii_scan="hash")}, scan="off", key=None)

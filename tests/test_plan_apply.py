@@ -102,14 +102,16 @@ class Target:
 
     def tables(self, schema: str) -> list[str]:
         """The schema's tables but its `_kspyder` project mark (tests/test_ownership.py covers that)."""
-        return self.run(lambda c: sorted(t for t in sa.inspect(c).get_table_names(schema=self(schema)) if t != "_kspyder")
+        return self.run(lambda c: sorted(t for t in sa.inspect(c).get_table_names(schema=self(schema))
+                                         if t != "_kspyder")
                         if self(schema) in sa.inspect(c).get_schema_names() else [])
 
     def columns(self, schema: str, table: str) -> list[str]:
         return self.run(lambda c: [col["name"] for col in sa.inspect(c).get_columns(table, schema=self(schema))])
 
     def insert(self, schema: str, table: str, rows: list[dict]) -> None:
-        self.run(lambda c: c.execute(sa.Table(table, sa.MetaData(), schema=self(schema), autoload_with=c).insert(), rows))
+        self.run(lambda c: c.execute(sa.Table(table, sa.MetaData(), schema=self(schema), autoload_with=c).insert(),
+                                     rows))
 
     def rows(self, schema: str, table: str) -> list[dict]:
         def select(c):
@@ -143,7 +145,8 @@ def run_id(row: dict) -> dict:
 
 
 PRODUCTS = {"id": "integer", "name": {"type": "string", "length": 50}, "colour": {"type": "string", "length": 20}}
-ORDERS = model({"order_id": "integer", "line_no": "integer", "amount": {"type": "decimal", "precision": 12, "scale": 2}},
+ORDERS = model({"order_id": "integer", "line_no": "integer",
+                "amount": {"type": "decimal", "precision": 12, "scale": 2}},
                key=("order_id",))
 
 
@@ -173,7 +176,8 @@ def test_add_column_keeps_the_data_of_other_columns(t):
     assert planned.stdout.splitlines() == [f"~ add column {t('shop')}.products.weight FLOAT",
                                            "Plan: 0 to create, 1 to change, 0 to replace, 0 to drop."]
     assert t.apply().exit_code == 0
-    assert [run_id(r) for r in t.rows("shop", "products")] == [{"id": 1, "name": "mug", "colour": "red", "weight": None}]
+    assert [run_id(r) for r in t.rows("shop", "products")] == [{"id": 1, "name": "mug", "colour": "red",
+                                                                 "weight": None}]
     assert t.plan().exit_code == 0
 
 
@@ -233,7 +237,8 @@ def test_removed_model_is_kept_unless_pruned(t):
 
 
 def test_removed_source_is_dropped_with_prune(t):
-    t.manifests({"shop": {"products": model(PRODUCTS)}, "old": {"a": model({"id": "integer"}), "b": model({"id": "integer"})}})
+    t.manifests({"shop": {"products": model(PRODUCTS)},
+                 "old": {"a": model({"id": "integer"}), "b": model({"id": "integer"})}})
     assert t.apply().exit_code == 0
     t.manifests({"shop": {"products": model(PRODUCTS)}})
     kept = t.plan()
@@ -325,6 +330,7 @@ def test_rendered_plan_for_a_representative_change_set(t):
     shop, erp, crm = t("shop"), t("erp"), t("crm")
     pruned = t.plan("--prune")
     assert pruned.exit_code == 2
+    # the expected plan text kept whole, line for line as the command prints it
     assert pruned.stdout == f"""\
 + create schema {crm}
 + create table {shop}.customers (3 columns, key id)
@@ -334,7 +340,7 @@ def test_rendered_plan_for_a_representative_change_set(t):
 -/+ replace table {erp}.orders (reason: type of amount changes DECIMAL(12,2) -> TEXT; primary key changes (order_id) -> (order_id, line_no))
 - drop table {shop}.legacy
 Plan: 3 to create, 2 to change, 1 to replace, 1 to drop. Re-extract after apply: {shop}.customers, {crm}.contacts, {erp}.orders
-"""
+"""  # noqa: E501
     kept = t.plan()
     assert kept.stdout.splitlines()[-2:] == [
         f"{shop}.legacy is no longer in the manifests (kept; use --prune to drop it)",

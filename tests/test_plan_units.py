@@ -54,7 +54,8 @@ def test_each_change_is_one_line(change, line):
 
 
 def test_kept_lines_and_summaries():
-    assert render_kept(Kept("shop", "legacy")) == "shop.legacy is no longer in the manifests (kept; use --prune to drop it)"
+    line = render_kept(Kept("shop", "legacy"))
+    assert line == "shop.legacy is no longer in the manifests (kept; use --prune to drop it)"
     assert render_kept(Kept("old")) == "schema old is no longer in the manifests (kept; use --prune to drop it)"
     assert render_plan(make_plan([])) == "No changes. The target matches the manifests."
     assert render_plan(make_plan([], [Kept("old")])).splitlines()[-1].startswith("No changes.")

@@ -93,7 +93,8 @@ def test_string_length_is_enforced():
 
 
 def test_on_error_null_loads_null():
-    out = shaper({"id": {"type": "integer"}, "v": {"type": "integer", "on_error": "null"}}).shape({"id": 1, "v": "x"}, 0)
+    columns = {"id": {"type": "integer"}, "v": {"type": "integer", "on_error": "null"}}
+    out = shaper(columns).shape({"id": 1, "v": "x"}, 0)
     assert out["v"] is None
 
 

@@ -62,7 +62,8 @@ def test_a_document_of_the_wrong_shape_is_reported_not_drawn(manifests):
         client["azure"]["usage_details"].insert_many([{**row, "_id": row["id"]} for row in costs.usage_details()[:3]])
     result = render(manifests, "route-tables", "--aggregation", "cost_by_month")
     assert result.exit_code == 1
-    assert "error: aggregation 'cost_by_month' cannot be drawn: document 0: 'vnet' must be a non-empty string" in result.output
+    message = "error: aggregation 'cost_by_month' cannot be drawn: document 0: 'vnet' must be a non-empty string"
+    assert message in result.output
     result = render(manifests, "cost-by-cost-center")
     assert result.exit_code == 0, result.output
     assert (manifests.parent / "out" / "cost-by-cost-center.png").exists()

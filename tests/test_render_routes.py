@@ -31,7 +31,8 @@ FIXTURE = [
         {"name": "snet-web", "prefix": "10.1.1.0/24", "route_table": "rt-spoke", "routes": SPOKE}]},
     {"vnet": "vnet-dev", "address_space": ["10.2.0.0/16"], "subnets": [
         {"name": "snet-dev", "prefix": "10.2.1.0/24", "route_table": "rt-dev",
-         "routes": [route("default", "0.0.0.0/0", "Internet"), route("on-prem", "192.168.0.0/16", "VirtualNetworkGateway")]}]},
+         "routes": [route("default", "0.0.0.0/0", "Internet"),
+                    route("on-prem", "192.168.0.0/16", "VirtualNetworkGateway")]}]},
 ]
 ALL_ROUTES = {("rt-gateway", "to-prod", "10.1.0.0/16"), ("rt-spoke", "default", "0.0.0.0/0"),
               ("rt-spoke", "local", "10.1.0.0/16"), ("rt-spoke", "deny-dev", "10.2.0.0/16"),

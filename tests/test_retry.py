@@ -144,10 +144,14 @@ def test_short_reason_is_truncated():
 
 # ---------------------------------------------------------------- 403 rate limits
 # GitHub: https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api
-GITHUB_SECONDARY = b'{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}'
-GITHUB_PRIMARY = b'{"message": "API rate limit exceeded for 203.0.113.42.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}'
+GITHUB_SECONDARY = (b'{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you '
+                    b'try again.", "documentation_url": '
+                    b'"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}')
+GITHUB_PRIMARY = (b'{"message": "API rate limit exceeded for 203.0.113.42.", "documentation_url": '
+                  b'"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}')
 # Google: https://developers.google.com/drive/api/guides/handle-errors
-GOOGLE = b'{"error": {"errors": [{"domain": "usageLimits", "reason": "%s", "message": "Rate Limit Exceeded"}], "code": 403, "message": "Rate Limit Exceeded"}}'
+GOOGLE = (b'{"error": {"errors": [{"domain": "usageLimits", "reason": "%s", "message": "Rate Limit Exceeded"}], '
+          b'"code": 403, "message": "Rate Limit Exceeded"}}')
 
 
 @pytest.mark.parametrize("status, headers, body, limited", [
