@@ -30,7 +30,8 @@ def run_once(tmp_path, api):
              "columns": {"id": {"type": "integer"},
                          "city": {"path": "address.city", "type": "string", "length": 100}}}
     project = project_for(tmp_path, {"shop": api_source(api.base_url, {"customers": model})},
-                          {"target_url": f"sqlite:///{tmp_path / 'target.db'}", "storage": {"root": str(tmp_path / "storage")}})
+                          {"target_url": f"sqlite:///{tmp_path / 'target.db'}",
+                           "storage": {"root": str(tmp_path / "storage")}})
     engine = applied_target(project, tmp_path / "target.db")
     ledger = RunLedger(LocalBlobStore(tmp_path / "ledger"))
     try:

@@ -63,7 +63,8 @@ def test_rebuild_and_refill_use_the_real_pipeline(tmp_path, api):
     assert rebuilt.exit_code == 0, rebuilt.output
     assert count(tmp_path) == 75
     # a type change replaces the table (empty); --refill extracts it again right away
-    write(tmp_path, api.base_url, columns={"id": {"type": "bigint"}, "city": {"path": "address.city", "type": "string"}})
+    write(tmp_path, api.base_url,
+          columns={"id": {"type": "bigint"}, "city": {"path": "address.city", "type": "string"}})
     applied = invoke(folder, "apply", "--auto-approve", "--refill")
     assert applied.exit_code == 0, applied.output
     assert "-/+ replace table shop.customers" in applied.stdout

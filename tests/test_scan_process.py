@@ -107,7 +107,8 @@ def test_page_scan_scans_here_when_the_child_cannot_start(monkeypatch):
 def test_only_plain_scanned_text_columns_go_to_the_child():
     from shared.config.models import ApiModel
     model = ApiModel(path="/x", columns={
-        "note": {"type": "text"}, "title": {"type": "string", "pii_scan": "hash"}, "off": {"type": "text", "pii_scan": "off"},
+        "note": {"type": "text"}, "title": {"type": "string", "pii_scan": "hash"},
+        "off": {"type": "text", "pii_scan": "off"},
         "tags": {"type": "json"}, "mail": {"type": "string", "pii": "drop"}, "n": {"type": "integer"}})
     strip = PiiStripper(model.columns, scan="redact", key=KEY)
     assert strip.scanned_columns == (("note", "redact"), ("title", "hash"))

@@ -48,7 +48,8 @@ def test_an_event_of_other_sources_leaves_them_alone(project, tmp_path):
 
 def test_a_failing_aggregation_fails_the_message_after_the_others_ran(project, tmp_path):
     broken = routes_aggregation("net", files=["json"])
-    broken["pipeline"] = [{"$project": {"x": {"$divide": [1, "$no_such_field_is_text"]}}}, {"$addFields": {"y": {"$substr": 1}}}]
+    broken["pipeline"] = [{"$project": {"x": {"$divide": [1, "$no_such_field_is_text"]}}},
+                          {"$addFields": {"y": {"$substr": 1}}}]
     project({"a_broken": broken, "routes": routes_aggregation("net", files=["json"])})
     with pytest.raises(transform_module.AggregationFailed, match="run run-3: aggregation\\(s\\) failed: a_broken"):
         transform_module.transform(message(TransformEvent("run-3", ("net",))))

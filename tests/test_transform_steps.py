@@ -106,7 +106,8 @@ def test_cast_types_and_failures_without_values():
     assert "column 'n': some values are not valid integer" in str(info.value) and "'x'" not in str(info.value)
     out = run("cast", {"n": {"type": "integer", "on_error": "null"}, "f": "float",
                        "d": {"type": "datetime", "on_error": "null"}}, frame)
-    assert str(out["n"].dtype) == "Int64" and out["n"].tolist()[:2] == [1, 2] and out["n"].isna().tolist()[2:] == [True, True]
+    assert str(out["n"].dtype) == "Int64" and out["n"].tolist()[:2] == [1, 2]
+    assert out["n"].isna().tolist()[2:] == [True, True]
     assert out["f"].tolist()[:2] == [1.5, 2.0]
     assert str(out["d"].dtype) == "datetime64[us, UTC]" and out["d"].isna().tolist() == [False, True, False, True]
     assert run("cast", {"amount": "text"}, orders())["amount"].tolist()[:2] == ["10.0", "-5.0"]
@@ -159,12 +160,13 @@ def test_join_kinds_duplicate_keys_and_null_keys():
     o, c = orders(), customers()
     inner = run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id"}, None, o=o, c=c)
     assert sorted(inner["order_id"].tolist()) == ["a", "a", "d", "d"]   # key 1 twice on the right: every combination
-    left = run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id", "how": "left"}, None, o=o, c=c)
+    on = {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id"}
+    left = run("join", {**on, "how": "left"}, None, o=o, c=c)
     assert len(left) == 6 and left.loc[left["order_id"] == "c", "city"].isna().all()   # a null key matches nothing
     assert "created_at_c" in left.columns and "created_at" in left.columns
-    right = run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id", "how": "right"}, None, o=o, c=c)
+    right = run("join", {**on, "how": "right"}, None, o=o, c=c)
     assert right.loc[right["id"] == 3, "order_id"].isna().all()
-    outer = run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id", "how": "outer"}, None, o=o, c=c)
+    outer = run("join", {**on, "how": "outer"}, None, o=o, c=c)
     assert len(outer) == 7   # a&d twice each, b, c (null key), customer 3
     with pytest.raises(StepError, match="join keys are not many to one") as info:
         run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "id", "validate": "many_to_one"},
@@ -184,9 +186,11 @@ def test_join_on_current_frame_with_shared_key_and_empty_sides():
 
 def test_join_type_mismatch_and_missing_keys():
     with pytest.raises(StepError, match=r"cannot join order_id \(str\) with id \(Int64\): cast one of them first"):
-        run("join", {"left": "o", "right": "c", "left_on": "order_id", "right_on": "id"}, None, o=orders(), c=customers())
+        run("join", {"left": "o", "right": "c", "left_on": "order_id", "right_on": "id"}, None, o=orders(),
+            c=customers())
     with pytest.raises(StepError, match="column 'nope' is not produced by frame 'c'") as info:
-        run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "nope"}, None, o=orders(), c=customers())
+        run("join", {"left": "o", "right": "c", "left_on": "customer_id", "right_on": "nope"}, None, o=orders(),
+            c=customers())
     assert info.value.key == ("right_on",)
     with pytest.raises(ValidationError, match="use either on, or left_on and right_on"):
         step("join", {"right": "c", "on": "a", "left_on": "b"})
@@ -209,7 +213,8 @@ def test_union_needs_the_same_columns_and_types():
 # ------------------------------------------------------------------ group_by / pivot / unpivot
 def test_group_by_named_aggregations_null_keys_and_empty():
     out = run("group_by", {"by": ["status"], "agg": {"revenue": ["amount", "sum"], "orders": ["order_id", "count"],
-                                                     "customers": ["customer_id", "nunique"], "top": ["amount", "max"]}},
+                                                     "customers": ["customer_id", "nunique"],
+                                                     "top": ["amount", "max"]}},
               orders())
     rows = {r["status"] if isinstance(r["status"], str) else None: r for r in out.to_dict("records")}
     assert rows["paid"]["revenue"] == 10.0 and rows["paid"]["orders"] == 2 and rows["paid"]["customers"] == 1
@@ -251,7 +256,8 @@ def test_pivot_into_declared_columns_ignoring_other_values():
 def test_unpivot_interleaves_rows_in_index_order():
     frame = pd.DataFrame({"month": ["m1", "m2"], "berlin": [1.0, 3.0], "paris": [2.0, None]})
     out = run("unpivot", {"index": "month", "columns": ["berlin", "paris"], "name": "city", "value": "revenue"}, frame)
-    assert out[["month", "city"]].values.tolist() == [["m1", "berlin"], ["m1", "paris"], ["m2", "berlin"], ["m2", "paris"]]
+    assert out[["month", "city"]].values.tolist() == [["m1", "berlin"], ["m1", "paris"], ["m2", "berlin"],
+                                                      ["m2", "paris"]]
     assert pd.isna(out["revenue"].iloc[3])
     assert len(run("unpivot", {"index": "month", "columns": ["berlin"]}, empty(frame))) == 0
     with pytest.raises(StepError, match="mix numbers and other types"):
@@ -265,7 +271,8 @@ def test_sql_declares_and_casts_its_columns():
     assert list(dry.columns) == ["n", "label"] and str(dry["n"].dtype) == "Int64" and len(dry) == 0
     live = sql.apply(None, Context({}, "no step", query=lambda q: pd.DataFrame({"n": [1, None], "label": ["a", None],
                                                                                      "extra": [0, 0]})))
-    assert live["n"].tolist()[0] == 1 and live["n"].isna().tolist() == [False, True] and list(live.columns) == ["n", "label"]
+    assert live["n"].tolist()[0] == 1 and live["n"].isna().tolist() == [False, True]
+    assert list(live.columns) == ["n", "label"]
     with pytest.raises(StepError, match="the query returned no column label \\(it returned: n\\)"):
         sql.apply(None, Context({}, "no step", query=lambda q: pd.DataFrame({"n": [1]})))
     stored = step("sql", {"query": "SELECT 1", "columns": {"n": "integer"}, "as": "extra"})
