@@ -71,9 +71,11 @@ PAGINATIONS = {
         "type": "offset", "offset_param": "startAt", "limit_param": "maxResults", "limit": ASKED,
         "limit_path": "maxResults", "total_path": "total"}),
     "offset_shown": ("/rest/api/3/search", "issues", {
-        "type": "offset", "offset_param": "startAt", "limit_param": "maxResults", "limit": ASKED, "total_path": "total"}),
+        "type": "offset", "offset_param": "startAt", "limit_param": "maxResults", "limit": ASKED,
+        "total_path": "total"}),
     "page_number_stated": ("/items", "items", {
-        "type": "page_number", "size_param": "per_page", "size": ASKED, "size_path": "per_page", "total_path": "total"}),
+        "type": "page_number", "size_param": "per_page", "size": ASKED, "size_path": "per_page",
+        "total_path": "total"}),
     "page_number_shown": ("/items", "items", {
         "type": "page_number", "size_param": "per_page", "size": ASKED, "total_path": "total"}),
 }
@@ -83,7 +85,8 @@ def sources(base_url: str, kind: str, concurrency: int = 1, **pagination: Any) -
     path, records, paging = PAGINATIONS[kind]
     return {"jira": {"type": "api", "base_url": base_url, "throttle": {"concurrency": concurrency, "max_retries": 0},
                      "pagination": {**paging, **pagination},
-                     "models": {"issues": {"path": path, "records": records, "primary_key": ["id"], "columns": COLUMNS}}}}
+                     "models": {"issues": {"path": path, "records": records, "primary_key": ["id"],
+                                           "columns": COLUMNS}}}}
 
 
 def settings(tmp_path: Path, chain: dict | None = None) -> dict[str, Any]:

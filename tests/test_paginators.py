@@ -417,7 +417,8 @@ def test_cursor_custom_param_and_numeric_cursor():
     assert request.params == {"after": 17}
 
 
-@pytest.mark.parametrize("body", [{"data": []}, {"data": [], "meta": {"next": None}}, {"data": [], "meta": {"next": ""}},
+@pytest.mark.parametrize("body", [{"data": []}, {"data": [], "meta": {"next": None}},
+                                  {"data": [], "meta": {"next": ""}},
                                   {"data": [], "meta": None}])
 def test_cursor_absent_null_or_empty_stops(body):
     p = paginator(type="cursor", cursor_path="meta.next")
@@ -544,7 +545,8 @@ def test_parse_link_header_keeps_other_params():
 def test_link_header_walks_to_the_end():
     p = paginator(type="link_header")
     made = walk(p, link_header_api(3), PageRequest(BASE, {"per_page": 2}))
-    assert [full_url(r) for r in made] == [f"{BASE}?per_page=2", f"{BASE}?page=2&per_page=2", f"{BASE}?page=3&per_page=2"]
+    assert [full_url(r) for r in made] == [f"{BASE}?per_page=2", f"{BASE}?page=2&per_page=2",
+                                           f"{BASE}?page=3&per_page=2"]
     assert made[2].params == {}
 
 
@@ -633,7 +635,8 @@ def test_offset_api_that_ignores_limit_is_an_error():
 
     paginator = create_paginator(OffsetPagination(type="offset", limit=10))
     with pytest.raises(PaginationError, match="ignores 'limit'"):
-        paginator.update_state(PageResponse("http://x/items?offset=0&limit=10", 200, {}, [], b"[...]"), [{"id": i} for i in range(25)])
+        response = PageResponse("http://x/items?offset=0&limit=10", 200, {}, [], b"[...]")
+        paginator.update_state(response, [{"id": i} for i in range(25)])
 
 
 # ---------------------------------------------------------------- pages capped below the asked size
@@ -644,7 +647,8 @@ def capped_offset_api(total: int, cap: int, stated: int | None = None, say_size:
     def serve(request: PageRequest) -> PageResponse:
         offset, served = int(request.params["offset"]), min(int(request.params["limit"]), cap)
         count = served - 3 if offset == short_at else served
-        body: dict = {"data": rows(max(0, min(count, total - offset)), offset), "total": total if stated is None else stated}
+        body: dict = {"data": rows(max(0, min(count, total - offset)), offset),
+                      "total": total if stated is None else stated}
         if say_size:
             body["size"] = served
         return response(body, full_url(request))
