@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-unit lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 ## test: the whole test suite (CI runs exactly this through .ci/run)
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
+
+## test-unit: the tests that need no PostgreSQL, MariaDB or Azurite (marker `services`, tests/conftest.py)
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not services"
 
 ## lint: ruff and mypy over the app and the tests (settings in pyproject.toml); zero findings to pass
 lint: $(STAMP)

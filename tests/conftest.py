@@ -40,6 +40,22 @@ def reachable_database(url: str) -> str:
     return url
 
 
+# What marks a test `services` (so `make test-unit` can leave it out): a fixture that starts or reaches
+# a server, asked for directly or through a fixture parametrized by the server's name.
+SERVICE_FIXTURES = frozenset({"postgres_url", "mariadb_url", "azurite"})
+SERVICE_PARAMS = frozenset({"postgresql", "mariadb", "azure"})
+
+
+@pytest.hookimpl(tryfirst=True)   # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = list(callspec.params.values()) if callspec is not None else []
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
+                isinstance(value, str) and value in SERVICE_PARAMS for value in params):
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     return reachable_database(POSTGRES_URL)
