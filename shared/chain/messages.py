@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Union
+from typing import Any, TypeGuard
 
 VERSION = 1
 MAX_PARAMS = 100
@@ -104,8 +105,9 @@ class TransformEvent:
     models: tuple[str, ...] = ()
 
 
-Message = Union[RunModel, PageJob, LoadJob, TransformEvent]
-KINDS: dict[str, type] = {cls.__name__: cls for cls in (RunModel, PageJob, LoadJob, TransformEvent)}
+Message = RunModel | PageJob | LoadJob | TransformEvent
+Kind = type[RunModel] | type[PageJob] | type[LoadJob] | type[TransformEvent]
+KINDS: dict[str, Kind] = {cls.__name__: cls for cls in (RunModel, PageJob, LoadJob, TransformEvent)}
 
 
 def encode(message: Message) -> dict:
@@ -134,7 +136,8 @@ def decode(body: Any) -> Message:
     extra = sorted(k for k in body if k not in known and k not in ("kind", "v"))
     if extra:
         shown = [k for k in extra if isinstance(k, str) and _FIELD_NAME.match(k)]
-        raise MessageError(f"{cls.__name__}: unexpected field {shown[0]}" if shown else f"{cls.__name__}: unexpected field")
+        raise MessageError(f"{cls.__name__}: unexpected field {shown[0]}" if shown
+                           else f"{cls.__name__}: unexpected field")
     values = {}
     for f in fields(cls):
         check = _CHECKS[(cls.__name__, f.name)] if (cls.__name__, f.name) in _CHECKS else _CHECKS[("*", f.name)]
@@ -145,21 +148,21 @@ def decode(body: Any) -> Message:
             raise MessageError(f"{where}: missing")
         values[f.name] = check(body[f.name], where)
     message = cls(**values)
-    pages = getattr(message, "pages", 1)
-    if pages > 1 and message.index // MAX_PAGES != (message.index + pages - 1) // MAX_PAGES:
+    if (isinstance(message, (PageJob, LoadJob)) and message.pages > 1
+            and message.index // MAX_PAGES != (message.index + message.pages - 1) // MAX_PAGES):
         raise MessageError(f"{cls.__name__}.pages: expected pages within one completion group "
                            f"(pages {MAX_PAGES}k to {MAX_PAGES}k+{MAX_PAGES - 1})")
     if isinstance(message, PageJob) and message.request is not None and message.start is not None:
         raise MessageError("PageJob.start: expected no start for a job that carries its request")
     if isinstance(message, LoadJob):
-        from .pages import raw_blob_name   # here: pages imports heavier modules
+        from .pages import raw_blob_name  # here: pages imports heavier modules
         if message.blob != raw_blob_name(message.run_id, message.model, message.index):
             raise MessageError("LoadJob.blob: expected the raw blob name of the job's run, model and page")
     return message
 
 
 # ---------------------------------------------------------------- field checks
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -199,7 +202,7 @@ def _request(value: Any, where: str) -> dict | None:
         raise MessageError(f"{where}.url: expected an http(s) URL of at most {MAX_URL} characters")
     if not isinstance(params, dict) or len(params) > MAX_PARAMS:
         raise MessageError(f"{where}.params: expected an object of at most {MAX_PARAMS} parameters")
-    for name, item in params.items():
+    for item in params.values():
         items = item if isinstance(item, list) else [item]
         if not all(_scalar(i) for i in items):
             raise MessageError(f"{where}.params: expected text, numbers, booleans or lists of them")
@@ -222,7 +225,7 @@ def check_start(value: Any) -> dict:
 def _sql_after(value: Any, where: str) -> list | None:
     if value is None:
         return None
-    from .pages import decode_key   # validates the tagged non-JSON key values too
+    from .pages import decode_key  # validates the tagged non-JSON key values too
     if not isinstance(value, list) or not value:
         raise MessageError(f"{where}: expected a non-empty list of key values")
     try:

@@ -6,8 +6,9 @@ single streamed query is read `chunk_size` rows at a time.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,8 +16,9 @@ from sqlalchemy.engine import Engine
 from shared.config.models import SqlModel, SqlSource
 from shared.config.project import ModelRef
 from shared.pii import PiiStripper
-from .base import GenericExtractor, RawPage
 from shared.pii.redact_message import safe_excerpt
+
+from .base import GenericExtractor, RawPage
 from .errors import ExtractError
 
 
@@ -67,7 +69,7 @@ def as_dicts(result: sa.CursorResult) -> list[dict[str, Any]]:
     """Every row of `result` as a dict: fetched at once and zipped with the keys read once, a third
     of the cost of `dict(row._mapping)` per row (which fetches one by one and builds keys each time)."""
     keys = list(result.keys())
-    return [dict(zip(keys, row)) for row in result.fetchall()]
+    return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
 
 
 class SqlExtractor(GenericExtractor):
@@ -76,8 +78,11 @@ class SqlExtractor(GenericExtractor):
         """`after`: start after this primary key (a page's `resume_after`), to re-read from a chunk on."""
         super().__init__(ref, stripper, limit, scan_process=scan_process)
         self.after = after
-        self.source: SqlSource = ref.source
-        self.model: SqlModel = ref.model
+        source, model = ref.source, ref.model
+        if not isinstance(source, SqlSource) or not isinstance(model, SqlModel):
+            raise ExtractError(f"{ref.qualified}: not a model of a SQL source")
+        self.source: SqlSource = source
+        self.model: SqlModel = model
         self._own_engine = engine is None
         self.engine = engine or sa.create_engine(self.source.url)
 
@@ -89,17 +94,21 @@ class SqlExtractor(GenericExtractor):
         wanted = source_columns(self.model)
         if self.model.query is not None:
             return sa.text(self.model.query).columns(*[sa.column(c) for c in wanted]).subquery("kspyder_source")
+        if self.model.table is None:   # validation requires table or query
+            raise ExtractError(f"{self.ref.qualified}: the model names neither a table nor a query")
         schema, _, name = self.model.table.rpartition(".")
         try:   # the columns only: a full reflection also reads keys, indexes and every table a foreign key names
             reflected = sa.inspect(connection).get_columns(name, schema=schema or None)
         except sa.exc.NoSuchTableError:
-            raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' not found in the source database") from None
+            raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' not found in the source "
+                               "database") from None
         # typed as reflected, so that values come back as a full reflection would give them (SQLite decimals, dates)
-        table = sa.Table(name, sa.MetaData(), *[sa.Column(c["name"], c["type"]) for c in reflected], schema=schema or None)
+        table = sa.Table(name, sa.MetaData(), *[sa.Column(c["name"], c["type"]) for c in reflected],
+                         schema=schema or None)
         missing = [c for c in wanted if c not in table.c]
         if missing:
-            raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' has no column(s) {', '.join(missing)} "
-                               f"(it has: {', '.join(table.c.keys())})")
+            raise ExtractError(f"{self.ref.qualified}: table '{self.model.table}' has no column(s) "
+                               f"{', '.join(missing)} (it has: {', '.join(table.c.keys())})")
         return sa.select(*[table.c[c] for c in wanted]).subquery("kspyder_source")
 
     def raw_pages(self) -> Iterator[RawPage]:
@@ -148,7 +157,8 @@ class SqlExtractor(GenericExtractor):
         return RawPage(rows, resume_after=after), following
 
     def _streamed(self, connection: sa.Connection, source: sa.FromClause) -> Iterator[RawPage]:
-        result = connection.execution_options(stream_results=True, yield_per=self.model.chunk_size).execute(sa.select(source))
+        streaming = connection.execution_options(stream_results=True, yield_per=self.model.chunk_size)
+        result = streaming.execute(sa.select(source))
         keys = list(result.keys())
         for partition in result.partitions():
-            yield RawPage([dict(zip(keys, row)) for row in partition])
+            yield RawPage([dict(zip(keys, row, strict=True)) for row in partition])
