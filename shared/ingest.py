@@ -260,7 +260,11 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
 class _Sink:
     """Where a file's batches go: upserts (keyed models, documents) or the file's own rows."""
 
-    def check_drift(self) -> None: ...
+    loader: Loader | DocumentLoader
+
+    def check_drift(self) -> None:
+        self.loader.check_drift()
+
     def load(self, batch: list[dict[str, Any]]) -> None: ...
     def commit(self) -> None: ...
 
@@ -270,9 +274,6 @@ class _Upserts(_Sink):
 
     def __init__(self, loader: Loader | DocumentLoader, ledger: RunLedger, result: IngestResult):
         self.loader, self.ledger, self.result = loader, ledger, result
-
-    def check_drift(self) -> None:
-        self.loader.check_drift()
 
     def load(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
@@ -297,7 +298,7 @@ class _FileRows(_Sink):
     def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, ledger: RunLedger,
                  result: IngestResult, batch_size: int):
         self.engine, self.ref, self.ledger, self.result = engine, ref, ledger, result
-        self.loader = Loader(engine, ref, redaction=redaction, run_id=result.file_id, batch_size=batch_size)
+        self.loader: Loader = Loader(engine, ref, redaction=redaction, run_id=result.file_id, batch_size=batch_size)
         # the loader only prepares rows here, it writes none: no run staging table for it to make
         self.loader.staged_elsewhere()
         table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
@@ -315,9 +316,6 @@ class _FileRows(_Sink):
             if transaction.is_active:
                 transaction.rollback()
             connection.close()
-
-    def check_drift(self) -> None:
-        self.loader.check_drift()
 
     def load(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
