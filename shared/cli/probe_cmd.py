@@ -5,18 +5,6 @@ from __future__ import annotations
 
 import click
 
-from shared.probe import (
-    ProbeOptions,
-    SqlProbeOptions,
-    TargetError,
-    is_database_url,
-    parse_pairs,
-    probe_database,
-    probe_url,
-    render_sql_yaml,
-    render_yaml,
-)
-
 from .context import CliState, user_errors
 
 API_ONLY = ("headers", "bearer", "api_key", "params", "model")
@@ -50,6 +38,19 @@ def probe(state: CliState | None, url: str, headers: tuple[str, ...], bearer: st
     pagination, records path, typed columns, primary key and PII rules; for a database URL one model
     per table or view of a schema, typed from the catalogue, with keys and PII rules. Prints names
     and types only, never record values; passwords become ${VARS}."""
+    # imported here: the probe (HTTP client, detectors, the SQL catalogue reader) is not needed by
+    # every other command, and `main.py` loads every command module
+    from shared.probe import (
+        ProbeOptions,
+        SqlProbeOptions,
+        TargetError,
+        is_database_url,
+        parse_pairs,
+        probe_database,
+        probe_url,
+        render_sql_yaml,
+        render_yaml,
+    )
     state = state if isinstance(state, CliState) else CliState(None, 0)
     given = {"headers": headers, "bearer": bearer, "api_key": api_key, "params": params, "model": model,
              "schema": schema, "tables": tables}
@@ -86,5 +87,6 @@ def _refuse(options: list[str], what: str) -> None:
 def _api_key(value: str | None) -> tuple[str, str] | None:
     if not value:
         return None
+    from shared.probe import parse_pairs
     pair = parse_pairs([value], "=", "--api-key")
     return next(iter(pair.items()))
