@@ -545,3 +545,22 @@ def test_a_block_job_for_a_source_that_cannot_take_one_is_refused(tmp_path, api,
                                                                              "params": {}}, pages=2))
         with pytest.raises(ChainError, match="a SQL source's job fetches one chunk, not 2 pages"):
             Fetcher(chain).fetch(PageJob(run_id, "erp.orders", 1, pages=2))
+
+
+def test_a_failed_swap_of_a_keyless_model_shows_in_the_run_status(tmp_path, api, harness_for, monkeypatch):
+    """The last load's rows commit before the model's staging table is swapped in, so its page is
+    marked loaded: the swap's failure is recorded as the step `finish`, which that marker does not
+    hide, and the run ends failed with the reason in its status."""
+    from shared.target.load import Loader, LoadError
+
+    def failing_swap(self: Loader) -> None:
+        raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: OperationalError")
+
+    monkeypatch.setattr(Loader, "finish", failing_swap)
+    harness = harness_for(build_project(tmp_path, api.base_url, shop=["countries"], erp=[]), max_dequeue_count=2)
+    run_id = harness.run()
+    status = harness.status(run_id)
+    assert status["status"] == "failed" and not status["done"], status
+    finish = [e for e in status["errors"] if e["step"] == "finish"]
+    assert finish and finish[-1]["poisoned"], status["errors"]
+    assert finish[-1]["message"].startswith("FinishError: shop.countries: swapping in the run's staging table failed")

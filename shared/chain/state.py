@@ -171,6 +171,10 @@ class RunState:
             if raw is None:
                 continue
             error = json.loads(raw)
+            if error.get("step") == "finish":   # history once the model's swap is done
+                if not self.flag(run_id, f"swapped/{error['model']}"):
+                    found.append(error)
+                continue
             stage = "loaded" if error.get("step") == "load" else "fetched"
             if not self._marked(run_id, error["model"], error["index"], stage):
                 found.append(error)

@@ -60,6 +60,11 @@ def _rate(ref: ModelRef) -> float | None:
     return ref.source.throttle.rate if isinstance(ref.source, ApiSource) else None
 
 
+class FinishError(LoadError):
+    """A model's end failed (a keyless model's swap) after its last page's rows committed: recorded as
+    the step `finish`, so the page's `loaded` marker does not hide it (`RunState.errors`)."""
+
+
 class Chain:
     """One invocation's view of the chain. `engine_factory` gives the target engine (a worker may
     return a cached one; the chain never disposes it); None: the project's `target_url`, created on
@@ -245,7 +250,10 @@ class Chain:
                 loader = self._loader(ref, job.run_id)
                 if isinstance(loader, Loader):
                     loader.staged_elsewhere()
-                loader.finish()
+                try:
+                    loader.finish()
+                except LoadError as exc:
+                    raise FinishError(str(exc)) from exc
                 self.state.set_flag(job.run_id, swapped)
         self.ledger.finish_model(job.run_id, job.model, outcome)
         return True
@@ -341,10 +349,11 @@ class Chain:
             if backoff.requeued(self, job, exc):   # a busy database: later, without burning an attempt
                 return
             poisoned = dequeue_count >= self.max_dequeue_count
-            log.warning("%s of %s page %d (run %s, attempt %d) failed: %s", step, job.model, job.index, job.run_id,
+            failed = "finish" if isinstance(exc, FinishError) else step   # after the page's rows committed
+            log.warning("%s of %s page %d (run %s, attempt %d) failed: %s", failed, job.model, job.index, job.run_id,
                         dequeue_count, self._reason(exc))
             try:
-                self.state.record_error(job.run_id, job.model, job.index, step, self._reason(exc),
+                self.state.record_error(job.run_id, job.model, job.index, failed, self._reason(exc),
                                         dequeue_count=dequeue_count, poisoned=poisoned)
                 if poisoned:   # the run cannot complete until the message is replayed (which may succeed it)
                     self.leases.release(job.run_id, job.model)   # the next run need not wait for its expiry
