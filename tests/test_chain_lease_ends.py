@@ -67,11 +67,11 @@ def poisoned(tmp_path, one_page_api, monkeypatch):
     failing, held = [True], []
     load_page = Loader.load_page
 
-    def failing_load(self, index, records, *, again):
+    def failing_load(self, index, records):
         if failing[0]:
             raise LoadError(f"{TEAM}: the target refused the page")
         held.append(Leases(harness.engine, ttl).get(TEAM))
-        return load_page(self, index, records, again=again)
+        return load_page(self, index, records)
 
     monkeypatch.setattr(Loader, "load_page", failing_load)
     run_id = harness.run(visibility_timeout=0, max_dequeue_count=2)

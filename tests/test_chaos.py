@@ -175,10 +175,8 @@ def test_two_runs_at_once_and_a_run_with_a_rebuild_end_as_the_reference(embedded
 CHAIN_RUNS, CHAIN_KILLS = 1, 3
 CHAIN_CUSTOMERS = 1_000   # 10 pages a model: each page its own Fetch and Load message
 # Seconds a received message stays hidden (the real host: ten minutes, renewed while a function runs).
-# The local host does not renew it, so a step running longer than this on a loaded machine is delivered
-# a second time while it runs: two live copies of a keyless page's Load can then both write it, the
-# case docs/functions.md names as not covered. Long enough for any one step here, short enough that a
-# killed host's messages come back within the test.
+# The local host does not renew it: long enough for any one step here, short enough that a killed
+# host's messages come back within the test.
 HOST_LEASE = 8.0
 
 

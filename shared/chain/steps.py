@@ -193,7 +193,7 @@ class Chain:
                     loader.check_drift()
                 try:
                     if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
-                        loader.load_page(job.index, records, again=claim == "mine")
+                        loader.load_page(job.index, records)
                     else:
                         loader.load(records)
                 except Exception:

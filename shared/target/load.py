@@ -23,6 +23,7 @@ from .columns import META_COLUMNS, RUN_ID
 from .compare import TableDiff, compare_table
 from .dialects import stores_timezones
 from .fit import RecordMisfit, RowFitter
+from .page_lock import PageLockTimeout, lock_page, unlock_page
 from .schema import desired_columns, model_table
 from .staging import staging_name, stale_staging, swap_in
 from .upsert import batch_writer
@@ -162,28 +163,35 @@ class Loader:
                 raise
 
     # ------------------------------------------------------------------ load
-    def load_page(self, index: int, records: list[dict[str, Any]], *, again: bool) -> int:
+    def load_page(self, index: int, records: list[dict[str, Any]]) -> int:
         """The queue chain's load of the page (or block of pages) starting at `index`. A keyless
-        model's rows carry the page in place of the run id in the staging table; `again` (a
-        redelivery: an earlier attempt may have committed some or all of them) deletes that page's
-        rows and writes the page anew, in one transaction, so the page is in the table once."""
+        model's rows carry the page in place of the run id in the staging table; the page's rows are
+        deleted and written anew in one transaction, under the page's lock (`page_lock`), so that a
+        redelivery, or a second live copy of the message, leaves the page in the table once."""
         if self._staging is None:
             return self.load(records)
         if not self._drift_checked:
             self.check_drift()
         self.stage()
         self._tag = page_tag(index)
+        lock = f"{self._staging.fullname}/{self._tag}"
         try:
-            with self.engine.begin() as connection:
-                if again:
-                    connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
-                written = 0
-                for batch in self.batches(records):
-                    self._writer.write(connection, batch.rows)
-                    written += len(batch.rows)
+            with self.engine.connect() as connection:
+                try:
+                    with connection.begin():
+                        lock_page(connection, lock)
+                        connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
+                        written = 0
+                        for batch in self.batches(records):
+                            self._writer.write(connection, batch.rows)
+                            written += len(batch.rows)
+                finally:
+                    unlock_page(connection, lock)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: page {index} failed and was rolled back: "
                             f"{summarize_database_error(exc)}") from None
+        except PageLockTimeout as exc:
+            raise LoadError(f"{self.ref.qualified}: page {index}: {exc}") from None
         finally:
             self._tag = None
         self.stats.rows += written
