@@ -120,3 +120,20 @@ def mongo_name(mongo_client):
     for database in mongo_client.list_database_names():
         if database.startswith(name):
             mongo_client.drop_database(database)
+
+
+@pytest.fixture()
+def harness_for(tmp_path):
+    """Queue chain harnesses (`tests/test_chain_flow.py` Harness), each in a folder of its own,
+    their target engines disposed afterwards."""
+    from tests.test_chain_flow import Harness
+
+    made: list[Harness] = []
+
+    def make(project, **options):
+        made.append(Harness(tmp_path / f"chain{len(made)}", project, **options))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        harness.engine.dispose()

@@ -72,19 +72,6 @@ class Harness:
                 if q == queue and (model is None or body.get("model") == model)]
 
 
-@pytest.fixture
-def harness_for(tmp_path):
-    made = []
-
-    def make(project, **options):
-        made.append(Harness(tmp_path, project, **options))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.engine.dispose()
-
-
 def test_every_pagination_and_sql_lands_what_the_embedded_run_lands(tmp_path, api, harness_for):
     project = build_project(tmp_path, api.base_url)
     expected = reference_snapshot(project, tmp_path)

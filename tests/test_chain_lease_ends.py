@@ -26,7 +26,7 @@ from tests.flow_helpers import project_for
 from tests.http_stub import Reply, StubServer
 from tests.test_chain_flow import Harness
 from tests.test_chain_helpers import RecordingQueues
-from tests.test_pagination_caps import SHORT, CappedApi, chain_harness, harness_for  # noqa: F401  (fixture)
+from tests.test_pagination_caps import SHORT, CappedApi, chain_harness
 from tests.test_transform_run import PIPELINES, Target
 
 MODEL = "jira.issues"

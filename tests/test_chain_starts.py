@@ -16,7 +16,6 @@ from shared.chain.names import FETCH, PAGINATE, RAW, RUNS
 from shared.chain.pages import ChainError, encode_start, start_blob_name
 from shared.chain.sealed import seal, unseal
 from tests.flow_helpers import TEST_KEY
-from tests.test_chain_flow import Harness
 from tests.test_chain_helpers import API_COUNTS, build_project
 
 
@@ -24,19 +23,6 @@ from tests.test_chain_helpers import API_COUNTS, build_project
 def api():
     with SampleApi(ApiConfig(**API_COUNTS)) as server:
         yield server
-
-
-@pytest.fixture
-def harness_for(tmp_path):
-    made = []
-
-    def make(project, **options):
-        made.append(Harness(tmp_path, project, **options))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.engine.dispose()
 
 
 def starts(harness, run_id: str) -> list[str]:

@@ -190,19 +190,6 @@ def chain_ids(harness: Harness) -> list[int]:
         return sorted(row[0] for row in connection.execute(sa.text("SELECT id FROM jira.issues")))
 
 
-@pytest.fixture
-def harness_for(tmp_path):
-    made: list[Harness] = []
-
-    def make(project):
-        made.append(Harness(tmp_path / f"chain{len(made)}", project))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.engine.dispose()
-
-
 @pytest.mark.parametrize("per_message", [1, 2])
 @pytest.mark.parametrize("kind", list(PAGINATIONS))
 def test_the_chain_gets_every_record_of_a_capped_api(tmp_path, api, harness_for, kind, per_message):
