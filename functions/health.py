@@ -7,11 +7,10 @@ import json
 
 import azure.functions as func
 
+from functions.common import current_project
 from shared.config.deployment import local_addresses
 from shared.config.errors import ConfigError
 from shared.config.secrets import SecretMasker
-
-from .common import current_project
 
 bp = func.Blueprint()
 

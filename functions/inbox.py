@@ -27,12 +27,11 @@ import logging
 import azure.functions as func
 from azure.functions.blob import InputStream as BlobInputStream
 
+from functions.common import CONNECTION, current_project, engine_factory, stores
 from shared.chain.names import INBOX
 from shared.inbox_names import shown_name
 from shared.ingest import IngestError, check_name, ingest_file
 from shared.ledger import RunLedger
-
-from .common import CONNECTION, current_project, engine_factory, stores
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.common import CONNECTION, open_chain
 from shared.chain.names import FETCH, LOAD, PAGINATE
-
-from .common import CONNECTION, open_chain
 
 bp = func.Blueprint()
 

@@ -20,12 +20,11 @@ from typing import Any
 import azure.functions as func
 import sqlalchemy as sa
 
+from functions.common import current_project, open_chain
 from shared.chain.backoff import RESUMING, busy_reason
 from shared.config.errors import ConfigError
 from shared.config.secrets import SecretMasker
 from shared.target.load import TargetDriftError
-
-from .common import current_project, open_chain
 
 bp = func.Blueprint()
 

@@ -23,14 +23,13 @@ from typing import Any
 import azure.functions as func
 import sqlalchemy as sa
 
+from functions.common import current_project, engine_factory
+from functions.runs import BadRequest, error, invalid_manifests, respond
 from shared.config.errors import ConfigError
 from shared.config.project import Project
 from shared.target.apply import PlanStamp, StalePlan, apply_stamped
 from shared.target.plan import PlanError, PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
-
-from .common import current_project, engine_factory
-from .runs import BadRequest, error, invalid_manifests, respond
 
 bp = func.Blueprint()
 

@@ -17,14 +17,13 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from functions.common import CONNECTION, current_project, stores
 from shared.aggregate.run import run_aggregations
 from shared.chain.messages import MessageError, TransformEvent, decode, encode
 from shared.chain.names import TRANSFORM
 from shared.chain.transform_wait import leased_delay
 from shared.config.project import Project
 from shared.transform.runner import run_affected
-
-from .common import CONNECTION, current_project, stores
 
 bp = func.Blueprint()
 log = logging.getLogger("kspyder.functions")

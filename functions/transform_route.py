@@ -14,14 +14,13 @@ import re
 
 import azure.functions as func
 
+from functions.common import current_project, stores
+from functions.runs import RUN_ID, BadRequest, error, invalid_manifests, respond
+from functions.schema_routes import read_object
 from shared.chain.messages import TransformEvent, encode
 from shared.chain.names import TRANSFORM
 from shared.config.errors import ConfigError
 from shared.ledger import RunLedger, new_run_id
-
-from .common import current_project, stores
-from .runs import RUN_ID, BadRequest, error, invalid_manifests, respond
-from .schema_routes import read_object
 
 bp = func.Blueprint()
 

@@ -14,7 +14,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from .estate import SUBSCRIPTION, resource_id
+from samples.arm_api.estate import SUBSCRIPTION, resource_id
 
 DEFAULT_SEED = 7
 FIRST_DAY = date(2026, 8, 1)

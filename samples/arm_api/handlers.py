@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from . import costs, estate
+from samples.arm_api import costs, estate
 
 NETWORK_API = "2023-09-01"
 COMPUTE_API = "2024-03-01"

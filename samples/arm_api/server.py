@@ -6,8 +6,8 @@ import threading
 import traceback
 from http.server import BaseHTTPRequestHandler
 
-from .handlers import ArmConfig, Response, arm_error, handle
-from ..background import BackgroundServer, QuietServer
+from samples.arm_api.handlers import ArmConfig, Response, arm_error, handle
+from samples.background import BackgroundServer, QuietServer
 
 
 class _Handler(BaseHTTPRequestHandler):

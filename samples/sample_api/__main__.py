@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..background import serve_until_signalled
-from .server import ApiConfig, SampleApi
+from samples.background import serve_until_signalled
+from samples.sample_api.server import ApiConfig, SampleApi
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,10 +17,10 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Callable, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from . import data
+from samples.sample_api import data
 
 if TYPE_CHECKING:
-    from .server import ApiConfig
+    from samples.sample_api.server import ApiConfig
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
-from . import data, handlers
-from .handlers import Request, Response, error_response, json_response
-from ..background import BackgroundServer, QuietServer
+from samples.sample_api import data, handlers
+from samples.sample_api.handlers import Request, Response, error_response, json_response
+from samples.background import BackgroundServer, QuietServer
 
 MAX_SLEEP_MS = 30_000
 CONTROL_PATHS = ("/_stats", "/_reset")

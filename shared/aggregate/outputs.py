@@ -3,10 +3,9 @@ removed sources nor stray tables, and `apply --prune` leaves them alone. Their c
 documents of each run (`replace_table` recreates the table whole), so nothing is planned for them."""
 from __future__ import annotations
 
+from shared.aggregate.config import load_aggregations
 from shared.config.project import Project
 from shared.target.schema import DerivedTable
-
-from .config import load_aggregations
 
 
 def aggregation_outputs(project: Project) -> list[DerivedTable]:

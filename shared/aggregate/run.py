@@ -21,6 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 from bson import Decimal128, ObjectId
 
+from shared.aggregate.config import Aggregation, load_aggregations
+from shared.aggregate.formats import csv_bytes, json_bytes
 from shared.chain.names import OUTPUTS
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.project import Project
@@ -28,9 +30,6 @@ from shared.mongo.client import DocumentStoreError, open_documents
 from shared.storage import BlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.replace import ReplaceError, replace_table
-
-from .config import Aggregation, load_aggregations
-from .formats import csv_bytes, json_bytes
 
 FOLDER = "aggregations"   # under the output folder, and the blob prefix in kspyder-outputs
 

@@ -13,11 +13,11 @@ import random
 import re
 from typing import TYPE_CHECKING, Any
 
-from .messages import LoadJob
-from .names import LOAD
+from shared.chain.messages import LoadJob
+from shared.chain.names import LOAD
 
 if TYPE_CHECKING:
-    from .steps import Chain
+    from shared.chain.steps import Chain
 
 log = logging.getLogger("kspyder.chain")
 

@@ -14,16 +14,9 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shared.config.project import ModelRef
-from shared.extract.errors import RateLimited
-from shared.extract.page_step import Position, StepPage
-from shared.extract.paginators import Paginator
-from shared.extract.types import PageRequest
-from shared.storage.queues import MAX_SECONDS
-
-from .messages import LoadJob, MessageError, PageJob, check_start
-from .names import FETCH, LOAD, RAW
-from .pages import (
+from shared.chain.messages import LoadJob, MessageError, PageJob, check_start
+from shared.chain.names import FETCH, LOAD, RAW
+from shared.chain.pages import (
     ChainError,
     content_digest,
     decode_key,
@@ -36,12 +29,18 @@ from .pages import (
     start_blob_name,
     without_params,
 )
-from .sealed import SealError, seal, unseal
-from .sources import ApiPages, SqlPages
-from .state import Plan
+from shared.chain.sealed import SealError, seal, unseal
+from shared.chain.sources import ApiPages, SqlPages
+from shared.chain.state import Plan
+from shared.config.project import ModelRef
+from shared.extract.errors import RateLimited
+from shared.extract.page_step import Position, StepPage
+from shared.extract.paginators import Paginator
+from shared.extract.types import PageRequest
+from shared.storage.queues import MAX_SECONDS
 
 if TYPE_CHECKING:
-    from .steps import Chain
+    from shared.chain.steps import Chain
 
 log = logging.getLogger("kspyder.chain")
 MAX_RATE_LIMITED = 100        # 429s one page may meet before its job fails (and, retried, goes to poison)

@@ -27,15 +27,14 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.chain.messages import LoadJob, Message, PageJob, RunModel
+from shared.chain.pages import ChainError
 from shared.config.models import ApiSource
 from shared.config.project import ModelRef
 from shared.target.lease import Lease, Leases, retry_delay, utc
 
-from .messages import LoadJob, Message, PageJob, RunModel
-from .pages import ChainError
-
 if TYPE_CHECKING:
-    from .steps import Chain
+    from shared.chain.steps import Chain
 
 log = logging.getLogger("kspyder.chain")
 

@@ -155,7 +155,7 @@ def decode(body: Any) -> Message:
     if isinstance(message, PageJob) and message.request is not None and message.start is not None:
         raise MessageError("PageJob.start: expected no start for a job that carries its request")
     if isinstance(message, LoadJob):
-        from .pages import raw_blob_name  # here: pages imports heavier modules
+        from shared.chain.pages import raw_blob_name  # here: pages imports heavier modules
         if message.blob != raw_blob_name(message.run_id, message.model, message.index):
             raise MessageError("LoadJob.blob: expected the raw blob name of the job's run, model and page")
     return message
@@ -225,7 +225,7 @@ def check_start(value: Any) -> dict:
 def _sql_after(value: Any, where: str) -> list | None:
     if value is None:
         return None
-    from .pages import decode_key  # validates the tagged non-JSON key values too
+    from shared.chain.pages import decode_key  # validates the tagged non-JSON key values too
     if not isinstance(value, list) or not value:
         raise MessageError(f"{where}: expected a non-empty list of key values")
     try:

@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.chain.names import FETCH, LOAD, PAGINATE, poison
+from shared.chain.steps import DEFAULT_MAX_DEQUEUE_COUNT, Chain
 from shared.storage.queues import QueueMessage, QueueStore
-
-from .names import FETCH, LOAD, PAGINATE, poison
-from .steps import DEFAULT_MAX_DEQUEUE_COUNT, Chain
 
 log = logging.getLogger("kspyder.chain")
 STEP_QUEUES = (PAGINATE, FETCH, LOAD)

@@ -24,13 +24,12 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.chain.names import RUNS
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.extract.reconcile import ShortfallError, reconcile
 from shared.ledger import RunLedger
 from shared.storage import BlobStore
-
-from .names import RUNS
 
 Claim = Literal["new", "mine", "other"]
 MAX_ERROR = 300

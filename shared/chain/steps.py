@@ -23,6 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from shared.chain import backoff, drift
+from shared.chain.fetching import Fetcher
+from shared.chain.leasing import ChainLeases
+from shared.chain.messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
+from shared.chain.names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
+from shared.chain.pages import ChainError, decode_page, page_columns
+from shared.chain.sources import ClientFactory, queue_client
+from shared.chain.state import GROUP, Plan, RunState
 from shared.config.errors import ConfigError
 from shared.config.models import ApiSource
 from shared.config.project import ModelRef, Project
@@ -36,15 +44,6 @@ from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
 from shared.target.load import Loader, LoadError
 from shared.target.pii_key_check import check_pii_key
-
-from . import backoff, drift
-from .fetching import Fetcher
-from .leasing import ChainLeases
-from .messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
-from .names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
-from .pages import ChainError, decode_page, page_columns
-from .sources import ClientFactory, queue_client
-from .state import GROUP, Plan, RunState
 
 if TYPE_CHECKING:
     from shared.mongo.load import DocumentLoader, DocumentTarget

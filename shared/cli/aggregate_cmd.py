@@ -5,9 +5,8 @@ import sys
 
 import click
 
+from shared.cli.context import CliState, user_errors
 from shared.text import plural
-
-from .context import CliState, user_errors
 
 
 @click.command()

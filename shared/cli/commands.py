@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from shared.cli.context import CliState, user_errors
+from shared.cli.progress import PageProgress
 from shared.outputs.export import ModelOutcome, export_model
 from shared.outputs.writers import FORMATS, FileFormat
 from shared.target.schema import TRANSFORMATIONS_FILE
 from shared.text import plural
-
-from .context import CliState, user_errors
-from .progress import PageProgress
 
 if TYPE_CHECKING:
     from shared.config.project import Project

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import click
 
-from .aggregate_cmd import aggregate
-from .commands import extract, validate
-from .context import CliState
-from .host_cmd import host
-from .poison_cmd import poison
-from .probe_cmd import probe
-from .render_cmd import render
-from .run_cmd import run, status
-from .schema_cmd import apply, plan, rebuild
-from .transform_cmd import transform
+from shared.cli.aggregate_cmd import aggregate
+from shared.cli.commands import extract, validate
+from shared.cli.context import CliState
+from shared.cli.host_cmd import host
+from shared.cli.poison_cmd import poison
+from shared.cli.probe_cmd import probe
+from shared.cli.render_cmd import render
+from shared.cli.run_cmd import run, status
+from shared.cli.schema_cmd import apply, plan, rebuild
+from shared.cli.transform_cmd import transform
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

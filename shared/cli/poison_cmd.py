@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import CliState, user_errors
+from shared.cli.context import CliState, user_errors
 
 if TYPE_CHECKING:
     from shared.storage.queues import QueueStore

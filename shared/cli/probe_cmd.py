@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .context import CliState, user_errors
+from shared.cli.context import CliState, user_errors
 
 API_ONLY = ("headers", "bearer", "api_key", "params", "model")
 DATABASE_ONLY = ("schema", "tables")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .context import CliState, user_errors
+from shared.cli.context import CliState, user_errors
 
 
 @click.group()

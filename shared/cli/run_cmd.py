@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from shared.cli.context import CliState, user_errors
+from shared.cli.progress import PageProgress
 from shared.ledger import new_run_id
 from shared.pipeline import run_models
 from shared.pipeline.run import local_ledger
@@ -15,9 +17,6 @@ from shared.target.lease import LeaseHeld
 from shared.target.plan import PlanOptions, compute_plan
 from shared.target.plan_render import render_applied, render_plan
 from shared.target.schema import target_schemas
-
-from .context import CliState, user_errors
-from .progress import PageProgress
 
 
 @click.command()

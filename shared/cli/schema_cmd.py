@@ -14,6 +14,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from shared.cli.context import CliState, user_errors
 from shared.config.project import Project
 from shared.ledger import new_run_id
 from shared.target.apply import ApplyOutcome, PlanStamp, apply_stamped
@@ -25,8 +26,6 @@ from shared.target.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
 from shared.target.plan_render import render_applied, render_change, render_plan
 from shared.target.schema import target_schemas
-
-from .context import CliState, user_errors
 
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
 SCOPE_HELP = ("Only schemas matching GLOB (repeatable) are searched for removed sources. Default: every schema "

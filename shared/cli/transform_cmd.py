@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from shared.cli.context import CliState, user_errors
 from shared.transform import CHUNK_ROWS  # the rest imports pandas: only when the command runs
-
-from .context import CliState, user_errors
 
 if TYPE_CHECKING:
     from shared.config.project import Project

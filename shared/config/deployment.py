@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import ConfigIssue
-from .settings import Settings
-from .yaml_source import YamlDocument
+from shared.config.errors import ConfigIssue
+from shared.config.settings import Settings
+from shared.config.yaml_source import YamlDocument
 
 LOCAL_HOSTS = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 FILE_DATABASES = {"sqlite", "duckdb"}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import ConfigIssue
-from .models import MAX_IDENTIFIER
-from .yaml_source import YamlDocument
+from shared.config.errors import ConfigIssue
+from shared.config.models import MAX_IDENTIFIER
+from shared.config.yaml_source import YamlDocument
 
 _CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")   # HTTPStatus -> HTTP_Status
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")      # UnitPrice -> Unit_Price

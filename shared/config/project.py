@@ -9,14 +9,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .deployment import document_store_issues
-from .errors import ConfigError, ConfigIssue
-from .models import ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource, check_identifier
-from .naming import naming_issues, with_target_names
-from .secrets import SecretMasker, mark_secret_headers
-from .settings import ENV_OVERRIDES, Settings
-from .validation import issues_from_validation, model_issues, pii_guard_issues
-from .yaml_source import YamlDocument, load_yaml
+from shared.config.deployment import document_store_issues
+from shared.config.errors import ConfigError, ConfigIssue
+from shared.config.models import ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource, check_identifier
+from shared.config.naming import naming_issues, with_target_names
+from shared.config.secrets import SecretMasker, mark_secret_headers
+from shared.config.settings import ENV_OVERRIDES, Settings
+from shared.config.validation import issues_from_validation, model_issues, pii_guard_issues
+from shared.config.yaml_source import YamlDocument, load_yaml
 
 CONNECTORS_FILE = "connector_models.yml"
 SETTINGS_FILE = "settings.yml"

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .errors import ConfigError, ConfigIssue
-from .project import Project, load_project, manifests_dir
-from .settings import ENV_OVERRIDES
-from .yaml_source import MAX_FILE_MB, referenced_env
+from shared.config.errors import ConfigError, ConfigIssue
+from shared.config.project import Project, load_project, manifests_dir
+from shared.config.settings import ENV_OVERRIDES
+from shared.config.yaml_source import MAX_FILE_MB, referenced_env
 
 # Two writes closer together than the clock's step can leave a file with the same mtime and size
 # (git calls such an index entry "racily clean"): a load this soon after a change also keeps a

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
-    from .models import ApiSource, SqlSource
-    from .settings import Settings
+    from shared.config.models import ApiSource, SqlSource
+    from shared.config.settings import Settings
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter values would mask ordinary words

@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from .models import PiiScan, Strict
+from shared.config.models import PiiScan, Strict
 
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")

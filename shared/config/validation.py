@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from .errors import ConfigIssue
-from .models import SECRET_KEYS
-from .yaml_source import YamlDocument
+from shared.config.errors import ConfigIssue
+from shared.config.models import SECRET_KEYS
+from shared.config.yaml_source import YamlDocument
 
 _MISSING = object()
 
@@ -146,9 +146,8 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
     """Checks across a model's keys once the manifest is typed: a primary key whose name says it
     holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
     into one label), and a SQL `query:` must be one read-only SELECT."""
+    from shared.config.sql_query import dialect_of, query_problem
     from shared.pii.names import key_name_suggests_pii
-
-    from .sql_query import dialect_of, query_problem
 
     issues: list[ConfigIssue] = []
     for source_name, source in sources.items():

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent, StreamEndEvent
 
-from .errors import ConfigIssue, format_path
+from shared.config.errors import ConfigIssue, format_path
 
 MAX_DEPTH = 100                 # nesting levels; a manifest needs a handful
 MAX_ALIAS_NODES = 200_000       # nodes that aliases may add to one file by expansion

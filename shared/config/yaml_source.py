@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigIssue, format_path
-from .yaml_compose import MAX_DEPTH, NESTING_MESSAGE, Composer, Refused
+from shared.config.errors import ConfigIssue, format_path
+from shared.config.yaml_compose import MAX_DEPTH, NESTING_MESSAGE, Composer, Refused
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -16,14 +16,13 @@ import requests
 
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
+from shared.extract.auth import build_auth
+from shared.extract.base import GenericExtractor, RawPage
+from shared.extract.errors import PaginationError
+from shared.extract.http_client import HttpClient
+from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.types import PageRequest
 from shared.pii import PiiStripper
-
-from .auth import build_auth
-from .base import GenericExtractor, RawPage
-from .errors import PaginationError
-from .http_client import HttpClient
-from .page_step import PageStep, Position, StepPage, records_at
-from .types import PageRequest
 
 log = logging.getLogger("kspyder.extract")
 __all__ = ["ApiExtractor", "model_url", "new_client", "records_at"]   # records_at: where probe reads it

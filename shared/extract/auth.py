@@ -18,9 +18,8 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from shared.config import models as cfg
-
-from .errors import ExtractError, FetchError
-from .retry import describe_exception, short_reason
+from shared.extract.errors import ExtractError, FetchError
+from shared.extract.retry import describe_exception, short_reason
 
 MASK = "***"
 TOKEN_TIMEOUT = 30.0          # seconds; the token endpoint is not covered by the source's throttle

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config.project import ModelRef
+from shared.extract.gc_threshold import fewer_collections
+from shared.extract.reconcile import reconcile
+from shared.extract.records import RecordShaper
+from shared.extract.types import Page, Shaper
 from shared.pii import PiiStripper
 from shared.pii.page_scan import PageScan
-
-from .gc_threshold import fewer_collections
-from .reconcile import reconcile
-from .records import RecordShaper
-from .types import Page, Shaper
 
 log = logging.getLogger("kspyder.extract")
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.config.project import ModelRef, Project
+from shared.extract.base import GenericExtractor
 from shared.pii import PiiStripper
 
-from .base import GenericExtractor
-
 if TYPE_CHECKING:
-    from .http_client import HttpClient
+    from shared.extract.http_client import HttpClient
 
 
 def model_stripper(project: Project, ref: ModelRef) -> PiiStripper:
@@ -27,7 +26,7 @@ def build_extractor(project: Project, ref: ModelRef, limit: int | None = None, *
     if scan_process is None:
         scan_process = project.settings.pii.scan_process
     if ref.source.type == "api":
-        from .api import ApiExtractor
+        from shared.extract.api import ApiExtractor
         return ApiExtractor(ref, stripper, limit, client, scan_process=scan_process)
-    from .sql import SqlExtractor
+    from shared.extract.sql import SqlExtractor
     return SqlExtractor(ref, stripper, limit, scan_process=scan_process)

@@ -23,13 +23,11 @@ import requests
 import requests.exceptions as rex
 
 from shared.config.models import Throttle
-from shared.pii.redact_message import safe_excerpt, safe_url
-
-from .errors import FetchError, RateLimited
-from .limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
-from .origins import OriginPolicy
-from .origins import origin as _origin
-from .retry import (
+from shared.extract.errors import FetchError, RateLimited
+from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
+from shared.extract.origins import OriginPolicy
+from shared.extract.origins import origin as _origin
+from shared.extract.retry import (
     MAX_RETRY_AFTER,
     RETRY_AFTER_STATUSES,
     backoff_delay,
@@ -39,8 +37,9 @@ from .retry import (
     server_wait,
     short_reason,
 )
-from .throttle import ConcurrencyLimit, TokenBucket
-from .types import PageRequest, PageResponse
+from shared.extract.throttle import ConcurrencyLimit, TokenBucket
+from shared.extract.types import PageRequest, PageResponse
+from shared.pii.redact_message import safe_excerpt, safe_url
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings

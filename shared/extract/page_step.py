@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config.models import ApiModel, ApiSource
-
-from .errors import RecordPathError
-from .http_client import HttpClient
-from .paginators import MISSING, Paginator, create_paginator, dotted_get, paginator_class, resume_paginator
-from .types import PageRequest, PageResponse
+from shared.extract.errors import RecordPathError
+from shared.extract.http_client import HttpClient
+from shared.extract.paginators import (
+    MISSING,
+    Paginator,
+    create_paginator,
+    dotted_get,
+    paginator_class,
+    resume_paginator,
+)
+from shared.extract.types import PageRequest, PageResponse
 
 
 def records_at(body: Any, path: str | None, url: str) -> list:

@@ -18,9 +18,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from shared.config.models import Column, ColumnType
-
-from .errors import ConversionError
-from .shape_compile import ColumnPlan, compile_shape
+from shared.extract.errors import ConversionError
+from shared.extract.shape_compile import ColumnPlan, compile_shape
 
 _MISSING = object()
 _TRUE = {"true", "t", "yes", "y", "1", "on"}

@@ -19,7 +19,7 @@ import requests
 import requests.exceptions as rex
 import urllib3.exceptions as u3
 
-from .limits import LimitExceeded
+from shared.extract.limits import LimitExceeded
 
 Verdict = Literal["ok", "retry", "fatal"]
 

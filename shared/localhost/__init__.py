@@ -6,10 +6,18 @@ docstrings for where it differs from the Azure host.
 """
 from __future__ import annotations
 
-from .bindings import BlobFunction, Discovered, HttpFunction, QueueFunction, TimerFunction, discover, load_app
-from .host import LocalHost
-from .ncrontab import Schedule, parse_schedule
-from .settings import HostError, QueueSettings, load_host_json
+from shared.localhost.bindings import (
+    BlobFunction,
+    Discovered,
+    HttpFunction,
+    QueueFunction,
+    TimerFunction,
+    discover,
+    load_app,
+)
+from shared.localhost.host import LocalHost
+from shared.localhost.ncrontab import Schedule, parse_schedule
+from shared.localhost.settings import HostError, QueueSettings, load_host_json
 
 __all__ = [
     "BlobFunction", "Discovered", "HttpFunction", "QueueFunction", "TimerFunction", "discover", "load_app",

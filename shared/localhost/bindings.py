@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import HostError
+from shared.localhost.settings import HostError
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 _SETTING_REF = re.compile(r"%([A-Za-z0-9_.:-]+)%")

@@ -30,8 +30,7 @@ from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClien
 from azure.storage.queue import QueueServiceClient
 
 from shared.inbox_names import shown_name
-
-from .bindings import BlobFunction
+from shared.localhost.bindings import BlobFunction
 
 log = logging.getLogger("kspyder.localhost")
 BLOB_POISON = "webjobs-blobtrigger-poison"

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from shared.chain.names import STORAGE_SETTING
+from shared.localhost.bindings import BlobFunction, Discovered, QueueFunction, discover
+from shared.localhost.blobs import BlobTriggers
+from shared.localhost.http import HttpTriggers, make_server, serve_in_thread
+from shared.localhost.processes import ChildCounts, WorkerProcesses
+from shared.localhost.queues import QueueTriggers
+from shared.localhost.settings import HostError, QueueSettings, load_host_json
+from shared.localhost.timers import TimerTriggers
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
-
-from .bindings import BlobFunction, Discovered, QueueFunction, discover
-from .blobs import BlobTriggers
-from .http import HttpTriggers, make_server, serve_in_thread
-from .processes import ChildCounts, WorkerProcesses
-from .queues import QueueTriggers
-from .settings import HostError, QueueSettings, load_host_json
-from .timers import TimerTriggers
 
 log = logging.getLogger("kspyder.localhost")
 KEY_SETTING = "KSPYDER_HOST_KEY"

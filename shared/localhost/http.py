@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
-from .bindings import HttpFunction
+from shared.localhost.bindings import HttpFunction
 
 log = logging.getLogger("kspyder.localhost")
 MAX_BODY = 100 * 1024 * 1024   # Azure's request size limit

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import QueueSettings
+from shared.localhost.settings import QueueSettings
 
 log = logging.getLogger("kspyder.localhost")
 JOIN_SECONDS = 60.0   # a stopping child finishes the invocations it has started
@@ -40,8 +40,8 @@ def _serve(module: str, env: dict[str, str], settings: QueueSettings, workers: i
     so that each runs once)."""
     import os
 
-    from .bindings import load_app
-    from .host import LocalHost
+    from shared.localhost.bindings import load_app
+    from shared.localhost.host import LocalHost
 
     os.environ.clear()
     os.environ.update(env)   # the functions read their settings from the environment, as in Azure

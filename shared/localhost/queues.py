@@ -26,10 +26,9 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue import QueueClient, QueueMessage
 
+from shared.localhost.bindings import QueueFunction
+from shared.localhost.settings import QueueSettings
 from shared.storage.queues import AzureQueueStore
-
-from .bindings import QueueFunction
-from .settings import QueueSettings
 
 log = logging.getLogger("kspyder.localhost")
 LEASE = 600.0   # seconds a received message stays hidden while its function runs (the host's 10 minutes)

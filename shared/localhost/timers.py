@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from azure.functions.timer import TimerRequest
 
-from .bindings import TimerFunction
-from .ncrontab import Schedule, parse_schedule
+from shared.localhost.bindings import TimerFunction
+from shared.localhost.ncrontab import Schedule, parse_schedule
 
 log = logging.getLogger("kspyder.localhost")
 PAST_DUE = 1.0   # seconds late before a tick counts as past due

@@ -11,11 +11,10 @@ from shared.config.project import ModelRef, Project
 from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.ledger import RunLedger
+from shared.mongo.client import DocumentStoreError, is_embedded
+from shared.mongo.load import DocumentTarget
 from shared.outputs.writers import file_writer
 from shared.target.load import LoadError
-
-from .client import DocumentStoreError, is_embedded
-from .load import DocumentTarget
 
 
 def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, ledger: RunLedger, run_id: str,

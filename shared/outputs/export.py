@@ -12,8 +12,7 @@ from shared.extract.base import ExtractStats
 from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
-
-from .writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
+from shared.outputs.writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
 
 
 @dataclass

@@ -12,11 +12,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:   # the same names, typed for mypy; at run time __getattr__ below imports them
-    from .detectors import Detection as Detection
-    from .detectors import Scanner as Scanner
-    from .detectors import find_pii as find_pii
-    from .rules import PiiKeyMissing as PiiKeyMissing
-    from .stripper import PiiStripper as PiiStripper
+    from shared.pii.detectors import Detection as Detection
+    from shared.pii.detectors import Scanner as Scanner
+    from shared.pii.detectors import find_pii as find_pii
+    from shared.pii.rules import PiiKeyMissing as PiiKeyMissing
+    from shared.pii.stripper import PiiStripper as PiiStripper
 
 _WHERE = {"Detection": "detectors", "Scanner": "detectors", "find_pii": "detectors",
           "PiiKeyMissing": "rules", "PiiStripper": "stripper"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from .names import name_suggests
+from shared.pii.names import name_suggests
 
 # What `name_suggests` says, for the kinds the free-text scan finds in text (detectors.py)
 SCANNED = frozenset({"an e-mail address", "a phone number", "a bank account", "a payment card", "an IP address",

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from .hints import hints
-from .numeric import find_numeric
+from shared.pii.hints import hints
+from shared.pii.numeric import find_numeric
 
 # Ties between equally long overlapping spans go to the kind whose match is checked hardest.
 _RANK = {"email": 0, "iban": 1, "card": 2, "national_id": 3, "ipv6": 4, "ipv4": 5, "phone": 6, "term": 7}
@@ -229,9 +229,9 @@ class Scanner:
 def _in_column(column: str, text: str) -> list[Span]:
     """The detectors a column's name calls for; imported here, on first use (see phones.py)."""
     if column == "phone":
-        from .phones import find_phone_runs
+        from shared.pii.phones import find_phone_runs
         return find_phone_runs(text)
-    from .national_ids import find_national_ids
+    from shared.pii.national_ids import find_national_ids
     return find_national_ids(text)
 
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.config.models import Column
-
-from .fields import _rewrite, compile_fields
-from .key_guard import KeyGuard, path_getter
-from .rules import DROP, PiiKeyMissing, Transform, compile_rule
-from .scrub import json_column
-from .stripper import PiiStripper, scan_setup
+from shared.pii.fields import _rewrite, compile_fields
+from shared.pii.key_guard import KeyGuard, path_getter
+from shared.pii.rules import DROP, PiiKeyMissing, Transform, compile_rule
+from shared.pii.scrub import json_column
+from shared.pii.stripper import PiiStripper, scan_setup
 
 WHOLE_DOCUMENT = "(whole document)"
 _CLAIMED = None   # marks a path in the claim tree whose value the scan leaves to its column

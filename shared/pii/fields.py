@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config.models import PiiSpec
-
-from .rules import DROP, Transform, compile_rule
+from shared.pii.rules import DROP, Transform, compile_rule
 
 
 def _rewrite(node: Any, parts: tuple[str, ...], depth: int, action: Transform) -> Any:

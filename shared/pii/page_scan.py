@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .scan_process import ScanProcess, ScanProcessError
-from .stripper import PiiStripper
+from shared.pii.scan_process import ScanProcess, ScanProcessError
+from shared.pii.stripper import PiiStripper
 
 Warn = Callable[[str], None]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .numeric import _DATE_CHUNK
+from shared.pii.numeric import _DATE_CHUNK
 
 Span = tuple[int, int, str]
 # A run of digits with spaces, dots, dashes and parentheses between them, optionally opening with

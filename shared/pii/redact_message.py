@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .scrub import scrubbers
+from shared.pii.scrub import scrubbers
 
 EXCERPT_LIMIT = 120   # characters of an API's or a database's own message worth keeping
 MESSAGE_LIMIT = 2000  # an error message longer than this carries data, not a diagnosis

@@ -27,9 +27,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from .scan_child import Changes
-from .scan_child import read_message as _read
-from .scan_child import write_message as _write
+from shared.pii.scan_child import Changes
+from shared.pii.scan_child import read_message as _read
+from shared.pii.scan_child import write_message as _write
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path += sys.argv[2:]; "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .detectors import Scanner
+from shared.pii.detectors import Scanner
 
 Transform = Callable[[Any], Any]   # rules.Transform, not imported: see scan_process.py
 
@@ -24,7 +24,7 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
     if mode == "hash":
         if not key:
             raise ValueError("pii_scan hash needs a key")
-        from .digest import keyed_hash  # here: OpenSSL adds 4 MB to a scan process that only redacts
+        from shared.pii.digest import keyed_hash  # here: OpenSSL adds 4 MB to a scan process that only redacts
 
         def token(span: str, kind: str) -> str:
             return f"[{_LABELS[kind]}:{keyed_hash(key, span)[:16]}]"

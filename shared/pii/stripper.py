@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.config.models import Column, ColumnType
-
-from .column_guard import scan_context
-from .fields import compile_fields
-from .key_guard import KeyGuard, column_getter
-from .rules import DROP, PiiKeyMissing, Transform, compile_rule
-from .scrub import json_column, scrubbers, text_column
+from shared.pii.column_guard import scan_context
+from shared.pii.fields import compile_fields
+from shared.pii.key_guard import KeyGuard, column_getter
+from shared.pii.rules import DROP, PiiKeyMissing, Transform, compile_rule
+from shared.pii.scrub import json_column, scrubbers, text_column
 
 SCAN_MODES = ("off", "redact", "hash")
 # Values arrive converted to their column's type, so only these columns can hold free text.
@@ -141,7 +140,7 @@ class PiiStripper:
         PII in a text column no rule or scan covers; nothing to do for most models."""
         unguarded = getattr(self, "_unguarded", ())   # a DocumentStripper scans whole documents
         if unguarded and records:
-            from .value_guard import check_page
+            from shared.pii.value_guard import check_page
             check_page(self._where, unguarded, records)
 
     @property
@@ -183,7 +182,7 @@ class PiiStripper:
         model's qualified name, for errors."""
         key = settings_pii.key.encode("utf-8") if settings_pii.key else None
         if documents:
-            from .document import DocumentStripper  # lazy: document.py subclasses this class
+            from shared.pii.document import DocumentStripper  # lazy: document.py subclasses this class
             cls = DocumentStripper
         return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
                    terms=model.pii_terms, redaction=settings_pii.redaction, keys=tuple(model.primary_key), where=where)

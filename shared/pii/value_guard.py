@@ -12,8 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from shared.extract.errors import ExtractError
-
-from .detectors import find_pii
+from shared.pii.detectors import find_pii
 
 _KINDS = {"email": "e-mail addresses", "phone": "phone numbers", "iban": "IBANs", "card": "payment card numbers",
           "ipv4": "IP addresses", "ipv6": "IP addresses", "national_id": "national identifiers"}

@@ -19,14 +19,13 @@ from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
 from shared.outputs.writers import file_writer
 from shared.pii.redact_message import scrub_message
+from shared.pipeline.overlap import OverlappedWriter
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.load import Loader, LoadError
 from shared.target.pii_key_check import check_pii_key
 from shared.text import plural
-
-from .overlap import OverlappedWriter
 
 PageCallback = Callable[[Page, ExtractStats], None]
 # Pages are loaded together up to this many records: one transaction (and, on PostgreSQL, one COPY and

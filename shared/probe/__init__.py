@@ -5,13 +5,13 @@ One request shows the envelope; a few more find the paging style, which is then 
 walking pages with the extractor's own paginator. Column types, a primary key and PII rules are
 guessed from the records seen, and printed as YAML that `load_project` accepts as it stands.
 """
-from .probe import ColumnDraft, ProbeOptions, ProbeResult, probe_url
-from .render import render_yaml
-from .sql_probe import SqlProbeOptions, SqlProbeResult, probe_database
-from .sql_render import render_sql_yaml
-from .sql_target import is_database_url
-from .target import TargetError, parse_pairs
-from .walk import ProbeError
+from shared.probe.probe import ColumnDraft, ProbeOptions, ProbeResult, probe_url
+from shared.probe.render import render_yaml
+from shared.probe.sql_probe import SqlProbeOptions, SqlProbeResult, probe_database
+from shared.probe.sql_render import render_sql_yaml
+from shared.probe.sql_target import is_database_url
+from shared.probe.target import TargetError, parse_pairs
+from shared.probe.walk import ProbeError
 
 __all__ = ["ColumnDraft", "ProbeError", "ProbeOptions", "ProbeResult", "SqlProbeOptions", "SqlProbeResult",
            "TargetError", "is_database_url", "parse_pairs", "probe_database", "probe_url", "render_sql_yaml",

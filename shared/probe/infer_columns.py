@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .naming import identifier, singular, unique
+from shared.probe.naming import identifier, singular, unique
 
 INT32 = (-2**31, 2**31 - 1)
 STRING_BUCKETS = (50, 100, 255)

@@ -15,13 +15,12 @@ from pydantic import ValidationError
 from shared.config.models import ConnectorModels, Throttle, check_identifier
 from shared.extract.errors import ExtractError
 from shared.extract.http_client import HttpClient
-
-from .detect_pagination import Candidate, FirstPage, candidates
-from .infer_columns import ColumnGuess, infer_columns, primary_key
-from .naming import model_name, source_name
-from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
-from .target import Target, build_target
-from .walk import ProbeError, fetch_records, first_page, open_client, walk
+from shared.probe.detect_pagination import Candidate, FirstPage, candidates
+from shared.probe.infer_columns import ColumnGuess, infer_columns, primary_key
+from shared.probe.naming import model_name, source_name
+from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
+from shared.probe.target import Target, build_target
+from shared.probe.walk import ProbeError, fetch_records, first_page, open_client, walk
 
 Report = Callable[[str], None]
 

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from .probe import ProbeResult, pagination_spec
+from shared.probe.probe import ProbeResult, pagination_spec
 
 _PLAIN_BLOCK = re.compile(r"[A-Za-z0-9_/$][A-Za-z0-9_./:${}\-]*")
 _PLAIN_FLOW = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./\-]*")

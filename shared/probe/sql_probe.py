@@ -19,13 +19,12 @@ from shared.config.naming import snake_case
 from shared.extract.sql import read_only
 from shared.pii.names import DROP, HASH, name_suggests
 from shared.pii.redact_message import safe_excerpt
+from shared.probe.naming import identifier, unique
+from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds
+from shared.probe.sql_target import DatabaseTarget, database_target, default_source_name
+from shared.probe.sql_types import TypeDraft, Unsupported, map_type
+from shared.probe.walk import ProbeError
 from shared.text import plural
-
-from .naming import identifier, unique
-from .pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds
-from .sql_target import DatabaseTarget, database_target, default_source_name
-from .sql_types import TypeDraft, Unsupported, map_type
-from .walk import ProbeError
 
 Report = Callable[[str], None]
 SAMPLE_ROWS = 200

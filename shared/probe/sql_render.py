@@ -2,8 +2,8 @@
 column per line with the reason for its type or PII rule as a trailing comment (see render.py)."""
 from __future__ import annotations
 
-from .render import _commented, flow, scalar
-from .sql_probe import SqlModelDraft, SqlProbeResult
+from shared.probe.render import _commented, flow, scalar
+from shared.probe.sql_probe import SqlModelDraft, SqlProbeResult
 
 
 def render_sql_yaml(result: SqlProbeResult) -> str:

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .naming import identifier
-from .target import SECRET_NAME, TargetError, env_var
+from shared.probe.naming import identifier
+from shared.probe.target import SECRET_NAME, TargetError, env_var
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from shared.config.models import ApiKeyAuth, BearerAuth
-
-from .naming import identifier
+from shared.probe.naming import identifier
 
 SECRET_NAME = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|access[_-]?token|secret|password|signature|sig|"
                          r"auth|authorization|cookie|session)([_-]|$)", re.IGNORECASE)

@@ -14,10 +14,9 @@ from shared.extract.errors import ExtractError, PaginationError
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import create_paginator
 from shared.extract.types import PageRequest, PageResponse
-
-from .detect_pagination import Candidate, FetchRecords, FirstPage, record_digest
-from .record_path import find_records
-from .target import Target
+from shared.probe.detect_pagination import Candidate, FetchRecords, FirstPage, record_digest
+from shared.probe.record_path import find_records
+from shared.probe.target import Target
 
 
 class ProbeError(ExtractError):

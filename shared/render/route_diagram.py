@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .route_layout import HEADER_H, MARGIN, Box, HopNode, Layout, layout
-from .route_model import HOP_TYPES, Vnet, hop_class, read_vnets
+from shared.render.route_layout import HEADER_H, MARGIN, Box, HopNode, Layout, layout
+from shared.render.route_model import HOP_TYPES, Vnet, hop_class, read_vnets
 
 SVG_NS = "http://www.w3.org/2000/svg"
 HIGHLIGHTED = ("Internet", "VirtualAppliance")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .route_model import Route, Subnet, Vnet
+from shared.render.route_model import Route, Subnet, Vnet
 
 MARGIN, HEADER_H, LEGEND_H = 24, 64, 36
 PAD, CLUSTER_HEAD, CLUSTER_GAP = 16, 46, 28

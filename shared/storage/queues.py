@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from .azure import storage_credential, storage_settings
+from shared.storage.azure import storage_credential, storage_settings
 
 MAX_JSON_BYTES = 48 * 1024  # 64 KiB, Azure's message limit, once base64-encoded
 MAX_SECONDS = 7 * 24 * 3600

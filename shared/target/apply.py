@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
-
-from .dialects import column_type, create_schema, drop_schema
-from .ownership import ensure_project_id, mark_schema
-from .plan import (
+from shared.target.dialects import column_type, create_schema, drop_schema
+from shared.target.ownership import ensure_project_id, mark_schema
+from shared.target.plan import (
     ADD_COLUMN,
     CLAIM_SCHEMA,
     CREATE_SCHEMA,
@@ -38,7 +37,7 @@ from .plan import (
     PlanOptions,
     compute_plan,
 )
-from .schema import derived_tables, target_metadata
+from shared.target.schema import derived_tables, target_metadata
 
 if TYPE_CHECKING:
     from alembic.operations import Operations

@@ -9,10 +9,9 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Engine
 
 from shared.config.project import Project
-
-from .apply import PlanStamp
-from .lease import Holding, Leases, this_process
-from .plan import Plan, compute_plan
+from shared.target.apply import PlanStamp
+from shared.target.lease import Holding, Leases, this_process
+from shared.target.plan import Plan, compute_plan
 
 
 def plan_tables(plan: Plan) -> list[str]:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .columns import StoredColumn
-from .dialects import logical_type
-from .meta_table import TABLE as META_TABLE
-from .staging import is_staging
+from shared.target.columns import StoredColumn
+from shared.target.dialects import logical_type
+from shared.target.meta_table import TABLE as META_TABLE
+from shared.target.staging import is_staging
 
 
 @dataclass(frozen=True)

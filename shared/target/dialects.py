@@ -19,8 +19,7 @@ from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from shared.config.models import ColumnType
-
-from .columns import StoredColumn
+from shared.target.columns import StoredColumn
 
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
 MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql

@@ -31,9 +31,8 @@ from typing import Any
 
 from shared.config.models import ColumnType
 from shared.extract.records import json_value
-
-from .columns import StoredColumn
-from .json_text import encode_json_fast
+from shared.target.columns import StoredColumn
+from shared.target.json_text import encode_json_fast
 
 INT32 = (-2**31, 2**31 - 1)
 INT64 = (-2**63, 2**63 - 1)

@@ -26,7 +26,7 @@ from weakref import WeakSet
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from .dialects import MARIADB, MYSQL, table_options
+from shared.target.dialects import MARIADB, MYSQL, table_options
 
 log = logging.getLogger("kspyder.lease")
 LEASE_TABLE = "_kspyder_leases"

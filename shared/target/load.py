@@ -18,15 +18,14 @@ import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.pii.redact_message import safe_excerpt
-
-from .columns import META_COLUMNS, RUN_ID
-from .compare import TableDiff, compare_table
-from .dialects import stores_timezones
-from .fit import RecordMisfit, RowFitter
-from .page_lock import PageLockTimeout, lock_page, unlock_page
-from .schema import desired_columns, model_table
-from .staging import staging_name, stale_staging, swap_in
-from .upsert import batch_writer
+from shared.target.columns import META_COLUMNS, RUN_ID
+from shared.target.compare import TableDiff, compare_table
+from shared.target.dialects import stores_timezones
+from shared.target.fit import RecordMisfit, RowFitter
+from shared.target.page_lock import PageLockTimeout, lock_page, unlock_page
+from shared.target.schema import desired_columns, model_table
+from shared.target.staging import staging_name, stale_staging, swap_in
+from shared.target.upsert import batch_writer
 
 MAX_ERROR = 200
 RUN_ID_LENGTH = 36   # the width of the _kspyder_run_id column

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from shared.config.project import Project
-
-from .meta_table import TABLE, meta_table
+from shared.target.meta_table import TABLE, meta_table
 
 OWNER = "project"           # a schema's own row: the project that owns it
 PROJECT_ID = "project_id"   # the default schema's row: the generated id of a project without `project:`

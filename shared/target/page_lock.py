@@ -13,7 +13,7 @@ import hashlib
 
 import sqlalchemy as sa
 
-from .dialects import MYSQL_FAMILY, POSTGRESQL
+from shared.target.dialects import MYSQL_FAMILY, POSTGRESQL
 
 WAIT_SECONDS = 120   # a page's write takes seconds; past this the holder is stuck, and the step retries
 

@@ -18,9 +18,8 @@ import sqlalchemy as sa
 
 from shared.config.models import PiiRule
 from shared.config.project import Project
-
-from .dialects import create_target_engine
-from .load import TargetDriftError
+from shared.target.dialects import create_target_engine
+from shared.target.load import TargetDriftError
 
 TABLE = "_kspyder"
 FINGERPRINT = "pii_key_fingerprint"

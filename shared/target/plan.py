@@ -12,12 +12,20 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef, Project
-
-from .columns import StoredColumn
-from .compare import TableDiff, compare_table
-from .ownership import foreign_owner_message, project_id
-from .schema import derived_tables, desired_columns
-from .snapshot import SchemaState, Shapes, TableShape, digest, fingerprint, orphan_schemas, reflect_schema, shapes_of
+from shared.target.columns import StoredColumn
+from shared.target.compare import TableDiff, compare_table
+from shared.target.ownership import foreign_owner_message, project_id
+from shared.target.schema import derived_tables, desired_columns
+from shared.target.snapshot import (
+    SchemaState,
+    Shapes,
+    TableShape,
+    digest,
+    fingerprint,
+    orphan_schemas,
+    reflect_schema,
+    shapes_of,
+)
 
 CREATE_SCHEMA, CREATE_TABLE = "create_schema", "create_table"
 CLAIM_SCHEMA = "claim_schema"   # mark a schema made before project marks as this project's (ownership.py)
@@ -149,7 +157,7 @@ def compute_plan(connection: sa.Connection, project: Project, options: PlanOptio
         kept: list[Kept] = []
     else:
         changes, kept = _update_changes(inspector, states, orphans, by_source, project, options.prune)
-    from .plan_derived import derived_changes  # lazy: it builds on Change and refuse_foreign below
+    from shared.target.plan_derived import derived_changes  # lazy: it builds on Change and refuse_foreign below
 
     derived_states, derived_found, derived_kept = derived_changes(inspector, derived, options.prune)
     _refuse_others(derived_states, mine)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .compare import compare_table
-from .plan import CREATE_SCHEMA, CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, Change, Kept, refuse_foreign
-from .schema import DerivedTable
-from .snapshot import SchemaState, reflect_schema
+from shared.target.compare import compare_table
+from shared.target.plan import CREATE_SCHEMA, CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, Change, Kept, refuse_foreign
+from shared.target.schema import DerivedTable
+from shared.target.snapshot import SchemaState, reflect_schema
 
 
 def derived_changes(inspector: sa.Inspector, derived: list[DerivedTable],

@@ -13,9 +13,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from shared.config.project import Project
-
-from .apply import PlanStamp
-from .plan import Plan, PlanError, PlanOptions
+from shared.target.apply import PlanStamp
+from shared.target.plan import Plan, PlanError, PlanOptions
 
 FORMAT = 1
 

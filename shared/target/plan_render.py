@@ -4,8 +4,8 @@ Lines name schemas, tables, columns and types only: a plan never shows data.
 """
 from __future__ import annotations
 
-from .columns import META_COLUMNS
-from .plan import (
+from shared.target.columns import META_COLUMNS
+from shared.target.plan import (
     ADD_COLUMN,
     CLAIM_SCHEMA,
     CREATE_SCHEMA,

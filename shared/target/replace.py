@@ -23,11 +23,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from shared.config.models import ColumnType, check_identifier
-
-from .columns import LOADED_AT, META_COLUMNS, RUN_ID, StoredColumn
-from .dialects import MYSQL_FAMILY, SQLITE, column_type, create_schema, stores_timezones, table_options
-from .load import RUN_ID_LENGTH, summarize_database_error
-from .staging import SWAP_PREFIXES, swap_in
+from shared.target.columns import LOADED_AT, META_COLUMNS, RUN_ID, StoredColumn
+from shared.target.dialects import MYSQL_FAMILY, SQLITE, column_type, create_schema, stores_timezones, table_options
+from shared.target.load import RUN_ID_LENGTH, summarize_database_error
+from shared.target.staging import SWAP_PREFIXES, swap_in
 
 INSERT_BATCH = 10_000   # rows per executemany: bounded memory for Python values, few round trips
 

@@ -10,9 +10,8 @@ import sqlalchemy as sa
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
-
-from .columns import LOADED_AT, RUN_ID, StoredColumn, stored_columns
-from .dialects import column_type, table_options
+from shared.target.columns import LOADED_AT, RUN_ID, StoredColumn, stored_columns
+from shared.target.dialects import column_type, table_options
 
 TRANSFORMATIONS_FILE = "transformations.yml"   # shared.transform.config's, checked here without importing it
 

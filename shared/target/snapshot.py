@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .columns import RUN_ID, StoredColumn
-from .compare import live_tables
-from .dialects import SYSTEM_SCHEMAS, logical_type
-from .ownership import schema_owner
+from shared.target.columns import RUN_ID, StoredColumn
+from shared.target.compare import live_tables
+from shared.target.dialects import SYSTEM_SCHEMAS, logical_type
+from shared.target.ownership import schema_owner
 
 
 # Catalogs of the supported servers: never candidates for "a removed source" (and slow to reflect).

@@ -16,8 +16,7 @@ import uuid
 import sqlalchemy as sa
 
 from shared.config.models import MAX_IDENTIFIER
-
-from .dialects import MYSQL_FAMILY
+from shared.target.dialects import MYSQL_FAMILY
 
 PREFIX = "_kspyder_stg_"
 SWAP_PREFIXES = ("_kspyder_new_", "_kspyder_old_")   # a transformation output's transient names on MariaDB

@@ -27,8 +27,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from .columns import META_COLUMNS
-from .dialects import MSSQL, MYSQL, POSTGRESQL, SQLITE
+from shared.target.columns import META_COLUMNS
+from shared.target.dialects import MSSQL, MYSQL, POSTGRESQL, SQLITE
 
 STAGING_TABLE = "_kspyder_batch"
 

@@ -22,10 +22,9 @@ from shared.config.project import Project
 from shared.config.project_cache import derived
 from shared.config.validation import issues_from_validation
 from shared.config.yaml_source import YamlDocument, load_yaml
-
-from .graph import Transformations, check_graph
-from .pipeline import Pipeline, StepAt
-from .steps import STEPS
+from shared.transform.graph import Transformations, check_graph
+from shared.transform.pipeline import Pipeline, StepAt
+from shared.transform.steps import STEPS
 
 TRANSFORMATIONS_FILE = "transformations.yml"
 

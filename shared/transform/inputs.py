@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from shared.target.columns import StoredColumn
 from shared.target.dialects import column_type
 from shared.target.load import summarize_database_error
-
-from .frames import FrameError, data_columns, empty_frame, typed
+from shared.transform.frames import FrameError, data_columns, empty_frame, typed
 
 
 class InputError(Exception):

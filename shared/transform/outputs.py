@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from shared.config.project import Project
 from shared.target.schema import DerivedTable
-
-from .config import load_transformations
+from shared.transform.config import load_transformations
 
 
 def pipeline_outputs(project: Project) -> list[DerivedTable]:

@@ -9,9 +9,8 @@ import pandas as pd
 
 from shared.config.errors import ConfigIssue, format_path
 from shared.target.columns import StoredColumn
-
-from .expressions import reason
-from .steps import Context, Step, StepError
+from shared.transform.expressions import reason
+from shared.transform.steps import Context, Step, StepError
 
 NO_FRAME = ("no current frame here: the pipeline has {count} inputs ({names}); start with a join "
             "(left: and right:), a union or a sql step")

@@ -23,12 +23,11 @@ from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, th
 from shared.target.load import summarize_database_error
 from shared.target.replace import ReplaceError, replace_table
 from shared.text import plural
-
-from . import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
-from .frames import FrameError, conform, empty_frame
-from .graph import Transformations, input_columns, table_models
-from .inputs import InputError, query_reader, read_chunks
-from .pipeline import Pipeline, StepFailure, run_steps
+from shared.transform import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
+from shared.transform.frames import FrameError, conform, empty_frame
+from shared.transform.graph import Transformations, input_columns, table_models
+from shared.transform.inputs import InputError, query_reader, read_chunks
+from shared.transform.pipeline import Pipeline, StepFailure, run_steps
 
 log = logging.getLogger("kspyder.transform")
 
@@ -132,7 +131,9 @@ def run_affected(project: Project, sources: Iterable[str], *, run_id: str | None
                  engine: sa.Engine | None = None) -> TransformSummary:
     """What a finished load triggers: every pipeline reading these sources, directly or through
     other pipelines, in dependency order."""
-    from .config import load_transformations  # lazy: config imports the dry run, which imports this package
+    from shared.transform.config import (
+        load_transformations,  # lazy: config imports the dry run, which imports this package
+    )
 
     transformations = load_transformations(project)
     return run_pipelines(project, transformations, transformations.affected_by(sources), engine=engine, run_id=run_id)

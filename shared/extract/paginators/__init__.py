@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .base import Paginator
-from .cursor import CursorPaginator
-from .links import Link, LinkHeaderPaginator, NextLinkPaginator, parse_link_header
-from .numbered import OffsetPaginator, PageNumberPaginator
-from .paths import MISSING, as_count, dotted_get
-from .single import SinglePage
+from shared.extract.paginators.base import Paginator
+from shared.extract.paginators.cursor import CursorPaginator
+from shared.extract.paginators.links import Link, LinkHeaderPaginator, NextLinkPaginator, parse_link_header
+from shared.extract.paginators.numbered import OffsetPaginator, PageNumberPaginator
+from shared.extract.paginators.paths import MISSING, as_count, dotted_get
+from shared.extract.paginators.single import SinglePage
 
 PAGINATORS: Mapping[str, type[Paginator]] = MappingProxyType({
     cls.type_name: cls

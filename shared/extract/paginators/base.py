@@ -10,9 +10,9 @@ import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import PaginationError
-from ..types import PageRequest, PageResponse
-from .paths import as_count, dotted_get
+from shared.extract.errors import PaginationError
+from shared.extract.paginators.paths import as_count, dotted_get
+from shared.extract.types import PageRequest, PageResponse
 
 SEEN_LIMIT = 64        # loop-detection digests a saved state keeps (the latest ones)
 P = TypeVar("P", bound="Paginator")

@@ -4,11 +4,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from shared.config.models import CursorPagination
-
-from ..errors import PaginationError
-from ..types import PageRequest, PageResponse
-from .base import Paginator, SeenSet, shorten
-from .paths import dotted_get
+from shared.extract.errors import PaginationError
+from shared.extract.paginators.base import Paginator, SeenSet, shorten
+from shared.extract.paginators.paths import dotted_get
+from shared.extract.types import PageRequest, PageResponse
 
 
 class CursorPaginator(Paginator):

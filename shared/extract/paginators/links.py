@@ -8,11 +8,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from shared.config.models import LinkHeaderPagination, NextLinkPagination
-
-from ..errors import PaginationError
-from ..types import PageRequest, PageResponse
-from .base import Paginator, SeenSet
-from .paths import dotted_get
+from shared.extract.errors import PaginationError
+from shared.extract.paginators.base import Paginator, SeenSet
+from shared.extract.paginators.paths import dotted_get
+from shared.extract.types import PageRequest, PageResponse
 
 
 class _LinkFollower(Paginator):

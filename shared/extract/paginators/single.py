@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from shared.config.models import NoPagination
-
-from ..types import PageRequest, PageResponse
-from .base import Paginator
+from shared.extract.paginators.base import Paginator
+from shared.extract.types import PageRequest, PageResponse
 
 
 class SinglePage(Paginator):

@@ -8,10 +8,9 @@ import pandas as pd
 from pydantic import AfterValidator, BeforeValidator, PlainValidator, RootModel, field_validator
 
 from shared.config.models import check_identifier
-
-from ..expressions import Expression, ExpressionError, compile_expression
-from ..frames import CAST_TYPES, CastType, FrameError, convert
-from .base import Args, Context, Step, StepError, listing, register, require
+from shared.transform.expressions import Expression, ExpressionError, compile_expression
+from shared.transform.frames import CAST_TYPES, CastType, FrameError, convert
+from shared.transform.steps.base import Args, Context, Step, StepError, listing, register, require
 
 Name = Annotated[str, AfterValidator(lambda v: check_identifier(v, "column name"))]
 

@@ -7,10 +7,9 @@ import pandas as pd
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.config.models import check_identifier
-
-from ..expressions import reason
-from ..frames import CAST_TYPES, DTYPES, CastType, FrameError, convert
-from .base import Args, Context, Step, StepError, names, register, require
+from shared.transform.expressions import reason
+from shared.transform.frames import CAST_TYPES, DTYPES, CastType, FrameError, convert
+from shared.transform.steps.base import Args, Context, Step, StepError, names, register, require
 
 Alias = Annotated[str, AfterValidator(lambda v: check_identifier(v, "frame name"))]
 Columns = str | list[str]

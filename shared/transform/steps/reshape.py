@@ -7,9 +7,8 @@ import pandas as pd
 from pydantic import AfterValidator, Field, field_validator
 
 from shared.config.models import check_identifier
-
-from ..expressions import reason
-from .base import Args, Context, Step, StepError, names, register, require
+from shared.transform.expressions import reason
+from shared.transform.steps.base import Args, Context, Step, StepError, names, register, require
 
 Name = Annotated[str, AfterValidator(lambda v: check_identifier(v, "column name"))]
 Columns = str | list[str]

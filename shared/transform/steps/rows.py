@@ -6,8 +6,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field, NonNegativeInt, RootModel, model_validator
 
-from ..expressions import reason
-from .base import Args, Context, Step, StepError, names, register, require
+from shared.transform.expressions import reason
+from shared.transform.steps.base import Args, Context, Step, StepError, names, register, require
 
 
 class DedupeArgs(Args):
