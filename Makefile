@@ -32,7 +32,7 @@ test-unit: $(STAMP)
 
 ## lint: ruff and mypy over the app and the tests (settings in pyproject.toml); zero findings to pass
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared functions main.py function_app.py tests
+	$(VENV)/bin/ruff check shared cli devhost functions main.py function_app.py tests
 	$(VENV)/bin/mypy
 
 ## bench: benchmarks, printing ratios against baselines measured in the same run

@@ -1,5 +1,5 @@
 """kspyder's command line: `python main.py --help`."""
-from shared.cli.main import cli
+from cli.main import cli
 
 if __name__ == "__main__":
     cli()

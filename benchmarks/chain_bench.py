@@ -32,10 +32,10 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 from benchmarks.run_bench import PER_PAGE, RECORDS, SOURCE, count_rows, kspyder_project, page_server, verdict, warm_up
 
@@ -117,12 +117,12 @@ def run_embedded(api: str, records: int) -> tuple[float, int]:
 
 
 def run_chain(api: str, records: int, processes: int, workers: int, pages_per_message: int) -> dict:
+    from devhost import LocalHost, load_app, load_host_json
     from functions import common
     from shared.chain.names import STORAGE_SETTING
-    from shared.chain.sources import ApiPages
+    from shared.chain.page_fetchers import ApiPages
     from shared.config.project import load_project
-    from shared.localhost import LocalHost, load_app, load_host_json
-    from shared.target.load import Loader
+    from shared.load.loader import Loader
     from tests.azurite import running_azurite
     from tests.flow_helpers import TEST_KEY
 

@@ -48,7 +48,7 @@ def encode_repeating_pages(records: int, per_page: int, distinct: int) -> list[b
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "PageServer"
+    server: PageServer
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass

@@ -27,8 +27,8 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import requests
 import sqlalchemy as sa
@@ -135,7 +135,7 @@ def child_executemany(api: str, path: str) -> dict:
 
 
 def child_kspyder(manifests: str, profile: str | None) -> dict:
-    import shared.cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
+    import cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
     from tests.flow_helpers import TEST_KEY
@@ -196,9 +196,9 @@ def drop_postgres_schemas() -> None:
 def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None) -> Path:
     """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
     apply, as `main.py apply` would; returns the manifests folder for the child."""
-    from shared.target.apply import PlanStamp, apply_stamped
+    from shared.schema.apply import PlanStamp, apply_stamped
+    from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
-    from shared.target.plan import PlanOptions, compute_plan
     from tests.flow_helpers import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
                 "storage": {"root": str(folder / "storage")}, **(extra_settings or {})}
@@ -403,11 +403,11 @@ PHASES = [
     ("decode JSON", "json/decoder.py", "raw_decode", None),
     ("shape: paths, type conversion", "shared/extract/records.py", "shape", None),
     ("PII: hash, drop, scan", "shared/pii/stripper.py", "apply_owned", None),
-    ("  of which the free-text scan", "shared/pii/scrub.py", "scrub", None),
-    ("fit checks (lengths, ranges, UTC)", "shared/target/load.py", "_rows", None),
-    ("write batches (COPY + merge / executemany)", "shared/target/upsert.py", "write", None),
-    ("  of which the merge / upsert statement", "sqlalchemy/engine/base.py", "execute", "shared/target/upsert.py"),
-    ("  of which creating the staging table", "sqlalchemy/sql/schema.py", "create", "shared/target/upsert.py"),
+    ("  of which the free-text scan", "shared/detect/scrub.py", "scrub", None),
+    ("fit checks (lengths, ranges, UTC)", "shared/load/loader.py", "_rows", None),
+    ("write batches (COPY + merge / executemany)", "shared/load/upsert.py", "write", None),
+    ("  of which the merge / upsert statement", "sqlalchemy/engine/base.py", "execute", "shared/load/upsert.py"),
+    ("  of which creating the staging table", "sqlalchemy/sql/schema.py", "create", "shared/load/upsert.py"),
     ("commits", "sqlalchemy/engine/base.py", "commit", None),
     ("ledger markers", "shared/ledger.py", "page", None),
 ]

@@ -105,7 +105,7 @@ class Names:
     copy: str
 
     @classmethod
-    def fresh(cls) -> "Names":
+    def fresh(cls) -> Names:
         tag = uuid.uuid4().hex[:8]
         return cls(f"sqlbench_src_{tag}", f"sqlbench_{tag}", f"sqlbench_copy_{tag}")
 
@@ -198,7 +198,7 @@ def run_kspyder(url: str, names: Names, folder: Path, profile: str | None = None
 def child_cli(args: list[str], profile: str | None) -> None:
     """`main.py` with `args`, as its own process would run it; then the ledger's model seconds and
     this process's peak RSS, for the parent."""
-    from shared.cli.main import cli
+    from cli.main import cli
     profiler = None
     if profile:
         import cProfile

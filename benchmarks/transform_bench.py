@@ -17,13 +17,13 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from tests.test_transform_config import CONNECTORS   # the same two models the pipeline tests use
+from tests.test_transform_config import CONNECTORS  # the same two models the pipeline tests use
 
 ROWS, CUSTOMERS = 1_000_000, 10_000
 REPEAT = 5        # best of: the machine's other work only ever slows a run down

@@ -22,10 +22,10 @@ from shared.chain.names import STORAGE_SETTING
 from shared.chain.steps import Chain, EngineFactory
 from shared.config.project import Project
 from shared.config.project_cache import ProjectCache
+from shared.schema.desired import target_schemas
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from shared.target.dialects import create_target_engine
-from shared.target.schema import target_schemas
 
 # host.json's `extensions.queues` values that the code relies on; tests/test_function_app.py fails
 # when host.json says otherwise, so the two cannot drift apart.

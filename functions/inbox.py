@@ -1,6 +1,6 @@
 """Blob drop (container `kspyder-inbox`): a JSON or CSV file dropped at
 `kspyder-inbox/<source>/<model>/<name>` is validated against the model, PII-stripped and loaded
-into the target by `shared.ingest.ingest_file`, recorded in the run ledger as a run with trigger
+into the target by `shared.inbox.drops.ingest_file`, recorded in the run ledger as a run with trigger
 `inbox` (the blob's name, never its contents).
 
 Thin on purpose: check the name, read the blob, call `ingest_file`, log the counts. An exception
@@ -17,7 +17,7 @@ triggers, so the trigger declares `source=func.BlobSource.EVENT_GRID` and the de
 create an Event Grid subscription on the storage account (event `Microsoft.Storage.BlobCreated`,
 subject filter `/blobServices/default/containers/kspyder-inbox/`) delivering to the function's
 blob extension webhook. Locally, Azurite has no Event Grid: `python main.py host` polls the
-container instead and delivers new or changed blobs itself (see shared/localhost/blobs.py).
+container instead and delivers new or changed blobs itself (see devhost/blobs.py).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from azure.functions.blob import InputStream as BlobInputStream
 
 from functions.common import CONNECTION, current_project, engine_factory, stores
 from shared.chain.names import INBOX
-from shared.inbox_names import shown_name
-from shared.ingest import IngestError, check_name, ingest_file
+from shared.inbox.drops import IngestError, check_name, ingest_file
+from shared.inbox.names import shown_name
 from shared.ledger import RunLedger
 
 bp = func.Blueprint()

@@ -24,7 +24,7 @@ from functions.common import current_project, open_chain
 from shared.chain.backoff import RESUMING, busy_reason
 from shared.config.errors import ConfigError
 from shared.config.secrets import SecretMasker
-from shared.target.load import TargetDriftError
+from shared.load.loader import TargetDriftError
 
 bp = func.Blueprint()
 

@@ -25,7 +25,7 @@ import azure.functions as func
 from functions.common import current_project, open_chain, stores
 from shared.chain.names import RUNS, SCHEDULE_SETTING
 from shared.chain.schedule import due_sources, previous_fire
-from shared.localhost.ncrontab import parse_schedule
+from shared.ncrontab import parse_schedule
 from shared.storage import BlobStore
 
 bp = func.Blueprint()

@@ -27,9 +27,9 @@ from functions.common import current_project, engine_factory
 from functions.runs import BadRequest, error, invalid_manifests, respond
 from shared.config.errors import ConfigError
 from shared.config.project import Project
-from shared.target.apply import PlanStamp, StalePlan, apply_stamped
-from shared.target.plan import PlanError, PlanOptions, compute_plan
-from shared.target.plan_render import render_applied, render_plan
+from shared.schema.apply import PlanStamp, StalePlan, apply_stamped
+from shared.schema.plan import PlanError, PlanOptions, compute_plan
+from shared.schema.plan_render import render_applied, render_plan
 
 bp = func.Blueprint()
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifests", type=Path, default=MANIFESTS, help="default: %(default)s")
     parser.add_argument("--images", type=Path, help="also copy the two pictures into this folder")
     args = parser.parse_args(argv)
-    from shared.cli.main import cli
+    from cli.main import cli
 
     if not os.environ.get("KSPYDER_PII_KEY"):
         os.environ["KSPYDER_PII_KEY"] = DEMO_KEY

@@ -31,7 +31,7 @@ TRANSFORMED = {
 
 
 def main() -> int:
-    from shared.cli.main import cli
+    from cli.main import cli
 
     if not ERP_DB.exists():
         create_sample_db(f"sqlite:///{ERP_DB}", orders=2000)

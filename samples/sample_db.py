@@ -13,7 +13,7 @@ import argparse
 import random
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +43,7 @@ ORDER_LINES = sa.Table(
     sa.Column("unit_price", sa.Numeric(12, 2), nullable=False),
 )
 
-_START = datetime(2023, 1, 1, tzinfo=timezone.utc)
+_START = datetime(2023, 1, 1, tzinfo=UTC)
 _FIRST = ("ada", "ben", "chloe", "dmitri", "elif", "farid", "grace", "hugo", "ines", "jonas", "keiko", "liam")
 _LAST = ("andersen", "brown", "costa", "dubois", "fischer", "garcia", "huber", "jansen", "lopez", "rossi", "weber")
 _STATUSES = ("new", "paid", "shipped", "delivered", "cancelled", "refunded")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.pii.redact_message import scrub_strings
+from shared.detect.redact_message import scrub_strings
 from shared.storage import BlobStore
 
 CONTAINER = "kspyder-runs"

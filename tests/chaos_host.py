@@ -15,10 +15,10 @@ import sys
 
 
 def main() -> None:
+    from cli.main import cli
+    from devhost import queues
     from shared.chain.names import FETCH, LOAD, PAGINATE
     from shared.chain.steps import Chain
-    from shared.cli.main import cli
-    from shared.localhost import queues
 
     queues.LEASE = float(os.environ.get("KSPYDER_TEST_LEASE", queues.LEASE))
     if os.environ.get("KSPYDER_TEST_DOUBLE") == "1":

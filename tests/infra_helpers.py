@@ -236,7 +236,7 @@ def code_names(root: Path = ROOT) -> CodeNames:
             for value in binding.values():
                 for match in SETTING_REFERENCE.finditer(value if isinstance(value, str) else ""):
                     settings.setdefault(match.group(1), where)
-    for folder in ("shared", "functions"):
+    for folder in ("shared", "functions", "cli", "devhost"):
         for path in sorted((root / folder).rglob("*.py")):
             for match in CODE_SETTING.finditer(path.read_text()):
                 settings.setdefault(match.group(0), str(path.relative_to(root)))

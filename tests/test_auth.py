@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from shared.config import models as cfg
+from shared.errors import ExtractError, FetchError
 from shared.extract.auth import (
     ApiKeyHeaderAuth,
     ApiKeyQueryAuth,
@@ -19,7 +20,6 @@ from shared.extract.auth import (
     OAuth2ClientCredentialsAuth,
     build_auth,
 )
-from shared.extract.errors import ExtractError, FetchError
 from tests.http_stub import FakeTime, Reply, Seen, StubServer
 
 AccessToken = namedtuple("AccessToken", "token expires_on")   # the shape of azure.core.credentials.AccessToken

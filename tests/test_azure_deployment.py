@@ -23,13 +23,13 @@ from shared.chain.pages import raw_blob_name
 from shared.config.errors import ConfigError
 from shared.config.project import load_project
 from shared.config.settings import Settings
+from shared.load.loader import LoadError
+from shared.load.pii_key_check import TABLE, PiiKeyMismatch, check_pii_key, fingerprint, forget_pii_key
 from shared.mongo.client import DocumentStoreError, check_server, open_documents
 from shared.pipeline import run_models
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
 from shared.target.dialects import create_target_engine
-from shared.target.load import LoadError
-from shared.target.pii_key_check import TABLE, PiiKeyMismatch, check_pii_key, fingerprint, forget_pii_key
 from tests.test_chain_helpers import RecordingQueues
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_loads_racing_on_a_new_sqlite_target_all_record_or_find_the_fingerprint(
     of them meet a lock or a table created meanwhile, and none may fail for it."""
     import threading
 
-    from shared.target import pii_key_check
+    from shared.load import pii_key_check
 
     url = f"sqlite:///{tmp_path / 'target.db'}"
     project_with(tmp_path, KSPYDER_PII_KEY="the-key")

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
+from cli.main import cli
 from samples.arm_api import ArmApi, ArmConfig
 from shared.aggregate.run import aggregate
-from shared.cli.main import cli
 from shared.config.project import load_project
 from shared.target.dialects import create_target_engine
 from tests.flow_helpers import TEST_KEY

@@ -22,9 +22,9 @@ from shared.chain.sealed import MARK, unseal
 from shared.extract.api import new_client
 from shared.extract.http_client import HttpClient
 from shared.ledger import RunLedger
+from shared.load.loader import Loader, LoadError, TargetDriftError
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
-from shared.target.load import Loader, LoadError, TargetDriftError
 from tests.flow_helpers import TEST_KEY
 from tests.test_chain_helpers import (
     API_COUNTS,
@@ -404,7 +404,7 @@ def test_a_worker_reflects_a_table_once_for_all_its_pages(tmp_path, api, harness
     """The drift check a worker remembers also spares the loads after it: no page reflects the
     table again (each reflection is a few catalog queries)."""
     from shared.chain import drift
-    from shared.target import load as load_module
+    from shared.load import loader as load_module
     checked: list[str] = []
     compare = load_module.compare_table
     monkeypatch.setattr(load_module, "compare_table", lambda inspector, schema, name, desired: (
@@ -538,7 +538,7 @@ def test_a_failed_swap_of_a_keyless_model_shows_in_the_run_status(tmp_path, api,
     """The last load's rows commit before the model's staging table is swapped in, so its page is
     marked loaded: the swap's failure is recorded as the step `finish`, which that marker does not
     hide, and the run ends failed with the reason in its status."""
-    from shared.target.load import Loader, LoadError
+    from shared.load.loader import Loader, LoadError
 
     def failing_swap(self: Loader) -> None:
         raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: OperationalError")

@@ -14,11 +14,11 @@ from shared.chain.names import TRANSFORM
 from shared.config.project import Project
 from shared.ledger import RunLedger
 from shared.pipeline import run_models
+from shared.schema.apply import PlanStamp, apply_stamped
+from shared.schema.plan import PlanOptions, compute_plan
 from shared.storage import LocalBlobStore
-from shared.target.apply import PlanStamp, apply_stamped
 from shared.target.columns import META_COLUMNS
 from shared.target.dialects import create_target_engine
-from shared.target.plan import PlanOptions, compute_plan
 from tests.flow_helpers import project_for
 
 RATE = 50.0

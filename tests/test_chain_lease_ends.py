@@ -18,9 +18,9 @@ from shared.chain.names import LOAD_POISON, TRANSFORM
 from shared.chain.poison import replay
 from shared.chain.pump import drain
 from shared.config.project_cache import ProjectCache
+from shared.load.loader import Loader, LoadError
 from shared.storage.queues import LocalQueueStore
 from shared.target.lease import Leases
-from shared.target.load import Loader, LoadError
 from shared.transform.runner import TransformError
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, StubServer

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from cli.main import cli
 from shared.chain.names import FETCH, FETCH_POISON, LOAD
 from shared.chain.poison import PoisonError, list_poison, replay, step_queue
-from shared.cli.main import cli
 from shared.storage.queues import LocalQueueStore
 
 

@@ -38,7 +38,7 @@ from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
-from shared.target.staging import is_staging
+from shared.target.staging_names import is_staging
 from tests.flow_helpers import TEST_KEY
 from tests.test_functions_runs import empty
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli.main import cli
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.cli.main import cli
 from tests.flow_helpers import TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ HEAVY = ("azure", "alembic", "pandas", "matplotlib", "pymongo", "mongomock", "sh
 
 
 def test_the_command_line_imports_no_heavy_library_up_front():
-    code = f"import sys, shared.cli.main; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, cli.main; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == ""
@@ -19,7 +19,7 @@ def test_the_command_line_imports_no_heavy_library_up_front():
 
 VALIDATE = """
 import sys
-from shared.cli.main import cli
+from cli.main import cli
 try:
     cli(["--manifests", sys.argv[1], "validate"], standalone_mode=False)
 finally:

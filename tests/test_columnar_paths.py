@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from shared.config.models import Column
-from shared.extract.errors import ConversionError
+from shared.errors import ConversionError
 from shared.extract.records import RecordShaper
+from shared.load.fit import encode_json, json_bulk
+from shared.load.json_text import encode_json_fast
+from shared.load.loader import LoadError, PreparedBatch
+from shared.load.upsert import SqliteExecuteMany, sqlite_upsert
 from shared.pipeline.overlap import OverlappedWriter
-from shared.target.fit import encode_json, json_bulk
-from shared.target.json_text import encode_json_fast
-from shared.target.load import LoadError, PreparedBatch
-from shared.target.upsert import SqliteExecuteMany, sqlite_upsert
 
 COLUMNS = {
     "id": {"type": "integer"},

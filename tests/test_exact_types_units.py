@@ -16,12 +16,12 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from shared.chain.pages import ChainError, decode_page, encode_page
 from shared.config.models import Column, ColumnType
 from shared.config.naming import snake_case
-from shared.extract.errors import ConversionError
+from shared.errors import ConversionError
 from shared.extract.records import RecordShaper, converter_for
+from shared.load.fit import Misfit, RecordMisfit, RowFitter, json_fit
 from shared.outputs.writers import dumps
 from shared.target.columns import StoredColumn, stored_column
 from shared.target.dialects import column_type, logical_type
-from shared.target.fit import Misfit, RecordMisfit, RowFitter, json_fit
 from tests.flow_helpers import project_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.extract.errors import FetchError, PaginationError, RecordPathError
+from shared.errors import FetchError, PaginationError, RecordPathError
 from tests.flow_helpers import ID, api_source, extract_all, project_for
 
 N = 237  # not a multiple of any page size used below: every run ends on a short page

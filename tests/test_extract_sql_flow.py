@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from samples.sample_db import create_sample_db
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 from tests.flow_helpers import extract_all, project_for
 
 ORDERS = 123

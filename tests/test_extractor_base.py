@@ -11,7 +11,7 @@ from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.reconcile import ShortfallError
-from shared.pii import PiiStripper
+from shared.pii.stripper import PiiStripper
 
 
 class FixedPages(GenericExtractor):

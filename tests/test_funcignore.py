@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LEFT_OUT = ("tests/", "infra/", "benchmarks/", "node_modules/", ".kspyder/", ".venv/", ".venv-bench/", ".azure/",
+LEFT_OUT = ("cli/", "devhost/", "main.py", "tests/", "infra/",
+            "benchmarks/", "node_modules/", ".kspyder/", ".venv/", ".venv-bench/", ".azure/",
             ".git/", "local.settings.json", ".azurite/")
 SHIPPED = ("function_app.py", "host.json", "requirements.txt")
 SHIPPED_FOLDERS = ("functions", "shared", "manifests")

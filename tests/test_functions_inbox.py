@@ -1,5 +1,5 @@
 """The blob-drop function as the host calls it: a real `azure.functions.blob.InputStream` built
-the way the local host builds it (shared/localhost/blobs.py) from a blob uploaded to Azurite's
+the way the local host builds it (devhost/blobs.py) from a blob uploaded to Azurite's
 `kspyder-inbox`, passed to the decorated function, against a SQLite target and the ledger on Azurite."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from functions import common
 from functions.inbox import PATH, inbox, split_blob_name
 from shared.chain.names import INBOX, STORAGE_SETTING
 from shared.config.project import load_project
-from shared.ingest import IngestError
+from shared.inbox.drops import IngestError
 from shared.ledger import RunLedger
 from shared.storage.azure import AzureBlobStore
 from shared.target.dialects import create_target_engine
@@ -136,7 +136,7 @@ def target_rows(target, table: str, column: str) -> list:
 def record_pii_key(target) -> None:
     """The target's PII key fingerprint recorded up front: its first recording, by concurrent
     loads on SQLite, can fail one of them (retried by the host), which would blur the counts here."""
-    from shared.target.pii_key_check import check_pii_key
+    from shared.load.pii_key_check import check_pii_key
     engine = create_target_engine(f"sqlite:///{target}", load_project().sources)
     try:
         check_pii_key(engine, load_project(), ["shop"])
@@ -146,7 +146,7 @@ def record_pii_key(target) -> None:
 
 def spied_host(workers: int):
     """The app on the local host, with the inbox function's calls counted by blob name."""
-    from shared.localhost import LocalHost, load_app
+    from devhost import LocalHost, load_app
     from tests.test_localhost_azurite import FAST
     host = LocalHost(load_app(), settings=FAST, workers=workers)
     [function] = host.blob_triggers[0].functions
@@ -207,7 +207,7 @@ BAD_NAMES = {   # as uploaded -> (as stored, the reason logged)
 
 
 def test_unsafe_names_are_poisoned_once_with_the_reason(app_env, caplog):
-    from shared.localhost.blobs import BLOB_POISON
+    from devhost.blobs import BLOB_POISON
     from tests.test_localhost_azurite import FAST, raw_messages
     azurite, target = app_env
     for name in BAD_NAMES:   # Azurite stores a backslash as '/': how a '..' segment gets in

@@ -20,7 +20,7 @@ from shared.chain.schedule import due_sources, fires_between, previous_fire
 from shared.config.errors import ConfigError
 from shared.config.project import load_project
 from shared.ledger import RunLedger
-from shared.localhost.ncrontab import parse_schedule
+from shared.ncrontab import parse_schedule
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from tests.flow_helpers import TEST_KEY, project_for

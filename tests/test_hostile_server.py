@@ -26,9 +26,9 @@ import pytest
 
 from functions.runs import BadRequest, parse_start
 from functions.schema_routes import read_object
-from shared.chain.sources import ApiPages
+from shared.chain.page_fetchers import ApiPages
 from shared.config.models import Throttle
-from shared.extract.errors import FetchError, RateLimited
+from shared.errors import FetchError, RateLimited
 from shared.extract.http_client import HttpClient
 from shared.extract.types import PageRequest
 from shared.ledger import RunLedger

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from shared.config.models import Throttle
-from shared.extract.errors import FetchError
+from shared.errors import FetchError
 from shared.extract.http_client import BODY_CHUNK, HttpClient
 from shared.extract.types import PageRequest
 from tests.http_stub import FakeTime

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from shared.config.models import OAuth2ClientCredentials, Throttle
+from shared.errors import FetchError, RateLimited
 from shared.extract.auth import ApiKeyQueryAuth, BearerTokenAuth, OAuth2ClientCredentialsAuth
-from shared.extract.errors import FetchError, RateLimited
 from shared.extract.http_client import HttpClient
 from shared.extract.types import PageRequest
 from tests.http_stub import FakeTime, Reply, Seen, StubServer

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from shared.ingest import IngestError, ingest_file
+from shared.inbox.drops import IngestError, ingest_file
 from shared.ledger import RunLedger
 from shared.storage import LocalBlobStore
 from tests.flow_helpers import project_for
@@ -279,7 +279,7 @@ def test_the_same_file_delivered_twice_at_once_is_loaded_once(env):
 
 
 def test_a_delivery_waits_for_one_in_flight_and_a_dead_ones_claim_is_taken_over(env):
-    from shared.inbox_receipts import InboxReceipts
+    from shared.inbox.receipts import InboxReceipts
     project, engine, ledger = env
     data = countries_csv(("FR", "France"))
     probe = ingest_file(project, "shop", "countries", "a.csv", data, engine, ledger)

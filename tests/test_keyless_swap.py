@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from shared.config.models import MAX_IDENTIFIER
-from shared.target.apply import PlanStamp, apply_stamped
+from shared.load.loader import Loader, LoadError
+from shared.schema.apply import PlanStamp, apply_stamped
+from shared.schema.plan import PlanOptions, compute_plan
 from shared.target.columns import RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
-from shared.target.load import Loader, LoadError
-from shared.target.plan import PlanOptions, compute_plan
-from shared.target.staging import is_staging, staging_name, stale_staging
+from shared.target.staging_names import is_staging, staging_name, stale_staging
 from tests.flow_helpers import project_for
 
 REDACTION = "[REDACTED]"

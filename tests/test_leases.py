@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from shared.schema.plan import PlanOptions, compute_plan
 from shared.target.dialects import create_target_engine
 from shared.target.lease import LEASE_TABLE, Lease, LeaseHeld, Leases, refusal, retry_delay, utc
-from shared.target.plan import PlanOptions, compute_plan
 from tests.flow_helpers import api_source, project_for
 
 

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
+from shared.load.loader import Loader, LoadError, TargetDriftError
 from shared.target.columns import LOADED_AT, META_COLUMNS, RUN_ID
 from shared.target.dialects import create_schema, create_target_engine, drop_schema
-from shared.target.load import Loader, LoadError, TargetDriftError
-from shared.target.schema import model_table
+from shared.target.tables import model_table
 
 REDACTION = "[REDACTED]"
 UTC = UTC

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 
 from shared.config.models import ColumnType
+from shared.load.fit import ColumnFit, Misfit, RecordMisfit, RowFitter, column_fit
+from shared.load.loader import Loader, LoadError, drift_reasons, last_of_each_key, summarize_database_error
+from shared.load.upsert import ExecuteMany, copy_types, json_as_text, upsert_statement
 from shared.target.columns import StoredColumn
 from shared.target.compare import TableDiff
-from shared.target.fit import ColumnFit, Misfit, RecordMisfit, RowFitter, column_fit
-from shared.target.load import Loader, LoadError, drift_reasons, last_of_each_key, summarize_database_error
-from shared.target.schema import model_table
-from shared.target.upsert import ExecuteMany, copy_types, json_as_text, upsert_statement
+from shared.target.tables import model_table
 from tests.test_loader import REDACTION, model_ref, record
 
 UTC = UTC
@@ -325,7 +325,7 @@ def test_misfit_messages_name_model_key_and_column():
 
 
 def test_sqlite_binds_a_batch_constant_once_and_anything_else_per_row():
-    from shared.target.upsert import SqliteExecuteMany
+    from shared.load.upsert import SqliteExecuteMany
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime),
                      sa.Column("_kspyder_run_id", sa.String(36)), sa.Column("_kspyder_loaded_at", sa.DateTime))
     dialect = sqlite.dialect()

@@ -15,13 +15,13 @@ import threading
 
 import pytest
 
+from devhost import LocalHost, QueueSettings, load_app
 from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain.messages import decode
 from shared.chain.names import FETCH, LOAD, PAGINATE, STORAGE_SETTING, TRANSFORM
 from shared.chain.steps import Chain
 from shared.ledger import RunLedger
-from shared.localhost import LocalHost, QueueSettings, load_app
 from shared.storage.queues import AzureQueueStore
 from tests.flow_helpers import TEST_KEY
 from tests.test_chain_helpers import API_COUNTS, applied_target, build_project, reference_snapshot, snapshot

@@ -13,10 +13,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from devhost import LocalHost, QueueSettings, load_app
+from devhost.blobs import BLOB_POISON
 from shared.chain.messages import TransformEvent, decode
 from shared.chain.names import STORAGE_SETTING, TRANSFORM
-from shared.localhost import LocalHost, QueueSettings, load_app
-from shared.localhost.blobs import BLOB_POISON
 from shared.target.dialects import create_target_engine
 from tests.test_chain_helpers import reference_snapshot, snapshot
 from tests.test_functions_runs import MODELS, api, app_env  # noqa: F401  (fixtures)

@@ -9,11 +9,11 @@ import uuid
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from cli.main import cli
+from devhost import LocalHost, QueueSettings, load_app
 from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain.names import FETCH_POISON, PAGINATE_POISON, STORAGE_SETTING
-from shared.cli.main import cli
-from shared.localhost import LocalHost, QueueSettings, load_app
 from shared.storage.queues import AzureQueueStore
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import applied_target

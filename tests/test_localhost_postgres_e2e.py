@@ -12,15 +12,15 @@ import requests
 import sqlalchemy as sa
 from azure.storage.blob import BlobServiceClient
 
+from devhost import LocalHost, QueueSettings, load_app
 from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.chain.messages import decode
 from shared.chain.names import RAW, STORAGE_SETTING, TRANSFORM
-from shared.localhost import LocalHost, QueueSettings, load_app
+from shared.schema.apply import PlanStamp, apply_stamped
+from shared.schema.plan import PlanOptions, compute_plan
 from shared.storage.queues import AzureQueueStore
-from shared.target.apply import PlanStamp, apply_stamped
 from shared.target.dialects import create_target_engine, drop_schema
-from shared.target.plan import PlanOptions, compute_plan
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import shop_models
 from tests.test_functions_runs import empty

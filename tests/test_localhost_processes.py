@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from shared.localhost import HostError, LocalHost
-from shared.localhost.settings import QueueSettings
+from devhost import HostError, LocalHost
+from devhost.settings import QueueSettings
 from shared.storage.queues import AzureQueueStore
 
 APP = textwrap.dedent('''
@@ -40,7 +40,7 @@ def app_module(tmp_path, monkeypatch, azurite):
 def test_two_processes_handle_every_message_once(app_module, azurite, monkeypatch):
     from azure.storage.blob import BlobServiceClient
 
-    from shared.localhost import load_app
+    from devhost import load_app
     queue = app_module
     container = f"seen-{secrets.token_hex(4)}"
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
@@ -68,6 +68,6 @@ def test_two_processes_handle_every_message_once(app_module, azurite, monkeypatc
 
 
 def test_processes_must_be_positive(azurite):
-    from shared.localhost import load_app
+    from devhost import load_app
     with pytest.raises(HostError, match="--processes must be at least 1"):
         LocalHost(load_app(), env={"AzureWebJobsStorage": azurite.connection_string}, processes=0)

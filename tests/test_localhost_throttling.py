@@ -9,7 +9,7 @@ What the test asserts:
 - the server's 429 count stays within THROTTLED_BOUND (see below);
 - no worker sleeps on a 429. `HttpClient` takes `sleep=` and binds `time.sleep` as a default
   argument when the module is imported (as does the token bucket), so patching `time.sleep`
-  would not reach it. Instead the test wraps `shared.chain.sources.new_client`, through which the
+  would not reach it. Instead the test wraps `shared.chain.page_fetchers.new_client`, through which the
   chain's default `client_factory` (`queue_client`, used by every function via
   `functions.common.open_chain`) builds each invocation's client, and replaces the client's and
   its bucket's sleep with a guard that records any sleep of 1 s or more. The test also checks that
@@ -38,11 +38,11 @@ import threading
 import time
 import uuid
 
+from devhost import LocalHost, QueueSettings, load_app
 from functions import common
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.chain import sources as chain_sources
+from shared.chain import page_fetchers as chain_sources
 from shared.chain.names import STORAGE_SETTING
-from shared.localhost import LocalHost, QueueSettings, load_app
 from shared.storage.queues import AzureQueueStore
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.test_chain_helpers import applied_target, reference_snapshot, shop_models, snapshot

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import azure.functions as func
 import pytest
 
+from devhost import HostError, LocalHost, QueueSettings, discover, load_app, parse_schedule
+from devhost.bindings import compile_route
+from devhost.settings import timespan
 from shared.chain import names
-from shared.localhost import HostError, LocalHost, QueueSettings, discover, load_app, parse_schedule
-from shared.localhost.bindings import compile_route
-from shared.localhost.ncrontab import ScheduleError
-from shared.localhost.settings import timespan
+from shared.ncrontab import ScheduleError
 
 
 def synthetic_app() -> func.FunctionApp:

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from cli.main import cli
 from samples.sample_api import data
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.cli.main import cli
 from tests.flow_helpers import TEST_KEY
 
 CUSTOMERS = 45

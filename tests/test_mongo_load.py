@@ -10,12 +10,12 @@ import pytest
 from bson import Decimal128, json_util
 
 from shared.config.settings import Settings
-from shared.extract.errors import ConversionError
+from shared.errors import ConversionError
+from shared.extract.document_shape import DocumentShaper
+from shared.load.loader import LoadError
 from shared.mongo.client import PersistedMongoClient, open_documents
 from shared.mongo.load import DocumentLoader
-from shared.mongo.shape import DocumentShaper
-from shared.pii import PiiStripper
-from shared.target.load import LoadError
+from shared.pii.stripper import PiiStripper
 from tests.flow_helpers import project_for
 
 META = ("_kspyder_run_id", "_kspyder_loaded_at")
@@ -216,7 +216,7 @@ def test_embedded_store_serialises_clients_so_no_update_is_lost(tmp_path):
 
 
 def test_inbox_file_lands_as_documents_and_csv_is_refused(tmp_path):
-    from shared.ingest import IngestError, ingest_file
+    from shared.inbox.drops import IngestError, ingest_file
     from shared.ledger import RunLedger
     from shared.storage import LocalBlobStore
 

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from cli.main import cli
 from functions import common
 from functions.schema_routes import schema_apply, schema_plan
-from shared.cli.main import cli
 from shared.target.columns import LOADED_AT, RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.meta_table import TABLE, meta_table

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
-from shared.cli.main import cli
+from cli.main import cli
 from shared.ledger import RunLedger
 from shared.target.dialects import create_target_engine
 from tests.flow_helpers import TEST_KEY, project_for

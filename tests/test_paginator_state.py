@@ -10,7 +10,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from shared.config.models import Pagination
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators import Paginator, create_paginator, resume_paginator
 from shared.extract.paginators.base import SEEN_LIMIT
 from shared.extract.paginators.links import with_params

@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from shared.config.models import PAGINATION_TYPES, Pagination
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators import (
     MISSING,
     PAGINATORS,
@@ -629,7 +629,7 @@ def test_with_params_appends_to_an_existing_query():
 
 def test_offset_api_that_ignores_limit_is_an_error():
     from shared.config.models import OffsetPagination
-    from shared.extract.errors import PaginationError
+    from shared.errors import PaginationError
     from shared.extract.paginators import create_paginator
     from shared.extract.types import PageResponse
 

@@ -6,9 +6,8 @@ from itertools import pairwise
 
 import pytest
 
-from shared.pii import Detection, find_pii
-from shared.pii.detectors import iban_ok
-from shared.pii.numeric import luhn_ok
+from shared.detect.detectors import Detection, find_pii, iban_ok
+from shared.detect.numeric import luhn_ok
 
 
 def spans(text: str, terms: tuple[str, ...] = ()) -> list[tuple[str, str]]:

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from shared.config.errors import ConfigError
 from shared.config.models import Column
-from shared.pii.column_guard import scan_context, suggested
-from shared.pii.national_ids import find_national_ids
-from shared.pii.phones import find_phone_runs
-from shared.pii.scrub import scrubbers
+from shared.detect.column_names import scan_context, suggested
+from shared.detect.national_ids import find_national_ids
+from shared.detect.phones import find_phone_runs
+from shared.detect.scrub import scrubbers
 from shared.pii.stripper import PiiStripper
 from shared.pipeline.run import run_models
 from tests.flow_helpers import project_for

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from shared.config.models import Column
-from shared.pii import PiiStripper
 from shared.pii.document import DocumentStripper
 from shared.pii.key_guard import KeyCollision, KeyGuard, column_getter
 from shared.pii.page_scan import PageScan
+from shared.pii.stripper import PiiStripper
 
 KEY = b"a-test-pii-key"
 KEYS = ["ann@example.com", "bob@example.org", "+44 20 7946 0958", "10.0.0.7", "carl@example.net"]

@@ -26,7 +26,7 @@ import yaml
 from click.testing import CliRunner
 
 import shared.pii.rules
-from shared.cli.main import cli
+from cli.main import cli
 from shared.config.errors import ConfigError
 from shared.config.project import load_project
 from shared.target.dialects import create_target_engine

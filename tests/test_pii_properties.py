@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.config.models import Column
-from shared.pii import PiiStripper
+from shared.pii.stripper import PiiStripper
 
 COLUMNS = {"notes": Column.model_validate({"type": "text"}), "doc": Column.model_validate({"type": "json"})}
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

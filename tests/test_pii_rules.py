@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from shared.config.models import Column, PiiSpec
-from shared.pii import PiiKeyMissing, PiiStripper
-from shared.pii.rules import DROP, canonical_text, compile_rule
+from shared.pii.rules import DROP, PiiKeyMissing, canonical_text, compile_rule
+from shared.pii.stripper import PiiStripper
 
 KEY = b"test-key"
 UTC = UTC

@@ -13,11 +13,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.pii import Detection, Scanner, detectors, find_pii, numeric
-from shared.pii import hints as hints_module
-from shared.pii.detectors import iban_ok, resolve
-from shared.pii.hints import hints
-from shared.pii.numeric import find_numeric
+from shared.detect import detectors, numeric
+from shared.detect import hints as hints_module
+from shared.detect.detectors import Detection, Scanner, find_pii, iban_ok, resolve
+from shared.detect.hints import hints
+from shared.detect.numeric import find_numeric
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

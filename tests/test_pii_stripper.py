@@ -12,7 +12,8 @@ import pytest
 
 from shared.config.models import Column, ModelBase
 from shared.config.settings import PiiSettings
-from shared.pii import PiiKeyMissing, PiiStripper
+from shared.pii.rules import PiiKeyMissing
+from shared.pii.stripper import PiiStripper
 
 KEY = b"k1"
 
@@ -222,8 +223,8 @@ def test_for_model_without_key_refuses_hash() -> None:
 
 def test_a_column_can_narrow_or_widen_the_model_scan():
     from shared.config.models import Column as _Column
-    from shared.pii import PiiKeyMissing as _Missing
-    from shared.pii import PiiStripper as _Stripper
+    from shared.pii.rules import PiiKeyMissing as _Missing
+    from shared.pii.stripper import PiiStripper as _Stripper
 
     columns = {"city": _Column(type="string"), "notes": _Column(type="text", pii_scan="redact"),
                "memo": _Column(type="text", pii_scan="off")}

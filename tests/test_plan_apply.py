@@ -19,9 +19,9 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from shared.cli import schema_cmd
-from shared.cli.context import CliState
-from shared.target.apply import STALE
+from cli import schema_cmd
+from cli.context import CliState
+from shared.schema.apply import STALE
 from shared.target.columns import LOADED_AT, RUN_ID
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import TEST_KEY, project_for
@@ -391,7 +391,7 @@ def test_rebuild_drops_recreates_and_repopulates(t, pipeline_calls):
 
 
 def test_a_failing_apply_rolls_back_where_ddl_is_transactional(t, monkeypatch, request):
-    from shared.target import apply as apply_module
+    from shared.schema import apply as apply_module
     create = apply_module.STEPS["create_table"]
     calls = []
 

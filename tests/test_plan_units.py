@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from shared.config.models import ColumnType
-from shared.target.apply import PlanStamp
-from shared.target.columns import LOADED_AT, RUN_ID, StoredColumn
-from shared.target.plan import (
+from shared.schema.apply import PlanStamp
+from shared.schema.plan import (
     ADD_COLUMN,
     CREATE_TABLE,
     DROP_COLUMN,
@@ -23,9 +22,10 @@ from shared.target.plan import (
     PlanOptions,
     shapes_after,
 )
-from shared.target.plan_file import load_plan, mask_url, plan_document, save_plan
-from shared.target.plan_render import render_applied, render_change, render_kept, render_plan
-from shared.target.snapshot import TableShape, fingerprint
+from shared.schema.plan_file import load_plan, mask_url, plan_document, save_plan
+from shared.schema.plan_render import render_applied, render_change, render_kept, render_plan
+from shared.schema.snapshot import TableShape, fingerprint
+from shared.target.columns import LOADED_AT, RUN_ID, StoredColumn
 
 ID = StoredColumn("id", ColumnType.integer, primary_key=True)
 META = (StoredColumn(RUN_ID, ColumnType.string, 36), StoredColumn(LOADED_AT, ColumnType.datetime))

@@ -8,13 +8,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from cli.context import CliState
+from cli.probe_cmd import probe
 from samples.sample_api import ApiConfig, SampleApi
 from samples.sample_api import data as sample_data
-from shared.cli.context import CliState
-from shared.cli.probe_cmd import probe
 from shared.config.models import Throttle
 from shared.config.project import load_project
-from shared.extract.errors import FetchError
+from shared.errors import FetchError
 from shared.extract.factory import build_extractor
 from shared.probe import ProbeOptions, probe_url
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from shared.config.models import Column
-from shared.extract.errors import ConversionError
+from shared.errors import ConversionError
 from shared.extract.records import RecordShaper, compile_path
 
 

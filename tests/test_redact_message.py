@@ -1,7 +1,7 @@
-"""`shared/pii/redact_message.py`: the one gate between data and diagnostics."""
+"""`shared/detect/redact_message.py`: the one gate between data and diagnostics."""
 from __future__ import annotations
 
-from shared.pii.redact_message import safe_excerpt, safe_url, scrub_message, scrub_strings
+from shared.detect.redact_message import safe_excerpt, safe_url, scrub_message, scrub_strings
 
 
 def test_safe_url_keeps_host_path_and_query_names_only() -> None:

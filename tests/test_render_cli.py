@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from shared.cli.main import cli
+from cli.main import cli
 from tests.flow_helpers import TEST_KEY
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "azure" / "manifests"

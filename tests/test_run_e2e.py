@@ -10,9 +10,9 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from cli.main import cli
 from samples.sample_api.server import ApiConfig, SampleApi
 from samples.sample_db import create_sample_db
-from shared.cli.main import cli
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import TEST_KEY
 

@@ -89,8 +89,8 @@ def prepared(tmp_path, api, target, **options):
     if url.startswith("sqlite"):
         applied_target(project, Path(url.removeprefix("sqlite:///"))).dispose()
     else:
-        from shared.target.apply import PlanStamp, apply_stamped
-        from shared.target.plan import PlanOptions, compute_plan
+        from shared.schema.apply import PlanStamp, apply_stamped
+        from shared.schema.plan import PlanOptions, compute_plan
         engine = create_target_engine(url, [source])
         with engine.connect() as connection:
             plan = compute_plan(connection, project, PlanOptions(selectors=(source,)))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 from shared.ledger import CONTAINER, RunLedger
+from shared.load.loader import Loader, LoadError
 from shared.pipeline import run as pipeline_run
 from shared.pipeline.run import run_models
 from shared.storage import LocalBlobStore
-from shared.target.load import Loader, LoadError
 from tests.flow_helpers import api_source, project_for
 from tests.test_chain_helpers import applied_target
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from cli.main import cli
 from samples.sample_api.server import ApiConfig, SampleApi
-from shared.cli.main import cli
 from shared.target.dialects import create_target_engine
 from tests.flow_helpers import TEST_KEY
 

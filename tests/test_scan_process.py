@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from samples.sample_api.data import customer
-from shared.pii import PiiStripper
+from shared.detect.detectors import Scanner
+from shared.detect.scrub import text_scrubber
 from shared.pii import scan_process as scan_process_module
-from shared.pii.detectors import Scanner
 from shared.pii.page_scan import PageScan
 from shared.pii.scan_process import ScanProcess, ScanProcessError
-from shared.pii.scrub import text_scrubber
+from shared.pii.stripper import PiiStripper
 
 KEY = b"k" * 32
 TERMS = ("Project Falcon", "Yara")

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from cli.main import cli
 from functions import common
 from functions.schema_routes import schema_plan
-from shared.cli.main import cli
 from shared.extract.sql_check import sql_source_problems
 from tests.flow_helpers import TEST_KEY, project_for
 

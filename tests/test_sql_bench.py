@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from benchmarks import sql_bench
-from shared.target import schema
+from shared.schema import desired as schema
 from shared.transform import config as transform_config
 
 

@@ -9,10 +9,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from shared.chain.sources import SqlPages
-from shared.extract.errors import ExtractError
+from shared.chain.page_fetchers import SqlPages
+from shared.errors import ExtractError
 from shared.extract.sql import SqlExtractor
-from shared.pii import PiiStripper
+from shared.pii.stripper import PiiStripper
 from tests.flow_helpers import extract_all, project_for
 
 COLUMNS = {"id": {"type": "integer"}, "ro": {"type": "string"}}

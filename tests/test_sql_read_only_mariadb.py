@@ -10,8 +10,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from shared.chain.sources import SqlPages
-from shared.extract.errors import ExtractError
+from shared.chain.page_fetchers import SqlPages
+from shared.errors import ExtractError
 from tests.flow_helpers import extract_all, project_for
 
 COLUMNS = {"id": {"type": "integer"}, "ro": {"type": "string"}}

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from cli.main import cli
 from shared.chain import Chain
 from shared.chain.pump import drain
-from shared.cli.main import cli
 from shared.config.project import load_project
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore

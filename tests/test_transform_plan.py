@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from shared.cli.main import cli
-from shared.target.plan import CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, PlanOptions, compute_plan
-from shared.target.plan_render import render_plan
+from cli.main import cli
+from shared.schema.plan import CREATE_TABLE, DROP_TABLE, REPLACE_TABLE, PlanOptions, compute_plan
+from shared.schema.plan_render import render_plan
 from tests.flow_helpers import with_sources
 from tests.test_transform_run import PIPELINES, Target, target  # noqa: F401  (fixture)
 

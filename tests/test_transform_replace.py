@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from shared.config.models import ColumnType
+from shared.load.replace import ReplaceError, frame_columns, replace_table
 from shared.target.columns import LOADED_AT, RUN_ID
 from shared.target.compare import compare_table
 from shared.target.dialects import create_target_engine, drop_schema
-from shared.target.replace import ReplaceError, frame_columns, replace_table
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -89,7 +89,7 @@ def test_empty_frame_still_makes_the_table(target):
 def test_failed_insert_keeps_the_old_table(target, monkeypatch):
     engine, schema = target
     replace_table(engine, schema, "keep", pd.DataFrame({"id": [1, 2]}))
-    import shared.target.replace as module
+    import shared.load.replace as module
 
     def failing_insert(connection, table, batch):
         connection.execute(sa.text("SELECT * FROM no_such_table_kspyder"))
@@ -140,7 +140,7 @@ def test_naive_datetimes_are_taken_as_utc(target):
 
 def test_rows_go_in_batches(target, monkeypatch):
     engine, schema = target
-    import shared.target.replace as module
+    import shared.load.replace as module
     monkeypatch.setattr(module, "INSERT_BATCH", 2)
     frame = pd.DataFrame({"id": range(5), "v": [f"v{i}" for i in range(5)]})
     assert replace_table(engine, schema, "batched", frame) == 5

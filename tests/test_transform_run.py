@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from shared.config.project import load_project
-from shared.target.apply import PlanStamp, apply_stamped
+from shared.schema.apply import PlanStamp, apply_stamped
+from shared.schema.desired import target_metadata
+from shared.schema.plan import PlanOptions, compute_plan
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.dialects import drop_schema, stores_timezones
-from shared.target.plan import PlanOptions, compute_plan
-from shared.target.schema import target_metadata
 from shared.transform.config import load_transformations
 from shared.transform.runner import run_affected, run_pipelines, target_engine
 

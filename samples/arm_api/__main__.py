@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from samples.background import serve_until_signalled
 from samples.arm_api.estate import SUBSCRIPTION
 from samples.arm_api.handlers import ArmConfig
 from samples.arm_api.server import ArmApi
+from samples.background import serve_until_signalled
 
 
 def main(argv: list[str] | None = None) -> int:

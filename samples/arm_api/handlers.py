@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from samples.arm_api import costs, estate
@@ -21,7 +22,7 @@ MAX_TOP = 1000
 
 class Collection(NamedTuple):
     api_versions: tuple[str, ...]   # the versions this sample accepts; ARM refuses any other
-    build: Callable[["ArmConfig"], list[dict[str, Any]]]
+    build: Callable[[ArmConfig], list[dict[str, Any]]]
     costs: bool                     # cost rows page by `cost_page_size`, resources by `page_size`
 
 

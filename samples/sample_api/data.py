@@ -7,7 +7,7 @@ page costs only its own records. The same seed gives the same data on every mach
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 
@@ -17,7 +17,7 @@ ACTIVE_SHARE = 80  # percent of customers whose status is "active"
 
 _MASK = (1 << 64) - 1
 _SALT = {"customers": 1, "products": 2, "orders": 3, "events": 4, "tickets": 5, "status": 6}
-_EPOCH = datetime(2019, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
 
 FIRST = ("Ada", "Ben", "Chloe", "Dmitri", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Keiko",
          "Liam", "Maya", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera",

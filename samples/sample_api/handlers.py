@@ -13,8 +13,9 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from samples.sample_api import data

@@ -12,13 +12,13 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Callable
 
+from samples.background import BackgroundServer, QuietServer
 from samples.sample_api import data, handlers
 from samples.sample_api.handlers import Request, Response, error_response, json_response
-from samples.background import BackgroundServer, QuietServer
 
 MAX_SLEEP_MS = 30_000
 CONTROL_PATHS = ("/_stats", "/_reset")

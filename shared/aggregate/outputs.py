@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.aggregate.config import load_aggregations
 from shared.config.project import Project
-from shared.target.schema import DerivedTable
+from shared.target.tables import DerivedTable
 
 
 def aggregation_outputs(project: Project) -> list[DerivedTable]:

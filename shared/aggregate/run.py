@@ -26,10 +26,10 @@ from shared.aggregate.formats import csv_bytes, json_bytes
 from shared.chain.names import OUTPUTS
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.project import Project
+from shared.load.replace import ReplaceError, replace_table
 from shared.mongo.client import DocumentStoreError, open_documents
 from shared.storage import BlobStore
 from shared.target.dialects import create_target_engine
-from shared.target.replace import ReplaceError, replace_table
 
 FOLDER = "aggregations"   # under the output folder, and the blob prefix in kspyder-outputs
 

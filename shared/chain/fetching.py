@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.chain.messages import LoadJob, MessageError, PageJob, check_start
 from shared.chain.names import FETCH, LOAD, RAW
+from shared.chain.page_fetchers import ApiPages, SqlPages
 from shared.chain.pages import (
     ChainError,
     content_digest,
@@ -30,10 +31,9 @@ from shared.chain.pages import (
     without_params,
 )
 from shared.chain.sealed import SealError, seal, unseal
-from shared.chain.sources import ApiPages, SqlPages
 from shared.chain.state import Plan
 from shared.config.project import ModelRef
-from shared.extract.errors import RateLimited
+from shared.errors import RateLimited
 from shared.extract.page_step import Position, StepPage
 from shared.extract.paginators import Paginator
 from shared.extract.types import PageRequest

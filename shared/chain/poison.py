@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.chain.names import POISON_SUFFIX, QUEUES, poison
-from shared.pii.redact_message import scrub_message
+from shared.detect.redact_message import scrub_message
 from shared.storage.queues import QueueStore
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.config.project import Project
-from shared.localhost.ncrontab import Schedule, ScheduleError, parse_schedule
+from shared.ncrontab import Schedule, ScheduleError, parse_schedule
 
 _LOOKBACKS = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=32),
               timedelta(days=366), timedelta(days=366 * 5))

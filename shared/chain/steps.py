@@ -28,22 +28,22 @@ from shared.chain.fetching import Fetcher
 from shared.chain.leasing import ChainLeases
 from shared.chain.messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
 from shared.chain.names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
+from shared.chain.page_fetchers import ClientFactory, queue_client
 from shared.chain.pages import ChainError, decode_page, page_columns
-from shared.chain.sources import ClientFactory, queue_client
 from shared.chain.state import GROUP, Plan, RunState
 from shared.config.errors import ConfigError
 from shared.config.models import ApiSource
 from shared.config.project import ModelRef, Project
-from shared.extract.errors import ExtractError
+from shared.detect.redact_message import scrub_message
+from shared.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
-from shared.pii import PiiKeyMissing
-from shared.pii.redact_message import scrub_message
+from shared.load.loader import Loader, LoadError
+from shared.load.pii_key_check import check_pii_key
+from shared.pii.rules import PiiKeyMissing
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
 from shared.target.dialects import create_target_engine
-from shared.target.load import Loader, LoadError
-from shared.target.pii_key_check import check_pii_key
 
 if TYPE_CHECKING:
     from shared.mongo.load import DocumentLoader, DocumentTarget

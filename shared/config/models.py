@@ -50,7 +50,7 @@ def check_schedule(expression: str | None) -> str | None:
     """A source's `schedule:`: a six-field NCRONTAB expression (UTC), as the Functions timer reads it."""
     if expression is None:
         return None
-    from shared.localhost.ncrontab import ScheduleError, parse_schedule  # lazy: avoids an import cycle
+    from shared.ncrontab import ScheduleError, parse_schedule  # lazy: avoids an import cycle
     try:
         parse_schedule(expression)
     except ScheduleError as exc:

@@ -147,7 +147,7 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
     holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
     into one label), and a SQL `query:` must be one read-only SELECT."""
     from shared.config.sql_query import dialect_of, query_problem
-    from shared.pii.names import key_name_suggests_pii
+    from shared.detect.names import key_name_suggests_pii
 
     issues: list[ConfigIssue] = []
     for source_name, source in sources.items():
@@ -177,8 +177,8 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
 
 
 def pii_guard_issues(doc: YamlDocument, sources: dict[str, Any], default_scan: str) -> list[ConfigIssue]:
-    """Columns whose name suggests PII that no rule or scan covers (`shared/pii/column_guard.py`)."""
-    from shared.pii.column_guard import unguarded_columns
+    """Columns whose name suggests PII that no rule or scan covers (`shared/detect/column_names.py`)."""
+    from shared.detect.column_names import unguarded_columns
 
     issues: list[ConfigIssue] = []
     for source_name, source in sources.items():

@@ -16,13 +16,13 @@ import requests
 
 from shared.config.models import ApiModel, ApiSource
 from shared.config.project import ModelRef
+from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
-from shared.extract.errors import PaginationError
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.types import PageRequest
-from shared.pii import PiiStripper
+from shared.pii.stripper import PiiStripper
 
 log = logging.getLogger("kspyder.extract")
 __all__ = ["ApiExtractor", "model_url", "new_client", "records_at"]   # records_at: where probe reads it

@@ -18,7 +18,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from shared.config import models as cfg
-from shared.extract.errors import ExtractError, FetchError
+from shared.errors import ExtractError, FetchError
 from shared.extract.retry import describe_exception, short_reason
 
 MASK = "***"

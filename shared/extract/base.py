@@ -14,8 +14,8 @@ from shared.extract.gc_threshold import fewer_collections
 from shared.extract.reconcile import reconcile
 from shared.extract.records import RecordShaper
 from shared.extract.types import Page, Shaper
-from shared.pii import PiiStripper
 from shared.pii.page_scan import PageScan
+from shared.pii.stripper import PiiStripper
 
 log = logging.getLogger("kspyder.extract")
 
@@ -64,7 +64,7 @@ class GenericExtractor(ABC):
         self.limit = limit
         self.shaper: Shaper
         if ref.documents:   # store: mongo keeps records whole
-            from shared.mongo.shape import DocumentShaper
+            from shared.extract.document_shape import DocumentShaper
             self.shaper = DocumentShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
         else:
             self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)

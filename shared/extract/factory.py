@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from shared.config.project import ModelRef, Project
 from shared.extract.base import GenericExtractor
-from shared.pii import PiiStripper
+from shared.pii.stripper import PiiStripper
 
 if TYPE_CHECKING:
     from shared.extract.http_client import HttpClient

@@ -23,7 +23,8 @@ import requests
 import requests.exceptions as rex
 
 from shared.config.models import Throttle
-from shared.extract.errors import FetchError, RateLimited
+from shared.detect.redact_message import safe_excerpt, safe_url
+from shared.errors import FetchError, RateLimited
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
@@ -39,7 +40,6 @@ from shared.extract.retry import (
 )
 from shared.extract.throttle import ConcurrencyLimit, TokenBucket
 from shared.extract.types import PageRequest, PageResponse
-from shared.pii.redact_message import safe_excerpt, safe_url
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config.models import ApiModel, ApiSource
-from shared.extract.errors import RecordPathError
+from shared.errors import RecordPathError
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import (
     MISSING,

@@ -3,7 +3,7 @@ by the embedded run (`GenericExtractor`) and by the queue chain (`chain.state`),
 answer from an API fails (or warns) the same way in both modes."""
 from __future__ import annotations
 
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 
 ON_SHORTFALL = ("fail", "warn")
 

@@ -18,7 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from shared.config.models import Column, ColumnType
-from shared.extract.errors import ConversionError
+from shared.errors import ConversionError
 from shared.extract.shape_compile import ColumnPlan, compile_shape
 
 _MISSING = object()

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 
 from shared.config.models import SqlModel, SqlSource
 from shared.config.project import ModelRef
+from shared.detect.redact_message import safe_excerpt
+from shared.errors import ExtractError
 from shared.extract.base import GenericExtractor, RawPage
-from shared.extract.errors import ExtractError
-from shared.pii import PiiStripper
-from shared.pii.redact_message import safe_excerpt
+from shared.pii.stripper import PiiStripper
 
 
 def source_columns(model: SqlModel) -> list[str]:

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from shared.config.models import SqlModel, SqlSource
 from shared.config.project import ModelRef
+from shared.detect.redact_message import safe_excerpt
 from shared.extract.sql import read_only, source_columns
-from shared.pii.redact_message import safe_excerpt
 
 
 def sql_source_problems(refs: list[ModelRef]) -> list[str]:

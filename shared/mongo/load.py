@@ -28,11 +28,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef
+from shared.extract.document_shape import field_parts, get_at, update_at
 from shared.extract.records import BadValue, converter_for
+from shared.load.loader import LoadError
 from shared.mongo.client import DocumentStoreError, is_embedded, open_documents
-from shared.mongo.shape import field_parts, get_at, update_at
 from shared.target.columns import LOADED_AT, RUN_ID, stored_column
-from shared.target.load import LoadError
 
 DUPLICATE_KEY = 11000
 # JSON (the queue chain's page blobs) carries these as text; the loader restores them by column

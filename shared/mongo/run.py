@@ -8,19 +8,18 @@ from contextlib import ExitStack
 from typing import Any
 
 from shared.config.project import ModelRef, Project
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.ledger import RunLedger
+from shared.load.loader import LoadError
 from shared.mongo.client import DocumentStoreError, is_embedded
 from shared.mongo.load import DocumentTarget
 from shared.outputs.writers import file_writer
-from shared.target.load import LoadError
+from shared.results import ModelResult
 
 
 def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, ledger: RunLedger, run_id: str,
                        on_page: Callable[[Any, Any], None] | None) -> Any:
-    from shared.pipeline.run import ModelResult  # lazy: the pipeline imports this module
-
     started = time.monotonic()
     extractor = build_extractor(project, ref)
     result = ModelResult(ref.qualified, extractor.stats)

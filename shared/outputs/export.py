@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.config.project import ModelRef, Project
+from shared.errors import ExtractError
 from shared.extract.base import ExtractStats
-from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.outputs.writers import FileFormat, JsonLinesStream, RecordWriter, file_writer

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.config.models import Column
+from shared.detect.scrub import json_column
 from shared.pii.fields import _rewrite, compile_fields
 from shared.pii.key_guard import KeyGuard, path_getter
 from shared.pii.rules import DROP, PiiKeyMissing, Transform, compile_rule
-from shared.pii.scrub import json_column
 from shared.pii.stripper import PiiStripper, scan_setup
 
 WHOLE_DOCUMENT = "(whole document)"

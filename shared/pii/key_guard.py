@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 
 WINDOW = 100_000   # keys remembered at once (per model run): memory stays bounded on long runs
 

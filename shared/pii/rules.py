@@ -13,7 +13,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from shared.config.models import PiiRule, PiiSpec
-from shared.pii.digest import keyed_hash
+from shared.detect.digest import keyed_hash
 
 Transform = Callable[[Any], Any]
 

@@ -37,7 +37,7 @@ def serve(read: IO[bytes] | None = None, write: IO[bytes] | None = None) -> None
     read = read or sys.stdin.buffer
     write = write or sys.stdout.buffer
     try:
-        from shared.pii.scrub import scrubbers as build_scrubbers
+        from shared.detect.scrub import scrubbers as build_scrubbers
         _, terms, key = read_message(read)
         scrubbers = build_scrubbers(terms, key)
         while True:

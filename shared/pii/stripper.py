@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.config.models import Column, ColumnType
-from shared.pii.column_guard import scan_context
+from shared.detect.column_names import scan_context
+from shared.detect.scrub import json_column, scrubbers, text_column
 from shared.pii.fields import compile_fields
 from shared.pii.key_guard import KeyGuard, column_getter
 from shared.pii.rules import DROP, PiiKeyMissing, Transform, compile_rule
-from shared.pii.scrub import json_column, scrubbers, text_column
 
 SCAN_MODES = ("off", "redact", "hash")
 # Values arrive converted to their column's type, so only these columns can hold free text.

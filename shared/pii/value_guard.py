@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from shared.extract.errors import ExtractError
-from shared.pii.detectors import find_pii
+from shared.detect.detectors import find_pii
+from shared.errors import ExtractError
 
 _KINDS = {"email": "e-mail addresses", "phone": "phone numbers", "iban": "IBANs", "card": "payment card numbers",
           "ipv4": "IP addresses", "ipv6": "IP addresses", "national_id": "national identifiers"}

@@ -28,8 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.load.loader import Loader, PreparedBatch
 from shared.target.dialects import SQLITE
-from shared.target.load import Loader, PreparedBatch
 
 Written = Callable[[Any, int], None]   # (the tag given to `submit`, rows written)
 

@@ -6,78 +6,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from functools import partial
 
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef, Project
+from shared.detect.redact_message import scrub_message
+from shared.errors import ExtractError
 from shared.extract.base import ExtractStats
-from shared.extract.errors import ExtractError
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
+from shared.load.loader import Loader, LoadError
+from shared.load.pii_key_check import check_pii_key
 from shared.outputs.writers import file_writer
-from shared.pii.redact_message import scrub_message
 from shared.pipeline.overlap import OverlappedWriter
+from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
 from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
-from shared.target.load import Loader, LoadError
-from shared.target.pii_key_check import check_pii_key
-from shared.text import plural
 
 PageCallback = Callable[[Page, ExtractStats], None]
 # Pages are loaded together up to this many records: one transaction (and, on PostgreSQL, one COPY and
 # one merge) per batch instead of per page. Memory holds at most this many records plus a page.
 LOAD_BATCH = 5000
-
-
-@dataclass
-class ModelResult:
-    model: str
-    stats: ExtractStats
-    rows: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    refused: bool = False   # another run held the model's lease: nothing was read or written
-
-    def as_dict(self) -> dict:
-        return {"model": self.model, "records": self.stats.records, "pages": self.stats.pages, "rows": self.rows,
-                "requests": self.stats.requests, "retries": self.stats.retries, "throttled": self.stats.throttled,
-                "seconds": round(self.seconds, 3), "warnings": list(self.stats.warnings), "error": self.error,
-                "refused": self.refused}
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    results: list[ModelResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(r.error is None for r in self.results)
-
-    def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "ok": self.ok, "seconds": round(self.seconds, 3),
-                "records": sum(r.stats.records for r in self.results), "models": [r.as_dict() for r in self.results]}
-
-    def render(self) -> str:
-        lines = [f"run {self.run_id}: {'succeeded' if self.ok else 'FAILED'} in {self.seconds:.1f}s"]
-        for r in self.results:
-            s = r.stats
-            if r.error:
-                state = "REFUSED" if r.refused else f"FAILED after {s.records} records"
-                lines.append(f"  {r.model}: {state}: {r.error}")
-            else:
-                transport = (f", {plural(s.requests, 'request')}, {plural(s.retries, 'retry', 'retries')}, "
-                             f"{s.throttled} throttled (429)") if s.requests else ""
-                unit = "page" if s.requests else "chunk"
-                lines.append(f"  {r.model}: {plural(s.records, 'record')}, {plural(s.pages, unit)}, "
-                             f"{plural(r.rows, 'row')} upserted{transport}, {r.seconds:.1f}s")
-            lines.extend(f"    warning: {w}" for w in s.warnings)
-        return "\n".join(lines)
 
 
 def local_ledger(project: Project) -> RunLedger:

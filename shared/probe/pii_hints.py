@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.pii import find_pii
-from shared.pii.names import DROP, GENERALIZE_DATE, HASH, MASK_PHONE, Spec, name_suggests
+from shared.detect.detectors import find_pii
+from shared.detect.names import DROP, GENERALIZE_DATE, HASH, MASK_PHONE, Spec, name_suggests
 
 HASH_LENGTH = 64     # hex characters of the keyed HMAC-SHA256
 MOSTLY = 0.5          # share of values that must be one PII value for a column rule

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from shared.config.models import ConnectorModels, Throttle, check_identifier
-from shared.extract.errors import ExtractError
+from shared.errors import ExtractError
 from shared.extract.http_client import HttpClient
 from shared.probe.detect_pagination import Candidate, FirstPage, candidates
 from shared.probe.infer_columns import ColumnGuess, infer_columns, primary_key

@@ -16,15 +16,15 @@ from pydantic import ValidationError
 
 from shared.config.models import ConnectorModels, check_identifier
 from shared.config.naming import snake_case
+from shared.detect.names import DROP, HASH, name_suggests
+from shared.detect.redact_message import safe_excerpt
 from shared.extract.sql import read_only
-from shared.pii.names import DROP, HASH, name_suggests
-from shared.pii.redact_message import safe_excerpt
+from shared.plural import plural
 from shared.probe.naming import identifier, unique
 from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds
 from shared.probe.sql_target import DatabaseTarget, database_target, default_source_name
 from shared.probe.sql_types import TypeDraft, Unsupported, map_type
 from shared.probe.walk import ProbeError
-from shared.text import plural
 
 Report = Callable[[str], None]
 SAMPLE_ROWS = 200

@@ -8,9 +8,9 @@ from __future__ import annotations
 import requests
 
 from shared.config.models import Throttle
+from shared.errors import ExtractError, PaginationError
 from shared.extract.api import records_at
 from shared.extract.auth import build_auth
-from shared.extract.errors import ExtractError, PaginationError
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import create_paginator
 from shared.extract.types import PageRequest, PageResponse

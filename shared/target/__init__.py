@@ -1,1 +1,2 @@
-"""The target database: models as SQL tables, plan/apply of schema changes, idempotent loading."""
+"""The target database's shared ground: engines and dialects, the tables models map to, leases,
+kspyder's metadata table. Schema changes live in `shared.schema`, loading rows in `shared.load`."""

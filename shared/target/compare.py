@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from shared.target.columns import StoredColumn
 from shared.target.dialects import logical_type
 from shared.target.meta_table import TABLE as META_TABLE
-from shared.target.staging import is_staging
+from shared.target.staging_names import is_staging
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Literal
 import pandas as pd
 
 from shared.config.models import ColumnType
+from shared.load.replace import ReplaceError, dtype_column, frame_columns
 from shared.target.columns import META_COLUMNS, StoredColumn
-from shared.target.replace import ReplaceError, dtype_column, frame_columns
 
 # decimals are computed as floats (documented); dates become midnight UTC datetimes
 DTYPES: dict[ColumnType, str] = {

@@ -12,7 +12,7 @@ from shared.config.project import Project
 from shared.config.sql_query import dialect_of
 from shared.config.yaml_source import YamlDocument
 from shared.target.columns import StoredColumn
-from shared.target.schema import desired_columns
+from shared.target.tables import desired_columns
 from shared.transform.frames import FrameError, data_columns, describe, empty_frame, infer_columns
 from shared.transform.pipeline import Pipeline, StepFailure, run_steps
 from shared.transform.sql_reads import sql_step_problems

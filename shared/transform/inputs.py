@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from shared.load.loader import summarize_database_error
 from shared.target.columns import StoredColumn
 from shared.target.dialects import column_type
-from shared.target.load import summarize_database_error
 from shared.transform.frames import FrameError, data_columns, empty_frame, typed
 
 

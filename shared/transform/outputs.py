@@ -3,7 +3,7 @@ infers, so a new or changed pipeline shows up in `plan` before it ever runs."""
 from __future__ import annotations
 
 from shared.config.project import Project
-from shared.target.schema import DerivedTable
+from shared.target.tables import DerivedTable
 from shared.transform.config import load_transformations
 
 

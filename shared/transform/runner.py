@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from shared.config.project import Project
 from shared.extract.sql import read_only
+from shared.load.loader import summarize_database_error
+from shared.load.replace import ReplaceError, replace_table
+from shared.plural import plural
 from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, this_process
-from shared.target.load import summarize_database_error
-from shared.target.replace import ReplaceError, replace_table
-from shared.text import plural
 from shared.transform import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 from shared.transform.frames import FrameError, conform, empty_frame
 from shared.transform.graph import Transformations, input_columns, table_models

@@ -10,7 +10,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators.paths import as_count, dotted_get
 from shared.extract.types import PageRequest, PageResponse
 

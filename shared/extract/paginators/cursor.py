@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from shared.config.models import CursorPagination
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators.base import Paginator, SeenSet, shorten
 from shared.extract.paginators.paths import dotted_get
 from shared.extract.types import PageRequest, PageResponse

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from shared.config.models import LinkHeaderPagination, NextLinkPagination
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators.base import Paginator, SeenSet
 from shared.extract.paginators.paths import dotted_get
 from shared.extract.types import PageRequest, PageResponse

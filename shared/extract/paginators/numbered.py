@@ -17,7 +17,7 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 from shared.config.models import OffsetPagination, PageNumberPagination
-from shared.extract.errors import PaginationError
+from shared.errors import PaginationError
 from shared.extract.paginators.base import Paginator, _count, _flag
 from shared.extract.paginators.paths import as_count, dotted_get
 from shared.extract.types import PageRequest, PageResponse

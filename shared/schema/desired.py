@@ -1,0 +1,43 @@
+"""The target schema the manifests describe, as SQLAlchemy `MetaData`: every model's table and every
+derived table (pipeline and aggregation outputs) the project declares."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from shared.config.project import ModelRef, Project
+from shared.target.tables import DerivedTable, derived_table, model_table
+
+TRANSFORMATIONS_FILE = "transformations.yml"   # shared.transform.config's, checked here without importing it
+
+
+def derived_tables(project: Project) -> list[DerivedTable]:
+    """Every derived table of the project; each builder reads its own manifest file (ConfigError
+    when it is invalid). Add further builders of derived tables to this list."""
+    from shared.aggregate.outputs import aggregation_outputs
+    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: pandas not imported (~0.5 s)
+        return aggregation_outputs(project)
+    from shared.transform.outputs import pipeline_outputs  # lazy: transformations build on this package
+
+    return [*pipeline_outputs(project), *aggregation_outputs(project)]
+
+
+def target_schemas(project: Project) -> list[str]:
+    """Every schema the target holds for this project: engines on SQLite attach them all."""
+    sql = [name for name, source in project.sources.items() if source.store == "sql"]   # mongo: no schema
+    return sql + sorted({d.schema for d in derived_tables(project)})
+
+
+def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None,
+                    derived: Sequence[DerivedTable] = ()) -> sa.MetaData:
+    metadata = sa.MetaData()
+    for ref in refs if refs is not None else project.models():
+        if ref.documents:
+            continue   # store: mongo models have no table
+        model_table(metadata, ref, project.settings.pii.redaction, dialect)
+    for table in derived:
+        if table.columns is not None:
+            derived_table(metadata, table, dialect)
+    return metadata
