@@ -22,10 +22,9 @@ from shared.chain.names import STORAGE_SETTING
 from shared.chain.steps import Chain, EngineFactory
 from shared.config.project import Project
 from shared.config.project_cache import ProjectCache
-from shared.schema.desired import target_schemas
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
-from shared.target.dialects import create_target_engine
+from shared.wiring import target_engine
 
 # host.json's `extensions.queues` values that the code relies on; tests/test_function_app.py fails
 # when host.json says otherwise, so the two cannot drift apart.
@@ -56,9 +55,7 @@ def engine_factory(project: Project) -> EngineFactory:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                # SQLite attaches schemas on connect: pipeline output schemas too (plan/apply create them)
-                schemas = target_schemas(project) if url.startswith("sqlite") else project.sources
-                engine = _engines[key] = create_target_engine(url, schemas)
+                engine = _engines[key] = target_engine(project)
             return engine
 
     return factory

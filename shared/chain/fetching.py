@@ -51,7 +51,7 @@ class Fetcher:
     """The Fetch step of one invocation; `chain` supplies storage, queues and the project."""
 
     def __init__(self, chain: Chain):
-        self.chain, self.state, self.ledger = chain, chain.state, chain.ledger
+        self.chain, self.state = chain, chain.state
 
     def fetch(self, job: PageJob) -> None:
         claim = self.state.claim_page(job.run_id, job.model, job.index, "fetch", job.token)
@@ -92,7 +92,7 @@ class Fetcher:
             if job.pages > 1:
                 records = [record for fetched in block for record in pages.shape(fetched)]
                 self._put(job, job.index, records)
-                self._fetched(job, job.index, len(records), last=at.done)
+                self._fetched(ref, job, job.index, len(records), last=at.done)
                 return
             # the pages that follow go to other instances first, so that they are fetched while
             # this one shapes, strips and writes its page: a sequential source's pages are then
@@ -105,7 +105,7 @@ class Fetcher:
                 last = self._sequential(job, pages, at)
             records = pages.shape(page)
             self._put(job, job.index, records)
-            self._fetched(job, job.index, len(records), last)
+            self._fetched(ref, job, job.index, len(records), last)
 
     def _position(self, job: PageJob, pages: ApiPages) -> Position:
         """Where the job's page stands: the model's start, the state the page before it saved, or,
@@ -235,7 +235,7 @@ class Fetcher:
             self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, start=start, follow=True))
         else:
             self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True))
-        self._fetched(job, job.index, len(records), last=next_after is None)
+        self._fetched(ref, job, job.index, len(records), last=next_after is None)
 
     def _sql_stream(self, ref: ModelRef, job: PageJob) -> None:
         """A model without a primary key: no bound can resume its query, so it is read whole in this
@@ -250,15 +250,15 @@ class Fetcher:
             sizes.append(0)
         self.state.set_plan(job.run_id, job.model, Plan("stream", len(sizes), True))
         for index, count in enumerate(sizes):
-            self._fetched(job, index, count, last=index == len(sizes) - 1)
+            self._fetched(ref, job, index, count, last=index == len(sizes) - 1)
 
     # ------------------------------------------------------------ shared
     def _put(self, job: PageJob, index: int, records: list[dict]) -> None:
         self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records))
 
-    def _fetched(self, job: PageJob, index: int, records: int, last: bool) -> None:
+    def _fetched(self, ref: ModelRef, job: PageJob, index: int, records: int, last: bool) -> None:
         # False on a duplicate: fine
-        self.ledger.page_range(job.run_id, job.model, index, index + job.pages - 1, "fetched", records)
+        self.chain.model_run(ref, job.run_id).mark(index, index + job.pages - 1, "fetched", records)
         self._send_load(job, index, records, last)
 
     def _send_load(self, job: PageJob, index: int, records: int, last: bool) -> None:

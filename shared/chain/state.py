@@ -50,9 +50,9 @@ class Plan:
 
 
 class RunState:
-    def __init__(self, store: BlobStore, clock: Callable[[], float]):
+    def __init__(self, store: BlobStore, clock: Callable[[], float], ledger: RunLedger | None = None):
         self.store, self.clock = store, clock
-        self.ledger = RunLedger(store)
+        self.ledger = ledger or RunLedger(store)   # the ledger's page markers are read through it alone
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="seconds")

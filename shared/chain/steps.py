@@ -39,11 +39,10 @@ from shared.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError
-from shared.load.pii_key_check import check_pii_key
 from shared.pii.rules import PiiKeyMissing
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
-from shared.target.dialects import create_target_engine
+from shared.wiring import ModelRun, target_engine
 
 if TYPE_CHECKING:
     from shared.mongo.load import DocumentLoader, DocumentTarget
@@ -76,7 +75,7 @@ class Chain:
         self.project, self.blobs, self.queues, self.clock = project, blobs, queues, clock
         self.client_factory, self.max_dequeue_count = client_factory, max_dequeue_count
         self.ledger = RunLedger(blobs)
-        self.state = RunState(blobs, clock)
+        self.state = RunState(blobs, clock, self.ledger)
         self.leases = ChainLeases(self)   # one run of a model at a time, across messages (leasing.py)
         self._engine_factory = engine_factory
         self._engine: sa.Engine | None = None
@@ -98,9 +97,12 @@ class Chain:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = (self._engine_factory() if self._engine_factory is not None
-                            else create_target_engine(self.project.settings.target_url, self.project.sources))
+            self._engine = self._engine_factory() if self._engine_factory is not None else target_engine(self.project)
         return self._engine
+
+    def model_run(self, ref: ModelRef, run_id: str, engine: sa.Engine | None = None) -> ModelRun:
+        """The model in this run, as every mode wires it (`engine`: only to build a table loader)."""
+        return ModelRun(self.project, ref, run_id, self.ledger, engine)
 
     def ref(self, model: str) -> ModelRef:
         try:
@@ -199,8 +201,7 @@ class Chain:
                     if key is not None:
                         drift.forget(key)   # the retry checks the table again
                     raise
-                self.ledger.page_range(job.run_id, job.model, job.index, job.index + job.pages - 1, "loaded",
-                                       len(records))
+                self.model_run(ref, job.run_id).mark(job.index, job.index + job.pages - 1, "loaded", len(records))
             self._after_load(ref, job)
 
     # ------------------------------------------------------------ completion
@@ -254,7 +255,7 @@ class Chain:
                 except LoadError as exc:
                     raise FinishError(str(exc)) from exc
                 self.state.set_flag(job.run_id, swapped)
-        self.ledger.finish_model(job.run_id, job.model, outcome)
+        self.model_run(ref, job.run_id).finish(outcome)
         return True
 
     def _complete_run(self, job: LoadJob) -> None:
@@ -323,7 +324,7 @@ class Chain:
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
         if ref.documents:
-            return self._document_target().loader(ref, run_id)
+            return self.model_run(ref, run_id).loader(self._document_target())
         return self._table_loader(ref, run_id)
 
     def _document_target(self) -> DocumentTarget:
@@ -333,8 +334,7 @@ class Chain:
         return self._documents
 
     def _table_loader(self, ref: ModelRef, run_id: str) -> Loader:
-        check_pii_key(self.engine, self.project, [ref.source_name])   # hashes made with the target's key
-        return Loader(self.engine, ref, redaction=self.project.settings.pii.redaction, run_id=run_id)
+        return self.model_run(ref, run_id, self.engine).table_loader()
 
     @contextmanager
     def _step(self, step: str, job: PageJob | LoadJob, dequeue_count: int) -> Iterator[None]:

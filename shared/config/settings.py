@@ -57,6 +57,13 @@ class ChainSettings(Strict):
                        "that a message's pages stay in one completion group.")
 
 
+class LoadSettings(Strict):
+    batch_size: int = Field(
+        5000, ge=1, le=1_000_000,
+        description="Records written to a table per transaction, in every mode (run, queue chain, inbox drop): "
+                    "memory holds one batch of records; larger batches make fewer transactions.")
+
+
 class LeaseSettings(Strict):
     ttl_seconds: float = Field(
         60.0, gt=0, le=86400,
@@ -78,6 +85,7 @@ class Settings(Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     chain: ChainSettings = Field(default_factory=ChainSettings)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
+    load: LoadSettings = Field(default_factory=LoadSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mongo_uri: str | None = Field(None, description="MongoDB / Cosmos DB for MongoDB; "
                                                     "unset: the embedded document store.")

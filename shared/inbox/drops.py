@@ -3,7 +3,8 @@
 A file dropped at `kspyder-inbox/<source>/<model>/<name>` (or handed to `ingest_file` directly)
 goes through the same steps as an extracted page: each record is shaped by the model's
 `RecordShaper` (columns read by their `path`, values converted to the declared types), PII-stripped
-by the model's `PiiStripper`, and written in batches of `BATCH` records, so memory holds one batch
+by the model's `PiiStripper`, and written in batches of settings `load.batch_size` records (the
+wiring every mode shares, `shared/wiring.py`), so memory holds one batch
 of records (plus the file's bytes, which the blob trigger hands over whole anyway).
 
 What a drop means:
@@ -57,7 +58,6 @@ import sqlalchemy as sa
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.errors import ExtractError
-from shared.extract.factory import model_stripper
 from shared.extract.records import RecordShaper, compile_path
 from shared.extract.types import Shaper
 from shared.inbox.names import file_id as make_file_id
@@ -65,14 +65,13 @@ from shared.inbox.names import name_problem, shown_name
 from shared.inbox.receipts import InboxReceipts
 from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError, summarize_database_error
-from shared.load.pii_key_check import check_pii_key
 from shared.load.upsert import batch_writer
 from shared.mongo.load import DocumentLoader, DocumentTarget
 from shared.target.columns import RUN_ID
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
 from shared.target.tables import model_table
+from shared.wiring import ModelRun
 
-BATCH = 1000
 TRIGGER = "inbox"
 FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}
 WAIT = 30.0         # seconds a delivery waits for another one loading the same file
@@ -146,10 +145,11 @@ def check_name(path: str) -> None:
 
 
 def ingest_file(project: Project, source: str, model: str, name: str, data: bytes | BinaryIO,
-                engine: sa.Engine, ledger: RunLedger, *, batch_size: int = BATCH,
+                engine: sa.Engine, ledger: RunLedger, *, batch_size: int | None = None,
                 run_id: str | None = None, version: str | None = None, wait: float = WAIT) -> IngestResult:
     """Load one dropped file into `source.model`; returns the counts. `data` is the file's bytes
-    or a binary file object (read as a stream). `version` identifies this content of the file (the
+    or a binary file object (read as a stream); `batch_size`: records read per batch (None: settings
+    `load.batch_size`). `version` identifies this content of the file (the
     blob's ETag or a content hash): a delivery of the version last loaded is skipped
     (`result.skipped`); None loads whatever was loaded before. Raises IngestError (bad name, path,
     type or content), IngestBusy (another delivery held the file for `wait` seconds) or
@@ -204,10 +204,12 @@ def _model_lease(project: Project, engine: sa.Engine, ref: ModelRef, run_id: str
 
 
 def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, engine: sa.Engine,
-         ledger: RunLedger, result: IngestResult, batch_size: int) -> None:
+         ledger: RunLedger, result: IngestResult, batch_size: int | None) -> None:
     """The file as a run of the ledger: started, loaded, finished (failed with the error, re-raised)."""
     run_id, file = result.run_id, result.file
     started = time.monotonic()
+    model_run = ModelRun(project, ref, run_id, ledger, None if ref.documents else engine)
+    batch_size = batch_size or model_run.batch_size
     ledger.start(run_id, [ref.qualified], TRIGGER)
     status, error = "failed", None
     stack = ExitStack()
@@ -215,17 +217,13 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
         if ref.documents:   # store: mongo: whole records as documents (shared/mongo)
             documents = DocumentTarget(project.settings)
             stack.callback(documents.close)
-            sink: _Sink = _Upserts(documents.loader(ref, run_id), ledger, result)
+            sink: _Sink = _Upserts(model_run.loader(documents), model_run, result)
         elif ref.model.primary_key:
-            sink = _Upserts(Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id,
-                                   batch_size=batch_size), ledger, result)
+            sink = _Upserts(model_run.table_loader(), model_run, result)
         else:
-            sink = stack.enter_context(_FileRows(engine, ref, project.settings.pii.redaction, ledger, result,
-                                                 batch_size))
+            sink = stack.enter_context(_FileRows(model_run, result))
         sink.check_drift()
-        if not ref.documents:
-            check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
-        stripper = model_stripper(project, ref)
+        stripper = model_run.stripper()
         stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
         items = stack.enter_context(closing(_read(kind, stream, ref, file)))
         shaper = _shaper(ref, kind)
@@ -253,7 +251,7 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
         stack.close()
         result.seconds = time.monotonic() - started
         summary = {**result.as_dict(), "error": error}
-        ledger.finish_model(run_id, ref.qualified, summary)
+        model_run.finish(summary)
         ledger.finish(run_id, status, summary)
 
 
@@ -272,16 +270,16 @@ class _Sink:
 class _Upserts(_Sink):
     """A keyed model: each batch upserted in its own transaction and marked loaded at once."""
 
-    def __init__(self, loader: Loader | DocumentLoader, ledger: RunLedger, result: IngestResult):
-        self.loader, self.ledger, self.result = loader, ledger, result
+    def __init__(self, loader: Loader | DocumentLoader, model_run: ModelRun, result: IngestResult):
+        self.loader, self.model_run, self.result = loader, model_run, result
 
     def load(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
             return
         result = self.result
         result.rows += self.loader.load(batch)
-        self.ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
-        self.ledger.page(result.run_id, result.model, result.batches, "loaded", len(batch))
+        self.model_run.mark(result.batches, result.batches, "fetched", len(batch))
+        self.model_run.mark(result.batches, result.batches, "loaded", len(batch))
         result.batches += 1
         batch.clear()
 
@@ -295,10 +293,10 @@ class _FileRows(_Sink):
     prepared by the model's `Loader`, built with the file's id as its run id, so each row carries it
     in `_kspyder_run_id`; they are written here, on this transaction, by the dialect's writer."""
 
-    def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, ledger: RunLedger,
-                 result: IngestResult, batch_size: int):
-        self.engine, self.ref, self.ledger, self.result = engine, ref, ledger, result
-        self.loader: Loader = Loader(engine, ref, redaction=redaction, run_id=result.file_id, batch_size=batch_size)
+    def __init__(self, model_run: ModelRun, result: IngestResult):
+        engine, ref, redaction = model_run.table_engine(), model_run.ref, model_run.project.settings.pii.redaction
+        self.engine, self.ref, self.model_run, self.result = engine, ref, model_run, result
+        self.loader: Loader = model_run.table_loader(tag=result.file_id)
         # the loader only prepares rows here, it writes none: no run staging table for it to make
         self.loader.staged_elsewhere()
         table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
@@ -326,7 +324,7 @@ class _FileRows(_Sink):
             for prepared in self.loader.batches(batch):
                 self._writer.write(connection, prepared.rows)
                 result.rows += len(prepared.rows)
-        self.ledger.page(result.run_id, result.model, result.batches, "fetched", len(batch))
+        self.model_run.mark(result.batches, result.batches, "fetched", len(batch))
         self._pending.append(len(batch))
         result.batches += 1
         batch.clear()
@@ -336,7 +334,7 @@ class _FileRows(_Sink):
             _, transaction = self._begin()   # an empty file still replaces the file's earlier rows (with none)
             transaction.commit()
         for index, records in enumerate(self._pending):
-            self.ledger.page(self.result.run_id, self.result.model, index, "loaded", records)
+            self.model_run.mark(index, index, "loaded", records)
 
     def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
         if self._open is None:

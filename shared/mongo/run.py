@@ -7,25 +7,25 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from shared.config.project import ModelRef, Project
 from shared.errors import ExtractError
 from shared.extract.factory import build_extractor
-from shared.ledger import RunLedger
 from shared.load.loader import LoadError
 from shared.mongo.client import DocumentStoreError, is_embedded
 from shared.mongo.load import DocumentTarget
 from shared.outputs.writers import file_writer
 from shared.results import ModelResult
+from shared.wiring import ModelRun
 
 
-def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, ledger: RunLedger, run_id: str,
-                       on_page: Callable[[Any, Any], None] | None) -> Any:
+def run_document_model(model_run: ModelRun, target: DocumentTarget,
+                       on_page: Callable[[Any, Any], None] | None) -> ModelResult:
     started = time.monotonic()
+    project, ref = model_run.project, model_run.ref
     extractor = build_extractor(project, ref)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     try:
-        loader = target.loader(ref, run_id)
+        loader = model_run.loader(target)
         loader.check_drift()
         with ExitStack() as stack:
             writer = None
@@ -33,9 +33,9 @@ def run_document_model(project: Project, ref: ModelRef, target: DocumentTarget, 
                 writer = stack.enter_context(
                     file_writer(output.format, output.folder, ref.qualified, extractor.output_columns))
             for page in extractor.pages():
-                ledger.page(run_id, ref.qualified, page.index, "fetched", len(page.records))
+                model_run.mark(page.index, page.index, "fetched", len(page.records))
                 result.rows += loader.load(page.records)
-                ledger.page(run_id, ref.qualified, page.index, "loaded", len(page.records))
+                model_run.mark(page.index, page.index, "loaded", len(page.records))
                 if writer is not None:
                     writer.write(page.records)
                 if on_page:

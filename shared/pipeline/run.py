@@ -18,18 +18,14 @@ from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError
-from shared.load.pii_key_check import check_pii_key
 from shared.outputs.writers import file_writer
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
-from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
+from shared.wiring import ModelRun, target_engine
 
 PageCallback = Callable[[Page, ExtractStats], None]
-# Pages are loaded together up to this many records: one transaction (and, on PostgreSQL, one COPY and
-# one merge) per batch instead of per page. Memory holds at most this many records plus a page.
-LOAD_BATCH = 5000
 
 
 def local_ledger(project: Project) -> RunLedger:
@@ -43,8 +39,7 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
-    sql_sources = [name for name, source in project.sources.items() if source.store == "sql"]   # mongo: no schema
-    engine = engine or create_target_engine(project.settings.target_url, sql_sources)
+    engine = engine or target_engine(project)
     summary = RunSummary(run_id)
     started = time.monotonic()
     leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), run_id, this_process(),
@@ -59,12 +54,13 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
         for ref in refs:
             if on_model_start:
                 on_model_start(ref)
+            model_run = ModelRun(project, ref, run_id, ledger, None if ref.documents else engine)
             if documents is not None and ref.documents:
                 from shared.mongo.run import run_document_model
-                result = run_document_model(project, ref, documents, ledger, run_id, on_page)
+                result = run_document_model(model_run, documents, on_page)
             else:
-                result = _leased(leases, ref, wait, partial(_run_model, project, ref, engine, ledger, run_id, on_page))
-            ledger.finish_model(run_id, ref.qualified, result.as_dict())
+                result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page))
+            model_run.finish(result.as_dict())
             summary.results.append(result)
     finally:
         leases.close()
@@ -91,16 +87,16 @@ def _leased(leases: Holding, ref: ModelRef, wait: float, work: Callable[[], Mode
     return result
 
 
-def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLedger, run_id: str,
-               on_page: PageCallback | None) -> ModelResult:
+def _run_model(model_run: ModelRun, on_page: PageCallback | None) -> ModelResult:
     started = time.monotonic()
+    project, ref, engine = model_run.project, model_run.ref, model_run.table_engine()
+    batch_size = model_run.batch_size   # pages are loaded together up to this many records: one transaction
     extractor = build_extractor(project, ref)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     loader = None
     try:
-        loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=LOAD_BATCH)
-        check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
+        loader = model_run.table_loader()
         loader.check_drift()
         loader.stage()   # a keyless model fills its run's staging table, swapped in by `finish`
         with ExitStack() as stack:
@@ -112,12 +108,10 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
             def loaded(pages: list[tuple[int, int]], rows: int) -> None:
                 result.rows += rows
                 if pages:
-                    ledger.page_range(run_id, ref.qualified, pages[0][0], pages[-1][0], "loaded",
-                                      sum(records for _, records in pages))
+                    model_run.mark(pages[0][0], pages[-1][0], "loaded", sum(records for _, records in pages))
 
             def fetched(pages: list[Page]) -> None:
-                ledger.page_range(run_id, ref.qualified, pages[0].index, pages[-1].index, "fetched",
-                                  sum(len(page.records) for page in pages))
+                model_run.mark(pages[0].index, pages[-1].index, "fetched", sum(len(page.records) for page in pages))
 
             # entered last, so left first: the batch in flight lands before the file output closes
             batches = stack.enter_context(OverlappedWriter(loader, engine, loaded))
@@ -125,7 +119,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
             try:
                 for page in extractor.pages():
                     pending.append(page)
-                    if sum(len(p.records) for p in pending) >= LOAD_BATCH:
+                    if sum(len(p.records) for p in pending) >= batch_size:
                         _submit(loader, batches, pending, fetched)
                     if writer is not None:
                         writer.write(page.records)

@@ -21,13 +21,13 @@ from shared.extract.sql import read_only
 from shared.load.loader import summarize_database_error
 from shared.load.replace import ReplaceError, replace_table
 from shared.plural import plural
-from shared.target.dialects import create_target_engine
 from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, this_process
 from shared.transform import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 from shared.transform.frames import FrameError, conform, empty_frame
 from shared.transform.graph import Transformations, input_columns, table_models
 from shared.transform.inputs import InputError, query_reader, read_chunks
 from shared.transform.pipeline import Pipeline, StepFailure, run_steps
+from shared.wiring import target_engine
 
 log = logging.getLogger("kspyder.transform")
 
@@ -83,17 +83,12 @@ class TransformSummary:
         return "\n".join([head] + [r.render() for r in self.results])
 
 
-def target_engine(project: Project, transformations: Transformations) -> sa.Engine:
-    """SQLite needs every schema attached when a connection opens: the sources' and the outputs'."""
-    return create_target_engine(project.settings.target_url, list(project.sources) + transformations.schemas())
-
-
 def run_pipelines(project: Project, transformations: Transformations, pipelines: Iterable[Pipeline], *,
                   engine: sa.Engine | None = None, run_id: str | None = None,
                   chunk_rows: int = CHUNK_ROWS) -> TransformSummary:
     summary = TransformSummary(run_id or str(uuid.uuid4()))
     own = engine is None
-    engine = engine or target_engine(project, transformations)
+    engine = engine or target_engine(project)
     failed_outputs: dict[str, str] = {}
     # an output table is replaced by one writer at a time, never while a run or an apply holds it
     leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), summary.run_id, this_process())
