@@ -25,7 +25,8 @@ def _project(tmp_path, settings=None):
 def test_sqlite_engine_knows_every_sql_source_and_derived_schema(tmp_path):
     project = _project(tmp_path)
     (tmp_path / "manifests" / "transformations.yml").write_text(
-        "pipelines:\n  daily:\n    inputs: {o: shop.orders}\n    output: marts.daily\n    steps:\n      - filter: \"id > 0\"\n")
+        "pipelines:\n  daily:\n    inputs: {o: shop.orders}\n    output: marts.daily\n"
+        "    steps:\n      - filter: \"id > 0\"\n")
     engine = target_engine(project)
     try:
         with engine.connect() as connection:

@@ -7,7 +7,8 @@ SQLAlchemy (`Table.create`/`drop`) and alembic's `Operations`: no hand-written D
 Transactions: PostgreSQL (and SQL Server) roll every change back when one fails. MariaDB/MySQL
 commit each DDL statement implicitly, so a failure part-way leaves the earlier changes applied;
 running `plan` again shows what is left. SQLite's DDL is transactional because the target engine
-emits BEGIN itself (`dialects.create_target_engine`).
+emits BEGIN itself (`dialects.create_target_engine`); past its 10 attached files (`sqlite_attach.py`)
+each schema's changes commit in a transaction of their own, after one check of the whole plan.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from shared.schema.plan import (
 )
 from shared.target.dialects import column_type, create_schema, drop_schema
 from shared.target.ownership import ensure_project_id, mark_schema
+from shared.target.sqlite_attach import attaches_on_demand
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -78,19 +80,47 @@ class ApplyOutcome:
 
 def apply_stamped(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOutcome:
     """Apply the approved plan, or refuse with StalePlan when the database or the manifests moved."""
+    if attaches_on_demand(engine):
+        return _apply_per_schema(engine, project, stamp)
     with engine.begin() as connection:
         live = compute_plan(connection, project, stamp.options)
-        if live.fingerprint != stamp.fingerprint:
-            if live.fingerprint == stamp.result_fingerprint:
-                return ApplyOutcome(live, already_applied=True)
-            raise StalePlan(STALE)
-        if live.plan_hash != stamp.plan_hash:
-            raise StalePlan(MANIFESTS_CHANGED)
+        if _already_applied(live, stamp):
+            return ApplyOutcome(live, already_applied=True)
         derived = derived_tables(project) if any(c.builder for c in live.changes) else []
         owner = ensure_project_id(connection, project) if any(c.kind in MARKING for c in live.changes) else None
         apply_changes(connection, live.changes, target_metadata(project, connection.dialect.name, derived=derived),
                       owner)
         return ApplyOutcome(live, already_applied=False)
+
+
+def _already_applied(live: Plan, stamp: PlanStamp) -> bool:
+    """True when the database already is what the plan makes; StalePlan when it moved otherwise."""
+    if live.fingerprint != stamp.fingerprint:
+        if live.fingerprint == stamp.result_fingerprint:
+            return True
+        raise StalePlan(STALE)
+    if live.plan_hash != stamp.plan_hash:
+        raise StalePlan(MANIFESTS_CHANGED)
+    return False
+
+
+def _apply_per_schema(engine: Engine, project: Project, stamp: PlanStamp) -> ApplyOutcome:
+    """A SQLite target with more schemas than a connection attaches: the plan is checked once, then
+    each schema's changes commit on their own (a failure leaves the schemas before it applied)."""
+    with engine.connect() as connection:
+        live = compute_plan(connection, project, stamp.options)
+    if _already_applied(live, stamp):
+        return ApplyOutcome(live, already_applied=True)
+    derived = derived_tables(project) if any(c.builder for c in live.changes) else []
+    metadata = target_metadata(project, engine.dialect.name, derived=derived)
+    owner = None
+    if any(c.kind in MARKING for c in live.changes):
+        with engine.begin() as connection:
+            owner = ensure_project_id(connection, project)
+    for schema in dict.fromkeys(c.schema for c in live.changes):   # each schema's changes in plan order
+        with engine.begin() as connection:
+            apply_changes(connection, tuple(c for c in live.changes if c.schema == schema), metadata, owner)
+    return ApplyOutcome(live, already_applied=False)
 
 
 def apply_changes(connection: sa.Connection, changes: tuple[Change, ...], metadata: sa.MetaData,

@@ -4,12 +4,15 @@ bulk upsert statements in `upsert.py`. Supported and tested: SQLite, PostgreSQL,
 Written for, but not tested against (no server here): SQL Server / Azure SQL through `mssql+pyodbc`.
 
 SQLite has no schemas; kspyder attaches one database file per source beside the main file
-(`target.db` -> `target.shop.db`), so `shop.customers` is a real qualified name there too.
+(`target.db` -> `target.shop.db`), so `shop.customers` is a real qualified name there too. Past
+SQLite's limit of 10 attached files, schemas are attached as statements name them (`sqlite_attach.py`).
 """
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from contextlib import closing
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from shared.config.models import ColumnType
 from shared.target.columns import StoredColumn
+from shared.target.sqlite_attach import OnDemand, attach_limit
 
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
 MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql
@@ -66,19 +70,27 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     names = sorted(set(schemas) | set(sqlite_schemas_on_disk(parsed)))
     on_disk = bool(parsed.database) and parsed.database != ":memory:"
 
+    def attach(dbapi_connection: sqlite3.Connection, name: str) -> None:
+        # names are validated identifiers, and the path is bound as a parameter
+        dbapi_connection.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
+
+    def settle(dbapi_connection: sqlite3.Connection, name: str) -> None:
+        if on_disk:
+            # WAL: BI tools keep reading while a load writes; NORMAL: a commit does not wait for
+            # the disk (a power cut may lose the last batches, never corrupt a file: the target
+            # is expendable and `run` reloads it). Per attached file, as SQLite wants.
+            dbapi_connection.execute(f'PRAGMA "{name}".journal_mode=WAL')
+            dbapi_connection.execute(f'PRAGMA "{name}".synchronous=NORMAL')
+
+    on_demand: list[OnDemand] = []
+
     @sa.event.listens_for(engine, "connect")
     def _attach(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        cursor = dbapi_connection.cursor()
-        for name in names:   # names are validated identifiers, and the path is bound as a parameter
-            cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (sqlite_schema_file(parsed, name),))
-        if on_disk:
-            for name in ["main", *names]:
-                # WAL: BI tools keep reading while a load writes; NORMAL: a commit does not wait for
-                # the disk (a power cut may lose the last batches, never corrupt a file: the target
-                # is expendable and `run` reloads it). Per attached file, as SQLite wants.
-                cursor.execute(f'PRAGMA "{name}".journal_mode=WAL')
-                cursor.execute(f'PRAGMA "{name}".synchronous=NORMAL')
-        cursor.close()
+        settle(dbapi_connection, "main")
+        if not on_demand:   # they fit: every schema attached now, as BI users see the target
+            for name in names:
+                attach(dbapi_connection, name)
+                settle(dbapi_connection, name)
         # pysqlite commits DDL on its own; with its implicit transactions off and an explicit BEGIN
         # below, a failed `apply` rolls back across every attached schema file
         dbapi_connection.isolation_level = None
@@ -87,7 +99,18 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     def _begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
+    if len(names) > _attach_limit():
+        if not on_disk:
+            raise ValueError(f"an in-memory SQLite target holds at most {_attach_limit()} schemas, not {len(names)}")
+        on_demand.append(OnDemand(engine, names, attach, settle))
     return engine
+
+
+@lru_cache(maxsize=1)
+def _attach_limit() -> int:
+    """What this build of SQLite attaches to one connection (10 unless compiled otherwise)."""
+    with closing(sqlite3.connect(":memory:")) as probe:
+        return attach_limit(probe)
 
 
 def column_type(column: StoredColumn) -> sa.types.TypeEngine:
