@@ -91,6 +91,9 @@ def test_reads_past_the_limit_in_one_transaction_writes_refused(tmp_path: Path) 
     finally:
         engine.dispose()
     assert issubclass(AttachLimit, sqlite3.OperationalError)
+    for name in names:   # attached inside a transaction, switched to WAL at a later one: BI tools read during loads
+        with closing(sqlite3.connect(tmp_path / f"target.{name}.db")) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_up_to_the_limit_every_schema_is_attached_on_connect(tmp_path: Path) -> None:

@@ -97,6 +97,8 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
+        for hooks in on_demand:
+            hooks.beginning(connection)
         connection.exec_driver_sql("BEGIN")
 
     if len(names) > _attach_limit():

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-_READS = ("select", "pragma", "with", "explain", "values", "savepoint", "release", "rollback")
+_READS = ("select", "pragma", "with", "explain", "values", "begin", "savepoint", "release", "rollback")
 _on_demand: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
@@ -60,10 +60,10 @@ class OnDemand:
         self._database_list = rows
         _on_demand.add(engine)
         sa.event.listen(engine, "before_cursor_execute", self._before, retval=True)
-        sa.event.listen(engine, "begin", self._begun, insert=True)   # before the engine's own BEGIN
 
-    def _begun(self, connection: sa.Connection) -> None:
-        """Outside any transaction: the per-file pragmas of files attached inside one are set now."""
+    def beginning(self, connection: sa.Connection) -> None:
+        """Called before the engine's BEGIN, outside any transaction: the per-file pragmas of files
+        attached inside one are set now."""
         info = connection.connection.info
         info["kspyder_wrote"], info["kspyder_savepoints"] = False, 0
         pending, info["kspyder_pending"] = info.get("kspyder_pending", set()), set()
