@@ -69,7 +69,7 @@ def _plain(value: Any) -> Any:
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain).encode   # built once:
-# json.dumps with options builds a new encoder per call, a third of a page's encoding time
+# json.dumps with options builds a new encoder per call (its cost: docs/benchmarks.md)
 
 
 _DECODE_LINES = msgspec.json.Decoder().decode_lines
@@ -129,7 +129,7 @@ def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]
     """Records with datetimes, dates, decimals and binary restored; a value that does not parse is left as
     text, so the loader reports it (by column and key) as it would any misfit."""
     restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
-    try:   # all lines in one call, about 4x faster; the same values, since we wrote them
+    try:   # all lines in one call (docs/benchmarks.md); the same values, since we wrote them
         records = _DECODE_LINES(data)
     except msgspec.DecodeError:   # what only the standard parser reads (NaN, which `_ENCODE` may write)
         records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]

@@ -61,7 +61,7 @@ class _HideQueryStrings(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_HideQueryStrings())
 
 DEFAULT_HEADERS = {"Accept": "application/json"}
-# Page bodies are decoded by msgspec, about a quarter faster than `json.loads` on record pages, and
+# Page bodies are decoded by msgspec, faster than `json.loads` on record pages (docs/benchmarks.md), and
 # equal in what it returns (integers of any size stay exact, the last of duplicate keys wins);
 # what it refuses goes to `json.loads`, so every body the standard parser reads is still read.
 _decode_json = msgspec.json.Decoder().decode
@@ -313,7 +313,7 @@ class HttpClient:
 
 # requests reads a body in 10 KiB pieces (`Response.content`), and every piece takes the interpreter
 # lock again after its socket read; while the run's thread is busy that wait is a switch interval
-# each time, so a 400 KB page took ~40 of them. Read in pieces this large it takes a few.
+# each time (docs/benchmarks.md). Read in pieces this large a page takes a few.
 BODY_CHUNK = 1 << 20
 
 

@@ -364,8 +364,8 @@ class RowFitter:
 
     def _gather(self, records: list[dict[str, Any]]) -> list[list] | list[tuple]:
         """The batch's values, column by column. Records that hold every column (the extractor's
-        shaped records do) are read with one C-level `itemgetter` call each and transposed, about
-        a third faster than a `get` per value; a record without some column sends the whole batch
+        shaped records do) are read with one C-level `itemgetter` call each and transposed, faster
+        than a `get` per value (docs/benchmarks.md); a record without some column sends the whole batch
         the `get` way, where a missing field reads as None."""
         if records and self._row_of is not None:
             try:
