@@ -11,7 +11,7 @@ column's values are gathered once and checked with a few passes of C-level built
 ...))`, `min`, `max`, `map(len, ...)`). Only a column that fails that fast check is walked value by
 value, with the exact per-value check, to find (and report or null) the culprits. The fast check
 may be stricter than the exact one (1.500 in a scale-2 column goes the slow way, and fits), never
-looser. Checks are compiled once per table from its stored columns (`schema.desired_columns`).
+looser. Checks are compiled once per table from its stored columns (`tables.desired_columns`).
 
 A value that fits is returned in the form every writer binds: datetimes in UTC (naive where the
 database keeps no offset), decimals as Decimal, JSON serialized to text (see `upsert.json_as_text`),
