@@ -4,6 +4,7 @@ the edges `.funcignore` leaves out of it (`cli/`, `devhost/`, `main.py`)."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -140,3 +141,24 @@ def test_the_azure_package_never_imports_the_development_edges(packaged):
                 frontier.append(target)
     wrong = {f"{u} -> {e}: {', '.join(sorted(graph[u][e]))}" for u in reached for e in graph.get(u, {}) if e in EDGES}
     assert wrong == set()
+
+
+def documented_layers() -> dict[str, int]:
+    """`shared.<package>` -> its layer, from the packages table of docs/architecture.md."""
+    layers = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit():
+            for name in re.findall(r"`([a-z_]+)`", cells[1]):
+                layers[f"shared.{name}"] = int(cells[0])
+    return layers
+
+
+def test_the_architecture_doc_lists_every_package_and_its_layers_hold():
+    """A package imports only from lower layers of the doc's table, so the table stays the truth."""
+    layers, graph = documented_layers(), dependencies()
+    assert set(layers) == {u for u in graph if u.startswith("shared.")} | {
+        t for edges in graph.values() for t in edges if t.startswith("shared.")}
+    upward = sorted(f"{u} (layer {layers[u]}) -> {t} (layer {layers[t]})" for u in layers
+                    for t in graph.get(u, {}) if layers[t] >= layers[u])
+    assert upward == []
