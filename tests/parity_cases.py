@@ -58,6 +58,8 @@ class PagingApi:
                 if first:
                     return Reply(status=429, body={"error": "slow down"}, headers={"Retry-After": "0"})
             return Reply(body={"data": span((page - 1) * SIZE), "meta": {"total_pages": pages}})
+        if path == "/short-pages":   # states 15 more records than it has
+            return Reply(body={"data": span((page - 1) * SIZE), "total": ITEMS + 15})
         if path in ("/offset", "/short"):
             start = int(query.get("offset", 0))
             total = ITEMS + 15 if path == "/short" else ITEMS
@@ -103,6 +105,9 @@ API_MODELS: dict[str, dict[str, Any]] = {
                    "pagination": {"type": "offset", "limit": SIZE, "total_path": "total", "on_shortfall": "warn"}},
     "short_fail": {"path": "/short", "records": "data",
                    "pagination": {"type": "offset", "limit": SIZE, "total_path": "total"}},
+    "short_numbered": {"path": "/short-pages", "records": "data",
+                       "pagination": {"type": "page_number", "size_param": "per_page", "size": SIZE,
+                                      "total_path": "total", "on_shortfall": "warn"}},
     "cursor_loop": {"path": "/cursor-loop", "records": "data",
                     "pagination": {"type": "cursor", "cursor_path": "next"}},
     "stuck": {"path": "/stuck", "records": "data", "params": {"per_page": SIZE},
@@ -180,6 +185,10 @@ def assert_expected(answers: Answers) -> None:
     if "api.short_warn" in tables:
         assert warnings["api.short_warn"] == [f"api.short_warn: the API stated {ITEMS + 15} records but {ITEMS} "
                                               f"arrived (shortfall 15)"]
+    if "api.short_numbered" in tables:
+        assert len(tables["api.short_numbered"]) == ITEMS
+        assert warnings["api.short_numbered"] == [f"api.short_numbered: the API stated {ITEMS + 15} records but "
+                                                  f"{ITEMS} arrived (shortfall 15)"]
     if "api.short_fail" in errors:
         assert errors["api.short_fail"].startswith(f"api.short_fail: the API stated {ITEMS + 15} records")
     if "api.cursor_loop" in errors:

@@ -2,10 +2,11 @@
 `main.py run`) and through the queue chain (pumped in process, `tests/test_chain_flow.Harness`) must
 land the same tables, report the same warnings and fail with the same errors.
 
-Every pagination type, SQL keyset and keyless, a stated total never reached (failing and warning),
-an API looping on its cursor and one ignoring its paging parameters, `max_pages` caps on a fanned-out
-and on a sequential pagination, and a 429. A failed model's table is not compared: the embedded run
-discards the batch in flight, the chain has loaded the pages before the failure; its error is.
+Every pagination type, SQL keyset and keyless, a stated total never reached (by offsets failing and
+warning, by page numbers warning), an API looping on its cursor and one ignoring its paging
+parameters, `max_pages` caps on a fanned-out and on a sequential pagination, and a 429. A failed
+model's table is not compared: the embedded run discards the batch in flight, the chain has loaded
+the pages before the failure; its error is.
 """
 from __future__ import annotations
 

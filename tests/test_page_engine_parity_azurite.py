@@ -2,8 +2,8 @@
 started over HTTP, its queues polled by `devhost` with the real functions of `function_app.py`,
 Azure Blob Storage for the ledger and pages, must land, warn and fail as the embedded run does.
 
-One cursor pagination, a stated total the API never reaches (warning and failing), a 429 on a
-fanned-out pagination, an API looping on its cursor and a SQL keyset model: a case for each way a
+One cursor pagination, a stated total the API never reaches (by page numbers warning, by offsets
+failing), a 429 on a fanned-out pagination, an API looping on its cursor and a SQL keyset model: a case for each way a
 page step ends, each crossing real queues and blobs between its steps.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.parity_cases import Answers, PagingApi, assert_expected, build, chain
 from tests.test_chain_helpers import applied_target, snapshot
 from tests.test_localhost_units import call
 
-API = ("cursor", "short_warn", "short_fail", "limited", "cursor_loop")
+API = ("cursor", "short_numbered", "short_fail", "limited", "cursor_loop")
 SQL = ("orders",)
 MODELS = [f"api.{name}" for name in API] + [f"erp.{name}" for name in SQL]
 FAILING = {"api.short_fail", "api.cursor_loop"}
