@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md, kept by the imports themselves (issue 13 §6): no import cycle
-between packages, and the Azure package (`shared/`, `functions/`, `function_app.py`) never imports
-the edges `.funcignore` leaves out of it (`cli/`, `devhost/`, `main.py`)."""
+between packages, the Azure package (`shared/`, `functions/`, `function_app.py`) never imports the
+edges `.funcignore` leaves out of it (`cli/`, `devhost/`, `main.py`), and the doc's table of layers
+stays true."""
 from __future__ import annotations
 
 import ast
