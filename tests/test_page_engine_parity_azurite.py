@@ -3,20 +3,20 @@ started over HTTP, its queues polled by `devhost` with the real functions of `fu
 Azure Blob Storage for the ledger and pages, must land, warn and fail as the embedded run does.
 
 One cursor pagination, a stated total the API never reaches (by page numbers warning, by offsets
-failing), a 429 on a fanned-out pagination, an API looping on its cursor and a SQL keyset model: a case for each way a
-page step ends, each crossing real queues and blobs between its steps.
+failing), a 429 on a fanned-out pagination, an API looping on its cursor and a SQL keyset model: a
+case for each way a page step ends, each crossing real queues and blobs between its steps.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
+import requests
 
 from devhost import LocalHost, QueueSettings, load_app
 from functions import common
 from shared.chain.names import FETCH, LOAD, PAGINATE, STORAGE_SETTING, TRANSFORM
+from shared.config.project import Project
 from shared.ledger import RunLedger
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
@@ -25,7 +25,6 @@ from tests.flow_helpers import TEST_KEY
 from tests.http_stub import StubServer
 from tests.parity_cases import Answers, PagingApi, assert_expected, build, chain_answers, embedded
 from tests.test_chain_helpers import applied_target, snapshot
-from tests.test_localhost_units import call
 
 API = ("cursor", "short_numbered", "short_fail", "limited", "cursor_loop")
 SQL = ("orders",)
@@ -45,7 +44,7 @@ def empty(queues: AzureQueueStore) -> None:
                 queues.delete(queue, message)
 
 
-def hosted(project, tmp_path: Path, connection: str) -> Answers:
+def hosted(project: Project, tmp_path: Path, connection: str) -> Answers:
     """The run as Azure would make it: POST /api/runs to the local host, its queues drained by the
     app's functions, the status read back with GET /api/runs/{id}."""
     target = tmp_path / "hosted.db"
@@ -60,16 +59,16 @@ def hosted(project, tmp_path: Path, connection: str) -> Answers:
         env.setenv("KSPYDER_HOST_KEY", HOST_KEY)
         env.setenv("KSPYDER_SCHEDULE", "0 0 0 1 1 *")   # the timer binding reads it; never due in the test
         host = LocalHost(load_app(), settings=SETTINGS, workers=3)
-        headers = {"x-functions-key": HOST_KEY, "Content-Type": "application/json"}
+        headers = {"x-functions-key": HOST_KEY}
         try:
             base = f"http://127.0.0.1:{host.start_http(port=0)}/api"
-            status, _, body = call(f"{base}/runs", "POST", json.dumps({"models": ["api", "erp"]}).encode(), headers)
-            assert status == 202, body
-            run_id = json.loads(body)["run_id"]
+            started = requests.post(f"{base}/runs", json={"models": ["api", "erp"]}, headers=headers, timeout=10)
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
             host.run_queues(once=True, timeout=45)
-            code, _, body = call(f"{base}/runs/{run_id}", headers=headers)
-            assert code == 200, body
-            engine = create_target_engine(os.environ["KSPYDER_TARGET_URL"], project.sources)
+            status = requests.get(f"{base}/runs/{run_id}", headers=headers, timeout=10)
+            assert status.status_code == 200, status.text
+            engine = create_target_engine(f"sqlite:///{target}", project.sources)
             try:
                 tables = snapshot(engine, project)
             finally:
@@ -79,7 +78,7 @@ def hosted(project, tmp_path: Path, connection: str) -> Answers:
             common.dispose_engines()
             empty(queues)
     outcomes = RunLedger(AzureBlobStore.from_connection_string(connection)).model_outcomes(run_id)
-    return chain_answers(tables, json.loads(body), outcomes)
+    return chain_answers(tables, status.json(), outcomes)
 
 
 @pytest.fixture(scope="module")
