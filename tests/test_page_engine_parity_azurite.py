@@ -3,8 +3,8 @@ started over HTTP, its queues polled by `devhost` with the real functions of `fu
 Azure Blob Storage for the ledger and pages, must land, warn and fail as the embedded run does.
 
 One cursor pagination, a stated total the API never reaches (by page numbers warning, by offsets
-failing), a 429 on a fanned-out pagination, an API looping on its cursor and a SQL keyset model: a
-case for each way a page step ends, each crossing real queues and blobs between its steps.
+failing), a 429 on a fanned-out pagination, an API looping on its cursor and a SQL keyset model,
+each crossing real queues and blobs between its steps.
 """
 from __future__ import annotations
 
