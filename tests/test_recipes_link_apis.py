@@ -50,8 +50,10 @@ class Salesforce:
             self.tokens_issued += 1
             return Reply(body={"access_token": TOKEN, "token_type": "Bearer", "instance_url": "", "scope": "api"})
         if seen.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return Reply(status=401, body=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
-        options = dict(part.split("=") for part in seen.headers.get("Sforce-Query-Options", "batchSize=2000").split(","))
+            return Reply(status=401, body=[{"message": "Session expired or invalid",
+                                            "errorCode": "INVALID_SESSION_ID"}])
+        asked = seen.headers.get("Sforce-Query-Options", "batchSize=2000")
+        options = dict(part.split("=") for part in asked.split(","))
         size = max(200, min(2000, int(options["batchSize"])))
         if seen.path == "/services/data/v60.0/query":
             query = parse_qs(seen.target.partition("?")[2]).get("q", [""])[0]
