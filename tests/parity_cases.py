@@ -17,6 +17,7 @@ from shared.pipeline import run_models
 from shared.storage import LocalBlobStore
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, Seen
+from tests.test_chain_flow import Harness
 from tests.test_chain_helpers import applied_target, snapshot
 
 ITEMS = 45
@@ -168,6 +169,19 @@ def chain_answers(tables: dict, status: dict, outcomes: dict) -> Answers:
     warnings = {m: list(status["models"][m]["warnings"]) for m in status["models"]}
     errors = {m: plain(outcomes.get(m, {}).get("error") or step_errors.get(m)) for m in status["models"]}
     return tables, warnings, errors
+
+
+def chained(project: Project, tmp_path: Path) -> Answers:
+    """The queue chain's answers, pumped in process (`tests/test_chain_flow.Harness`)."""
+    harness = Harness(tmp_path / "chain", project, max_dequeue_count=2)
+    try:
+        run_id = harness.run(visibility_timeout=0.2, max_dequeue_count=2)
+        tables = snapshot(harness.engine, project)
+        outcomes = RunLedger(harness.blobs).model_outcomes(run_id)
+        status = harness.status(run_id)
+    finally:
+        harness.engine.dispose()
+    return chain_answers(tables, status, outcomes)
 
 
 def assert_expected(answers: Answers) -> None:

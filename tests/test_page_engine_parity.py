@@ -12,34 +12,17 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config.project import Project
-from shared.ledger import RunLedger
 from tests.http_stub import StubServer
 from tests.parity_cases import (
     API_MODELS,
     FAILING,
     SQL_MODELS,
-    Answers,
     PagingApi,
     assert_expected,
     build,
-    chain_answers,
+    chained,
     embedded,
 )
-from tests.test_chain_flow import Harness
-from tests.test_chain_helpers import snapshot
-
-
-def chained(project: Project, tmp_path) -> Answers:
-    harness = Harness(tmp_path / "chain", project, max_dequeue_count=2)
-    try:
-        run_id = harness.run(visibility_timeout=0.2, max_dequeue_count=2)
-        tables = snapshot(harness.engine, project)
-        outcomes = RunLedger(harness.blobs).model_outcomes(run_id)
-        status = harness.status(run_id)
-    finally:
-        harness.engine.dispose()
-    return chain_answers(tables, status, outcomes)
 
 
 @pytest.fixture(scope="module")
