@@ -117,7 +117,7 @@ class Fetcher:
                 raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} is not a "
                                  f"paginator state this model can take up") from None
         if job.request is not None:
-            return pages.step.planned(request_from_json(job.request, pages.headers), job.index)
+            return pages.step.planned(request_from_json(job.request, pages.step.first_request()), job.index)
         return pages.step.start()
 
     def _block(self, job: PageJob, pages: ApiPages, request: PageRequest | None, at: Position,
