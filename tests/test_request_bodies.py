@@ -255,3 +255,57 @@ def test_a_post_whose_connection_was_never_made_is_retried():
     with client() as http, pytest.raises(FetchError) as info:   # the server is gone: connection refused
         http.fetch(model_request(url, model(method="POST", json={"q": 1})))
     assert info.value.attempts == 4 and "gave up" in str(info.value)
+
+
+# ---------------------------------------------------------------- both modes: a failing POST is sent once
+def test_a_failing_post_is_sent_once_in_both_modes(tmp_path):
+    from tests.flow_helpers import ID, api_source, project_for
+    from tests.test_page_engine_parity import chained, embedded
+
+    with StubServer(default=Reply(502, {"message": "upstream"})) as server:
+        source = api_source(server.url(""), {"search": {"path": "/search", "method": "POST", "json": {"q": "x"},
+                                                        "records": "data", "primary_key": ["id"], "columns": ID}},
+                            throttle={"max_retries": 3, "backoff": 0})
+        project = project_for(tmp_path, {"api": source}, {"target_url": f"sqlite:///{tmp_path / 'unused.db'}",
+                                                           "storage": {"root": str(tmp_path / "storage")}})
+        (tmp_path / "embedded").mkdir()
+        (tmp_path / "chained").mkdir()
+        _, _, errors = embedded(project, tmp_path / "embedded")
+        assert server.count == 1
+        _, _, chain_errors = chained(project, tmp_path / "chained")   # the job is delivered twice
+        assert server.count == 2
+    hint, error, chain_error = "not sent again: the server may have processed", errors["api.search"], \
+        chain_errors["api.search"]
+    assert error.startswith(f"POST {server.url('/search')} failed: HTTP 502") and hint in error
+    assert hint in chain_error and "an earlier delivery sent this POST" in chain_error
+
+
+def test_body_pages_fanned_out_carry_their_paging_values_and_not_the_manifest_body(tmp_path, harness_for):
+    """A fanned-out page's job holds the offset it asks for; the body itself (which may hold a
+    ${VAR}) is rebuilt from the manifest by the Fetch that takes the job."""
+    from shared.chain.names import FETCH
+    from tests.flow_helpers import ID, api_source, project_for
+
+    def serve(seen):
+        body = json.loads(seen.body)
+        start = int(body["from"])
+        return Reply(body={"data": [{"id": i} for i in range(start, min(start + 10, 35))], "total": 35})
+
+    with StubServer(handler=serve) as server:
+        source = api_source(server.url(""), {"search": {
+            "path": "/search", "method": "POST", "idempotent": True, "json": {"q": "${QUERY_SECRET}"},
+            "records": "data", "primary_key": ["id"], "columns": ID,
+            "pagination": {"type": "offset", "offset_param": "from", "limit_param": "size", "limit": 10,
+                           "total_path": "total", "in": "body"}}})
+        project = project_for(tmp_path, {"api": source}, {"target_url": f"sqlite:///{tmp_path / 'unused.db'}",
+                                                           "storage": {"root": str(tmp_path / "storage")}},
+                              env={"QUERY_SECRET": "s3cr3t-query"})
+        harness = harness_for(project)
+        harness.run()
+        sent = sorted(json.loads(s.body)["from"] for s in server.seen())
+        assert all(json.loads(s.body)["q"] == "s3cr3t-query" for s in server.seen())
+    jobs = sorted((job.index, job.request) for job, _ in harness.sent(FETCH, "api.search"))
+    assert [(index, request["body"]) for index, request in jobs] == [(k, {"from": 10 * k, "size": 10})
+                                                                     for k in (1, 2, 3)]
+    assert "s3cr3t-query" not in json.dumps([request for _, request in jobs])
+    assert sent == [0, 10, 20, 30]
