@@ -152,6 +152,16 @@ def test_header_cursor_is_read_from_the_header_and_sent_back():
     assert [r.params for r in made] == [{}, {"after": "t2"}, {"after": "t3"}]
 
 
+def test_an_empty_page_with_a_cursor_goes_on_unless_the_manifest_says_it_ends():
+    """Some APIs hand out an empty page before the last one, a next cursor with it; others keep
+    handing out cursors after the end."""
+    pages = [({"data": [1], "next": "b"}, {}), ({"data": [], "next": "c"}, {}), ({"data": [2], "next": None}, {})]
+    assert len(walk(paginator(type="cursor", cursor_path="next"), pages, PageRequest(URL))) == 3
+    stop = paginator(type="cursor", cursor_path="next", stop_after_empty_page=True, has_more_path="more")
+    pages[1][0]["more"] = True
+    assert len(walk(stop, pages, PageRequest(URL))) == 2
+
+
 def test_header_cursor_repeated_is_a_loop():
     p = paginator(type="header_cursor", header="X-Next-Cursor")
     with pytest.raises(PaginationError, match="cursor 't2' repeated at page 2"):
@@ -217,6 +227,16 @@ def client(**throttle: Any) -> HttpClient:
 
 def post(server: StubServer, idempotent: bool) -> PageRequest:
     return model_request(server.url("/search"), model(method="POST", json={"q": "x"}, idempotent=idempotent))
+
+
+def test_a_put_sends_its_form_body():
+    with StubServer([Reply(200, {"ok": 1})]) as server, client() as http:
+        request = model_request(server.url("/export"), model(method="PUT", form={"kind": "all"}))
+        request.paging("body")["page"] = 2
+        http.fetch(request)
+    [seen] = server.seen()
+    assert seen.method == "PUT" and seen.form() == {"kind": "all", "page": "2"}
+    assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 def test_a_post_that_is_not_idempotent_is_not_sent_again_after_a_5xx():

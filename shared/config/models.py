@@ -117,12 +117,14 @@ class CursorPagination(SentPagination):
     type: Literal["cursor"]
     cursor_path: str = Field(description="Dotted path to the next cursor; `data.-1.id` reads the last record's.")
     param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
 
 
 class HeaderCursorPagination(SentPagination):
     type: Literal["header_cursor"]
     header: str = Field(min_length=1, description="Response header holding the next cursor (X-Next-Cursor).")
     param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
 
 
 class NextLinkPagination(PaginationBase):

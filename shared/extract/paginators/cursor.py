@@ -59,6 +59,8 @@ class _TokenPaginator(Paginator):
             self._seen.add(_key(start))
 
     def _advance(self, response: PageResponse, records: list) -> bool:
+        if not records and self.config.stop_after_empty_page:
+            return False
         cursor = self._found_cursor(response)
         if cursor is None or cursor == "" or cursor == []:
             return False
@@ -79,7 +81,10 @@ class _TokenPaginator(Paginator):
         return True
 
     def _follow_stated(self, stated: bool, more: bool, records: list, response: PageResponse) -> bool:
-        """A cursor API saying more pages follow must say where they start."""
+        """A cursor API saying more pages follow must say where they start (unless an empty page
+        ends the model by the manifest's `stop_after_empty_page`)."""
+        if not records and self.config.stop_after_empty_page:
+            return False
         if stated and not more:
             raise PaginationError(f"page {self.pages_seen} ({response.url}) says more pages follow "
                                   f"(has_more_path '{self.config.has_more_path}') but has no cursor at "
