@@ -4,6 +4,7 @@ the manifests that read it, and each mode's answer in one shape, so the in-proce
 (`tests/test_page_engine_parity_azurite.py`) compare against the embedded run the same way."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable
@@ -77,6 +78,18 @@ class PagingApi:
             more = page < pages
             headers = {"Link": f'</links?page={page + 1}>; rel="next"'} if more else {}
             return Reply(body=span((page - 1) * SIZE), headers=headers)
+        if path in ("/body-offset", "/body-pages"):   # paging values in a POST's JSON body
+            body = json.loads(seen.body or b"{}")
+            if seen.method != "POST" or body.get("q") != "all":
+                return Reply(status=400, body={"error": "expected the model's query body"})
+            if path == "/body-offset":
+                return Reply(body={"data": span(int(body["from"]), int(body["size"])), "total": ITEMS})
+            start = (int(body["page"]) - 1) * SIZE
+            return Reply(body={"data": span(start), "has_more": start + SIZE < ITEMS})
+        if path == "/header-cursor":
+            start = int(query.get("after", 0))
+            more = start + SIZE < ITEMS
+            return Reply(body={"data": span(start)}, headers={"X-Next-Cursor": str(start + SIZE)} if more else {})
         if path == "/single":
             return Reply(body={"data": span(0, ITEMS)})
         if path == "/cursor-loop":
@@ -96,6 +109,13 @@ API_MODELS: dict[str, dict[str, Any]] = {
     "next_link": {"path": "/next", "records": "data", "pagination": {"type": "next_link", "next_path": "next"}},
     "link_header": {"path": "/links", "pagination": {"type": "link_header"}},
     "single": {"path": "/single", "records": "data"},
+    "body_offset": {"path": "/body-offset", "method": "POST", "idempotent": True, "json": {"q": "all"},
+                    "records": "data", "pagination": {"type": "offset", "offset_param": "from", "limit_param": "size",
+                                                      "limit": SIZE, "total_path": "total", "in": "body"}},
+    "body_pages": {"path": "/body-pages", "method": "POST", "json": {"q": "all"}, "records": "data",
+                   "pagination": {"type": "page_number", "in": "body", "has_more_path": "has_more"}},
+    "header_cursor": {"path": "/header-cursor", "records": "data",
+                      "pagination": {"type": "header_cursor", "header": "X-Next-Cursor", "param": "after"}},
     "keyless": {"path": "/cursor", "records": "data", "keyless": True,
                 "pagination": {"type": "cursor", "cursor_path": "next"}},
     "limited": {"path": "/limited", "records": "data", "pagination": NUMBERED},
@@ -187,7 +207,8 @@ def chained(project: Project, tmp_path: Path) -> Answers:
 def assert_expected(answers: Answers) -> None:
     """The answers each case is expected to give, for the cases the run had: right, not merely the same."""
     tables, warnings, errors = answers
-    for model in ("api.numbered", "api.limited", "api.cursor"):
+    for model in ("api.numbered", "api.limited", "api.cursor", "api.body_offset", "api.body_pages",
+                  "api.header_cursor"):
         if model in tables:
             assert len(tables[model]) == ITEMS
     if "api.capped_fanned" in tables:
