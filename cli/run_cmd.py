@@ -12,10 +12,10 @@ from shared.pipeline import run_models
 from shared.pipeline.run import local_ledger
 from shared.schema.apply import PlanStamp, apply_stamped
 from shared.schema.apply_lease import leased_apply
+from shared.schema.desired import schema_engine
 from shared.schema.plan import PlanOptions, compute_plan
 from shared.schema.plan_render import render_applied, render_plan
 from shared.target.lease import LeaseHeld
-from shared.wiring import target_engine
 
 
 @click.command()
@@ -33,7 +33,7 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: fl
     with user_errors(state):
         project = state.project()
         refs = project.models(selectors)
-        engine = target_engine(project)
+        engine = schema_engine(project)
         try:
             # without --apply only the run's own tables matter: naming its sources spares the plan the
             # search for removed sources (every schema on the server) and the pipelines' dry runs

@@ -20,12 +20,12 @@ from shared.ledger import new_run_id
 from shared.load.pii_key_check import forget_pii_key
 from shared.schema.apply import ApplyOutcome, PlanStamp, apply_stamped
 from shared.schema.apply_lease import leased_apply
+from shared.schema.desired import schema_engine
 from shared.schema.plan import Plan, PlanError, PlanOptions, compute_plan
 from shared.schema.plan_file import load_plan, mask_url, plan_document, save_plan
 from shared.schema.plan_render import render_applied, render_change, render_plan
 from shared.target.dialects import transactional_ddl
 from shared.target.lease import LeaseHeld
-from shared.wiring import target_engine
 
 TARGET_HELP = "Target database URL (default: settings target_url / KSPYDER_TARGET_URL)."
 SCOPE_HELP = ("Only schemas matching GLOB (repeatable) are searched for removed sources. Default: every schema "
@@ -164,7 +164,7 @@ def _target_url(project: Project, target: str | None) -> str:
 
 
 def _engine(url: str, project: Project) -> Engine:
-    return target_engine(project, url)
+    return schema_engine(project, url)
 
 
 def _compute(url: str, project: Project, options: PlanOptions) -> Plan:

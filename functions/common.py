@@ -22,9 +22,9 @@ from shared.chain.names import STORAGE_SETTING
 from shared.chain.steps import Chain, EngineFactory
 from shared.config.project import Project
 from shared.config.project_cache import ProjectCache
+from shared.schema.desired import schema_engine
 from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
-from shared.wiring import target_engine
 
 # host.json's `extensions.queues` values that the code relies on; tests/test_function_app.py fails
 # when host.json says otherwise, so the two cannot drift apart.
@@ -55,7 +55,7 @@ def engine_factory(project: Project) -> EngineFactory:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = _engines[key] = target_engine(project)
+                engine = _engines[key] = schema_engine(project)
             return engine
 
     return factory

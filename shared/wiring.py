@@ -1,12 +1,12 @@
 """One recipe for running a model, whichever mode runs it (`main.py run`, the queue chain, an inbox
-drop, Mongo documents): the target engine, the model's stripper, its loader and its ledger marks."""
+drop, Mongo documents): the model's stripper, its loader and its ledger marks, on the target engine
+of `target/engine.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from shared.config.project import ModelRef, Project
 from shared.extract.factory import model_stripper
@@ -14,20 +14,14 @@ from shared.ledger import RunLedger
 from shared.load.loader import Loader
 from shared.load.pii_key_check import check_pii_key
 from shared.pii.stripper import PiiStripper
-from shared.schema.desired import target_schemas
-from shared.target.dialects import SQLITE, create_target_engine
 
-if TYPE_CHECKING:
-    from shared.mongo.load import DocumentLoader, DocumentTarget
+_Loader_co = TypeVar("_Loader_co", covariant=True)
 
 
-def target_engine(project: Project, url: str | None = None) -> sa.Engine:
-    """The project's target engine (`url`: another target than the settings'). On SQLite it knows
-    every schema the project's target holds (`target_schemas`), attached as the work needs them."""
-    url = url or project.settings.target_url
-    if make_url(url).get_backend_name() != SQLITE:
-        return create_target_engine(url)   # the server's schemas: no need to read the derived tables' manifests
-    return create_target_engine(url, target_schemas(project))
+class DocumentLoaders(Protocol[_Loader_co]):
+    """Where a `store: mongo` model's loader comes from (`mongo.load.DocumentTarget`)."""
+
+    def loader(self, ref: ModelRef, run_id: str) -> _Loader_co: ...
 
 
 def batch_size(project: Project) -> int:
@@ -65,12 +59,10 @@ class ModelRun:
         return Loader(engine, self.ref, redaction=self.project.settings.pii.redaction, run_id=tag or self.run_id,
                       batch_size=self.batch_size)
 
-    def loader(self, documents: DocumentTarget | None = None) -> Loader | DocumentLoader:
-        """The table loader, or for a `store: mongo` model the document loader of `documents`."""
+    def document_loader(self, documents: DocumentLoaders[_Loader_co]) -> _Loader_co:
+        """A `store: mongo` model's loader, from the run's document target."""
         if not self.ref.documents:
-            return self.table_loader()
-        if documents is None:
-            raise ValueError(f"{self.model}: a document model needs its document target")
+            raise ValueError(f"{self.model}: a table model loads through its table loader")
         return documents.loader(self.ref, self.run_id)
 
     def table_engine(self) -> sa.Engine:

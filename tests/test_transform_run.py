@@ -17,9 +17,9 @@ from shared.schema.desired import target_metadata
 from shared.schema.plan import PlanOptions, compute_plan
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.dialects import drop_schema, stores_timezones
+from shared.target.engine import target_engine
 from shared.transform.config import load_transformations
 from shared.transform.runner import run_affected, run_pipelines
-from shared.wiring import target_engine
 
 CONNECTORS = """sources:
   {erp}:
@@ -97,7 +97,7 @@ class Target:
         self.folder = folder
         self.url = url
         self.write(PIPELINES)
-        self.engine = target_engine(self.project)
+        self.engine = target_engine(self.project, derived=self.transformations.schemas)
 
     def write(self, pipelines: str) -> None:
         names = {"erp": self.erp, "shop": self.shop, "out": self.out}

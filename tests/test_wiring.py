@@ -1,13 +1,16 @@
-"""The one wiring of a model in a run (`shared/wiring.py`): engine schemas, batch size, loader,
-stripper and ledger marks, as every mode builds them."""
+"""The one wiring of a model in a run: the target engine's schemas (`target/engine.py`, and
+`schema.desired.schema_engine` for plan and apply), and the batch size, loader, stripper and ledger
+marks of `shared/wiring.py`, as every mode builds them."""
 from __future__ import annotations
 
 import pytest
 
 from shared.config.errors import ConfigError
 from shared.ledger import RunLedger
+from shared.schema.desired import schema_engine
 from shared.storage import LocalBlobStore
-from shared.wiring import ModelRun, batch_size, target_engine
+from shared.target.engine import target_engine
+from shared.wiring import ModelRun, batch_size
 from tests.flow_helpers import ID, api_source, project_for
 
 SOURCES = {
@@ -22,27 +25,30 @@ def _project(tmp_path, settings=None):
     return project_for(tmp_path, SOURCES, {"target_url": f"sqlite:///{tmp_path / 'target.db'}", **(settings or {})})
 
 
+def _attached(engine):
+    try:
+        with engine.connect() as connection:
+            return {row[1] for row in connection.exec_driver_sql("PRAGMA database_list")}
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_engine_knows_every_sql_source_and_derived_schema(tmp_path):
     project = _project(tmp_path)
     (tmp_path / "manifests" / "transformations.yml").write_text(
         "pipelines:\n  daily:\n    inputs: {o: shop.orders}\n    output: marts.daily\n"
         "    steps:\n      - filter: \"id > 0\"\n")
-    engine = target_engine(project)
-    try:
-        with engine.connect() as connection:
-            attached = {row[1] for row in connection.exec_driver_sql("PRAGMA database_list")}
-    finally:
-        engine.dispose()
-    assert {"shop", "crm", "marts"} <= attached
-    assert "docs" not in attached   # store: mongo has no schema
+    assert _attached(target_engine(project)) == {"main", "shop", "crm"}   # a run step's: store: mongo has none
+    assert _attached(target_engine(project, derived=lambda: ["marts"])) == {"main", "shop", "crm", "marts"}
+    assert _attached(schema_engine(project)) == {"main", "shop", "crm", "marts"}   # plan/apply: the outputs too
 
 
 def test_server_engine_reads_no_derived_manifest(tmp_path):
     project = _project(tmp_path)
     (tmp_path / "manifests" / "transformations.yml").write_text("pipelines: [not, a, mapping]\n")
     with pytest.raises(ConfigError):
-        target_engine(project)   # SQLite needs the derived schemas, so it reads (and checks) the file
-    engine = target_engine(project, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+        schema_engine(project)   # SQLite needs the derived schemas, so it reads (and checks) the file
+    engine = schema_engine(project, "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert engine.dialect.name == "postgresql"   # no connection made, no manifest read
     engine.dispose()
 
@@ -85,7 +91,14 @@ def test_stripper_and_loader_per_store(tmp_path):
     [notes] = project.models(["docs.notes"])
     run = ModelRun(project, notes, "run-3", ledger)
     assert run.stripper() is not None
-    with pytest.raises(ValueError, match="docs.notes: a document model needs its document target"):
-        run.loader()
     with pytest.raises(ValueError, match="docs.notes: no target engine for a table model"):
         run.table_loader()
+
+    class Documents:
+        def loader(self, ref, run_id):
+            return ("document loader", ref.qualified, run_id)
+
+    assert run.document_loader(Documents()) == ("document loader", "docs.notes", "run-3")
+    [orders] = project.models(["shop.orders"])
+    with pytest.raises(ValueError, match="shop.orders: a table model loads through its table loader"):
+        ModelRun(project, orders, "run-3", ledger).document_loader(Documents())

@@ -29,7 +29,7 @@ from shared.config.project import Project
 from shared.load.replace import ReplaceError, replace_table
 from shared.mongo.client import DocumentStoreError, open_documents
 from shared.storage import BlobStore
-from shared.wiring import target_engine
+from shared.target.engine import target_engine
 
 FOLDER = "aggregations"   # under the output folder, and the blob prefix in kspyder-outputs
 
@@ -96,7 +96,7 @@ def run_aggregations(project: Project, names: Iterable[str] = (), sources: Itera
     try:
         client = client if client is not None else open_documents(project.settings)
         if own_engine:
-            engine = target_engine(project)
+            engine = target_engine(project, derived=lambda: sorted(tables))
         for name in chosen:
             results.append(_run_one(project, name, aggregations[name], client, blobs, engine, run_id))
     finally:

@@ -42,7 +42,8 @@ from shared.load.loader import Loader, LoadError
 from shared.pii.rules import PiiKeyMissing
 from shared.storage import BlobStore
 from shared.storage.queues import QueueStore
-from shared.wiring import ModelRun, target_engine
+from shared.target.engine import target_engine
+from shared.wiring import ModelRun
 
 if TYPE_CHECKING:
     from shared.mongo.load import DocumentLoader, DocumentTarget
@@ -324,7 +325,7 @@ class Chain:
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:
         if ref.documents:
-            return self.model_run(ref, run_id).loader(self._document_target())
+            return self.model_run(ref, run_id).document_loader(self._document_target())
         return self._table_loader(ref, run_id)
 
     def _document_target(self) -> DocumentTarget:

@@ -22,8 +22,9 @@ from shared.outputs.writers import file_writer
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
+from shared.target.engine import target_engine
 from shared.target.lease import Holding, LeaseHeld, LeaseLost, Leases, this_process
-from shared.wiring import ModelRun, target_engine
+from shared.wiring import ModelRun
 
 PageCallback = Callable[[Page, ExtractStats], None]
 
@@ -56,7 +57,7 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 on_model_start(ref)
             model_run = ModelRun(project, ref, run_id, ledger, None if ref.documents else engine)
             if documents is not None and ref.documents:
-                from shared.mongo.run import run_document_model
+                from shared.pipeline.documents import run_document_model
                 result = run_document_model(model_run, documents, on_page)
             else:
                 result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page))

@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef, Project
+from shared.target.engine import sql_schemas, target_engine
 from shared.target.tables import DerivedTable, derived_table, model_table
 
 TRANSFORMATIONS_FILE = "transformations.yml"   # shared.transform.config's, checked here without importing it
@@ -17,7 +18,7 @@ def derived_tables(project: Project) -> list[DerivedTable]:
     """Every derived table of the project; each builder reads its own manifest file (ConfigError
     when it is invalid). Add further builders of derived tables to this list."""
     from shared.aggregate.outputs import aggregation_outputs
-    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: pandas not imported (~0.5 s)
+    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: no pandas (docs/benchmarks.md)
         return aggregation_outputs(project)
     from shared.transform.outputs import pipeline_outputs  # lazy: transformations build on this package
 
@@ -26,8 +27,17 @@ def derived_tables(project: Project) -> list[DerivedTable]:
 
 def target_schemas(project: Project) -> list[str]:
     """Every schema the target holds for this project: engines on SQLite attach them all."""
-    sql = [name for name, source in project.sources.items() if source.store == "sql"]   # mongo: no schema
-    return sql + sorted({d.schema for d in derived_tables(project)})
+    return sql_schemas(project) + derived_schemas(project)
+
+
+def derived_schemas(project: Project) -> list[str]:
+    return sorted({d.schema for d in derived_tables(project)})
+
+
+def schema_engine(project: Project, url: str | None = None) -> sa.Engine:
+    """The target engine of plan and apply (and of the commands and functions that run them): on
+    SQLite it knows the derived schemas too, whose files apply creates."""
+    return target_engine(project, url, derived=lambda: derived_schemas(project))
 
 
 def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None = None,

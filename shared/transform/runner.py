@@ -21,13 +21,13 @@ from shared.extract.sql import read_only
 from shared.load.loader import summarize_database_error
 from shared.load.replace import ReplaceError, replace_table
 from shared.plural import plural
+from shared.target.engine import target_engine
 from shared.target.lease import Holding, Lease, LeaseHeld, LeaseLost, Leases, this_process
 from shared.transform import CHUNK_ROWS  # noqa: E402  (kept importable from here: the CLI reads it without pandas)
 from shared.transform.frames import FrameError, conform, empty_frame
 from shared.transform.graph import Transformations, input_columns, table_models
 from shared.transform.inputs import InputError, query_reader, read_chunks
 from shared.transform.pipeline import Pipeline, StepFailure, run_steps
-from shared.wiring import target_engine
 
 log = logging.getLogger("kspyder.transform")
 
@@ -88,7 +88,7 @@ def run_pipelines(project: Project, transformations: Transformations, pipelines:
                   chunk_rows: int = CHUNK_ROWS) -> TransformSummary:
     summary = TransformSummary(run_id or str(uuid.uuid4()))
     own = engine is None
-    engine = engine or target_engine(project)
+    engine = engine or target_engine(project, derived=transformations.schemas)
     failed_outputs: dict[str, str] = {}
     # an output table is replaced by one writer at a time, never while a run or an apply holds it
     leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), summary.run_id, this_process())

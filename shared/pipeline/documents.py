@@ -25,7 +25,7 @@ def run_document_model(model_run: ModelRun, target: DocumentTarget,
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     try:
-        loader = model_run.loader(target)
+        loader = model_run.document_loader(target)
         loader.check_drift()
         with ExitStack() as stack:
             writer = None
