@@ -31,7 +31,8 @@ def run_once(tmp_path, api):
                          "city": {"path": "address.city", "type": "string", "length": 100}}}
     project = project_for(tmp_path, {"shop": api_source(api.base_url, {"customers": model})},
                           {"target_url": f"sqlite:///{tmp_path / 'target.db'}",
-                           "storage": {"root": str(tmp_path / "storage")}})
+                           "storage": {"root": str(tmp_path / "storage")},
+                           "load": {"batch_size": 40}})   # 4 pages a batch
     engine = applied_target(project, tmp_path / "target.db")
     ledger = RunLedger(LocalBlobStore(tmp_path / "ledger"))
     try:
@@ -46,8 +47,7 @@ def markers(ledger: RunLedger, run_id: str) -> list[str]:
     return [name[len(prefix):] for name in ledger.store.list(CONTAINER, prefix)]
 
 
-def test_every_page_is_marked_once_per_stage_with_one_marker_per_batch(tmp_path, api, monkeypatch):
-    monkeypatch.setattr(pipeline_run, "LOAD_BATCH", 40)   # 4 pages a batch
+def test_every_page_is_marked_once_per_stage_with_one_marker_per_batch(tmp_path, api):
     summary, ledger = run_once(tmp_path, api)
     assert summary.ok, summary.render()
     assert ledger.pages(summary.run_id, "shop.customers", "fetched") == 10
@@ -58,7 +58,6 @@ def test_every_page_is_marked_once_per_stage_with_one_marker_per_batch(tmp_path,
 
 
 def test_a_run_stopped_by_a_load_shows_what_it_fetched_and_what_it_loaded(tmp_path, api, monkeypatch):
-    monkeypatch.setattr(pipeline_run, "LOAD_BATCH", 40)
     write, calls = Loader.write, []
 
     def second_batch_fails(self, batch):
@@ -73,7 +72,6 @@ def test_a_run_stopped_by_a_load_shows_what_it_fetched_and_what_it_loaded(tmp_pa
 
 
 def test_a_run_stopped_by_the_source_still_marks_the_pages_it_fetched(tmp_path, api, monkeypatch):
-    monkeypatch.setattr(pipeline_run, "LOAD_BATCH", 40)
     build = pipeline_run.build_extractor
 
     def failing_after_six_pages(project, ref):
