@@ -125,14 +125,35 @@ def _from_base64(text: str) -> bytes:
         raise ValueError("not base64") from None
 
 
-def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]]:
-    """Records with datetimes, dates, decimals and binary restored; a value that does not parse is left as
-    text, so the loader reports it (by column and key) as it would any misfit."""
-    restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
+# A model's child tables as a page carries them: (column, its table's stored columns, its own children).
+PageChildren = tuple[tuple[str, list[StoredColumn], "PageChildren"], ...]
+
+
+def page_children(project: Project, ref: ModelRef) -> PageChildren:
+    """The child tables whose items travel in the parent's records (`extract/child_shape.py`)."""
+    from shared.config.child_tables import ChildTable, child_tables
+
+    redaction = project.settings.pii.redaction
+
+    def of(children: tuple[ChildTable, ...]) -> PageChildren:
+        return tuple((c.column, stored_columns(c.columns, [], redaction), of(c.tables)) for c in children)
+
+    return () if ref.documents else of(child_tables(ref.name, ref.model))
+
+
+def decode_page(data: bytes, columns: list[StoredColumn], children: PageChildren = ()) -> list[dict[str, Any]]:
+    """Records with datetimes, dates, decimals and binary restored, in child tables' items too; a value
+    that does not parse is left as text, so the loader reports it (by column and key) as it would any misfit."""
     try:   # all lines in one call (docs/benchmarks.md); the same values, since we wrote them
         records = _DECODE_LINES(data)
     except msgspec.DecodeError:   # what only the standard parser reads (NaN, which `_ENCODE` may write)
         records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    _restore(records, columns, children)
+    return records
+
+
+def _restore(records: list[dict[str, Any]], columns: list[StoredColumn], children: PageChildren) -> None:
+    restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
     for record in records:
         for name, restore in restorers:
             value = record.get(name)
@@ -141,7 +162,8 @@ def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]
                     record[name] = restore(value)
                 except (ValueError, InvalidOperation):
                     pass
-    return records
+    for name, child_columns, nested in children:
+        _restore([item for record in records for item in record.get(name) or ()], child_columns, nested)
 
 
 # ---------------------------------------------------------------- SQL keyset bounds

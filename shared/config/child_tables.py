@@ -47,7 +47,9 @@ class ChildTable:
 
 
 def child_tables(model_name: str, model: Any) -> tuple[ChildTable, ...]:
-    """The child tables of a model (a ModelBase), outermost first within each branch."""
+    """The child tables of a model (a ModelBase); none without a key (validation refuses them)."""
+    if not model.primary_key or not model.tables:
+        return ()
     links = tuple((key, model.columns[key]) for key in model.primary_key if key in model.columns)
     return tuple(_child(model_name, name, column, links, model, ("columns", name))
                  for name, column in model.tables.items())

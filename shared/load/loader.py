@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
+from shared.load.children import ChildBatch, ChildMisfit, ChildTables, check_child_drift
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.page_lock import PageLockTimeout, lock_page, unlock_page
 from shared.load.staging import swap_in
@@ -46,6 +47,7 @@ class PreparedBatch:
     rows: list[tuple]
     first: int      # position of the batch's first record in the page given to `batches`
     records: int    # records the rows came from (duplicate keys make rows fewer)
+    children: ChildBatch | None = None   # the child tables' rows, written in the same transaction
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Loader:
         self._staging = None if self._key else self._table.to_metadata(
             sa.MetaData(), name=staging_name(ref.name, run_id))
         self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
+        self._children = ChildTables.of(engine, ref, redaction, self._naive)
         self._drift_checked = False
         self._staged = False
         self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
@@ -108,6 +111,8 @@ class Loader:
         if not diff.matches:
             raise TargetDriftError(f"table {self.ref.qualified} does not match the manifest "
                                    f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")
+        if self._children is not None:
+            check_child_drift(self._children, self.engine, self.ref.source_name)
         self._drift_checked = True
 
     def drift_checked_elsewhere(self) -> None:
@@ -211,7 +216,9 @@ class Loader:
         self.stage()
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
-            yield PreparedBatch(self._rows(chunk, start), start, len(chunk))
+            rows = self._rows(chunk, start)
+            children = None if self._children is None else self._child_rows(self._children, chunk, rows)
+            yield PreparedBatch(rows, start, len(chunk), children)
 
     def write(self, batch: PreparedBatch) -> int:
         """Write one prepared batch in its own transaction; returns the rows written. Safe to call
@@ -219,6 +226,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._writer.write(connection, batch.rows)
+                if batch.children is not None and self._children is not None:
+                    self._children.write(connection, batch.children)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: batch of records {batch.first}-"
                             f"{batch.first + batch.records - 1} of the page failed and was rolled back: "
@@ -240,6 +249,15 @@ class Loader:
         columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
         rows = list(zip(*self._writer.bind_columns(columns), strict=True))
         return last_of_each_key(rows, self._key_indexes)
+
+    def _child_rows(self, children: ChildTables, records: list[dict[str, Any]], rows: list[tuple]) -> ChildBatch:
+        nulled_before = children.nulled
+        try:
+            batch = children.prepare(records, rows, self._key_indexes, (self._tag or self.run_id, self._now()))
+        except ChildMisfit as exc:
+            raise LoadError(f"{self.ref.qualified}: {exc}") from None
+        self.stats.nulled += children.nulled - nulled_before
+        return batch
 
     def _describe(self, record: dict[str, Any], position: int) -> str:
         """The record's position: a key is a value too (an e-mail kept as key), so never printed."""

@@ -1,0 +1,153 @@
+"""Child table rows of a batch, written in the parent batch's transaction.
+
+A shaped parent record carries each child table's items as a list (`extract/child_shape.py`). A
+batch's child rows replace the children of the batch's parent keys: every child table (nested ones
+included, all linked by the model's key) deletes the rows of those keys and inserts the new ones,
+in the transaction that upserts the parents, so a reader never sees orphans or duplicates, and an
+item removed from a parent's list is gone once the parent is loaded again.
+
+How children follow the parent's end of run (keyed `write: replace`, `deletes: soft`,
+`history: scd2`) is the dispositions' part: see docs/loading.md, "Child tables".
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.config.child_tables import POSITION, ChildTable, position_of, walk
+from shared.config.project import ModelRef
+from shared.load.fit import RecordMisfit, RowFitter
+from shared.load.upsert import BatchWriter, batch_writer
+from shared.target.child_tables import child_desired_columns, child_table, ref_children
+from shared.target.columns import META_COLUMNS, StoredColumn
+from shared.target.compare import TableDiff, compare_table
+
+
+class ChildMisfit(ValueError):
+    """A child row that cannot be written; the message names the table, row and column, no value."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    child: ChildTable
+    table: sa.Table
+    fitter: RowFitter
+    writer: BatchWriter
+
+
+@dataclass(frozen=True)
+class ChildBatch:
+    """A parent batch's child rows, by table, and the parent keys whose children they replace."""
+
+    keys: list[tuple]
+    rows: list[tuple[_Target, list[tuple]]]
+
+    @property
+    def count(self) -> int:
+        return sum(len(rows) for _, rows in self.rows)
+
+
+class ChildTables:
+    """The child tables of one model, as the loader writes them."""
+
+    def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool):
+        self.ref, self.engine = ref, engine
+        self.key = list(ref.model.primary_key)
+        dialect = engine.dialect
+        self._roots = ref_children(ref)
+        self._targets: list[_Target] = []
+        self._desired: dict[str, list[StoredColumn]] = {}
+        for child in walk(ref_children(ref)):
+            desired = child_desired_columns(child, redaction)
+            self._desired[child.name] = desired
+            table = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name)
+            null_on_error = {name for name, column in child.columns.items() if column.on_error == "null"}
+            fitter = RowFitter([c for c in desired if c.name not in META_COLUMNS], null_on_error,
+                               naive_datetimes=naive_datetimes)
+            # plain inserts (COPY on PostgreSQL): the batch's children were deleted just before
+            self._targets.append(_Target(child, table, fitter, batch_writer(table, [], dialect)))
+
+    @classmethod
+    def of(cls, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool) -> ChildTables | None:
+        """None for a model without child tables: the loader's path stays as it was."""
+        return cls(engine, ref, redaction, naive_datetimes) if ref_children(ref) else None
+
+    @property
+    def nulled(self) -> int:
+        return sum(target.fitter.nulled for target in self._targets)
+
+    def drift(self, inspector: sa.Inspector) -> Iterator[TableDiff]:
+        """Each child table compared with the manifest, as the loader compares the parent's."""
+        for target in self._targets:
+            yield compare_table(inspector, self.ref.source_name, target.child.name, self._desired[target.child.name])
+
+    def prepare(self, records: list[dict[str, Any]], parent_rows: list[tuple], key_indexes: list[int],
+                meta: tuple[str, datetime]) -> ChildBatch:
+        """The child rows of the batch's records (the last record of a key wins, as for parents),
+        fitted and bound; `parent_rows` are the parent's written rows, whose keys scope the delete."""
+        last: dict[tuple, dict[str, Any]] = {}
+        for record in records:
+            last[tuple(record.get(name) for name in self.key)] = record
+        items: dict[str, list[dict[str, Any]]] = {target.child.name: [] for target in self._targets}
+        for record in last.values():
+            links = {name: record.get(name) for name in self.key}
+            for child in self._roots:   # nested child tables: _flatten recurses
+                _flatten(child, record, links, items)
+        rows = []
+        for target in self._targets:
+            found = items[target.child.name]
+            try:
+                columns = target.fitter.columns(found)
+            except RecordMisfit as exc:
+                hint = " (set on_error: null on the column to load NULL instead)" if exc.nullable else ""
+                raise ChildMisfit(f"child table {target.child.name}, row #{exc.index} of the batch, "
+                                  f"{exc}{hint}") from None
+            count = len(found)
+            columns += [(meta[0],) * count, (meta[1],) * count]   # META_COLUMNS, in the table's order
+            rows.append((target, list(zip(*target.writer.bind_columns(columns), strict=True))))
+        get_key = itemgetter(*key_indexes)
+        keys = [get_key(row) if len(key_indexes) > 1 else (get_key(row),) for row in parent_rows]
+        return ChildBatch(keys, rows)
+
+    def write(self, connection: sa.Connection, batch: ChildBatch) -> None:
+        """In the parent's transaction: the children of the batch's keys deleted, the new ones inserted."""
+        for target, rows in batch.rows:
+            table = target.table
+            if len(self.key) == 1:
+                condition = table.c[self.key[0]].in_([key[0] for key in batch.keys])
+            else:
+                condition = sa.tuple_(*(table.c[name] for name in self.key)).in_(batch.keys)
+            if batch.keys:
+                connection.execute(sa.delete(table).where(condition))
+            if rows:
+                target.writer.write(connection, rows)
+
+
+def _flatten(child: ChildTable, record: dict[str, Any], links: dict[str, Any],
+             items: dict[str, list[dict[str, Any]]]) -> None:
+    """A record's items of `child` as rows (links, position, own columns), and their nested items."""
+    rows = items[child.name]
+    for position, item in enumerate(record.get(child.column) or ()):
+        rows.append({**links, POSITION: position, **item})
+        if child.tables:
+            nested = {**links, position_of(child.column): position}
+            for grandchild in child.tables:
+                _flatten(grandchild, item, nested, items)
+
+
+def check_child_drift(children: ChildTables, engine: sa.Engine, schema: str) -> None:
+    """Refuse to load a model whose child tables `plan` has not brought in line with the manifest."""
+    from shared.load.loader import TargetDriftError, drift_reasons  # the loader's errors, raised as its own
+
+    for diff in children.drift(sa.inspect(engine)):
+        qualified = f"{schema}.{diff.table}"
+        if not diff.exists:
+            raise TargetDriftError(f"table {qualified} does not exist: run `main.py plan`")
+        if not diff.matches:
+            raise TargetDriftError(f"table {qualified} does not match the manifest "
+                                   f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")

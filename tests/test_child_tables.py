@@ -1,0 +1,215 @@
+"""Nested lists as child tables (issue 16 §2), against an emulation of Shopify's orders, in
+`main.py run` and through the queue chain, on SQLite, PostgreSQL and MariaDB: children follow
+their parent through upserts (a line removed from an order disappears), nest, and are stripped of
+PII like parent columns."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from shared.chain import Chain
+from shared.chain.pump import drain
+from shared.ledger import RunLedger
+from shared.pipeline import run_models
+from shared.schema.apply import PlanStamp, apply_stamped
+from shared.schema.plan import PlanOptions, compute_plan
+from shared.storage import LocalBlobStore
+from shared.storage.queues import LocalQueueStore
+from shared.target.dialects import create_target_engine, drop_schema
+from tests.flow_helpers import TEST_KEY, project_for
+from tests.http_stub import Reply, Seen, StubServer
+
+PATH = "/admin/api/2024-01/orders.json"
+
+
+def order(i: int) -> dict[str, Any]:
+    """An order as https://shopify.dev/docs/api/admin-rest/2024-01/resources/order shows it: `line_items`
+    with their `tax_lines` and custom `properties` (name/value pairs the buyer typed), `shipping_lines`
+    with the recipient's `phone`, and `payment_gateway_names`, a list of strings."""
+    return {
+        "id": 450789469 + i, "name": f"#{1000 + i}", "total_price": f"{i * 10 + 0.5:.2f}",
+        "line_items": [
+            {"id": 466157049 + 10 * i + n, "sku": f"IPOD-{i}-{n}", "quantity": n + 1, "price": "199.00",
+             "tax_lines": [{"title": "State Tax", "rate": 0.06, "price": "11.94"}],
+             "properties": [{"name": "engraving", "value": f"for bob{i}@example.com"}]}
+            for n in range(2)],
+        "shipping_lines": [{"code": "INT.TP", "title": "Small Packet International Air",
+                            "phone": f"+1 555 010 {i:04d}"}],
+        "payment_gateway_names": ["bogus", "shopify_payments"][: 1 + i % 2],
+    }
+
+
+class Shopify:
+    """`GET /admin/api/2024-01/orders.json`: `{"orders": [...]}`, `limit` per page and the next page's
+    `page_info` cursor in `Link: <...>; rel="next"` (https://shopify.dev/docs/api/admin-rest/usage/pagination)."""
+
+    def __init__(self, count: int) -> None:
+        self.orders = [order(i) for i in range(count)]
+
+    def __call__(self, seen: Seen) -> Reply:
+        if seen.path != PATH:
+            return Reply(status=404, body={"errors": "Not Found"})
+        query = {k: v[0] for k, v in seen.query.items()}
+        limit, start = int(query.get("limit", 50)), int(query.get("page_info", "0"))
+        end = min(start + limit, len(self.orders))
+        headers = {"Link": f'<{PATH}?limit={limit}&page_info={end}>; rel="next"'} if end < len(self.orders) else {}
+        return Reply(body={"orders": self.orders[start:end]}, headers=headers)
+
+
+ORDERS_MODEL = {
+    "path": PATH, "records": "orders", "params": {"limit": 3}, "primary_key": ["id"],
+    "pagination": {"type": "link_header"},
+    "columns": {
+        "id": {"type": "bigint"},
+        "name": {"type": "string", "length": 20},
+        "total_price": {"type": "decimal", "precision": 12, "scale": 2},
+        "line_items": {"type": "table", "columns": {
+            "sku": {"type": "string", "length": 40},
+            "quantity": {"type": "integer"},
+            "price": {"type": "decimal", "precision": 12, "scale": 2},
+            "tax_lines": {"type": "table", "columns": {"title": {"type": "string", "length": 40},
+                                                       "rate": {"type": "float"}}},
+            "properties": {"type": "table", "columns": {"name": {"type": "string", "length": 40},
+                                                        "value": {"type": "text"}}},
+        }},
+        "shipping_lines": {"type": "table", "columns": {"code": {"type": "string", "length": 20},
+                                                        "phone": {"type": "string", "pii": "hash"}}},
+        "payment_gateway_names": {"type": "table", "columns": {"value": {"type": "string", "length": 40}}},
+    },
+}
+TABLES = ["orders", "orders__line_items", "orders__line_items__properties", "orders__line_items__tax_lines",
+          "orders__payment_gateway_names", "orders__shipping_lines"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.db'}"
+    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
+
+
+class Target:
+    """A project over the emulation, its tables applied on `url` in a schema of its own."""
+
+    def __init__(self, url: str, tmp_path: Path, base_url: str):
+        self.schema = f"kt_child_{uuid.uuid4().hex[:8]}"
+        self.tmp_path = tmp_path
+        self.project = project_for(
+            tmp_path, {self.schema: {"type": "api", "base_url": base_url, "models": {"orders": ORDERS_MODEL}}},
+            {"target_url": url, "storage": {"root": str(tmp_path / "storage")}, "pii": {"scan": "redact"}})
+        self.engine = create_target_engine(url, [self.schema])
+        with self.engine.connect() as connection:
+            plan = compute_plan(connection, self.project, PlanOptions(selectors=(self.schema,)))
+        self.plan = plan
+        apply_stamped(self.engine, self.project, PlanStamp.of(plan))
+        self.runs = 0
+
+    def run_embedded(self) -> None:
+        self.runs += 1
+        summary = run_models(self.project, self.project.models(), engine=self.engine,
+                             ledger=RunLedger(LocalBlobStore(self.tmp_path / f"ledger-{self.runs}")))
+        assert summary.ok, summary.render()
+
+    def run_chained(self) -> None:
+        self.runs += 1
+        folder = self.tmp_path / f"chain-{self.runs}"
+        blobs, queues = LocalBlobStore(folder / "blobs"), LocalQueueStore(folder / "queues")
+
+        def make() -> Chain:
+            return Chain(self.project, blobs, queues, lambda: self.engine)
+
+        with make() as chain:
+            run_id = chain.start_run((), trigger="test")
+        drain(make, queues, timeout=60)
+        with make() as chain:
+            status = chain.run_status(run_id)
+        assert status["done"] and status["errors"] == [], status
+
+    def rows(self, table: str, *columns: str) -> list[tuple]:
+        with self.engine.connect() as connection:
+            found = connection.execute(sa.text(f"SELECT {', '.join(columns)} FROM {self.schema}.{table}")).all()
+        return sorted(tuple(row) for row in found)
+
+    def close(self) -> None:
+        with self.engine.begin() as connection:
+            drop_schema(connection, self.schema)
+        self.engine.dispose()
+
+
+@pytest.fixture()
+def shop():
+    api = Shopify(7)
+    with StubServer(handler=api) as server:
+        yield api, server.url("")
+
+
+@pytest.fixture()
+def target(url, tmp_path, shop):
+    made = Target(url, tmp_path, shop[1])
+    yield made
+    made.close()
+
+
+def digest(text: str) -> str:
+    return hmac.new(TEST_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_plan_creates_a_table_per_child_with_the_parent_key_and_positions(target):
+    created = sorted(c.table_name for c in target.plan.changes if c.kind == "create_table")
+    assert created == TABLES
+    columns = {c.name: c for c in next(c for c in target.plan.changes
+                                       if c.table == "orders__line_items__tax_lines").columns}
+    assert [n for n, c in columns.items() if c.primary_key] == ["id", "_kspyder_position_line_items",
+                                                                "_kspyder_position"]
+    assert list(columns) == ["id", "_kspyder_position_line_items", "_kspyder_position", "title", "rate",
+                             "_kspyder_run_id", "_kspyder_loaded_at"]
+    shipping = next(c for c in target.plan.changes if c.table == "orders__shipping_lines").columns
+    assert [(c.name, c.length) for c in shipping if c.name == "phone"] == [("phone", 64)]   # a hash
+
+
+@pytest.mark.parametrize("mode", ["embedded", "chained"])
+def test_children_follow_their_parent_through_upserts(target, shop, mode):
+    api, _ = shop
+    run = target.run_embedded if mode == "embedded" else target.run_chained
+    run()
+    first = 450789469
+    assert len(target.rows("orders", "id")) == 7
+    assert target.rows("orders__line_items", "id", "_kspyder_position", "sku", "quantity", "price")[:2] == [
+        (first, 0, "IPOD-0-0", 1, Decimal("199.00")), (first, 1, "IPOD-0-1", 2, Decimal("199.00"))]
+    assert len(target.rows("orders__line_items", "id")) == 14
+    assert len(target.rows("orders__line_items__tax_lines", "id")) == 14
+    assert target.rows("orders__payment_gateway_names", "id", "_kspyder_position", "value")[:3] == [
+        (first, 0, "bogus"), (first + 1, 0, "bogus"), (first + 1, 1, "shopify_payments")]
+
+    changed = copy.deepcopy(api.orders)
+    changed[0]["line_items"].pop()                       # a line removed from an order
+    changed[1]["line_items"][0]["tax_lines"] = []        # a nested list emptied
+    changed[2]["payment_gateway_names"] = ["manual"]     # a list of scalars shortened
+    changed[3]["line_items"][1]["quantity"] = 9
+    api.orders = changed
+    run()
+    lines = target.rows("orders__line_items", "id", "_kspyder_position", "quantity")
+    assert [row for row in lines if row[0] == first] == [(first, 0, 1)]
+    assert (first + 3, 1, 9) in lines and len(lines) == 13
+    taxes = target.rows("orders__line_items__tax_lines", "id", "_kspyder_position_line_items")
+    assert (first + 1, 0) not in taxes and (first, 1) not in taxes and len(taxes) == 12
+    gateways = target.rows("orders__payment_gateway_names", "id", "value")
+    assert [row for row in gateways if row[0] == first + 2] == [(first + 2, "manual")]
+    run()   # the same answer again: no duplicates
+    assert target.rows("orders__line_items", "id", "_kspyder_position", "quantity") == lines
+
+
+def test_pii_rules_and_the_free_text_scan_apply_in_child_columns(target):
+    target.run_embedded()
+    phones = target.rows("orders__shipping_lines", "id", "phone")
+    assert phones[0] == (450789469, digest("+1 555 010 0000"))
+    values = target.rows("orders__line_items__properties", "value")
+    assert values and all("@" not in v for (v,) in values) and all("[" in v for (v,) in values)
