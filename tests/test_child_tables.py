@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from shared.chain import Chain
 from shared.chain.pump import drain
+from shared.inbox.drops import ingest_file
 from shared.ledger import RunLedger
 from shared.pipeline import run_models
 from shared.schema.apply import PlanStamp, apply_stamped
@@ -213,3 +215,19 @@ def test_pii_rules_and_the_free_text_scan_apply_in_child_columns(target):
     assert phones[0] == (450789469, digest("+1 555 010 0000"))
     values = target.rows("orders__line_items__properties", "value")
     assert values and all("@" not in v for (v,) in values) and all("[" in v for (v,) in values)
+
+
+def test_a_dropped_json_file_fills_child_tables_and_a_csv_file_leaves_them(target):
+    ledger = RunLedger(LocalBlobStore(target.tmp_path / "drops"))
+    orders = [order(i) for i in range(3)]
+    orders[1]["line_items"] = orders[1]["line_items"][:1]
+    data = json.dumps({"orders": orders}).encode()
+    result = ingest_file(target.project, target.schema, "orders", "orders.json", data, target.engine, ledger)
+    assert result.rows == 3
+    assert [row[0] - 450789469 for row in target.rows("orders__line_items", "id")] == [0, 0, 1, 2, 2]
+    assert len(target.rows("orders__line_items__properties", "id")) == 5
+
+    csv = b"id,name,total_price\n450789469,#1000,99.00\n"
+    ingest_file(target.project, target.schema, "orders", "totals.csv", csv, target.engine, ledger)
+    assert (Decimal("99.00"),) in target.rows("orders", "total_price")
+    assert len(target.rows("orders__line_items", "id")) == 5   # a CSV row carries no lists: children kept

@@ -41,15 +41,21 @@ class _Target:
 
 
 @dataclass(frozen=True)
-class ChildBatch:
-    """A parent batch's child rows, by table, and the parent keys whose children they replace."""
+class _TableRows:
+    target: _Target
+    keys: list[tuple]    # the parent keys whose rows in this table the batch replaces
+    rows: list[tuple]
 
-    keys: list[tuple]
-    rows: list[tuple[_Target, list[tuple]]]
+
+@dataclass(frozen=True)
+class ChildBatch:
+    """A parent batch's child rows, table by table."""
+
+    rows: list[_TableRows]
 
     @property
     def count(self) -> int:
-        return sum(len(rows) for _, rows in self.rows)
+        return sum(len(found.rows) for found in self.rows)
 
 
 class ChildTables:
@@ -89,11 +95,20 @@ class ChildTables:
     def prepare(self, records: list[dict[str, Any]], parent_rows: list[tuple], key_indexes: list[int],
                 meta: tuple[str, datetime]) -> ChildBatch:
         """The child rows of the batch's records (the last record of a key wins, as for parents),
-        fitted and bound; `parent_rows` are the parent's written rows, whose keys scope the delete."""
+        fitted and bound. `parent_rows` are the parent's rows as written (one per key, in the order
+        of the keys' first records): their keys scope each child table's delete. A record without
+        a child table's list (a CSV drop's row) leaves that table's rows of its key alone."""
         last: dict[tuple, dict[str, Any]] = {}
         for record in records:
             last[tuple(record.get(name) for name in self.key)] = record
+        get_key = itemgetter(*key_indexes)
+        written = [get_key(row) if len(key_indexes) > 1 else (get_key(row),) for row in parent_rows]
         items: dict[str, list[dict[str, Any]]] = {target.child.name: [] for target in self._targets}
+        keys: dict[str, list[tuple]] = {}
+        for root in self._roots:
+            holding = [i for i, record in enumerate(last.values()) if root.column in record]
+            for child in walk((root,)):   # a root's nested tables are replaced with it
+                keys[child.name] = [written[i] for i in holding]
         for record in last.values():
             links = {name: record.get(name) for name in self.key}
             for child in self._roots:   # nested child tables: _flatten recurses
@@ -109,23 +124,21 @@ class ChildTables:
                                   f"{exc}{hint}") from None
             count = len(found)
             columns += [(meta[0],) * count, (meta[1],) * count]   # META_COLUMNS, in the table's order
-            rows.append((target, list(zip(*target.writer.bind_columns(columns), strict=True))))
-        get_key = itemgetter(*key_indexes)
-        keys = [get_key(row) if len(key_indexes) > 1 else (get_key(row),) for row in parent_rows]
-        return ChildBatch(keys, rows)
+            bound = list(zip(*target.writer.bind_columns(columns), strict=True))
+            rows.append(_TableRows(target, keys[target.child.name], bound))
+        return ChildBatch(rows)
 
     def write(self, connection: sa.Connection, batch: ChildBatch) -> None:
         """In the parent's transaction: the children of the batch's keys deleted, the new ones inserted."""
-        for target, rows in batch.rows:
-            table = target.table
-            if len(self.key) == 1:
-                condition = table.c[self.key[0]].in_([key[0] for key in batch.keys])
-            else:
-                condition = sa.tuple_(*(table.c[name] for name in self.key)).in_(batch.keys)
-            if batch.keys:
-                connection.execute(sa.delete(table).where(condition))
-            if rows:
-                target.writer.write(connection, rows)
+        for found in batch.rows:
+            table = found.target.table
+            if found.keys and len(self.key) == 1:
+                connection.execute(sa.delete(table).where(table.c[self.key[0]].in_([key[0] for key in found.keys])))
+            elif found.keys:
+                columns = sa.tuple_(*(table.c[name] for name in self.key))
+                connection.execute(sa.delete(table).where(columns.in_(found.keys)))
+            if found.rows:
+                found.target.writer.write(connection, found.rows)
 
 
 def _flatten(child: ChildTable, record: dict[str, Any], links: dict[str, Any],

@@ -126,7 +126,8 @@ class PiiStripper:
         if guard is not None:
             guard.after(out, original)
         for name, child in self._children:
-            out[name] = [child.apply(item) for item in get(name) or ()]
+            if name in record:
+                out[name] = [child.apply(item) for item in record[name]]
         return out
 
     def apply_owned(self, record: dict) -> dict:
@@ -142,7 +143,8 @@ class PiiStripper:
         if guard is not None:
             guard.after(record, original)
         for name, child in self._children:
-            record[name] = [child.apply_owned(item) for item in record[name]]
+            if name in record:   # a CSV drop's rows carry no nested lists
+                record[name] = [child.apply_owned(item) for item in record[name]]
         return record
 
     def check_first_page(self, records: list[dict]) -> None:
@@ -179,7 +181,8 @@ class PiiStripper:
         if guard is not None:
             guard.after(record, original)
         for name, child in self._children:   # scanned here, whole: the scan process sees the parent's columns
-            record[name] = [child.apply_owned(item) for item in record[name]]
+            if name in record:
+                record[name] = [child.apply_owned(item) for item in record[name]]
         return record
 
     def scan_values(self, name: str, values: list) -> list:
