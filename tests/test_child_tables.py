@@ -5,6 +5,7 @@ PII like parent columns."""
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ from shared.chain import Chain
 from shared.chain.pump import drain
 from shared.inbox.drops import ingest_file
 from shared.ledger import RunLedger
+from shared.outputs.export import export_model
 from shared.pipeline import run_models
 from shared.schema.apply import PlanStamp, apply_stamped
 from shared.schema.plan import PlanOptions, compute_plan
@@ -231,3 +233,19 @@ def test_a_dropped_json_file_fills_child_tables_and_a_csv_file_leaves_them(targe
     ingest_file(target.project, target.schema, "orders", "totals.csv", csv, target.engine, ledger)
     assert (Decimal("99.00"),) in target.rows("orders", "total_price")
     assert len(target.rows("orders__line_items", "id")) == 5   # a CSV row carries no lists: children kept
+
+
+def test_extract_to_csv_writes_one_file_per_table(shop, tmp_path):
+    project = project_for(tmp_path, {"shop": {"type": "api", "base_url": shop[1],
+                                              "models": {"orders": ORDERS_MODEL}}})
+    [ref] = project.models(["shop.orders"])
+    outcome = export_model(project, ref, "csv", str(tmp_path / "out"))
+    assert outcome.error is None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"shop.{t}.csv" for t in TABLES]
+    with open(tmp_path / "out" / "shop.orders__line_items__tax_lines.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[:2] == [["id", "_kspyder_position_line_items", "_kspyder_position", "title", "rate"],
+                        ["450789469", "0", "0", "State Tax", "0.06"]]
+    assert len(rows) == 15
+    with open(tmp_path / "out" / "shop.orders__shipping_lines.csv", newline="") as file:
+        assert next(csv.DictReader(file))["phone"] == digest("+1 555 010 0000")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.config.child_tables import SCALAR_ITEM, ChildTable
+from shared.config.child_tables import POSITION, SCALAR_ITEM, ChildTable, position_of
 from shared.errors import ConversionError
 from shared.extract.records import RecordShaper, compile_path
 
@@ -51,3 +51,16 @@ def with_children(shape: Shape, children: ChildShaper) -> Shape:
         return add(raw, position, shape(raw, position))
 
     return shape_with_children
+
+
+def child_rows(child: ChildTable, record: dict[str, Any], links: dict[str, Any],
+               rows: dict[str, list[dict[str, Any]]]) -> None:
+    """A shaped record's items of `child` as rows of its table (links, position, own columns),
+    added to `rows[child.name]`, and their nested items to their own tables' lists."""
+    found = rows[child.name]
+    for position, item in enumerate(record.get(child.column) or ()):
+        found.append({**links, POSITION: position, **item})
+        if child.tables:
+            nested = {**links, position_of(child.column): position}
+            for grandchild in child.tables:
+                child_rows(grandchild, item, nested, rows)

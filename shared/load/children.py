@@ -19,8 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.config.child_tables import POSITION, ChildTable, position_of, walk
+from shared.config.child_tables import ChildTable, walk
 from shared.config.project import ModelRef
+from shared.extract.child_shape import child_rows
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.upsert import BatchWriter, batch_writer
 from shared.target.child_tables import child_desired_columns, child_table, ref_children
@@ -111,8 +112,8 @@ class ChildTables:
                 keys[child.name] = [written[i] for i in holding]
         for record in last.values():
             links = {name: record.get(name) for name in self.key}
-            for child in self._roots:   # nested child tables: _flatten recurses
-                _flatten(child, record, links, items)
+            for child in self._roots:   # nested child tables: child_rows recurses
+                child_rows(child, record, links, items)
         rows = []
         for target in self._targets:
             found = items[target.child.name]
@@ -139,18 +140,6 @@ class ChildTables:
                 connection.execute(sa.delete(table).where(columns.in_(found.keys)))
             if found.rows:
                 found.target.writer.write(connection, found.rows)
-
-
-def _flatten(child: ChildTable, record: dict[str, Any], links: dict[str, Any],
-             items: dict[str, list[dict[str, Any]]]) -> None:
-    """A record's items of `child` as rows (links, position, own columns), and their nested items."""
-    rows = items[child.name]
-    for position, item in enumerate(record.get(child.column) or ()):
-        rows.append({**links, POSITION: position, **item})
-        if child.tables:
-            nested = {**links, position_of(child.column): position}
-            for grandchild in child.tables:
-                _flatten(grandchild, item, nested, items)
 
 
 def check_child_drift(children: ChildTables, engine: sa.Engine, schema: str) -> None:
