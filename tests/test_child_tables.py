@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from shared.chain import Chain
 from shared.chain.pump import drain
+from shared.config.project import load_project
 from shared.inbox.drops import ingest_file
 from shared.ledger import RunLedger
 from shared.outputs.export import export_model
@@ -30,6 +32,7 @@ from shared.storage.queues import LocalQueueStore
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.flow_helpers import TEST_KEY, project_for
 from tests.http_stub import Reply, Seen, StubServer
+from tests.test_probe import group as probe_group
 
 PATH = "/admin/api/2024-01/orders.json"
 
@@ -249,3 +252,17 @@ def test_extract_to_csv_writes_one_file_per_table(shop, tmp_path):
     assert len(rows) == 15
     with open(tmp_path / "out" / "shop.orders__shipping_lines.csv", newline="") as file:
         assert next(csv.DictReader(file))["phone"] == digest("+1 555 010 0000")
+
+
+def test_probe_proposes_child_tables_for_lists_of_objects(shop, tmp_path):
+    result = CliRunner().invoke(probe_group, ["probe", shop[1] + PATH + "?limit=3", "--source", "shop"])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "connector_models.yml").write_text(result.stdout)
+    model = load_project(tmp_path, env={"KSPYDER_PII_KEY": TEST_KEY}).sources["shop"].models["orders"]
+    assert model.primary_key == ["id"] and set(model.tables) == {"line_items", "shipping_lines"}
+    lines = model.tables["line_items"].columns or {}
+    assert {n: lines[n].type.value for n in ("sku", "quantity", "price", "tax_lines")} == {
+        "sku": "string", "quantity": "integer", "price": "decimal", "tax_lines": "table"}
+    assert model.columns["payment_gateway_names"].type.value == "json"   # a list of strings: left as JSON
+    assert model.pii_scan == "redact"   # the e-mails typed in line item properties
+    assert "rows of the child table <model>__line_items" in result.stdout
