@@ -36,6 +36,7 @@ from shared.config.project import ModelRef
 from shared.errors import RateLimited
 from shared.extract.page_step import Position, StepPage
 from shared.extract.paginators import Paginator
+from shared.extract.parent_walk import paginator_states
 from shared.extract.types import PageRequest
 from shared.storage.queues import MAX_SECONDS
 
@@ -162,15 +163,15 @@ class Fetcher:
         if state is not None:
             if job.index == 0:
                 self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, paginator.stated_total))
-            if pages.hidden and isinstance(state.get("next_url"), str):
-                state["next_url"] = without_params(state["next_url"], pages.hidden)
+            for saved in paginator_states(state) if pages.hidden else []:
+                if isinstance(saved.get("next_url"), str):
+                    saved["next_url"] = without_params(saved["next_url"], pages.hidden)
             self._check_no_secret(job, state)
             start = self._leave_start(job, {"paginator": state})
             self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, start=start, follow=True))
         else:
-            warning = paginator.cap_warning(job.model)
             self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True,
-                                                            paginator.stated_total, [warning] if warning else [],
+                                                            paginator.stated_total, at.run_warnings(job.model),
                                                             paginator.truncated_by))
         return at.done
 

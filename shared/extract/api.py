@@ -15,12 +15,14 @@ from urllib.parse import urljoin
 import requests
 
 from shared.config.models import ApiModel, ApiSource
+from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.parent_walk import WalkStep
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
 
@@ -62,7 +64,9 @@ class ApiExtractor(GenericExtractor):
         return PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
 
     def page_step(self) -> PageStep:
-        """The model's page step, shared with the queue chain's Fetch."""
+        """The model's page step, shared with the queue chain's Fetch; a child model's walks its parents."""
+        if is_dependent(self.model):
+            return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
         return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
     def raw_pages(self) -> Iterator[RawPage]:
@@ -74,9 +78,9 @@ class ApiExtractor(GenericExtractor):
         if first is not None and paginator.random_access and self.source.throttle.concurrency > 1:
             yield from self._parallel(step, at, first)
         yield from self._sequential(step, at)
-        warning = paginator.cap_warning(self.ref.qualified)
-        if warning is not None:
+        if paginator.truncated_by is not None:
             self.stats.truncated_by = paginator.truncated_by
+        for warning in at.run_warnings(self.ref.qualified):
             self.stats.warn(warning)
 
     def _raw(self, page: StepPage, at: Position) -> RawPage:

@@ -1,0 +1,158 @@
+"""Parent-child models (issue 14 §3) in both modes: the embedded run (`run_models`, as `main.py run`)
+and the queue chain (pumped in process) land the same rows, report the same skipped children and
+fail with the same error, against the GitHub REST emulation (`tests/github_emulation.py`)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.config.project import Project, load_project
+from shared.ledger import RunLedger
+from shared.pipeline import run_models
+from shared.storage import LocalBlobStore
+from tests.flow_helpers import TEST_KEY
+from tests.github_emulation import DISABLED, ORG, REGIONS, REPOS, GitHubApi, comments_of, expected_issues, issues_of
+from tests.http_stub import StubServer
+from tests.recipe_helpers import recipe_yaml
+from tests.test_chain_flow import Harness
+from tests.test_chain_helpers import applied_target, snapshot
+from tests.test_page_engine_parity import plain
+
+REPO_COLUMNS = {"id": {"type": "bigint"}, "name": {"type": "string"},
+                "owner_login": {"path": "owner.login", "type": "string"}}
+ISSUE_COLUMNS = {"id": {"type": "bigint"}, "number": {"type": "integer"}, "state": {"type": "string"}}
+ISSUES_PATH = "/repos/{parent.owner_login}/{parent.name}/issues"
+MODELS: dict[str, dict[str, Any]] = {
+    "repos": {"path": f"/orgs/{ORG}/repos", "params": {"per_page": 3}, "primary_key": ["id"], "columns": REPO_COLUMNS},
+    "issues": {"parent": "repos", "path": ISSUES_PATH, "params": {"state": "all", "per_page": 4},
+               "include_from_parent": ["id", "name"], "on_child_error": "skip", "primary_key": ["id"],
+               "columns": ISSUE_COLUMNS},
+    "issues_strict": {"parent": "repos", "path": ISSUES_PATH, "params": {"state": "all", "per_page": 4},
+                      "primary_key": ["id"], "columns": ISSUE_COLUMNS},
+    "comments": {"parent": "issues",
+                 "path": "/repos/{parent.parent.owner_login}/{parent.parent.name}/issues/{parent.number}/comments",
+                 "include_from_parent": ["id", "repos_name"], "on_child_error": "skip",
+                 "primary_key": ["id"], "columns": {"id": {"type": "bigint"}, "body": {"type": "text"}}},
+    "things": {"for_each": "${REGIONS}", "for_each_column": "region", "path": "/regions/{item}/things",
+               "primary_key": ["region", "id"], "columns": {"id": {"type": "integer"}, "label": {"type": "string"}}},
+}
+SKIPPED = (f"github.issues: the request for repos {1000 + REPOS.index(DISABLED)} failed: GET "
+           f"/repos/{ORG}/{DISABLED}/issues?state=…&per_page=… failed: HTTP 410 (Issues are disabled for this repo) "
+           "(skipped: on_child_error is skip)")
+
+
+def local(text: str | None) -> str | None:
+    """A message without the emulation's origin (its port changes from run to run)."""
+    return None if text is None else re.sub(r"http://127\.0\.0\.1:\d+", "", text)
+
+
+def project_from(tmp_path: Path, connectors: str) -> Project:
+    folder = tmp_path / "manifests"
+    folder.mkdir(exist_ok=True)
+    (folder / "connector_models.yml").write_text(connectors)
+    (folder / "settings.yml").write_text(yaml.safe_dump({"target_url": f"sqlite:///{tmp_path / 'unused.db'}",
+                                                         "storage": {"root": str(tmp_path / "storage")}}))
+    return load_project(folder, env={"KSPYDER_PII_KEY": TEST_KEY, "GITHUB_TOKEN": "ghp_test_token_0123456789",
+                                     "REGIONS": ", ".join(REGIONS)})
+
+
+def embedded(project: Project, tmp_path: Path) -> tuple[dict, dict, dict]:
+    engine = applied_target(project, tmp_path / "embedded.db")
+    try:
+        summary = run_models(project, project.models(), engine=engine,
+                             ledger=RunLedger(LocalBlobStore(tmp_path / "embedded-ledger")))
+        tables = snapshot(engine, project)
+    finally:
+        engine.dispose()
+    return (tables, {r.model: list(r.stats.warnings) for r in summary.results},
+            {r.model: plain(r.error) for r in summary.results})
+
+
+def chained(project: Project, tmp_path: Path) -> tuple[dict, dict, dict]:
+    harness = Harness(tmp_path / "chain", project, max_dequeue_count=2)
+    try:
+        run_id = harness.run(visibility_timeout=0.2, max_dequeue_count=2)
+        tables = snapshot(harness.engine, project)
+        outcomes = RunLedger(harness.blobs).model_outcomes(run_id)
+        status = harness.status(run_id)
+    finally:
+        harness.engine.dispose()
+    step_errors = {e["model"]: e["message"] for e in status["errors"]}
+    warnings = {m: list(status["models"][m]["warnings"]) for m in status["models"]}
+    errors = {m: plain(outcomes.get(m, {}).get("error") or step_errors.get(m)) for m in status["models"]}
+    return tables, warnings, errors
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("parents")
+    with StubServer(handler=GitHubApi()) as server:
+        connectors = yaml.safe_dump({"sources": {"github": {
+            "type": "api", "base_url": server.url(""), "pagination": {"type": "link_header"},
+            "throttle": {"concurrency": 3, "max_retries": 1, "backoff": 0}, "models": MODELS}}}, sort_keys=False)
+        project = project_from(tmp_path, connectors)
+        first = embedded(project, tmp_path)
+        second = chained(project, tmp_path)
+    return first, second
+
+
+@pytest.mark.parametrize("model", [f"github.{name}" for name in MODELS])
+def test_both_modes_agree(runs, model):
+    (tables, warnings, errors), (chain_tables, chain_warnings, chain_errors) = runs
+    assert chain_errors[model] == errors[model]
+    assert chain_warnings[model] == warnings[model]
+    if errors[model] is None:
+        assert chain_tables[model] == tables[model]
+
+
+def test_children_carry_their_parents_fields(runs):
+    (tables, warnings, errors), _ = runs
+    assert len(tables["github.repos"]) == len(REPOS)
+    issues = tables["github.issues"]
+    assert len(issues) == expected_issues()
+    by_repo = {}
+    for issue_id, number, _state, repos_id, repos_name in issues:
+        assert repos_id == 1000 + REPOS.index(repos_name) and issue_id == REPOS.index(repos_name) * 1000 + number
+        by_repo[repos_name] = by_repo.get(repos_name, 0) + 1
+    assert by_repo == {name: issues_of(i) for i, name in enumerate(REPOS) if issues_of(i) and name != DISABLED}
+    assert [local(w) for w in warnings["github.issues"]] == [SKIPPED]
+    assert errors["github.issues"] is None
+
+
+def test_a_failing_child_fails_the_model_naming_its_parent(runs):
+    (_, _, errors), _ = runs
+    assert local(errors["github.issues_strict"]) == SKIPPED.replace("github.issues:", "github.issues_strict:").replace(
+        " (skipped: on_child_error is skip)", "")
+
+
+def test_grandchildren_read_their_grandparents_fields(runs):
+    (tables, warnings, errors), _ = runs
+    comments = tables["github.comments"]
+    expected = sum(comments_of(n) for i, name in enumerate(REPOS) if name != DISABLED
+                   for n in range(1, issues_of(i) + 1))
+    assert len(comments) == expected and errors["github.comments"] is None
+    for comment_id, _body, issues_id, repos_name in comments:
+        assert issues_id == REPOS.index(repos_name) * 1000 + (comment_id % 100_000) // 100
+    assert len(warnings["github.comments"]) == 1 and "repos 1004 failed" in warnings["github.comments"][0]
+
+
+def test_for_each_reads_every_item_and_stores_it(runs):
+    (tables, _, _), _ = runs
+    assert sorted(tables["github.things"]) == sorted(
+        (i, f"{region}-{i}", region) for region in REGIONS for i in range(REGIONS.index(region) + 2))
+
+
+def test_the_github_recipe_runs_in_both_modes(tmp_path):
+    api = GitHubApi()
+    with StubServer(handler=api) as server:
+        project = project_from(tmp_path, recipe_yaml("GitHub REST", server.url("")))
+        tables, warnings, errors = embedded(project, tmp_path)
+        chain_tables, chain_warnings, chain_errors = chained(project, tmp_path)
+    assert (chain_tables, chain_warnings, chain_errors) == (tables, warnings, errors)
+    assert len(tables["github.issues"]) == expected_issues() and errors == {"github.repos": None,
+                                                                           "github.issues": None}
+    assert [w.split(":")[0] for w in warnings["github.issues"]] == ["github.issues"]
