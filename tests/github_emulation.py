@@ -39,8 +39,9 @@ def comments_of(number: int) -> int:
 class GitHubApi:
     """`requests` counts the calls per endpoint kind; an unknown path answers 404 as GitHub does."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.requests: list[str] = []
+        self.delay = delay   # seconds each issue list waits before answering (to see requests overlap)
 
     def __call__(self, seen: Seen) -> Reply:
         self.requests.append(seen.path)
@@ -63,7 +64,9 @@ class GitHubApi:
                 return Reply(status=422, body={"message": "Validation Failed"})
             index = REPOS.index(name)
             items = [self._issue(index, n) for n in range(1, issues_of(index) + 1)]
-            return _paged(seen, items, per_page, page, query)
+            reply = _paged(seen, items, per_page, page, query)
+            reply.delay = self.delay
+            return reply
         if match := re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/(\d+)/comments", seen.path):
             owner, name, number = match.groups()
             if owner != ORG or name not in REPOS:

@@ -3,6 +3,7 @@ and the queue chain (pumped in process) land the same rows, report the same skip
 fail with the same error, against the GitHub REST emulation (`tests/github_emulation.py`)."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.chain.names import FETCH
+from shared.chain.sealed import MARK
 from shared.config.project import Project, load_project
+from shared.extract.factory import build_extractor
 from shared.ledger import RunLedger
 from shared.pipeline import run_models
 from shared.storage import LocalBlobStore
@@ -37,6 +41,11 @@ MODELS: dict[str, dict[str, Any]] = {
                  "path": "/repos/{parent.parent.owner_login}/{parent.parent.name}/issues/{parent.number}/comments",
                  "include_from_parent": ["id", "repos_name"], "on_child_error": "skip",
                  "primary_key": ["id"], "columns": {"id": {"type": "bigint"}, "body": {"type": "text"}}},
+    "repos_private": {"path": f"/orgs/{ORG}/repos", "params": {"per_page": 3}, "primary_key": ["name"],
+                      "columns": {"name": {"type": "string", "pii": "hash"},
+                                  "owner_login": {"path": "owner.login", "type": "string"}}},
+    "issues_private": {"parent": "repos_private", "path": ISSUES_PATH, "params": {"state": "all", "per_page": 4},
+                       "include_from_parent": ["name"], "primary_key": ["id"], "columns": ISSUE_COLUMNS},
     "things": {"for_each": "${REGIONS}", "for_each_column": "region", "path": "/regions/{item}/things",
                "primary_key": ["region", "id"], "columns": {"id": {"type": "integer"}, "label": {"type": "string"}}},
 }
@@ -156,3 +165,50 @@ def test_the_github_recipe_runs_in_both_modes(tmp_path):
     assert len(tables["github.issues"]) == expected_issues() and errors == {"github.repos": None,
                                                                            "github.issues": None}
     assert [w.split(":")[0] for w in warnings["github.issues"]] == ["github.issues"]
+
+
+def test_a_parent_key_with_a_pii_rule_is_named_by_position_and_kept_out_of_the_message(runs):
+    (tables, _, errors), _ = runs
+    assert local(errors["github.issues_private"]) == (
+        f"github.issues_private: the request for repos_private record {REPOS.index(DISABLED) + 1} failed: "
+        f"GET /repos/{ORG}/…/issues?state=…&per_page=… failed: HTTP 410 (Issues are disabled for this repo)")
+    assert not {name for (name, _login) in tables["github.repos_private"]} & set(REPOS)   # hashed
+
+
+def test_children_are_read_concurrently_through_one_client(tmp_path):
+    api = GitHubApi(delay=0.05)
+    with StubServer(handler=api) as server:
+        sources = {"github": {"type": "api", "base_url": server.url(""), "pagination": {"type": "link_header"},
+                              "throttle": {"concurrency": 3},
+                              "models": {"repos": MODELS["repos"], "issues": MODELS["issues"]}}}
+        project = project_from(tmp_path, yaml.safe_dump({"sources": sources}, sort_keys=False))
+        [ref] = project.models(["github.issues"])
+        records = list(build_extractor(project, ref).records())
+        assert len(records) == expected_issues()
+        assert server.max_in_flight == 3
+
+
+def test_the_chain_fans_children_out_with_no_parent_value_in_a_message(tmp_path):
+    with StubServer(handler=GitHubApi()) as server:
+        sources = {"github": {"type": "api", "base_url": server.url(""), "pagination": {"type": "link_header"},
+                              "throttle": {"max_retries": 0},
+                              "models": {"repos": MODELS["repos"], "issues": MODELS["issues"]}}}
+        project = project_from(tmp_path, yaml.safe_dump({"sources": sources}, sort_keys=False))
+        harness = Harness(tmp_path / "chain", project)
+        try:
+            run_id = harness.run()
+            status = harness.status(run_id)
+        finally:
+            harness.engine.dispose()
+    issues = status["models"]["github.issues"]
+    assert (issues["mode"], issues["planned"], issues["loaded"]) == ("walk", len(REPOS), len(REPOS))
+    jobs = [job for job, _ in harness.sent(FETCH, "github.issues")]
+    assert sorted(job.index for job in jobs) == list(range(1, len(REPOS)))   # page 0 came from Paginate
+    assert [job.index for job in jobs if job.follow] == [3, 6]   # the walk goes on after each page of 3 repos
+    sent = json.dumps([body for _, body, _ in harness.queues.sent])
+    starts = [path.read_bytes() for path in (tmp_path / "chain" / "blobs").rglob("*")
+              if {"starts", "issues"} <= set(path.parts) and path.is_file()]
+    assert len(starts) == len(REPOS) - 1 and all(s.startswith(MARK) for s in starts)   # sealed
+    for name in REPOS:
+        assert name not in sent and all(name.encode() not in s for s in starts)
+    assert status["done"] and [local(w) for w in issues["warnings"]] == [SKIPPED]

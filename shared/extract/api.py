@@ -22,6 +22,7 @@ from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.parent_lanes import walk_pages
 from shared.extract.parent_walk import WalkStep
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -64,12 +65,21 @@ class ApiExtractor(GenericExtractor):
         return PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
 
     def page_step(self) -> PageStep:
-        """The model's page step, shared with the queue chain's Fetch; a child model's walks its parents."""
-        if is_dependent(self.model):
-            return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+        """The model's page step, shared with the queue chain's Fetch."""
         return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
+    def walk_step(self) -> WalkStep | None:
+        """A child (or for_each) model's walk over its parents, shared with the chain; None for the others."""
+        if not is_dependent(self.model):
+            return None
+        return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+
     def raw_pages(self) -> Iterator[RawPage]:
+        walk = self.walk_step()
+        if walk is not None:
+            yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
+                                  f"kspyder-{self.ref.source_name}")
+            return
         step = self.page_step()
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None
@@ -78,9 +88,9 @@ class ApiExtractor(GenericExtractor):
         if first is not None and paginator.random_access and self.source.throttle.concurrency > 1:
             yield from self._parallel(step, at, first)
         yield from self._sequential(step, at)
-        if paginator.truncated_by is not None:
+        warning = paginator.cap_warning(self.ref.qualified)
+        if warning is not None:
             self.stats.truncated_by = paginator.truncated_by
-        for warning in at.run_warnings(self.ref.qualified):
             self.stats.warn(warning)
 
     def _raw(self, page: StepPage, at: Position) -> RawPage:

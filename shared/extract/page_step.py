@@ -65,11 +65,6 @@ class Position:
         """The paginator's saved state, from which `PageStep.resume` takes up; None when done."""
         return None if self.done else self.paginator.state()
 
-    def run_warnings(self, model: str) -> list[str]:
-        """What the run reports once paging is over (a `max_pages` cap; a walk's skipped children)."""
-        warning = self.paginator.cap_warning(model)
-        return [] if warning is None else [warning]
-
 
 @dataclass
 class StepPage:

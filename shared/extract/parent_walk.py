@@ -1,18 +1,20 @@
-"""The page step of a child model: its parents' records walked depth first, and for each one the
-child's own pages, each child with a fresh paginator of its own.
+"""The steps of a child model: its parents' records walked depth first, and for each one (a lane)
+the child's own pages, read with a fresh paginator of its own.
 
-A stack of frames: a for_each model's items, then each ancestor's pages under one record of the
-model above it, then the child's pages under one parent record. `WalkStep.step` returns the next
-child page (an empty one when the walk ends), so the embedded run loops over it and a queue-chain
-Fetch takes one step and saves `WalkPosition.state()`: the frames with their paginator states, the
-parent values not yet walked and the warnings, sealed in a start blob like any paginator state.
+The walk is a stack of frames: a for_each model's items, then each ancestor's pages under one
+record of the model above it. `WalkStep.next_scopes` takes the walk to the next parent page and
+returns one scope per record (parent values, key, position); `WalkStep.lane` reads one scope's
+child whole. The embedded run reads lanes `concurrency` at a time through the source's one client
+(one rate bucket); a queue-chain Fetch takes one walk step and sends each lane as a Fetch job of
+its own, the walk's state (`WalkPosition.state()`) and each lane's scope sealed in start blobs.
 Parent values are read from the raw records, before PII stripping, and only the fields a template
-or `include_from_parent` names; they are stored on rows only as the columns the child declares.
+or `include_from_parent` names; they reach rows only as the columns the child declares.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from shared.config.models import ApiModel, ApiSource
@@ -20,9 +22,9 @@ from shared.config.parents import ITEM_KEY, PARENT_KEY, field_path, for_each_ite
 from shared.config.templates import Placeholder, TemplateValueError, placeholders, request_texts, substitute
 from shared.errors import ExtractError, RateLimited
 from shared.extract.http_client import HttpClient
-from shared.extract.page_step import PageStep, Position, StepPage
-from shared.extract.paginators import Paginator, dotted_get
-from shared.extract.types import PageRequest, PageResponse
+from shared.extract.page_step import PageStep, Position
+from shared.extract.paginators import dotted_get
+from shared.extract.types import PageRequest
 
 STATE_VERSION = 1
 MAX_FRAMES = 16
@@ -118,6 +120,7 @@ class Level:
     needed: dict[str, str]      # field named by a descendant -> its path in this model's raw records
     key_paths: list[str]
     named_by_key: bool
+    ruled: frozenset[str] = frozenset()   # needed fields whose column has a PII rule: kept out of messages
 
 
 @dataclass
@@ -130,59 +133,52 @@ class Frame:
     seen: int = 0
 
 
-class WalkPaginator(Paginator):
-    """Stands where a model's paginator stands for the chain: a walk is sequential, states no total."""
+@dataclass
+class Lane:
+    """One child's records (all its pages), the URL of its last page, and its warnings."""
 
-    type_name: ClassVar[str] = "walk"
-
-    def _advance(self, response: PageResponse, records: list) -> bool:
-        raise AssertionError("unreachable: a walk takes pages through its levels' own paginators")
-
-    def _point_at_next(self, request: PageRequest) -> None:
-        raise AssertionError("unreachable: a walk takes pages through its levels' own paginators")
+    scope: Scope
+    records: list
+    url: str
+    warnings: list[str]
 
 
-class WalkPosition(Position):
-    """Where a walk stands: its frames (top first) and the children it skipped."""
+class WalkPosition:
+    """Where a walk over the parents stands: its frames (top first) and the parents it skipped."""
 
-    def __init__(self, frames: list[Frame], warnings: list[str] | None = None):
-        super().__init__(None, WalkPaginator(None))
+    def __init__(self, frames: list[Frame], skipped: list[str] | None = None):
         self.frames = frames
-        self.skipped = warnings or []   # warnings: children skipped, children cut by max_pages
-        self.scope = Scope()    # the scope of the page the last step returned
+        self.skipped = skipped or []
 
     @property
     def done(self) -> bool:
         return not self.frames
 
-    def run_warnings(self, model: str) -> list[str]:
-        return list(self.skipped)
-
     def state(self) -> dict[str, Any] | None:
+        """Everything `WalkStep.resume` needs, JSON-able; None when the walk is over."""
         if self.done:
             return None
         frames = []
         for frame in self.frames:
-            started = frame.position is not None
+            position = frame.position.state() if frame.position is not None and not frame.exhausted else None
             pending = [p.to_json() if isinstance(p, ParentRecord) else p for p in frame.pending]
-            frames.append({"level": frame.level, "scope": frame.scope.to_json(), "started": started,
-                           "position": frame.position.state() if frame.position is not None else None,
+            frames.append({"level": frame.level, "scope": frame.scope.to_json(), "position": position,
                            "pending": pending, "exhausted": frame.exhausted, "seen": frame.seen})
-        return {"type": "walk", "v": STATE_VERSION, "frames": frames, "warnings": list(self.skipped)}
+        return {"type": "walk", "v": STATE_VERSION, "frames": frames, "skipped": list(self.skipped)}
 
 
-class WalkStep(PageStep):
-    """The page step of a model with a parent or for_each items (`parent_walk` module docstring)."""
+class WalkStep:
+    """The steps of a model with a parent or for_each items (see the module docstring)."""
 
-    def __init__(self, source_name: str, source: ApiSource, name: str, client: HttpClient, url: Any):
+    def __init__(self, source_name: str, source: ApiSource, name: str, client: HttpClient,
+                 url_of: Callable[[ApiSource, ApiModel], str]):
         self.qualified = f"{source_name}.{name}"
+        self.source, self.client, self._url_of = source, client, url_of
         chain = lineage(source, name)
         self.levels = [self._level(source, chain, i) for i in range(len(chain))]
         self.leaf = len(self.levels) - 1
-        leaf = self.levels[self.leaf]
+        self.model = self.levels[self.leaf].model
         self.items = for_each_items(self.levels[0].model)
-        self._url = url   # (source, model) -> the model's URL template
-        super().__init__(source, leaf.model, leaf.pagination, client, PageRequest(url(source, leaf.model)))
 
     @staticmethod
     def _level(source: ApiSource, chain: list[tuple[str, ApiModel]], index: int) -> Level:
@@ -192,35 +188,37 @@ class WalkStep(PageStep):
             wanted = [p.field for p in _placeholders(below) if p.depth == depth and not p.is_item]
             if depth == 1:
                 wanted += below.include_from_parent
-            for name_ in wanted:
-                path = field_path(model, name_)
+            for wanted_field in wanted:
+                path = field_path(model, wanted_field)
                 if path is not None:
-                    needed[name_] = path
+                    needed[wanted_field] = path
         key_paths = [field_path(model, key) or key for key in model.primary_key]
         named = all(model.columns[key].rule is None for key in model.primary_key if key in model.columns)
-        return Level(name, model, source.pagination_for(model), needed, key_paths, named)
+        ruled = frozenset(f for f, path in needed.items()
+                          if any(c.rule is not None for n, c in model.columns.items() if (c.path or n) == path))
+        return Level(name, model, source.pagination_for(model), needed, key_paths, named, ruled)
 
-    # ------------------------------------------------------------ the PageStep interface
+    # ------------------------------------------------------------ the parents' walk
     def start(self) -> WalkPosition:
         if self.levels[0].model.for_each is not None:
             return WalkPosition([Frame(-1, Scope(), pending=list(range(len(self.items))), exhausted=True)])
         return WalkPosition([Frame(0, Scope())])
 
-    def resume(self, state: dict[str, Any]) -> WalkPosition:
+    def resume(self, state: Any) -> WalkPosition:
         """ValueError for a state this walk did not write (it is read back from storage)."""
         if (not isinstance(state, dict) or state.get("type") != "walk" or state.get("v") != STATE_VERSION
-                or not isinstance(state.get("frames"), list) or not isinstance(state.get("warnings"), list)):
+                or not isinstance(state.get("frames"), list) or not isinstance(state.get("skipped"), list)):
             raise ValueError("expected a walk state")
-        if not 0 < len(state["frames"]) <= MAX_FRAMES or len(state["warnings"]) > MAX_WARNINGS:
+        if not 0 < len(state["frames"]) <= MAX_FRAMES or len(state["skipped"]) > MAX_WARNINGS:
             raise ValueError("expected a walk state")
         frames = [self._frame(value) for value in state["frames"]]
-        return WalkPosition(frames, [str(w) for w in state["warnings"]])
+        return WalkPosition(frames, [str(w) for w in state["skipped"]])
 
     def _frame(self, value: Any) -> Frame:
         if not isinstance(value, dict) or not isinstance(value.get("pending"), list):
             raise ValueError("expected a walk frame")
         level = value.get("level")
-        if not isinstance(level, int) or isinstance(level, bool) or not -1 <= level <= self.leaf:
+        if not isinstance(level, int) or isinstance(level, bool) or not -1 <= level < self.leaf:
             raise ValueError("expected a walk frame")
         if len(value["pending"]) > MAX_PENDING or not isinstance(value.get("exhausted"), bool):
             raise ValueError("expected a walk frame")
@@ -232,75 +230,47 @@ class WalkStep(PageStep):
         else:
             pending = [ParentRecord.from_json(p) for p in value["pending"]]
         frame = Frame(level, scope, None, pending, value["exhausted"], _index(value.get("seen")))
-        if value.get("started") is True and level >= 0 and not frame.exhausted:
-            if not isinstance(value.get("position"), dict):
+        position = value.get("position")
+        if position is not None and level >= 0 and not frame.exhausted:
+            if not isinstance(position, dict):
                 raise ValueError("expected a walk frame")
-            frame.position = self._step_for(level, scope).resume(value["position"])
-        elif value.get("started") not in (True, False):
-            raise ValueError("expected a walk frame")
-        elif value.get("started") and level >= 0:
-            frame.position = Position(None, WalkPaginator(None))   # started and done
+            frame.position = self._step_for(level, scope).resume(position)
         return frame
 
-    def planned(self, request: PageRequest, index: int) -> Position:
-        raise ValueError("a child model's pages are walked one after another, never planned ahead")
-
-    def step(self, at: Position) -> StepPage:
-        """The next child page; `at` moves past it. An empty page when the walk is over."""
-        if not isinstance(at, WalkPosition):
-            raise TypeError("a walk steps from a walk position")
+    def next_scopes(self, at: WalkPosition) -> list[Scope]:
+        """The scopes of the next parent page that has records (one request or more); [] once the walk is over."""
         while at.frames:
             frame = at.frames[-1]
-            if frame.level == self.leaf:
-                page = self._leaf_page(at, frame)
-                if page is not None:
-                    return page
-            elif frame.pending:
-                following = frame.pending.pop(0)
-                scope = Scope(item_index=following) if frame.level == -1 else Scope(parent=following)
-                at.frames.append(Frame(frame.level + 1, scope))
+            if frame.pending and frame.level + 1 == self.leaf:
+                scopes = [self._scope(frame, p) for p in frame.pending]
+                frame.pending = []
+                while at.frames and at.frames[-1].exhausted and not at.frames[-1].pending:
+                    at.frames.pop()   # so that `done` says at once whether another parent page follows
+                return scopes
+            if frame.pending:
+                at.frames.append(Frame(frame.level + 1, self._scope(frame, frame.pending.pop(0))))
             elif frame.exhausted:
                 at.frames.pop()
             else:
                 self._parent_page(at, frame)
-        at.scope = Scope()
-        return StepPage([], self.first_request().url)
+        return []
 
-    def take(self, at: Position, response: PageResponse) -> StepPage:
-        raise ValueError("a child model's pages are taken in by its walk (`step`)")
+    def checked_scope(self, value: Any) -> Scope:
+        """A lane's scope read back from storage (ValueError when this walk cannot have made it)."""
+        scope = Scope.from_json(value)
+        depth, inner = 0, scope
+        while inner.parent is not None:
+            depth, inner = depth + 1, inner.parent.scope
+        has_items = self.levels[0].model.for_each is not None
+        if depth != self.leaf or (inner.item_index is not None) != has_items:
+            raise ValueError("expected a scope of this model's parents")
+        if inner.item_index is not None and inner.item_index >= len(self.items):
+            raise ValueError("expected a scope of this model's parents")
+        return scope
 
-    # ------------------------------------------------------------ levels
-    def _step_for(self, level: int, scope: Scope) -> PageStep:
-        """The page step of the level's model for one scope: its request with the placeholders filled."""
-        config = self.levels[level]
-        model = config.model
-
-        def lookup(placeholder: Placeholder) -> Any:
-            return _lookup(scope, placeholder, self.items)
-
-        url = substitute(self._url(self.source, model), lookup, lambda text: quote(text, safe=""))   # never climbs
-        params = {k: substitute(v, lookup) if isinstance(v, str) else v for k, v in model.params.items()}
-        headers = {k: substitute(v, lookup) for k, v in model.headers.items()}
-        return PageStep(self.source, model, config.pagination, self.client, PageRequest(url, params, headers))
-
-    def _leaf_page(self, at: WalkPosition, frame: Frame) -> StepPage | None:
-        try:
-            step = self._step_for(frame.level, frame.scope)
-            if frame.position is None:
-                frame.position = step.start()
-            page = step.step(frame.position)
-        except RateLimited:
-            raise
-        except (ExtractError, TemplateValueError) as exc:
-            self._failed(at, frame, exc)
-            return None
-        if frame.position.done:
-            warning = frame.position.paginator.cap_warning(self._where(frame.scope))
-            if warning is not None:
-                self._warn(at, warning)
-            at.frames.pop()
-        at.scope = frame.scope
-        return StepPage(self._marked(page.records, frame.scope), page.url)
+    @staticmethod
+    def _scope(frame: Frame, pending: Any) -> Scope:
+        return Scope(item_index=pending) if frame.level == -1 else Scope(parent=pending)
 
     def _parent_page(self, at: WalkPosition, frame: Frame) -> None:
         config = self.levels[frame.level]
@@ -312,15 +282,55 @@ class WalkStep(PageStep):
         except RateLimited:
             raise
         except (ExtractError, TemplateValueError) as exc:
-            self._failed(at, frame, exc)
+            if len(at.skipped) < MAX_WARNINGS:
+                at.skipped.append(self._skipped(frame.scope, exc))   # raises unless on_child_error: skip
+            at.frames.pop()
             return
-        records = self._marked(page.records, frame.scope)
-        for record in records:
+        for record in self._marked(page.records, frame.scope):
             values = {name: _plain(dotted_get(record, path, None)) for name, path in config.needed.items()}
             key = [_plain(dotted_get(record, path, None)) for path in config.key_paths] or None
             frame.pending.append(ParentRecord(config.name, frame.seen, values, key, config.named_by_key, frame.scope))
             frame.seen += 1
         frame.exhausted = frame.position.done
+        if frame.exhausted:
+            warning = frame.position.paginator.cap_warning(self._where(frame.scope, config.name))
+            if warning is not None and len(at.skipped) < MAX_WARNINGS:
+                at.skipped.append(warning)
+
+    # ------------------------------------------------------------ one child
+    def lane(self, scope: Scope) -> Lane:
+        """Every page of the child under `scope`, with a fresh paginator. A failed child keeps no
+        records (it fails the model, or is skipped with a warning); `RateLimited` propagates."""
+        step = None
+        try:
+            step = self._step_for(self.leaf, scope)
+            at = step.start()
+            records: list = []
+            url = at.request.url if at.request is not None else ""
+            while not at.done:
+                page = step.step(at)
+                records.extend(page.records)
+                url = page.url
+        except RateLimited:
+            raise
+        except (ExtractError, TemplateValueError) as exc:
+            return Lane(scope, [], step.first_request().url if step is not None else "", [self._skipped(scope, exc)])
+        warning = at.paginator.cap_warning(self._where(scope, self.levels[self.leaf].name))
+        return Lane(scope, self._marked(records, scope), url, [warning] if warning else [])
+
+    # ------------------------------------------------------------ helpers
+    def _step_for(self, level: int, scope: Scope) -> PageStep:
+        """The page step of the level's model for one scope: its request with the placeholders filled."""
+        config = self.levels[level]
+        model = config.model
+
+        def lookup(placeholder: Placeholder) -> Any:
+            return _lookup(scope, placeholder, self.items)
+
+        url = substitute(self._url_of(self.source, model), lookup, lambda text: quote(text, safe=""))   # never climbs
+        params = {k: substitute(v, lookup) if isinstance(v, str) else v for k, v in model.params.items()}
+        headers = {k: substitute(v, lookup) for k, v in model.headers.items()}
+        return PageStep(self.source, model, config.pagination, self.client, PageRequest(url, params, headers))
 
     def _marked(self, records: list, scope: Scope) -> list:
         """Raw records with what their columns read from the walk: the item, the included parent fields."""
@@ -335,23 +345,33 @@ class WalkStep(PageStep):
                     record[PARENT_KEY] = scope.parent.values
         return records
 
-    def _failed(self, at: WalkPosition, frame: Frame, exc: Exception) -> None:
-        """A request for one parent record failed: the model fails, or (`on_child_error: skip`) the
-        record's subtree is skipped with a warning. The top model's own failure is the model's."""
-        if frame.scope.parent is None and frame.scope.item_index is None:
+    def _skipped(self, scope: Scope, exc: Exception) -> str:
+        """A request for one parent record failed: the model fails (`ChildError`), or with
+        `on_child_error: skip` the record's subtree is skipped and this warning says so. The top
+        model's own failure is the model's."""
+        if scope.parent is None and scope.item_index is None:
             raise exc
-        message = f"{self.qualified}: the request for {frame.scope.label()} failed: {exc}"
-        if self.levels[self.leaf].model.on_child_error != "skip":
+        message = f"{self.qualified}: the request for {scope.label()} failed: {self._unruled(scope, str(exc))}"
+        if self.model.on_child_error != "skip":
             raise ChildError(message) from exc
-        self._warn(at, f"{message} (skipped: on_child_error is skip)")
-        at.frames.pop()
+        return str(ExtractError(f"{message} (skipped: on_child_error is skip)"))   # scrubbed like an error
 
-    def _warn(self, at: WalkPosition, warning: str) -> None:
-        if len(at.skipped) < MAX_WARNINGS:
-            at.skipped.append(str(ExtractError(warning)))   # scrubbed like an error
+    def _unruled(self, scope: Scope, text: str) -> str:
+        """`text` without the parent values that have a PII rule (a URL path may carry them)."""
+        levels = {level.name: level for level in self.levels}
+        record = scope.parent
+        while record is not None:
+            level = levels.get(record.model)
+            for name in level.ruled if level is not None else ():
+                value = record.values.get(name)
+                if value is not None and str(value):
+                    text = text.replace(quote(str(value), safe=""), "…").replace(str(value), "…")
+            record = record.scope.parent
+        return text
 
-    def _where(self, scope: Scope) -> str:
-        return f"{self.qualified} ({scope.label()})"
+    def _where(self, scope: Scope, model: str) -> str:
+        label = scope.label()
+        return f"{self.qualified} ({model}{' of ' + label if label else ''})"
 
 
 def _placeholders(model: ApiModel) -> list[Placeholder]:
@@ -376,9 +396,7 @@ def _plain(value: Any) -> Any:
 
 
 def paginator_states(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The paginator states a saved state holds: itself, or a walk's frames' (to scrub before storing)."""
-    if state.get("type") != "walk":
-        return [state]
+    """The paginator states a walk's saved state holds (to scrub before it is stored)."""
     frames = state.get("frames")
     return [f["position"] for f in frames if isinstance(f, dict) and isinstance(f.get("position"), dict)] \
         if isinstance(frames, list) else []
