@@ -11,12 +11,14 @@ Follows GitHub's public documentation:
   a repository with issues disabled answers 410 Gone;
 - `GET /repos/{owner}/{repo}/issues/{issue_number}/comments`
   (https://docs.github.com/en/rest/issues/comments#list-issue-comments): an array with `id`, `body`, `user.login`;
-- errors: a JSON object `{"message": ..., "documentation_url": ...}`.
+- errors: a JSON object `{"message": ..., "documentation_url": ...}`; a secondary rate limit answers 429
+  with `Retry-After` (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 Plus `/regions/{region}/things`, a plain list per region, for `for_each`.
 """
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,12 +41,31 @@ def comments_of(number: int) -> int:
 class GitHubApi:
     """`requests` counts the calls per endpoint kind; an unknown path answers 404 as GitHub does."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, limited: tuple[str, ...] = ()) -> None:
         self.requests: list[str] = []
         self.delay = delay   # seconds each issue list waits before answering (to see requests overlap)
+        self.limited = set(limited)   # paths (query included) answered 429 once per round (`reset`)
+        self._answered: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def answered_429(self) -> set[str]:
+        with self._lock:
+            return set(self._answered)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._answered.clear()
 
     def __call__(self, seen: Seen) -> Reply:
         self.requests.append(seen.path)
+        if seen.target in self.limited:
+            with self._lock:
+                first = seen.target not in self._answered
+                self._answered.add(seen.target)
+            if first:   # GitHub's secondary rate limit: 429 with Retry-After
+                return Reply(status=429, body={"message": "You have exceeded a secondary rate limit"},
+                             headers={"Retry-After": "0"})
         query = {k: v[0] for k, v in seen.query.items()}
         per_page = min(int(query.get("per_page", 30)), 100)
         page = int(query.get("page", 1))

@@ -49,6 +49,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "things": {"for_each": "${REGIONS}", "for_each_column": "region", "path": "/regions/{item}/things",
                "primary_key": ["region", "id"], "columns": {"id": {"type": "integer"}, "label": {"type": "string"}}},
 }
+# a child's page and a parent page (read by a walk step) answered 429 once in each mode
+LIMITED = (f"/repos/{ORG}/beta/issues?state=all&per_page=4&page=2", f"/orgs/{ORG}/repos?per_page=3&page=2")
 SKIPPED = (f"github.issues: the request for repos {1000 + REPOS.index(DISABLED)} failed: GET "
            f"/repos/{ORG}/{DISABLED}/issues?state=…&per_page=… failed: HTTP 410 (Issues are disabled for this repo) "
            "(skipped: on_child_error is skip)")
@@ -99,13 +101,17 @@ def chained(project: Project, tmp_path: Path) -> tuple[dict, dict, dict]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("parents")
-    with StubServer(handler=GitHubApi()) as server:
+    api = GitHubApi(limited=LIMITED)
+    with StubServer(handler=api) as server:
         connectors = yaml.safe_dump({"sources": {"github": {
             "type": "api", "base_url": server.url(""), "pagination": {"type": "link_header"},
             "throttle": {"concurrency": 3, "max_retries": 1, "backoff": 0}, "models": MODELS}}}, sort_keys=False)
         project = project_from(tmp_path, connectors)
         first = embedded(project, tmp_path)
+        assert api.answered_429 == set(LIMITED)
+        api.reset()
         second = chained(project, tmp_path)
+        assert api.answered_429 == set(LIMITED)
     return first, second
 
 

@@ -286,7 +286,7 @@ class WalkStep:
                 at.skipped.append(self._skipped(frame.scope, exc))   # raises unless on_child_error: skip
             at.frames.pop()
             return
-        for record in self._marked(page.records, frame.scope):
+        for record in self._marked(page.records, frame.scope, frame.level):
             values = {name: _plain(dotted_get(record, path, None)) for name, path in config.needed.items()}
             key = [_plain(dotted_get(record, path, None)) for path in config.key_paths] or None
             frame.pending.append(ParentRecord(config.name, frame.seen, values, key, config.named_by_key, frame.scope))
@@ -316,7 +316,7 @@ class WalkStep:
         except (ExtractError, TemplateValueError) as exc:
             return Lane(scope, [], step.first_request().url if step is not None else "", [self._skipped(scope, exc)])
         warning = at.paginator.cap_warning(self._where(scope, self.levels[self.leaf].name))
-        return Lane(scope, self._marked(records, scope), url, [warning] if warning else [])
+        return Lane(scope, self._marked(records, scope, self.leaf), url, [warning] if warning else [])
 
     # ------------------------------------------------------------ helpers
     def _step_for(self, level: int, scope: Scope) -> PageStep:
@@ -332,17 +332,20 @@ class WalkStep:
         headers = {k: substitute(v, lookup) for k, v in model.headers.items()}
         return PageStep(self.source, model, config.pagination, self.client, PageRequest(url, params, headers))
 
-    def _marked(self, records: list, scope: Scope) -> list:
-        """Raw records with what their columns read from the walk: the item, the included parent fields."""
+    def _marked(self, records: list, scope: Scope, level: int) -> list:
+        """Raw records with what their columns read from the walk: the item, the included parent
+        fields (only those: a value a template alone uses is never on a record, so a `store: mongo`
+        document cannot keep it)."""
         if scope.item_index is not None:
             item = self.items[scope.item_index]
             for record in records:
                 if isinstance(record, dict):
                     record[ITEM_KEY] = item
-        elif scope.parent is not None and scope.parent.values:
+        elif scope.parent is not None and (included := self.levels[level].model.include_from_parent):
+            values = {name: scope.parent.values.get(name) for name in included}
             for record in records:
                 if isinstance(record, dict):
-                    record[PARENT_KEY] = scope.parent.values
+                    record[PARENT_KEY] = values
         return records
 
     def _skipped(self, scope: Scope, exc: Exception) -> str:
