@@ -80,10 +80,12 @@ class FakeClient:
     def __init__(self, bodies: dict[str, Any]):
         self.bodies = bodies
         self.seen: list[str] = []
+        self.requests: list[PageRequest] = []
 
     def fetch(self, request: PageRequest) -> PageResponse:
         path = request.url.split("127.0.0.1:1", 1)[1]
         self.seen.append(path)
+        self.requests.append(request)
         body = self.bodies[path]
         return PageResponse(request.url, 200, {}, body=body, content=json.dumps(body).encode())
 
@@ -95,7 +97,8 @@ def family(tmp_path) -> Project:
                   "columns": {"id": {"type": "integer"}, "name": {"type": "string"},
                               "secret": {"type": "string", "pii": "drop"}}},
         "issues": {"parent": "repos", "path": "/repos/{parent.parent.login}/{parent.name}/issues",
-                   "params": {"tag": "{parent.secret}"}, "include_from_parent": ["id"],
+                   "params": {"tag": "{parent.secret}", "per_page": 5}, "headers": {"X-Repo": "r-{parent.id}"},
+                   "include_from_parent": ["id"],
                    "primary_key": ["id"], "columns": {"id": {"type": "integer"}}}}}})
 
 
@@ -124,6 +127,9 @@ def test_a_grandchild_walk_reads_values_before_stripping_and_quotes_them_in_the_
     assert client.seen == ["/orgs", "/orgs/acme/repos", "/repos/acme/a%2F1/issues", "/repos/acme/b/issues",
                            "/orgs/zen/repos"]
     assert scopes[1].identity() == (("orgs", ("acme",)), ("repos", (2,)))
+    issue_requests = [r for r in client.requests if r.url.endswith("/issues")]
+    assert [(r.params, r.headers) for r in issue_requests] == [
+        ({"tag": "s1", "per_page": 5}, {"X-Repo": "r-1"}), ({"tag": "s2", "per_page": 5}, {"X-Repo": "r-2"})]
 
 
 def test_a_saved_walk_takes_up_where_it_stopped(tmp_path):
