@@ -171,3 +171,11 @@ def test_a_chain_start_holds_a_walk_or_a_lane_as_an_object():
     assert check_start({"lane": {"parent": {}}}) == {"lane": {"parent": {}}}
     with pytest.raises(MessageError, match="expected a stored walk"):
         check_start({"lane": ["x"]})
+
+
+def test_a_document_model_without_columns_still_declares_what_it_includes():
+    data = {"sources": {"s": {"type": "api", "store": "mongo", "models": {
+        "p": {"columns": {"email": {"type": "string", "pii": "hash"}}},
+        "c": {"parent": "p", "include_from_parent": ["email"]}}}}}
+    columns = with_parent_columns(data)["sources"]["s"]["models"]["c"]["columns"]
+    assert columns == {"p_email": {"type": "string", "pii": "hash", "path": f"{PARENT_KEY}.email"}}

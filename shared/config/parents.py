@@ -88,7 +88,7 @@ def with_parent_columns(data: Any) -> Any:
                        if isinstance(model, dict) and (added := _added_columns(model, models))}
             if not changed:
                 break
-            models.update({name: {**models[name], "columns": {**models[name]["columns"], **added}}
+            models.update({name: {**models[name], "columns": {**models[name].get("columns", {}), **added}}
                            for name, added in changed.items()})
         if models != source["models"]:
             sources[source_name] = {**source, "models": models}
@@ -96,7 +96,7 @@ def with_parent_columns(data: Any) -> Any:
 
 
 def _added_columns(model: dict, models: dict) -> dict[str, Any]:
-    columns = model.get("columns")
+    columns = model.get("columns", {})   # a store: mongo model may declare none: its included fields still are
     if not isinstance(columns, dict):
         return {}
     added: dict[str, Any] = {}
