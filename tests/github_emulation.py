@@ -13,10 +13,14 @@ Follows GitHub's public documentation:
   (https://docs.github.com/en/rest/issues/comments#list-issue-comments): an array with `id`, `body`, `user.login`;
 - errors: a JSON object `{"message": ..., "documentation_url": ...}`; a secondary rate limit answers 429
   with `Retry-After` (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+- `POST /graphql` (https://docs.github.com/en/graphql/guides/using-pagination-in-the-graphql-api): a
+  `repository(owner, name) { issues(first, after) { pageInfo { hasNextPage endCursor } nodes } }` query,
+  its variables in the JSON body; the answer under `data`.
 Plus `/regions/{region}/things`, a plain list per region, for `for_each`.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -96,12 +100,31 @@ class GitHubApi:
             items = [{"id": index * 100_000 + int(number) * 100 + c, "body": f"comment {c}",
                       "user": {"login": f"user{c}"}} for c in range(comments_of(int(number)))]
             return _paged(seen, items, per_page, page, query)
+        if seen.path == "/graphql" and seen.method == "POST":
+            return self._graphql(json.loads(seen.body or b"{}"))
         if match := re.fullmatch(r"/regions/([^/]+)/things", seen.path):
             region = match.group(1)
             if region not in REGIONS:
                 return _not_found()
             return Reply(body=[{"id": i, "label": f"{region}-{i}"} for i in range(REGIONS.index(region) + 2)])
         return _not_found()
+
+    def _graphql(self, body: dict[str, Any]) -> Reply:
+        variables = body.get("variables") or {}
+        if "repository(" not in str(body.get("query")) or variables.get("owner") != ORG:
+            return Reply(body={"data": None, "errors": [{"message": "Could not resolve to a Repository"}]})
+        name = variables.get("name")
+        if name not in REPOS:
+            return Reply(body={"data": {"repository": None},
+                               "errors": [{"message": "Could not resolve to a Repository"}]})
+        index = REPOS.index(name)
+        first = min(int(variables.get("first", 100)), 100)
+        start = int(str(variables.get("after") or "cursor:0").split(":")[1])
+        numbers = list(range(1, issues_of(index) + 1))[start:start + first]
+        end = start + len(numbers)
+        page_info = {"hasNextPage": end < issues_of(index), "endCursor": f"cursor:{end}" if numbers else None}
+        nodes = [{"number": n, "title": f"issue {n} of {name}"} for n in numbers]
+        return Reply(body={"data": {"repository": {"issues": {"pageInfo": page_info, "nodes": nodes}}}})
 
     @staticmethod
     def _repo(i: int) -> dict[str, Any]:

@@ -15,16 +15,12 @@ from shared.chain.names import FETCH
 from shared.chain.sealed import MARK
 from shared.config.project import Project, load_project
 from shared.extract.factory import build_extractor
-from shared.ledger import RunLedger
-from shared.pipeline import run_models
-from shared.storage import LocalBlobStore
 from tests.flow_helpers import TEST_KEY
 from tests.github_emulation import DISABLED, ORG, REGIONS, REPOS, GitHubApi, comments_of, expected_issues, issues_of
 from tests.http_stub import StubServer
+from tests.parity_cases import chained, embedded
 from tests.recipe_helpers import recipe_yaml
 from tests.test_chain_flow import Harness
-from tests.test_chain_helpers import applied_target, snapshot
-from tests.test_page_engine_parity import plain
 
 REPO_COLUMNS = {"id": {"type": "bigint"}, "name": {"type": "string"},
                 "owner_login": {"path": "owner.login", "type": "string"}}
@@ -46,6 +42,15 @@ MODELS: dict[str, dict[str, Any]] = {
                                   "owner_login": {"path": "owner.login", "type": "string"}}},
     "issues_private": {"parent": "repos_private", "path": ISSUES_PATH, "params": {"state": "all", "per_page": 4},
                        "include_from_parent": ["name"], "primary_key": ["id"], "columns": ISSUE_COLUMNS},
+    "gql_issues": {"parent": "repos", "path": "/graphql", "idempotent": True, "graphql": {
+        "query": "query($owner: String!, $name: String!, $first: Int, $after: String) { repository(owner: $owner, "
+                 "name: $name) { issues(first: $first, after: $after) { pageInfo { hasNextPage endCursor } "
+                 "nodes { number title } } } }",
+        "variables": {"owner": "{parent.owner_login}", "name": "{parent.name}", "first": 3}},
+        "records": "data.repository.issues.nodes", "include_from_parent": ["id"], "primary_key": ["repos_id", "number"],
+        "pagination": {"type": "cursor", "cursor_path": "data.repository.issues.pageInfo.endCursor", "param": "after",
+                       "in": "body", "has_more_path": "data.repository.issues.pageInfo.hasNextPage"},
+        "columns": {"number": {"type": "integer"}, "title": {"type": "string"}}},
     "things": {"for_each": "${REGIONS}", "for_each_column": "region", "path": "/regions/{item}/things",
                "primary_key": ["region", "id"], "columns": {"id": {"type": "integer"}, "label": {"type": "string"}}},
 }
@@ -69,33 +74,6 @@ def project_from(tmp_path: Path, connectors: str) -> Project:
                                                          "storage": {"root": str(tmp_path / "storage")}}))
     return load_project(folder, env={"KSPYDER_PII_KEY": TEST_KEY, "GITHUB_TOKEN": "ghp_test_token_0123456789",
                                      "REGIONS": ", ".join(REGIONS)})
-
-
-def embedded(project: Project, tmp_path: Path) -> tuple[dict, dict, dict]:
-    engine = applied_target(project, tmp_path / "embedded.db")
-    try:
-        summary = run_models(project, project.models(), engine=engine,
-                             ledger=RunLedger(LocalBlobStore(tmp_path / "embedded-ledger")))
-        tables = snapshot(engine, project)
-    finally:
-        engine.dispose()
-    return (tables, {r.model: list(r.stats.warnings) for r in summary.results},
-            {r.model: plain(r.error) for r in summary.results})
-
-
-def chained(project: Project, tmp_path: Path) -> tuple[dict, dict, dict]:
-    harness = Harness(tmp_path / "chain", project, max_dequeue_count=2)
-    try:
-        run_id = harness.run(visibility_timeout=0.2, max_dequeue_count=2)
-        tables = snapshot(harness.engine, project)
-        outcomes = RunLedger(harness.blobs).model_outcomes(run_id)
-        status = harness.status(run_id)
-    finally:
-        harness.engine.dispose()
-    step_errors = {e["model"]: e["message"] for e in status["errors"]}
-    warnings = {m: list(status["models"][m]["warnings"]) for m in status["models"]}
-    errors = {m: plain(outcomes.get(m, {}).get("error") or step_errors.get(m)) for m in status["models"]}
-    return tables, warnings, errors
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +196,10 @@ def test_the_chain_fans_children_out_with_no_parent_value_in_a_message(tmp_path)
     for name in REPOS:
         assert name not in sent and all(name.encode() not in s for s in starts)
     assert status["done"] and [local(w) for w in issues["warnings"]] == [SKIPPED]
+
+
+def test_a_graphql_child_sends_its_parents_values_as_variables(runs):
+    (tables, _, errors), _ = runs
+    expected = sorted((n, f"issue {n} of {name}", 1000 + i) for i, name in enumerate(REPOS)
+                      for n in range(1, issues_of(i) + 1))
+    assert errors["github.gql_issues"] is None and sorted(tables["github.gql_issues"]) == expected

@@ -13,7 +13,7 @@ from typing import Any
 from shared.config.errors import ConfigIssue
 from shared.config.models import ApiModel, ApiSource, check_identifier
 from shared.config.naming import snake_case
-from shared.config.templates import Placeholder, placeholders, request_texts
+from shared.config.templates import Placeholder, placeholders, request_texts, strings
 from shared.config.yaml_source import YamlDocument
 
 PARENT_KEY = "_kspyder_parent"   # on each child record: the included parent fields, by name
@@ -64,6 +64,18 @@ def field_path(model: ApiModel, field: str) -> str | None:
     if any(column.path == field for column in model.columns.values()):
         return field
     return None
+
+
+def model_texts(model: ApiModel) -> list[tuple[tuple[str, ...], str]]:
+    """Every string of the model's request a placeholder may sit in, with its key path: the path,
+    parameters, headers and body values (a GraphQL query's variables, not its query text, whose
+    braces are GraphQL's)."""
+    texts = list(request_texts(model.path, model.params, model.headers))
+    texts += strings(model.json_body, ("json",))
+    texts += strings(model.form, ("form",))
+    if model.graphql is not None:
+        texts += strings(model.graphql.variables, ("graphql", "variables"))
+    return texts
 
 
 def is_dependent(model: Any) -> bool:
@@ -150,7 +162,7 @@ def _model_problems(doc: YamlDocument, source_name: str, source: ApiSource, name
         return problems
     if model.parent is not None:
         problems += _include_problems(model, chain[0], declared)
-    for key, text in request_texts(model.path, model.params, model.headers):
+    for key, text in model_texts(model):
         for placeholder in placeholders(text):
             message = _placeholder_problem(placeholder, model, chain)
             if message is not None:

@@ -1,5 +1,6 @@
 """Request templates of parent-child models: `{parent.owner}`, `{parent.parent.id}`, `{item}` in a
-path, a parameter, a header (or a body value) replaced by one function over strings.
+path, a parameter, a header or a body value replaced by one function over strings (`substitute`;
+`fill` applies it to every string of a body).
 
 Pure: validation reads the placeholders a model uses, extraction fills them from a parent record
 read before PII stripping. Other braces (`{"a": 1}` in a parameter) are left as they are.
@@ -70,3 +71,26 @@ def substitute(text: str, lookup: Callable[[Placeholder], Any], encode: Callable
         return encode(str(found))
 
     return PLACEHOLDER.sub(value, text)
+
+
+def fill(value: Any, lookup: Callable[[Placeholder], Any]) -> Any:
+    """`value` (a body: mappings, lists, scalars) with `substitute` applied to every string in it."""
+    if isinstance(value, str):
+        return substitute(value, lookup)
+    if isinstance(value, dict):
+        return {key: fill(item, lookup) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill(item, lookup) for item in value]
+    return value
+
+
+def strings(value: Any, at: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string of a body with its key path, for validation to read the placeholders."""
+    if isinstance(value, str):
+        yield at, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, (*at, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, (*at, str(index)))

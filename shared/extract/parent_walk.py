@@ -13,18 +13,18 @@ or `include_from_parent` names; they reach rows only as the columns the child de
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
 from shared.config.models import ApiModel, ApiSource
-from shared.config.parents import ITEM_KEY, PARENT_KEY, field_path, for_each_items, lineage
-from shared.config.templates import Placeholder, TemplateValueError, placeholders, request_texts, substitute
+from shared.config.parents import ITEM_KEY, PARENT_KEY, field_path, for_each_items, lineage, model_texts
+from shared.config.templates import Placeholder, TemplateValueError, fill, placeholders, substitute
 from shared.errors import ExtractError, RateLimited
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position
 from shared.extract.paginators import dotted_get
-from shared.extract.types import PageRequest
+from shared.extract.request_body import model_request
 
 STATE_VERSION = 1
 MAX_FRAMES = 16
@@ -328,9 +328,15 @@ class WalkStep:
             return _lookup(scope, placeholder, self.items)
 
         url = substitute(self._url_of(self.source, model), lookup, lambda text: quote(text, safe=""))   # never climbs
-        params = {k: substitute(v, lookup) if isinstance(v, str) else v for k, v in model.params.items()}
-        headers = {k: substitute(v, lookup) for k, v in model.headers.items()}
-        return PageStep(self.source, model, config.pagination, self.client, PageRequest(url, params, headers))
+        request = model_request(url, model)
+        request.params = {k: substitute(v, lookup) if isinstance(v, str) else v for k, v in request.params.items()}
+        request.headers = {k: substitute(v, lookup) for k, v in request.headers.items()}
+        body = request.body
+        if body is not None and model.graphql is not None:   # its variables only: the query's braces are GraphQL's
+            request.body = replace(body, base={**body.base, "variables": fill(body.base.get("variables", {}), lookup)})
+        elif body is not None:
+            request.body = replace(body, base=fill(dict(body.base), lookup))
+        return PageStep(self.source, model, config.pagination, self.client, request)
 
     def _marked(self, records: list, scope: Scope, level: int) -> list:
         """Raw records with what their columns read from the walk: the item, the included parent
@@ -378,7 +384,7 @@ class WalkStep:
 
 
 def _placeholders(model: ApiModel) -> list[Placeholder]:
-    return [p for _, text in request_texts(model.path, model.params, model.headers) for p in placeholders(text)]
+    return [p for _, text in model_texts(model) for p in placeholders(text)]
 
 
 def _lookup(scope: Scope, placeholder: Placeholder, items: list[Any]) -> Any:
