@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,21 @@ def test_a_graphql_child_sends_its_parents_values_as_variables(runs):
     expected = sorted((n, f"issue {n} of {name}", 1000 + i) for i, name in enumerate(REPOS)
                       for n in range(1, issues_of(i) + 1))
     assert errors["github.gql_issues"] is None and sorted(tables["github.gql_issues"]) == expected
+
+
+def test_parents_and_children_draw_on_one_rate_bucket(tmp_path):
+    api = GitHubApi()
+    with StubServer(handler=api) as server:
+        sources = {"github": {"type": "api", "base_url": server.url(""), "pagination": {"type": "link_header"},
+                              "throttle": {"concurrency": 3, "rate": 40, "burst": 1},
+                              "models": {"repos": MODELS["repos"], "issues": MODELS["issues"]}}}
+        project = project_from(tmp_path, yaml.safe_dump({"sources": sources}, sort_keys=False))
+        [ref] = project.models(["github.issues"])
+        started = time.monotonic()
+        list(build_extractor(project, ref).records())
+        elapsed = time.monotonic() - started
+    seen = [s.at for s in server.seen()]
+    assert len(seen) > 10 and any("/orgs/" in p for p in api.requests) and any("/issues" in p for p in api.requests)
+    assert elapsed >= (len(seen) - 1) / 40 * 0.95   # one bucket of 40/s for every request, parent or child
+    gaps = [b - a for a, b in zip(sorted(seen), sorted(seen)[1:], strict=False)]
+    assert min(gaps) >= 0.5 / 40   # no parent request slips in beside a child's: one token each, in turn
