@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from shared.chain import Chain
 from shared.chain.pump import drain
+from shared.config.child_tables import child_tables, walk
 from shared.config.project import load_project
 from shared.inbox.drops import ingest_file
 from shared.ledger import RunLedger
@@ -266,3 +267,36 @@ def test_probe_proposes_child_tables_for_lists_of_objects(shop, tmp_path):
     assert model.columns["payment_gateway_names"].type.value == "json"   # a list of strings: left as JSON
     assert model.pii_scan == "redact"   # the e-mails typed in line item properties
     assert "rows of the child table <model>__line_items" in result.stdout
+
+
+def test_plan_keeps_a_removed_child_table_until_prune_and_rebuild_recreates_all(shop, tmp_path):
+    made = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path, shop[1])
+    try:
+        fewer = copy.deepcopy(ORDERS_MODEL)
+        del fewer["columns"]["shipping_lines"]
+        project = project_for(tmp_path, {made.schema: {"type": "api", "base_url": shop[1],
+                                                       "models": {"orders": fewer}}})
+        with made.engine.connect() as connection:
+            plan = compute_plan(connection, project, PlanOptions(selectors=(made.schema,)))
+            assert plan.changes == () and [k.table for k in plan.kept] == ["orders__shipping_lines"]
+            whole = compute_plan(connection, project, PlanOptions(prune=True))
+            assert [(c.kind, c.table) for c in whole.changes] == [("drop_table", "orders__shipping_lines")]
+            rebuild = compute_plan(connection, project, PlanOptions(selectors=(made.schema,), rebuild=True))
+        created = sorted(c.table for c in rebuild.changes if c.kind == "create_table")
+        assert created == [t for t in TABLES if t != "orders__shipping_lines"]
+    finally:
+        made.close()
+
+
+def test_snake_case_names_child_tables_and_their_columns(tmp_path):
+    taxes = {"type": "table", "columns": {"Rate": {"type": "float"}}}
+    model = {"path": "/o", "primary_key": ["OrderId"], "columns": {
+        "OrderId": {"type": "integer"},
+        "LineItems": {"type": "table", "columns": {"UnitPrice": {"type": "float"}, "TaxLines": taxes}}}}
+    project = project_for(tmp_path, {"shop": {"type": "api", "base_url": "http://127.0.0.1:1", "naming": "snake_case",
+                                              "models": {"SalesOrder": model}}})
+    children = list(walk(child_tables("sales_order", project.sources["shop"].models["sales_order"])))
+    assert [(c.name, c.path, c.key, {n: col.path for n, col in c.columns.items()}) for c in children] == [
+        ("sales_order__line_items", "LineItems", ["order_id", "_kspyder_position"], {"unit_price": "UnitPrice"}),
+        ("sales_order__line_items__tax_lines", "TaxLines",
+         ["order_id", "_kspyder_position_line_items", "_kspyder_position"], {"rate": "Rate"})]
