@@ -12,6 +12,8 @@ interpreter start-up and imports (dlt's are heavy) count for nobody:
   with psycopg `COPY FROM STDIN` (PostgreSQL) or one `executemany` transaction (SQLite), no PII;
 - dlt's `rest_api` source merging into PostgreSQL, in its own virtualenv (`dlt_baseline.py`).
 
+Informational: the PostgreSQL run again with `tags` as a child table, its rate relative to the run.
+
 Targets: run vs COPY >= 0.5x, run vs dlt >= 5x, SQLite run vs executemany >= 0.6x; with `--full`,
 the PostgreSQL run again at 1,000,000 records: peak RSS <= 120 MB and < 20% above the 200,000 one.
 `--profile` re-runs the kspyder pipelines under cProfile and prints where the time goes.
@@ -193,9 +195,11 @@ def drop_postgres_schemas() -> None:
     engine.dispose()
 
 
-def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None) -> Path:
+def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None,
+                    child_table: bool = False) -> Path:
     """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
-    apply, as `main.py apply` would; returns the manifests folder for the child."""
+    apply, as `main.py apply` would; returns the manifests folder for the child. `child_table`: the
+    `tags` list loads as the child table `customers__tags` instead of a json column."""
     from shared.schema.apply import PlanStamp, apply_stamped
     from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
@@ -206,6 +210,8 @@ def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_se
     if scan == "off":   # measured without the scan: its generated PII would rightly stop the run otherwise
         notes.update(pii="none", reason=_GENERATED)
     columns = {**COLUMNS, "notes": notes}
+    if child_table:
+        columns["tags"] = {"type": "table", "columns": {"value": {"type": "string", "length": 40}}}
     source = api_source(api, {"customers": {**MODEL, "columns": columns}}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)
     engine = create_target_engine(target_url, [SOURCE])
@@ -226,16 +232,18 @@ def count_rows(url: str, table: str) -> int:
     return count
 
 
-def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str) -> Measured:
-    manifests = kspyder_project(folder, api, target_url, scan)
+def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str,
+                child_table: bool = False) -> Measured:
+    manifests = kspyder_project(folder, api, target_url, scan, child_table=child_table)
     argv = ["-m", "benchmarks.run_bench", "--child", "kspyder", "--target", str(manifests)]
     return run_measured(argv + (["--profile", profile] if profile else []), cwd=ROOT)
 
 
-def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact") -> Measured:
+def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact",
+                         child_table: bool = False) -> Measured:
     drop_postgres_schemas()
     with tempfile.TemporaryDirectory() as tmp:
-        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan)
+        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan, child_table)
     expect_rows(count_rows(POSTGRES_URL, f"{SOURCE}.customers"), records, "kspyder -> PostgreSQL")
     drop_postgres_schemas()
     return measured
@@ -345,6 +353,9 @@ def main(argv: list[str] | None = None) -> bool:
             pg, copy = best_pair(lambda: run_kspyder_postgres(api, n), lambda: run_copy(api, n))
             line("kspyder run -> PostgreSQL (upsert, PII)", pg)
             line("  same, pii_scan off (informational)", best(lambda: run_kspyder_postgres(api, n, scan="off")))
+            child = line("  same, tags as a child table (informational)",
+                         best(lambda: run_kspyder_postgres(api, n, child_table=True)))
+            print(f"  {'  child table: run rate vs the merge run':<46} {child.rate / pg.rate:>6.2f}x  (informational)")
             line("requests + COPY -> PostgreSQL (no PII)", copy)
             dlt = run_dlt(api, n)
             if isinstance(dlt, str):
