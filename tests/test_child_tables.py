@@ -300,3 +300,39 @@ def test_snake_case_names_child_tables_and_their_columns(tmp_path):
         ("sales_order__line_items", "LineItems", ["order_id", "_kspyder_position"], {"unit_price": "UnitPrice"}),
         ("sales_order__line_items__tax_lines", "TaxLines",
          ["order_id", "_kspyder_position_line_items", "_kspyder_position"], {"rate": "Rate"})]
+
+
+def run_once(tmp_path: Path, base_url: str, model: dict[str, Any]):
+    project = project_for(tmp_path, {"shop": {"type": "api", "base_url": base_url, "models": {"orders": model}}},
+                          {"target_url": f"sqlite:///{tmp_path / 'target.db'}",
+                           "storage": {"root": str(tmp_path / "storage")}})
+    engine = create_target_engine(f"sqlite:///{tmp_path / 'target.db'}", ["shop"])
+    with engine.connect() as connection:
+        plan = compute_plan(connection, project, PlanOptions())
+    apply_stamped(engine, project, PlanStamp.of(plan))
+    try:
+        return run_models(project, project.models(), engine=engine,
+                          ledger=RunLedger(LocalBlobStore(tmp_path / "ledger")))
+    finally:
+        engine.dispose()
+
+
+def test_a_child_value_that_does_not_convert_names_record_table_item_and_column(shop, tmp_path):
+    api, base_url = shop
+    api.orders[4]["line_items"][1]["quantity"] = "two"
+    summary = run_once(tmp_path, base_url, ORDERS_MODEL)
+    [result] = summary.results
+    assert result.error is not None and "two" not in result.error
+    assert result.error.endswith("shop.orders: record #4, column 'line_items': item #1, column 'quantity': "
+                                 "expected an integer, got text that is not a number (set on_error: null on the "
+                                 "column to load NULL instead)")
+
+
+def test_the_first_page_guard_stops_unscanned_pii_in_a_child_column(shop, tmp_path):
+    model = copy.deepcopy(ORDERS_MODEL)
+    model["pii_scan"] = "off"
+    model["columns"]["line_items"]["columns"]["properties"]["columns"]["value"]["pii_scan"] = "off"
+    summary = run_once(tmp_path, base_url=shop[1], model=model)
+    [result] = summary.results
+    assert result.error is not None and "example.com" not in result.error
+    assert "model shop.orders__line_items__properties: column 'value' holds e-mail" in result.error

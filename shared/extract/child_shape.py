@@ -21,12 +21,12 @@ class ChildShaper:
 
     def __init__(self, source: str, model: str, children: tuple[ChildTable, ...]):
         self.source, self.model = source, model
-        self._children = [(child.column, compile_path(child.path),
+        self._children = [(child.column, compile_path(child.path), f"{source}.{child.name}: record #",
                            RecordShaper(source, child.name, child.columns, [], children=child.tables).shape)
                           for child in children]
 
     def shape(self, raw: Any, position: int, out: dict[str, Any]) -> dict[str, Any]:
-        for column, get, shape_item in self._children:
+        for column, get, named, shape_item in self._children:
             items = get(raw)
             if items is None:
                 out[column] = []
@@ -37,9 +37,10 @@ class ChildShaper:
             try:
                 out[column] = [shape_item(item if isinstance(item, dict) else {SCALAR_ITEM: item}, index)
                                for index, item in enumerate(items)]
-            except ConversionError as exc:   # names the child table and the item's position
+            except ConversionError as exc:   # the record, then the item's position and column
+                item = str(exc).replace(named, "item #", 1)
                 raise ConversionError(f"{self.source}.{self.model}: record #{position}, column '{column}': "
-                                      f"{exc}") from None
+                                      f"{item}") from None
         return out
 
 
