@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from shared.config.child_tables import child_tables, walk
 from shared.config.project import load_project
 from shared.inbox.drops import ingest_file
 from shared.ledger import RunLedger
+from shared.load.children import ChildTables
+from shared.load.staging import swap_in_all
 from shared.outputs.export import export_model
 from shared.pipeline import run_models
 from shared.schema.apply import PlanStamp, apply_stamped
@@ -31,7 +34,8 @@ from shared.schema.plan import PlanOptions, compute_plan
 from shared.storage import LocalBlobStore
 from shared.storage.queues import LocalQueueStore
 from shared.target.dialects import create_target_engine, drop_schema
-from tests.flow_helpers import TEST_KEY, project_for
+from shared.target.staging_names import is_staging, staging_name
+from tests.flow_helpers import TEST_KEY, extract_all, project_for
 from tests.http_stub import Reply, Seen, StubServer
 from tests.test_probe import group as probe_group
 
@@ -336,3 +340,29 @@ def test_the_first_page_guard_stops_unscanned_pii_in_a_child_column(shop, tmp_pa
     [result] = summary.results
     assert result.error is not None and "example.com" not in result.error
     assert "model shop.orders__line_items__properties: column 'value' holds e-mail" in result.error
+
+
+def test_staged_children_are_swapped_in_with_their_parent(target, shop):
+    """What a parent replaced whole at the run's end (`write: replace`) needs of its children: rows
+    staged out of readers' sight, swapped in together, stale staging of other runs dropped."""
+    api, _ = shop
+    target.run_embedded()
+    [ref] = target.project.models()
+    api.orders = api.orders[:2]
+    records, _ = extract_all(target.project, ref.qualified)
+    children = ChildTables.of(target.engine, ref, "[REDACTED]", False, staged_run="run-2")
+    assert children is not None
+    leftover = ChildTables.of(target.engine, ref, "[REDACTED]", False, staged_run="killed-run")
+    assert leftover is not None
+    leftover.stage()
+    children.stage()
+    staged = sorted(t for t in sa.inspect(target.engine).get_table_names(schema=target.schema) if is_staging(t))
+    assert staged == sorted(staging_name(t, "run-2") for t in TABLES[1:])   # the killed run's are gone
+    batch = children.prepare(records, [(r["id"],) for r in records], [0], ("run-2", datetime.now(UTC)))
+    with target.engine.begin() as connection:
+        children.write(connection, batch)
+    assert len(target.rows("orders__line_items", "id")) == 14   # readers still see the earlier run's
+    swap_in_all(target.engine, children.swap_pairs(), {"_kspyder_run_id": "run-2"})
+    assert target.rows("orders__line_items", "_kspyder_run_id") == [("run-2",)] * 4
+    assert len(target.rows("orders__line_items__tax_lines", "id")) == 4
+    assert not [t for t in sa.inspect(target.engine).get_table_names(schema=target.schema) if is_staging(t)]

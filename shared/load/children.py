@@ -25,8 +25,9 @@ from shared.extract.child_shape import child_rows
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.upsert import BatchWriter, batch_writer
 from shared.target.child_tables import child_desired_columns, child_table, ref_children
-from shared.target.columns import META_COLUMNS, StoredColumn
+from shared.target.columns import META_COLUMNS, RUN_ID, StoredColumn
 from shared.target.compare import TableDiff, compare_table
+from shared.target.staging_names import staging_name, stale_staging
 
 
 class ChildMisfit(ValueError):
@@ -36,7 +37,8 @@ class ChildMisfit(ValueError):
 @dataclass(frozen=True)
 class _Target:
     child: ChildTable
-    table: sa.Table
+    table: sa.Table      # where the rows go: the live table, or the run's staging table
+    live: sa.Table
     fitter: RowFitter
     writer: BatchWriter
 
@@ -60,10 +62,13 @@ class ChildBatch:
 
 
 class ChildTables:
-    """The child tables of one model, as the loader writes them."""
+    """The child tables of one model, as the loader writes them. `staged_run`: the parent is
+    staged for this run (its table replaced whole at the run's end), and the children with it:
+    each into its own staging table, swapped in with the parent's (`swap_pairs`)."""
 
-    def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool):
-        self.ref, self.engine = ref, engine
+    def __init__(self, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool,
+                 staged_run: str | None = None):
+        self.ref, self.engine, self.staged_run = ref, engine, staged_run
         self.key = list(ref.model.primary_key)
         dialect = engine.dialect
         self._roots = ref_children(ref)
@@ -76,13 +81,50 @@ class ChildTables:
             null_on_error = {name for name, column in child.columns.items() if column.on_error == "null"}
             fitter = RowFitter([c for c in desired if c.name not in META_COLUMNS], null_on_error,
                                naive_datetimes=naive_datetimes)
+            written = table if staged_run is None else table.to_metadata(
+                sa.MetaData(), name=staging_name(child.name, staged_run))
             # plain inserts (COPY on PostgreSQL): the batch's children were deleted just before
-            self._targets.append(_Target(child, table, fitter, batch_writer(table, [], dialect)))
+            self._targets.append(_Target(child, written, table, fitter, batch_writer(written, [], dialect)))
 
     @classmethod
-    def of(cls, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool) -> ChildTables | None:
+    def of(cls, engine: sa.Engine, ref: ModelRef, redaction: str, naive_datetimes: bool,
+           staged_run: str | None = None) -> ChildTables | None:
         """None for a model without child tables: the loader's path stays as it was."""
-        return cls(engine, ref, redaction, naive_datetimes) if ref_children(ref) else None
+        return cls(engine, ref, redaction, naive_datetimes, staged_run) if ref_children(ref) else None
+
+    # ------------------------------------------------------------------ staged with the parent
+    def stage(self) -> None:
+        """Drop the staging tables other runs left, create this run's (as the parent's `stage`)."""
+        if self.staged_run is None:
+            return
+        schema = self.ref.source_name
+        names = sa.inspect(self.engine).get_table_names(schema=schema)
+        for target in self._targets:
+            for stale in stale_staging(names, target.child.name, self.staged_run):
+                with self.engine.begin() as connection:
+                    connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
+                                                           if_exists=True))
+            with self.engine.begin() as connection:
+                connection.execute(sa.schema.CreateTable(target.table, if_not_exists=True))
+
+    def discard(self) -> None:
+        """A failed run drops its staging tables (the next run's `stage` does too)."""
+        if self.staged_run is None:
+            return
+        with self.engine.begin() as connection:
+            for target in self._targets:
+                target.table.drop(connection, checkfirst=True)
+
+    def delete_tagged(self, connection: sa.Connection, tag: str) -> None:
+        """A redelivered page of the queue chain: its earlier child rows go, as the parent's do."""
+        if self.staged_run is None:
+            return
+        for target in self._targets:
+            connection.execute(sa.delete(target.table).where(target.table.c[RUN_ID] == tag))
+
+    def swap_pairs(self) -> list[tuple[sa.Table, sa.Table]]:
+        """(staging, live) of every child table, for `staging.swap_in_all` beside the parent's pair."""
+        return [] if self.staged_run is None else [(target.table, target.live) for target in self._targets]
 
     @property
     def nulled(self) -> int:

@@ -21,7 +21,7 @@ from shared.detect.redact_message import safe_excerpt
 from shared.load.children import ChildBatch, ChildMisfit, ChildTables, check_child_drift
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.page_lock import PageLockTimeout, lock_page, unlock_page
-from shared.load.staging import swap_in
+from shared.load.staging import swap_in_all
 from shared.load.upsert import batch_writer
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.compare import TableDiff, compare_table
@@ -97,7 +97,9 @@ class Loader:
         self._staging = None if self._key else self._table.to_metadata(
             sa.MetaData(), name=staging_name(ref.name, run_id))
         self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
-        self._children = ChildTables.of(engine, ref, redaction, self._naive)
+        # child tables: staged and swapped with a staged parent, else written beside its upserts
+        self._children = ChildTables.of(engine, ref, redaction, self._naive,
+                                        staged_run=run_id if self._staging is not None else None)
         self._drift_checked = False
         self._staged = False
         self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
@@ -135,6 +137,8 @@ class Loader:
                     connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
                                                            if_exists=True))
             self._create_staging(self._staging)
+            if self._children is not None:
+                self._children.stage()
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
@@ -152,6 +156,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._staging.drop(connection, checkfirst=True)
+            if self._children is not None:
+                self._children.discard()
         except self._database_errors():
             pass
         self._staged = False
@@ -186,9 +192,13 @@ class Loader:
                     with connection.begin():
                         lock_page(connection, lock)
                         connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
+                        if self._children is not None:
+                            self._children.delete_tagged(connection, self._tag)
                         written = 0
                         for batch in self.batches(records):
                             self._writer.write(connection, batch.rows)
+                            if batch.children is not None and self._children is not None:
+                                self._children.write(connection, batch.children)
                             written += len(batch.rows)
                 finally:
                     unlock_page(connection, lock)
@@ -286,7 +296,9 @@ class Loader:
             if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
                 self._check_swapped()
                 return
-            self.stats.deleted += swap_in(self.engine, self._staging, self._table, {RUN_ID: self.run_id})
+            children = [] if self._children is None else self._children.swap_pairs()
+            self.stats.deleted += swap_in_all(self.engine, [(self._staging, self._table), *children],
+                                              {RUN_ID: self.run_id})[0]
         except self._database_errors() as exc:
             self.check_drift()   # the live table changed during the run: say so (TargetDriftError)
             raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: "
