@@ -6,8 +6,8 @@ included, all linked by the model's key) deletes the rows of those keys and inse
 in the transaction that upserts the parents, so a reader never sees orphans or duplicates, and an
 item removed from a parent's list is gone once the parent is loaded again.
 
-How children follow the parent's end of run (keyed `write: replace`, `deletes: soft`,
-`history: scd2`) is the dispositions' part: see docs/loading.md, "Child tables".
+A parent staged for its run (replaced whole at the end) stages its children too, and swaps them
+in with it (`staged_run`, `swap_pairs`).
 """
 from __future__ import annotations
 
