@@ -4,6 +4,7 @@ their parent through upserts (a line removed from an order disappears), nest, an
 PII like parent columns."""
 from __future__ import annotations
 
+import base64
 import copy
 import csv
 import hashlib
@@ -111,11 +112,11 @@ def url(request, tmp_path):
 class Target:
     """A project over the emulation, its tables applied on `url` in a schema of its own."""
 
-    def __init__(self, url: str, tmp_path: Path, base_url: str):
+    def __init__(self, url: str, tmp_path: Path, base_url: str, model: dict[str, Any] = ORDERS_MODEL):
         self.schema = f"kt_child_{uuid.uuid4().hex[:8]}"
         self.tmp_path = tmp_path
         self.project = project_for(
-            tmp_path, {self.schema: {"type": "api", "base_url": base_url, "models": {"orders": ORDERS_MODEL}}},
+            tmp_path, {self.schema: {"type": "api", "base_url": base_url, "models": {"orders": model}}},
             {"target_url": url, "storage": {"root": str(tmp_path / "storage")}, "pii": {"scan": "redact"}})
         self.engine = create_target_engine(url, [self.schema])
         with self.engine.connect() as connection:
@@ -366,3 +367,18 @@ def test_staged_children_are_swapped_in_with_their_parent(target, shop):
     assert target.rows("orders__line_items", "_kspyder_run_id") == [("run-2",)] * 4
     assert len(target.rows("orders__line_items__tax_lines", "id")) == 4
     assert not [t for t in sa.inspect(target.engine).get_table_names(schema=target.schema) if is_staging(t)]
+
+
+def test_binary_child_columns_travel_the_chain_as_base64(shop, tmp_path):
+    api, base_url = shop
+    for i, placed in enumerate(api.orders):
+        placed["line_items"][0]["thumbnail"] = base64.b64encode(bytes([i, 0, 255])).decode()
+    model = copy.deepcopy(ORDERS_MODEL)
+    model["columns"]["line_items"]["columns"]["thumbnail"] = {"type": "binary"}
+    made = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path, base_url, model)
+    try:
+        made.run_chained()
+        found = made.rows("orders__line_items", "id", "_kspyder_position", "thumbnail")
+        assert found[:2] == [(450789469, 0, bytes([0, 0, 255])), (450789469, 1, None)]
+    finally:
+        made.close()

@@ -75,15 +75,29 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_p
 _DECODE_LINES = msgspec.json.Decoder().decode_lines
 
 
-def encode_page(records: list[dict[str, Any]]) -> bytes:
+# A model's child tables as a page carries them: (column, its table's stored columns, its own children).
+PageChildren = tuple[tuple[str, list[StoredColumn], "PageChildren"], ...]
+
+
+def encode_page(records: list[dict[str, Any]], children: PageChildren = ()) -> bytes:
+    """`children`: the child tables whose items the records carry (`page_children`), binary inside."""
     try:
         return "".join([_ENCODE(r) + "\n" for r in records]).encode("utf-8")
     except TypeError:   # binary columns: base64 text, which their restorer decodes on the Load side
-        return "".join([_encode_with_binary(r, i) + "\n" for i, r in enumerate(records)]).encode("utf-8")
+        return "".join([_encode_with_binary(r, i, children) + "\n" for i, r in enumerate(records)]).encode("utf-8")
 
 
-def _encode_with_binary(record: dict[str, Any], position: int) -> str:
+def _binary_as_text(record: dict[str, Any], children: PageChildren) -> dict[str, Any]:
     plain = {k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for k, v in record.items()}
+    for name, _, nested in children:   # a child table's items are records too
+        items = plain.get(name)
+        if isinstance(items, list):
+            plain[name] = [_binary_as_text(item, nested) if isinstance(item, dict) else item for item in items]
+    return plain
+
+
+def _encode_with_binary(record: dict[str, Any], position: int, children: PageChildren = ()) -> str:
+    plain = _binary_as_text(record, children)
     try:
         return _ENCODE(plain)
     except TypeError:   # bytes inside a JSON column: the embedded run's loader refuses it too
@@ -123,10 +137,6 @@ def _from_base64(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except binascii.Error:
         raise ValueError("not base64") from None
-
-
-# A model's child tables as a page carries them: (column, its table's stored columns, its own children).
-PageChildren = tuple[tuple[str, list[StoredColumn], "PageChildren"], ...]
 
 
 def page_children(project: Project, ref: ModelRef) -> PageChildren:
