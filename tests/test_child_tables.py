@@ -112,11 +112,13 @@ def url(request, tmp_path):
 class Target:
     """A project over the emulation, its tables applied on `url` in a schema of its own."""
 
-    def __init__(self, url: str, tmp_path: Path, base_url: str, model: dict[str, Any] = ORDERS_MODEL):
-        self.schema = f"kt_child_{uuid.uuid4().hex[:8]}"
+    def __init__(self, url: str, tmp_path: Path, base_url: str, model: dict[str, Any] = ORDERS_MODEL,
+                 source: dict[str, Any] | None = None):
+        """`source`: another source than the orders API, named `erp`."""
+        self.schema = "erp" if source else f"kt_child_{uuid.uuid4().hex[:8]}"
         self.tmp_path = tmp_path
         self.project = project_for(
-            tmp_path, {self.schema: {"type": "api", "base_url": base_url, "models": {"orders": model}}},
+            tmp_path, {self.schema: source or {"type": "api", "base_url": base_url, "models": {"orders": model}}},
             {"target_url": url, "storage": {"root": str(tmp_path / "storage")}, "pii": {"scan": "redact"}})
         self.engine = create_target_engine(url, [self.schema])
         with self.engine.connect() as connection:
@@ -380,5 +382,28 @@ def test_binary_child_columns_travel_the_chain_as_base64(shop, tmp_path):
         made.run_chained()
         found = made.rows("orders__line_items", "id", "_kspyder_position", "thumbnail")
         assert found[:2] == [(450789469, 0, bytes([0, 0, 255])), (450789469, 1, None)]
+    finally:
+        made.close()
+
+
+@pytest.mark.parametrize("mode", ["embedded", "chained"])
+def test_a_sql_sources_json_column_of_lists_fills_a_child_table(tmp_path, mode):
+    source_url = f"sqlite:///{tmp_path / 'erp.db'}"
+    engine = sa.create_engine(source_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total NUMERIC, lines JSON)")
+        for i in range(5):
+            lines = json.dumps([{"sku": f"S{i}-{n}", "qty": n + 1} for n in range(i % 3)])
+            connection.exec_driver_sql("INSERT INTO invoices VALUES (?, ?, ?)", (i, i * 2.5, lines))
+    engine.dispose()
+    model = {"table": "invoices", "primary_key": ["id"], "columns": {
+        "id": {"type": "integer"}, "total": {"type": "decimal", "precision": 10, "scale": 2},
+        "lines": {"type": "table", "columns": {"sku": {"type": "string", "length": 20}, "qty": {"type": "integer"}}}}}
+    made = Target(f"sqlite:///{tmp_path / 'target.db'}", tmp_path, "",
+                  source={"type": "sql", "url": source_url, "models": {"invoices": model}})
+    try:
+        made.run_embedded() if mode == "embedded" else made.run_chained()
+        assert made.rows("invoices__lines", "id", "_kspyder_position", "sku", "qty") == [
+            (1, 0, "S1-0", 1), (2, 0, "S2-0", 1), (2, 1, "S2-1", 2), (4, 0, "S4-0", 1)]
     finally:
         made.close()

@@ -6,6 +6,7 @@ list of scalars reads each item as the column `value`. The loader splits them in
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,8 @@ class ChildShaper:
             if items is None:
                 out[column] = []
                 continue
+            if isinstance(items, str) and items.lstrip().startswith("["):   # a SQL source's JSON text
+                items = _json_list(items)
             if not isinstance(items, list):
                 raise ConversionError(f"{self.source}.{self.model}: record #{position}, column '{column}': "
                                       f"expected a list (type: table), got {type(items).__name__}")
@@ -65,3 +68,12 @@ def child_rows(child: ChildTable, record: dict[str, Any], links: dict[str, Any],
             nested = {**links, position_of(child.column): position}
             for grandchild in child.tables:
                 child_rows(grandchild, item, nested, rows)
+
+
+def _json_list(text: str) -> Any:
+    """The list a JSON text holds (SQLite and MariaDB hand json columns over as text); the text
+    itself when it is not JSON, which the caller then reports as not a list."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
