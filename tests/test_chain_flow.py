@@ -540,7 +540,7 @@ def test_a_failed_swap_of_a_keyless_model_shows_in_the_run_status(tmp_path, api,
     hide, and the run ends failed with the reason in its status."""
     from shared.load.loader import Loader, LoadError
 
-    def failing_swap(self: Loader) -> None:
+    def failing_swap(self: Loader, complete: bool = True) -> None:
         raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: OperationalError")
 
     monkeypatch.setattr(Loader, "finish", failing_swap)

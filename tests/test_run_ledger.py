@@ -76,8 +76,8 @@ def test_a_run_stopped_by_the_source_still_marks_the_pages_it_fetched(tmp_path, 
     monkeypatch.setattr(pipeline_run, "LOAD_BATCH", 40)
     build = pipeline_run.build_extractor
 
-    def failing_after_six_pages(project, ref):
-        extractor = build(project, ref)
+    def failing_after_six_pages(project, ref, limit=None):
+        extractor = build(project, ref, limit)
         pages = extractor.pages
 
         def six_then_fail():

@@ -228,3 +228,13 @@ def disposition_for(model: ModelBase, live: sa.Table) -> Disposition:
     except KeyError:
         raise ValueError(f"unknown write disposition '{name}'; expected one of: "
                          f"{', '.join(n for n in DISPOSITIONS if n != 'scd2')}") from None
+
+
+def staged(model: ModelBase) -> bool:
+    """A run of the model writes into its staging table, applied at the end (replace, append, scd2)."""
+    return model.history == "scd2" or model.write_mode in ("replace", "append")
+
+
+def has_end(model: ModelBase) -> bool:
+    """A run of the model has an end that changes the table (`Loader.finish`): staged, or soft deletes."""
+    return staged(model) or model.deletes == "soft"
