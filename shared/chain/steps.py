@@ -242,7 +242,7 @@ class Chain:
         versions, soft deletes: `Loader.finish`) has it applied by the load that claims the finish,
         once (a redelivery of that load finds it done); False for the others."""
         outcome: dict[str, Any] = {"model": job.model, "pages": plan.pages, "mode": plan.mode,
-                                   "warnings": plan.warnings}
+                                   "warnings": self.state.warnings(job.run_id, job.model, plan)}
         if not ref.documents and has_end(ref.model):
             if self.state.claim(job.run_id, f"claims/{job.model}/finish", job.token) == "other":
                 return False   # its owner finishes the model and then looks at the run
@@ -298,7 +298,8 @@ class Chain:
             counts = self.state.counts(run_id, model)
             models[model] = {"mode": plan.mode if plan else None,
                              "planned": plan.pages if plan is not None and plan.final else None,
-                             **counts, "done": model in outcomes, "warnings": plan.warnings if plan else []}
+                             **counts, "done": model in outcomes,
+                             "warnings": self.state.warnings(run_id, model, plan) if plan else []}
         errors = self.state.errors(run_id)
         return {"run_id": run_id, "trigger": record.trigger, "status": self.ledger.shown_status(record),
                 "started_at": record.started_at, "ended_at": record.ended_at,
