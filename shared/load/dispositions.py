@@ -155,7 +155,8 @@ class Append(Disposition):
         selected = sa.select(*[sa.literal(end.run_id, live.c[RUN_ID].type) if n == RUN_ID else staging.c[n]
                                for n in names]).where(~done)
         with engine.begin() as connection:
-            end.counts.appended += connection.execute(sa.insert(live).from_select(names, selected)).rowcount
+            inserted = connection.execute(sa.insert(live).from_select(names, selected)).rowcount
+            end.counts.appended += inserted if inserted >= 0 else _count(connection, live, live.c[RUN_ID] == end.run_id)
         _drop(engine, staging)
 
 
@@ -199,7 +200,9 @@ class Scd2(Disposition):
         with engine.begin() as connection:
             end.counts.closed += connection.execute(changed.values(close)).rowcount
             connection.execute(unchanged.values({RUN_ID: end.run_id}))
-            end.counts.opened += connection.execute(sa.insert(live).from_select(names, opened)).rowcount
+            inserted = connection.execute(sa.insert(live).from_select(names, opened)).rowcount
+            end.counts.opened += inserted if inserted >= 0 else _count(
+                connection, live, sa.and_(live.c[VALID_FROM] == end.now, run == end.run_id))
             if end.complete and self.model.deletes == "soft":
                 end.counts.closed += connection.execute(
                     sa.update(live).where(current, sa.or_(run != end.run_id, run.is_(None))).values(close)).rowcount
@@ -210,6 +213,11 @@ def row_hash(values: Sequence[Any]) -> str:
     """A version's fingerprint: its fitted values, each tagged with its type, so that 1 and '1' differ."""
     text = "\x1f".join("\x00" if v is None else f"{type(v).__name__}:{v}" for v in values)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _count(connection: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
+    """Rows an INSERT ... SELECT wrote, where the driver does not say (psycopg answers -1)."""
+    return int(connection.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
 
 
 def _drop(engine: sa.Engine, staging: sa.Table) -> None:
