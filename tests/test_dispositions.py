@@ -287,3 +287,34 @@ def test_runs_killed_at_random_moments_leave_no_half_applied_end(tmp_path, postg
         with engine.begin() as connection:
             drop_schema(connection, source)
         engine.dispose()
+
+
+def test_dropped_files_follow_the_model_disposition(target):
+    """A file dropped in the inbox is a run that is never complete: appended, versioned, upserted
+    with its soft deletes cleared and none marked; a keyed replace takes over keys and replaces
+    only its own file's earlier rows."""
+    import json
+
+    from shared.inbox.drops import ingest_file
+
+    project, engine, schema, items, tmp_path = target
+    ledger = RunLedger(LocalBlobStore(tmp_path / "inbox-ledger"))
+    items.set(i1=("1.00", "a"), i2=("2.00", "a"), i3=("3.00", "a"))
+    embedded_run(project, engine, tmp_path)
+    items.set(i3=None)
+    embedded_run(project, engine, tmp_path)   # i3 soft-deleted, its version closed
+
+    def drop(model: str, name: str, records: list[dict]) -> dict:
+        data = json.dumps(records).encode()
+        return ingest_file(project, schema, model, name, data, engine, ledger).as_dict()
+
+    back = [{"id": 3, "price": "3.50", "status": "b"}]
+    assert drop("prices", "back.json", back)["changes"] == {"cleared": 1}
+    assert drop("history", "back.json", back)["changes"] == {"opened": 1}
+    assert drop("events", "back.json", back)["changes"] == {"appended": 1}
+    assert [r[0] for r in rows(engine, schema, "prices", DELETED_AT) if r[3] is not None] == []
+    assert [v for v in versions(engine, schema, "history") if v[0] == 3][0] == (3, 3.5, "b", True, True)
+    assert len(rows(engine, schema, "events")) == 3 + 2 + 1
+    drop("snapshot", "a.json", [{"id": 1, "price": "9.00", "status": "file"}, {"id": 7, "price": "7.00", "status": "file"}])
+    drop("snapshot", "a.json", [{"id": 7, "price": "7.70", "status": "file"}])   # the same file again
+    assert [(r[0], r[2]) for r in rows(engine, schema, "snapshot")] == [(2, "a"), (7, "file")]

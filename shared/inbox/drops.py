@@ -184,7 +184,7 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
             documents = DocumentTarget(project.settings)
             stack.callback(documents.close)
             sink: _Sink = _Upserts(documents.loader(ref, run_id), ledger, result)
-        elif ref.model.write_mode != "replace" or ref.model.primary_key:   # merge, append, scd2
+        elif ref.model.write_mode != "replace":   # merge, append, scd2: the file is a run of the model
             sink = _Upserts(Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id,
                                    batch_size=batch_size), ledger, result)
         else:
@@ -262,7 +262,8 @@ class _Upserts(_Sink):
 
 
 class _FileRows(_Sink):
-    """A keyless model: the file's earlier rows deleted and its new rows inserted in one
+    """`write: replace`: the file's earlier rows deleted and its new rows written (upserted by key,
+    when the model has one) in one
     transaction, held open from the first batch to `commit` (a failure rolls it all back). Rows are
     prepared by the model's `Loader`, built with the file's id as its run id, so each row carries it
     in `_kspyder_run_id`; they are written here, on this transaction, by the dialect's writer."""
@@ -275,7 +276,7 @@ class _FileRows(_Sink):
         self.loader.staged_elsewhere()
         table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
         self._table = table
-        self._writer = batch_writer(table, [], engine.dialect)
+        self._writer = batch_writer(table, list(ref.model.primary_key), engine.dialect)   # keyed: upserted
         self._open: tuple[sa.Connection, sa.RootTransaction] | None = None   # from the first batch on
         self._pending: list[int] = []      # records per batch, marked loaded once committed
 
