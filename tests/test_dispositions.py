@@ -315,6 +315,7 @@ def test_dropped_files_follow_the_model_disposition(target):
     assert [r[0] for r in rows(engine, schema, "prices", DELETED_AT) if r[3] is not None] == []
     assert [v for v in versions(engine, schema, "history") if v[0] == 3][0] == (3, 3.5, "b", True, True)
     assert len(rows(engine, schema, "events")) == 3 + 2 + 1
-    drop("snapshot", "a.json", [{"id": 1, "price": "9.00", "status": "file"}, {"id": 7, "price": "7.00", "status": "file"}])
+    drop("snapshot", "a.json", [{"id": 1, "price": "9.00", "status": "file"},
+                                {"id": 7, "price": "7.00", "status": "file"}])
     drop("snapshot", "a.json", [{"id": 7, "price": "7.70", "status": "file"}])   # the same file again
     assert [(r[0], r[2]) for r in rows(engine, schema, "snapshot")] == [(2, "a"), (7, "file")]
