@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from shared.probe.parents import SourceDraft
 from shared.probe.probe import ProbeResult, pagination_spec
 
 _PLAIN_BLOCK = re.compile(r"[A-Za-z0-9_/$][A-Za-z0-9_./:${}\-]*")
@@ -21,28 +22,69 @@ COMMENT_COLUMN = 56
 
 
 def render_yaml(result: ProbeResult) -> str:
-    data = result.manifest()
-    source = data["sources"][result.source]
-    model = source["models"][result.model]
-    comments = {c.name: c.comment for c in result.columns}
     lines = [f"# drafted by `kspyder probe` from {result.target.url}: {_count(result.pages, 'page')}, "
-             f"{_count(result.records, 'record')} seen; review the types, key and PII rules",
-             "sources:", f"  {result.source}:", "    type: api", f"    base_url: {scalar(source['base_url'])}"]
+             f"{_count(result.records, 'record')} seen; review the types, key and PII rules"]
+    lines += source_lines(result)
+    lines.append(pagination_line("    ", result))
+    lines += ["    models:", *model_lines(result, result.model)]
+    return "\n".join(lines) + "\n"
+
+
+def render_source_yaml(draft: SourceDraft) -> str:
+    """Several models of one source, each with its pagination; a child with its `parent:` and why."""
+    pages = sum(r.pages for r in draft.results)
+    records = sum(r.records for r in draft.results)
+    lines = [f"# drafted by `kspyder probe` from {_count(len(draft.results), 'URL')} of "
+             f"{draft.results[0].target.base_url}: {_count(pages, 'page')}, {_count(records, 'record')} seen; "
+             "review the types, keys and PII rules"]
+    lines += source_lines(draft.results[0])
+    lines.append("    models:")
+    for name, result in zip(draft.names, draft.results, strict=True):
+        relation = draft.relations.get(name)
+        extra: list[str] = []
+        if relation is not None:
+            why = (f"its path takes {', '.join(relation.fields)} from each {relation.parent} record" +
+                   ("" if relation.checked else "; seen with one record only: check the path"))
+            extra = [_commented(f"        parent: {relation.parent}", why)]
+        lines += model_lines(result, name, extra, relation.path if relation else None, pagination=True)
+    return "\n".join(lines) + "\n"
+
+
+def source_lines(result: ProbeResult) -> list[str]:
+    """`sources:` down to the source's headers: what every model of the source shares."""
+    source = result.manifest()["sources"][result.source]
+    lines = ["sources:", f"  {result.source}:", "    type: api", f"    base_url: {scalar(source['base_url'])}"]
     if "auth" in source:
         lines += ["    auth:"] + [f"      {scalar(k)}: {scalar(v)}" for k, v in source["auth"].items()]
     if "headers" in source:
         lines += ["    headers:"] + [f"      {scalar(k)}: {scalar(v)}" for k, v in source["headers"].items()]
-    lines.append(_commented(f"    pagination: {flow(pagination_spec(result.pagination))}", result.pagination.how))
-    lines += ["    models:", f"      {result.model}:", f"        path: {scalar(model['path'])}"]
-    for key in ("params", "records", "primary_key"):
+    return lines
+
+
+def pagination_line(indent: str, result: ProbeResult) -> str:
+    return _commented(f"{indent}pagination: {flow(pagination_spec(result.pagination))}", result.pagination.how)
+
+
+def model_lines(result: ProbeResult, name: str, extra: list[str] | None = None, path: str | None = None,
+                pagination: bool = False) -> list[str]:
+    """One model under `models:`; `extra` lines (a parent) go first, `path` replaces the URL's own."""
+    model = result.model_spec()
+    comments = {c.name: c.comment for c in result.columns}
+    lines = [f"      {name}:", *(extra or []), f"        path: {scalar(path or model['path'])}"]
+    if "method" in model:
+        lines.append(_commented(f"        method: {model['method']}", "add idempotent: true if sending it again is "
+                                                                        "safe (a search or query)"))
+    if pagination:
+        lines.append(pagination_line("        ", result))
+    for key in ("params", "json", "records", "primary_key"):
         if key in model:
             lines.append(f"        {key}: {flow(model[key])}")
     if "pii_scan" in model:
         lines.append(_commented(f"        pii_scan: {model['pii_scan']}", result.pii_scan_note))
     lines.append("        columns:")
-    lines += [_commented(f"          {scalar(name, True)}: {flow(spec)}", comments.get(name))
-              for name, spec in model["columns"].items()]
-    return "\n".join(lines) + "\n"
+    lines += [_commented(f"          {scalar(column, True)}: {flow(spec)}", comments.get(column))
+              for column, spec in model["columns"].items()]
+    return lines
 
 
 def _count(n: int, noun: str) -> str:
