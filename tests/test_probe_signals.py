@@ -77,6 +77,8 @@ def test_post_with_a_json_body_pages_in_the_body_notion(tmp_path):
     assert (model.http_method, model.json_body, model.records) == ("POST", {"page_size": 100}, "results")
     assert len(rows) == 230
     assert "method: POST" in result.stdout and "add idempotent: true" in result.stdout
+    assert "    pagination: {type: cursor, cursor_path: next_cursor, param: start_cursor, in: body, has_more_path: " \
+           "has_more}  # " in result.stdout   # as docs/manifest-reference.md shows it
     assert "probe: POST " in result.stderr and "accepted back as 'start_cursor' in the body" in result.stderr
 
 

@@ -121,9 +121,11 @@ class ProbeResult:
 
 def pagination_spec(candidate: Candidate) -> dict[str, Any]:
     """Every option the probe chose, even a default (`param: cursor` says which one was verified);
-    the type first and the shared totals last, so the line reads like the reference table."""
+    the type first, then its own options, the ones every sending type takes, and the shared totals
+    last, so the line reads like the reference tables."""
     options = candidate.config.model_dump(exclude_unset=True, exclude_none=True, exclude={"type"}, by_alias=True)
-    shared: dict[str, Any] = {k: options.pop(k) for k in ("total_pages_path", "total_path") if k in options}
+    shared: dict[str, Any] = {k: options.pop(k) for k in ("in", "has_more_path", "total_pages_path", "total_path")
+                              if k in options}
     return {"type": candidate.type, **options, **shared}
 
 
