@@ -435,6 +435,15 @@ class ApiModel(ModelBase):
     graphql: GraphQL | None = None
     idempotent: bool = Field(False, description="POST/PUT: safe to send again after a failure the server "
                                                 "may have processed (search and query endpoints).")
+    # parent-child models (docs/parent-child.md); cross-model rules in config/parents.py
+    parent: str | None = Field(None, description="A model of the same source whose records this one is read for.")
+    include_from_parent: list[str] = Field(default_factory=list,
+                                           description="Parent columns stored on each row as <parent>_<column>.")
+    for_each: list[Scalar] | str | None = Field(None, description="Items (or one comma-separated text) the "
+                                                                   "model is read for, as {item}.")
+    for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
+    on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
+                                                                          "model, or skip it with a warning.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _request_body_fits = model_validator(mode="after")(check_request_body)
