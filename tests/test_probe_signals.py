@@ -117,14 +117,28 @@ CHILD_DRAFT = """\
       issues:
         parent: repos                                     # its path takes owner_login, name from each repos record
         path: /repos/{parent.owner_login}/{parent.name}/issues
-        pagination: {type: link_header}"""
+        pagination: {type: link_header}                   # a Link header with rel="next"
+        params: {per_page: 4}
+        include_from_parent: [id]                         # stored as repos_id: joins each row to its parent
+        primary_key: [repos_id, id]                       # the children of one repos record were seen: unique \
+within a parent"""
 
 
 def test_parents_proposes_a_child_model_whose_path_takes_parent_fields(tmp_path):
-    with StubServer(handler=GitHubRest()) as server:
+    api = GitHubRest()
+    with StubServer(handler=api) as server:
         result = run_probe(server.url("/orgs/acme/repos?per_page=3"),
                            server.url("/repos/acme/gizmos/issues?per_page=4"), "--source", "github", "--parents")
-    assert result.exit_code == 0, result.output
+        assert result.exit_code == 0, result.output
+        project = drafted(tmp_path, result.stdout, {})
+        (tmp_path / "embedded").mkdir()
+        (tmp_path / "chained").mkdir()
+        tables, _, errors = embedded(project, tmp_path / "embedded")
+        chain_tables, _, chain_errors = chained(project, tmp_path / "chained")
+    assert errors == chain_errors == {"github.repos": None, "github.issues": None}
+    assert chain_tables == tables
+    assert len(tables["github.repos"]) == len(api.repos)
+    assert len(tables["github.issues"]) == sum(len(issues) for issues in api.issues.values())   # every repo's
     assert PARENT_DRAFT in result.stdout and CHILD_DRAFT in result.stdout
     assert "probe: parent repos: the path takes owner_login, name from its records (checked with a second record)" \
         in result.stderr
@@ -133,6 +147,7 @@ def test_parents_proposes_a_child_model_whose_path_takes_parent_fields(tmp_path)
                                                                      "length": 50}
     assert manifest["models"]["repos"]["params"] == {"per_page": 3}
     assert "pagination" not in manifest and "parent" not in manifest["models"]["repos"]
+    assert "repos_id" in project.sources["github"].models["issues"].columns
 
 
 def test_a_coincidental_segment_is_not_proposed_once_another_record_fails(tmp_path):

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.config.models import ApiModel, ConnectorModels
+from shared.config.models import ConnectorModels
+from shared.config.parents import with_parent_columns
 from shared.errors import ExtractError
 from shared.extract.api import records_at
 from shared.extract.paginators import dotted_get
@@ -52,10 +53,24 @@ class SourceDraft:
             model = {"pagination": pagination_spec(result.pagination), **result.model_spec()}
             relation = self.relations.get(name)
             if relation is not None:
-                model = {"parent": relation.parent, **model, "path": relation.path}
+                model = {"parent": relation.parent, **model, "path": relation.path, **self.joined(name)}
             models[name] = model
         del source["pagination"]
         return {"sources": {self.source: {**source, "models": models}}}
+
+
+    def joined(self, name: str) -> dict[str, Any]:
+        """A child's `include_from_parent` (the parent's key, to join on) and its key made unique
+        across parents: the probe saw one parent's children, so their key is only known unique there."""
+        relation = self.relations[name]
+        parent = self.results[self.names.index(relation.parent)]
+        child = self.results[self.names.index(name)]
+        stored = f"{relation.parent}_{parent.primary_key}"
+        if parent.primary_key is None or stored in {c.name for c in child.columns}:
+            return {}
+        if child.primary_key is None:
+            return {"include_from_parent": [parent.primary_key]}
+        return {"include_from_parent": [parent.primary_key], "primary_key": [stored, child.primary_key]}
 
 
 def probe_urls(options: list[ProbeOptions], parents: bool, report: Report = lambda line: None) -> SourceDraft:
@@ -174,12 +189,8 @@ def _filled(template: str, fields: tuple[str, ...], values: tuple[str | None, ..
 
 
 def _check(draft: SourceDraft) -> None:
-    """The draft must load. Until the config knows `parent:`, the child is checked without it."""
-    data = draft.manifest()
-    if "parent" not in ApiModel.model_fields:
-        for model in data["sources"][draft.source]["models"].values():
-            model.pop("parent", None)
+    """The draft must load: a probe bug should fail here, not in the user's manifest folder."""
     try:
-        ConnectorModels.model_validate(data)
+        ConnectorModels.model_validate(with_parent_columns(draft.manifest()))
     except ValidationError as exc:
         raise ProbeError(f"internal error: the drafted manifest does not validate: {exc}") from None

@@ -39,14 +39,18 @@ def render_source_yaml(draft: SourceDraft) -> str:
              "review the types, keys and PII rules"]
     lines += source_lines(draft.results[0])
     lines.append("    models:")
+    models = draft.manifest()["sources"][draft.source]["models"]
     for name, result in zip(draft.names, draft.results, strict=True):
         relation = draft.relations.get(name)
-        extra: list[str] = []
+        notes: dict[str, str] = {}
         if relation is not None:
-            why = (f"its path takes {', '.join(relation.fields)} from each {relation.parent} record" +
-                   ("" if relation.checked else "; seen with one record only: check the path"))
-            extra = [_commented(f"        parent: {relation.parent}", why)]
-        lines += model_lines(result, name, extra, relation.path if relation else None, pagination=True)
+            notes["parent"] = (f"its path takes {', '.join(relation.fields)} from each {relation.parent} record" +
+                               ("" if relation.checked else "; seen with one record only: check the path"))
+        if relation is not None and "include_from_parent" in models[name]:
+            stored = ", ".join(f"{relation.parent}_{f}" for f in models[name]["include_from_parent"])
+            notes["include_from_parent"] = f"stored as {stored}: joins each row to its parent"
+            notes["primary_key"] = f"the children of one {relation.parent} record were seen: unique within a parent"
+        lines += model_lines(result, name, models[name], notes)
     return "\n".join(lines) + "\n"
 
 
@@ -65,22 +69,22 @@ def pagination_line(indent: str, result: ProbeResult) -> str:
     return _commented(f"{indent}pagination: {flow(pagination_spec(result.pagination))}", result.pagination.how)
 
 
-def model_lines(result: ProbeResult, name: str, extra: list[str] | None = None, path: str | None = None,
-                pagination: bool = False) -> list[str]:
-    """One model under `models:`; `extra` lines (a parent) go first, `path` replaces the URL's own."""
-    model = result.model_spec()
+def model_lines(result: ProbeResult, name: str, model: dict[str, Any] | None = None,
+                notes: dict[str, str] | None = None) -> list[str]:
+    """One model under `models:` (by default the result's own entry, its pagination the source's),
+    each key with its reason as a comment."""
+    model = model or result.model_spec()
+    notes = {"method": "add idempotent: true if sending it again is safe (a search or query)",
+             "pii_scan": result.pii_scan_note or "", **(notes or {})}
+    lines = [f"      {name}:"]
+    for key in ("parent", "path", "method", "pagination", "params", "json", "records", "include_from_parent",
+                "primary_key", "pii_scan"):
+        if key == "pagination" and key in model:
+            lines.append(pagination_line("        ", result))
+        elif key in model:
+            lines.append(_commented(f"        {key}: {flow(model[key]) if key != 'path' else scalar(model[key])}",
+                                    notes.get(key)))
     comments = {c.name: c.comment for c in result.columns}
-    lines = [f"      {name}:", *(extra or []), f"        path: {scalar(path or model['path'])}"]
-    if "method" in model:
-        lines.append(_commented(f"        method: {model['method']}", "add idempotent: true if sending it again is "
-                                                                        "safe (a search or query)"))
-    if pagination:
-        lines.append(pagination_line("        ", result))
-    for key in ("params", "json", "records", "primary_key"):
-        if key in model:
-            lines.append(f"        {key}: {flow(model[key])}")
-    if "pii_scan" in model:
-        lines.append(_commented(f"        pii_scan: {model['pii_scan']}", result.pii_scan_note))
     lines.append("        columns:")
     lines += [_commented(f"          {scalar(column, True)}: {flow(spec)}", comments.get(column))
               for column, spec in model["columns"].items()]
