@@ -62,6 +62,8 @@ def test_last_record_cursor_and_has_more_flag_stripe(tmp_path):
     assert api.calls == {"/v1/customers": 6}    # 3 pages in each mode: no empty page after has_more: false
     assert "the last record's 'id', accepted back as ?starting_after=" in result.stderr
     assert "'has_more' says whether more pages follow" in result.stderr
+    printed = result.stdout + result.stderr
+    assert not [c for c in api.customers if c["id"] in printed or c["email"] in printed]   # the cursor's too
 
 
 def test_post_with_a_json_body_pages_in_the_body_notion(tmp_path):
@@ -157,8 +159,9 @@ def test_a_coincidental_segment_is_not_proposed_once_another_record_fails(tmp_pa
     assert result.exit_code == 0, result.output
     assert "parent:" not in result.stdout and "path: /orgs/acme/teams/widgets/members" in result.stdout
     assert ("probe: parent repos.owner_login, repos.name not proposed: the path made from another repos record "
-            f"failed: GET http://127.0.0.1:{server.port}/orgs/acme/teams/gadgets/members failed: HTTP 404") \
-        in result.stderr
+            f"failed: GET http://127.0.0.1:{server.port}/orgs/{{parent.owner_login}}/teams/{{parent.name}}/members "
+            "failed: HTTP 404") in result.stderr
+    assert "gadgets" not in result.stdout + result.stderr   # a value of the second record, never printed
 
 
 def test_several_urls_without_parents_make_one_source(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -169,8 +170,11 @@ def _checked(relation: Relation, parent: ProbeResult, child: ProbeResult, option
             response = client.fetch(request(child.target, url=child.target.base_url + path))
             records_at(response.body, child.records_path, response.url)
     except ExtractError as exc:
+        message = str(exc)   # it names the URL, made of another record's values: shown as the template
+        for form in {path, quote(path, safe="/"), quote(path, safe="/:@")}:
+            message = message.replace(form, relation.path)
         report(f"probe: parent {what} not proposed: the path made from another {relation.parent} record "
-               f"failed: {child.target.redact(str(exc))}")
+               f"failed: {child.target.redact(message)}")
         return None
     report(f"probe: parent {relation.parent}: the path takes {', '.join(relation.fields)} from its records "
            f"(checked with a second record)")
