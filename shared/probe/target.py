@@ -49,7 +49,7 @@ class Target:
         or the query holds none; else in the query."""
         if self.json_body is None:
             return "query"
-        if any(_paging_name(k) for k in self.json_body) or not any(_paging_name(k) for k in self.params):
+        if any(k in PAGING_NAMES for k in self.json_body) or not any(k in PAGING_NAMES for k in self.params):
             return "body"
         return "query"
 
@@ -117,10 +117,6 @@ def _shown_json(source: str, body: dict[str, Any], env: list[str]) -> dict[str, 
     """A JSON body as the manifest shows it: a secret-looking text field, at any depth, by reference."""
     return {k: _shown_json(source, v, env) if isinstance(v, dict)
             else _shown(source, k, v, env) if isinstance(v, str) else v for k, v in body.items()}
-
-
-def _paging_name(name: str) -> bool:
-    return name in PAGING_NAMES
 
 
 def env_var(source: str, name: str) -> str:

@@ -31,7 +31,7 @@ def open_client(target: Target, source: str, throttle: Throttle) -> HttpClient:
 
 def request(target: Target, params: dict | None = None, body: dict | None = None,
             url: str | None = None) -> PageRequest:
-    """The probe's request: the target's method, headers and JSON body (or `body`), with these params."""
+    """The probe's request: the target's method and JSON body (or `body`), with these params (or its own)."""
     json_body = body if body is not None else target.json_body
     return PageRequest(url or target.url, dict(target.params if params is None else params), method=target.method,
                        body=RequestBody("json", json_body) if json_body is not None else None,
