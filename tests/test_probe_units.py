@@ -4,12 +4,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from shared.probe.detect_pagination import FirstPage, new_records, total_path
+from shared.config.models import NoPagination
+from shared.probe.detect_pagination import Candidate, FirstPage, new_records, total_path
 from shared.probe.detect_signals import header_params, more_flag
 from shared.probe.guesses import candidates
 from shared.probe.infer_columns import ONLY_NULLS, TypeGuess, infer_columns, infer_type, primary_key
 from shared.probe.naming import identifier, model_name, singular, source_name, unique
+from shared.probe.parents import Relation, relate
 from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, name_hint, typed_for_rule, value_hint
+from shared.probe.probe import ColumnDraft, ProbeResult
 from shared.probe.record_path import find_records
 from shared.probe.render import flow, scalar
 from shared.probe.target import TargetError, build_target, parse_pairs
@@ -316,3 +319,25 @@ def test_paging_goes_in_the_body_when_the_body_holds_paging_fields():
     assert build_target("https://x.io/q", "s", {}, {}, None, None, "POST").location == "query"
     shown = target("https://x.io/q", {"auth": {"api_key": "s3cr3t"}, "size": 5}).shown_json
     assert shown == {"auth": {"api_key": "${S_API_KEY}"}, "size": 5}
+
+
+# ---------------------------------------------------------------- parent proposals
+def drafted_result(url, columns, records, key="id"):
+    target = build_target(url, "s", {}, {}, None, None)
+    return ProbeResult("s", "m", target, None, Candidate(NoPagination(type="none"), "-"),
+                       [ColumnDraft(name, kind, path) for name, kind, path in columns], key, None, None, 1,
+                       len(records), records)
+
+
+def test_a_child_path_is_templated_from_the_parent_record_matching_most_segments():
+    users = drafted_result("https://x.io/users", [("id", "integer", None), ("login", "string", None),
+                                                  ("team_slug", "string", "team.slug"), ("tags", "json", None)],
+                           [{"id": 7, "login": "ann", "team": {"slug": "core"}, "tags": ["ann"]},
+                            {"id": 8, "login": "bob", "team": {"slug": "ann"}, "tags": []}])
+    child = drafted_result("https://x.io/teams/core/users/ann/events", [("id", "integer", None)], [{"id": 1}])
+    assert relate(users, "users", child) == Relation("users", "/teams/{parent.team_slug}/users/{parent.login}/events",
+                                                     ("team_slug", "login"), False)
+    by_key = drafted_result("https://x.io/users/8/ann", [("id", "integer", None)], [{"id": 1}])
+    assert relate(users, "users", by_key).path == "/users/{parent.id}/ann"   # the last segment names a collection
+    assert relate(users, "users", drafted_result("https://x.io/teams/web/x", [("id", "integer", None)],
+                                                 [{"id": 1}])) is None
