@@ -1,5 +1,6 @@
-"""A loopback emulation of GitHub's REST API for the probe's parent-child proposals: an organization's
-repositories and each repository's issues, as `tests.http_stub.StubServer` handlers.
+"""Loopback emulations for the probe, as `tests.http_stub.StubServer` handlers: GitHub's REST API (an
+organization's repositories and each repository's issues) for parent-child proposals, and Jira's
+POST search for offset paging in a request body.
 
 https://docs.github.com/en/rest/repos/repos#list-organization-repositories: `GET /orgs/{org}/repos`,
 repository objects with `id`, `node_id`, `name`, `full_name`, `owner {login, id}`, `private`.
@@ -11,6 +12,8 @@ https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-
 """
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 from tests.http_stub import Reply, Seen
@@ -58,3 +61,36 @@ class GitHubRest(Emulation):
         if page * size < len(items):
             headers["Link"] = f'<http://{seen.headers["Host"]}{seen.path}?per_page={size}&page={page + 1}>; rel="next"'
         return Reply(body=chunk, headers=headers)
+
+
+class JiraSearch(Emulation):
+    """Jira Cloud issue search by POST, `POST /rest/api/3/search`.
+
+    https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/#api-rest-api-3-search-post:
+    a JSON body with `jql`, `startAt` (default 0) and `maxResults` (default 50), answered with
+    `{"expand", "startAt", "maxResults", "total", "issues": [{"id", "key", "self", "fields"}]}`; a JQL
+    the server cannot parse is a 400 `{"errorMessages": [...], "errors": {}}`.
+    https://developer.atlassian.com/cloud/jira/platform/basic-auth-for-rest-apis/: an e-mail and API
+    token as HTTP Basic credentials.
+    """
+
+    AUTH = "Basic " + base64.b64encode(b"bot@example.com:jira-token").decode()
+
+    def __init__(self, count: int = 130) -> None:
+        super().__init__()
+        self.issues = [{"id": str(10_000 + i), "key": f"KAN-{i + 1}", "self": f"https://x.atlassian.net/rest/api/3/"
+                        f"issue/{10_000 + i}", "fields": {"summary": f"Task {i + 1}",
+                                                          "status": {"name": ("To Do", "Done")[i % 2]}}}
+                       for i in range(count)]
+
+    def serve(self, seen: Seen) -> Reply:
+        if seen.headers.get("Authorization") != self.AUTH:
+            return Reply(status=401, body={"errorMessages": ["You are not authenticated."], "errors": {}})
+        if seen.method != "POST" or seen.path != "/rest/api/3/search":
+            return Reply(status=404, body={"errorMessages": ["Not found."], "errors": {}})
+        body = json.loads(seen.body or b"{}")
+        if body.get("jql") != "project = KAN ORDER BY created":
+            return Reply(status=400, body={"errorMessages": ["Error in the JQL Query."], "errors": {}})
+        start, size = int(body.get("startAt", 0)), int(body.get("maxResults", 50))
+        return Reply(body={"expand": "names,schema", "startAt": start, "maxResults": size, "total": len(self.issues),
+                           "issues": self.issues[start:start + size]})

@@ -16,7 +16,7 @@ from shared.config.project import Project, load_project
 from tests.flow_helpers import TEST_KEY
 from tests.http_stub import StubServer
 from tests.parity_cases import chained, embedded
-from tests.probe_apis import GitHubRest
+from tests.probe_apis import GitHubRest, JiraSearch
 from tests.recipe_apis import ENV, AzureDevOps, Elasticsearch, Emulation, Notion, Stripe
 from tests.test_probe import run_probe
 
@@ -108,6 +108,18 @@ def test_cursor_in_a_response_header_azure_devops(tmp_path):
     assert model.params == {"api-version": "7.1", "$top": 25}
     assert len(rows) == 75
     assert "a cursor in the x-ms-continuationtoken header, accepted back as ?continuationToken=" in result.stderr
+
+
+def test_offset_paging_in_a_post_body_jira(tmp_path):
+    body = {"jql": "project = KAN ORDER BY created", "startAt": 0, "maxResults": 50}
+    _, model, pagination, rows = probe_and_run(
+        tmp_path, JiraSearch(), "/rest/api/3/search", "--method", "POST", "--json", json.dumps(body),
+        "--header", f"Authorization: {JiraSearch.AUTH}", env={"PROBED_AUTHORIZATION": JiraSearch.AUTH})
+    assert pagination.model_dump(exclude_defaults=True, by_alias=True) == {
+        "type": "offset", "offset_param": "startAt", "limit_param": "maxResults", "limit": 50, "in": "body",
+        "total_path": "total"}
+    assert model.json_body == {"jql": "project = KAN ORDER BY created"}   # the paging fields are the paginator's
+    assert len(rows) == 130
 
 
 # ---------------------------------------------------------------- parent models

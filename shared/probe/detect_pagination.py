@@ -40,8 +40,8 @@ TOTAL_PATHS = ("total", "count", "total_count", "totalCount", "@odata.count", "m
                "meta.totalCount", "meta.count", "pagination.total", "total_results", "totalResults")
 PAGE_PARAM = "page"
 SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
-OFFSET_PARAMS = ("offset", "skip", "start")
-LIMIT_PARAMS = ("limit", "top", "count")
+OFFSET_PARAMS = ("offset", "skip", "start", "startAt")
+LIMIT_PARAMS = ("limit", "top", "count", "maxResults")
 MAX_DEPTH = 3
 
 FetchRecords = Callable[[dict[str, Any]], "list | None"]

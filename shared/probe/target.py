@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from shared.config.models import ApiKeyAuth, BearerAuth
+from shared.probe.detect_pagination import CURSOR_PARAMS, LIMIT_PARAMS, OFFSET_PARAMS, PAGE_PARAM, SIZE_PARAMS
+from shared.probe.detect_signals import AFTER_PARAMS
 from shared.probe.naming import identifier
 
 SECRET_NAME = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|access[_-]?token|secret|password|signature|sig|"
@@ -19,9 +21,8 @@ SECRET_NAME = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|access[_-]?toke
 
 
 # Names that say a request's paging values are given there: a query parameter or a body field.
-PAGING_NAMES = frozenset({"page", "page_size", "pageSize", "per_page", "limit", "size", "offset", "skip", "from",
-                          "start", "cursor", "after", "start_cursor", "page_token", "pageToken", "search_after",
-                          "starting_after", "continuation", "continuationToken", "top", "$top", "first"})
+PAGING_NAMES = frozenset({PAGE_PARAM, *SIZE_PARAMS, *OFFSET_PARAMS, *LIMIT_PARAMS, *CURSOR_PARAMS, *AFTER_PARAMS,
+                          "from", "$top", "first"})
 
 
 class TargetError(ValueError):
