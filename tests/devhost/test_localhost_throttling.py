@@ -28,7 +28,7 @@ chain's pacing apart: all pages visible at once gave 25 in one run, and reschedu
 Retry-After 32 (the host's polling paces them). So THROTTLED_BOUND = 2 x PAGES (80), each page
 rejected at most twice on average, is only a ceiling against a run that keeps being rejected;
 the pacing itself is asserted where it is decided: the k/R delays of the fan-out in
-`test_chain_flow.py`, the Retry-After of a rescheduled job in its 429 tests, and here that each
+`tests/chain/test_chain_flow.py`, the Retry-After of a rescheduled job in its 429 tests, and here that each
 429 cost exactly one rescheduled request (requests = pages + 429s), never a retry in place or a sleep.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One page engine for both modes (issue 13 §4): the same manifests run embedded (`run_models`, as
-`main.py run`) and through the queue chain (pumped in process, `tests/test_chain_flow.Harness`) must
+`main.py run`) and through the queue chain (pumped in process, `tests/helpers/chain.py` Harness) must
 land the same tables, report the same warnings and fail with the same errors.
 
 Every pagination type, SQL keyset and keyless, a stated total never reached (failing and warning),

@@ -1,5 +1,5 @@
 """`run` also writes files when settings ask, and `rebuild` / `apply --refill` repopulate through the
-real pipeline (SQLite; the three-database round trips live in test_plan_apply.py)."""
+real pipeline (SQLite; the three-database round trips live in tests/schema/test_plan_apply.py)."""
 from __future__ import annotations
 
 import csv

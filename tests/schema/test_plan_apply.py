@@ -101,7 +101,7 @@ class Target:
                                    and sa.inspect(c).get_table_names(schema=s)])
 
     def tables(self, schema: str) -> list[str]:
-        """The schema's tables but its `_kspyder` project mark (tests/test_ownership.py covers that)."""
+        """The schema's tables but its `_kspyder` project mark (tests/schema/test_ownership.py covers that)."""
         return self.run(lambda c: sorted(t for t in sa.inspect(c).get_table_names(schema=self(schema))
                                          if t != "_kspyder")
                         if self(schema) in sa.inspect(c).get_schema_names() else [])
