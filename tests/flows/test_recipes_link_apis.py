@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 import yaml
 
-from tests.flow_helpers import project_for
-from tests.http_stub import Reply, Seen, StubServer
-from tests.recipe_helpers import recipe_yaml
-from tests.test_page_engine_parity import chained, embedded
+from tests.helpers.flow import project_for
+from tests.helpers.http_stub import Reply, Seen, StubServer
+from tests.helpers.modes import chained, embedded
+from tests.helpers.recipes import recipe_yaml
 
 ACCOUNTS = 450
 ORDERS = 130

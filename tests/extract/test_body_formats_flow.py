@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
-from tests.flow_helpers import project_for
-from tests.http_stub import Reply, Seen, StubServer
-from tests.recipe_helpers import recipe_yaml
-from tests.test_page_engine_parity import chained, embedded
+from tests.helpers.flow import project_for
+from tests.helpers.http_stub import Reply, Seen, StubServer
+from tests.helpers.modes import chained, embedded
+from tests.helpers.recipes import recipe_yaml
 
 SID, TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-token"
 MESSAGES = 23
