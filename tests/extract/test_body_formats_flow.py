@@ -16,7 +16,7 @@ import yaml
 
 from tests.helpers.flow import project_for
 from tests.helpers.http_stub import Reply, Seen, StubServer
-from tests.helpers.modes import chained, embedded
+from tests.helpers.parity import chained, embedded
 from tests.helpers.recipes import recipe_yaml
 
 SID, TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-token"

@@ -14,7 +14,7 @@ import yaml
 
 from tests.helpers.flow import project_for
 from tests.helpers.http_stub import Reply, Seen, StubServer
-from tests.helpers.modes import chained, embedded
+from tests.helpers.parity import chained, embedded
 from tests.helpers.recipes import recipe_yaml
 
 ACCOUNTS = 450
