@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 
-from cli.context import CliState
-from cli.probe_cmd import probe
 from samples.sample_api import ApiConfig, SampleApi
 from samples.sample_api import data as sample_data
 from shared.config.models import Throttle
@@ -17,6 +13,7 @@ from shared.config.project import load_project
 from shared.errors import FetchError
 from shared.extract.factory import build_extractor
 from shared.probe import ProbeOptions, probe_url
+from tests.helpers.probe import run_probe
 
 PII_KEY = {"KSPYDER_PII_KEY": "k"}
 TOKEN = "probe-secret-token-7f3a"
@@ -48,19 +45,6 @@ def api():
 def secured_api():
     with SampleApi(ApiConfig(token=TOKEN, api_key=API_KEY)) as server:
         yield server
-
-
-@click.group()
-@click.pass_context
-def group(ctx: click.Context) -> None:
-    ctx.obj = CliState(None, 0)
-
-
-group.add_command(probe)
-
-
-def run_probe(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(group, ["probe", *args], env=env)
 
 
 def load_printed(tmp_path: Path, yaml_text: str, env: dict[str, str] | None = None):

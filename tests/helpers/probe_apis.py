@@ -16,8 +16,8 @@ import base64
 import json
 import re
 
-from tests.http_stub import Reply, Seen
-from tests.recipe_apis import Emulation
+from tests.helpers.http_stub import Reply, Seen
+from tests.helpers.recipe_apis import Emulation
 
 NOT_FOUND = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
 

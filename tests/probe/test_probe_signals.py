@@ -1,4 +1,4 @@
-"""`probe` against loopback emulations of documented APIs (tests/recipe_apis.py, tests/probe_apis.py)
+"""`probe` against loopback emulations of documented APIs (tests/helpers/recipe_apis.py, tests/helpers/probe_apis.py)
 whose paging needs the newer signals: a last-record cursor with a `has_more` flag (Stripe), a POST
 with its cursor in the JSON body (Notion), a list cursor in the body (Elasticsearch), a cursor in a
 response header (Azure DevOps), and a `parent:` model proposed from two URLs (GitHub REST). Each
@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from shared.config.project import Project, load_project
-from tests.flow_helpers import TEST_KEY
-from tests.http_stub import StubServer
-from tests.parity_cases import chained, embedded
-from tests.probe_apis import GitHubRest, JiraSearch
-from tests.recipe_apis import ENV, AzureDevOps, Elasticsearch, Emulation, Notion, Stripe
-from tests.test_probe import run_probe
+from tests.helpers.flow import TEST_KEY
+from tests.helpers.http_stub import StubServer
+from tests.helpers.parity import chained, embedded
+from tests.helpers.probe import run_probe
+from tests.helpers.probe_apis import GitHubRest, JiraSearch
+from tests.helpers.recipe_apis import ENV, AzureDevOps, Elasticsearch, Emulation, Notion, Stripe
 
 ADO_AUTH = "Basic " + base64.b64encode(f":{ENV['AZURE_DEVOPS_PAT']}".encode()).decode()
 ES_QUERY = {"size": 50, "query": {"match_all": {}}, "sort": [{"@timestamp": "asc"}, {"event.id": "asc"}]}
