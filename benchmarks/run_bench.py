@@ -138,7 +138,7 @@ def child_kspyder(manifests: str, profile: str | None) -> dict:
     import cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
-    from tests.flow_helpers import TEST_KEY
+    from tests.helpers.flow import TEST_KEY
     project = load_project(manifests, env={"KSPYDER_PII_KEY": TEST_KEY})
     refs = project.models([SOURCE])
     profiler = None
@@ -200,7 +200,7 @@ def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_se
     from shared.schema.apply import PlanStamp, apply_stamped
     from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
-    from tests.flow_helpers import api_source, project_for
+    from tests.helpers.flow import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
                 "storage": {"root": str(folder / "storage")}, **(extra_settings or {})}
     notes = {**COLUMNS["notes"], "pii_scan": scan}
