@@ -41,6 +41,7 @@ from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.staging_names import is_staging
 from tests.helpers.app import empty
 from tests.helpers.flow import TEST_KEY
+from tests.helpers.main_process import finished, start
 from tests.helpers.paths import ROOT
 
 CUSTOMERS = 6_000      # past one load batch of 5,000: a kill can land between a keyless run's batches
@@ -70,17 +71,6 @@ def manifests(folder: Path, state: Path, api_url: str, target_url: str, source: 
         "target_url": target_url, "state_dir": str(state), "storage": {"root": str(state / "storage")},
         "leases": {"ttl_seconds": LEASE_TTL}}))
     return folder
-
-
-def start(folder: Path, *args: str, command: str = "run") -> subprocess.Popen:
-    env = {**os.environ, "KSPYDER_PII_KEY": TEST_KEY}
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--manifests", str(folder), command, *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finished(process: subprocess.Popen) -> None:
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err[-2000:]
 
 
 def table_rows(engine: sa.Engine, schema: str, table: str) -> Counter:

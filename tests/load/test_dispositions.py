@@ -30,9 +30,9 @@ from shared.storage.queues import LocalQueueStore
 from shared.target.columns import CURRENT, DELETED_AT, RUN_ID, VALID_FROM, VALID_TO
 from shared.target.dialects import create_target_engine, drop_schema
 from shared.target.tables import model_table
-from tests.flow_helpers import project_for
-from tests.http_stub import Reply, Seen, StubServer
-from tests.test_chaos import finished, start
+from tests.helpers.flow import project_for
+from tests.helpers.http_stub import Reply, Seen, StubServer
+from tests.helpers.main_process import finished, start
 
 COLUMNS = {"id": {"type": "integer"}, "price": {"type": "decimal", "precision": 10, "scale": 2},
            "status": {"type": "string", "length": 20}}
