@@ -24,8 +24,8 @@ from shared.config.project import ModelRef
 from shared.extract.child_shape import child_rows
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.upsert import BatchWriter, batch_writer
-from shared.target.child_tables import child_desired_columns, child_table, ref_children
-from shared.target.columns import META_COLUMNS, RUN_ID, StoredColumn
+from shared.target.child_tables import child_desired_columns, child_table, ref_children, soft_deletes
+from shared.target.columns import DELETED_AT, META_COLUMNS, RUN_ID, StoredColumn
 from shared.target.compare import TableDiff, compare_table
 from shared.target.staging_names import staging_name, stale_staging
 
@@ -74,15 +74,18 @@ class ChildTables:
         self._roots = ref_children(ref)
         self._targets: list[_Target] = []
         self._desired: dict[str, list[StoredColumn]] = {}
+        soft = soft_deletes(ref)
         for child in walk(ref_children(ref)):
-            desired = child_desired_columns(child, redaction)
+            desired = child_desired_columns(child, redaction, soft)
             self._desired[child.name] = desired
-            table = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name)
+            table = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name, soft)
             null_on_error = {name for name, column in child.columns.items() if column.on_error == "null"}
             fitter = RowFitter([c for c in desired if c.name not in META_COLUMNS], null_on_error,
                                naive_datetimes=naive_datetimes)
-            written = table if staged_run is None else table.to_metadata(
-                sa.MetaData(), name=staging_name(child.name, staged_run))
+            # rows are written without `_kspyder_deleted_at`: a parent's fresh children are not deleted
+            written = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name)
+            if staged_run is not None:
+                written = written.to_metadata(sa.MetaData(), name=staging_name(child.name, staged_run))
             # plain inserts (COPY on PostgreSQL): the batch's children were deleted just before
             self._targets.append(_Target(child, written, table, fitter, batch_writer(written, [], dialect)))
 
@@ -121,6 +124,21 @@ class ChildTables:
             return
         for target in self._targets:
             connection.execute(sa.delete(target.table).where(target.table.c[RUN_ID] == tag))
+
+    def follow_deletes(self, connection: sa.Connection, parent: sa.Table) -> None:
+        """`deletes: soft`, in the parent's end: a child row is marked when its parent is (with the
+        parent's time), and cleared when its parent came back without carrying its lists (a CSV drop's
+        row: a reloaded parent's children are written anew, unmarked)."""
+        for target in self._targets:
+            child = target.live
+            same = sa.and_(*[parent.c[k] == child.c[k] for k in self.key])
+            gone = sa.select(parent.c[DELETED_AT]).where(same, parent.c[DELETED_AT].is_not(None)).scalar_subquery()
+            connection.execute(sa.update(child).where(child.c[DELETED_AT].is_(None), sa.exists(
+                sa.select(sa.literal(1)).select_from(parent).where(same, parent.c[DELETED_AT].is_not(None))))
+                .values({DELETED_AT: gone}))
+            connection.execute(sa.update(child).where(child.c[DELETED_AT].is_not(None), sa.exists(
+                sa.select(sa.literal(1)).select_from(parent).where(same, parent.c[DELETED_AT].is_(None))))
+                .values({DELETED_AT: None}))
 
     def swap_pairs(self) -> list[tuple[sa.Table, sa.Table]]:
         """(staging, live) of every child table, for `staging.swap_in_all` beside the parent's pair."""
