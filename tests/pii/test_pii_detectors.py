@@ -177,3 +177,10 @@ def test_luhn(number: str, ok: bool) -> None:
                                           ("XX00", False)])
 def test_iban_checksum(iban: str, ok: bool) -> None:
     assert iban_ok(iban) is ok
+
+
+def test_a_plus_number_is_not_read_again_from_its_trunk_digits():
+    """Found by the property tests: "+44 00 1000 0000" read again from "00" (as 00 1 ...) swallowed
+    the amount after it and, being longer, hid the real number's "+44"."""
+    text = "+44 00 1000 0000 1.00"
+    assert [(d.start, d.end, d.kind) for d in find_pii(text)] == [(0, 16, "phone")]
