@@ -12,6 +12,8 @@ interpreter start-up and imports (dlt's are heavy) count for nobody:
   with psycopg `COPY FROM STDIN` (PostgreSQL) or one `executemany` transaction (SQLite), no PII;
 - dlt's `rest_api` source merging into PostgreSQL, in its own virtualenv (`dlt_baseline.py`).
 
+Informational: the PostgreSQL run again with `tags` as a child table, its rate relative to the run.
+
 Targets: run vs COPY >= 0.5x, run vs dlt >= 5x, SQLite run vs executemany >= 0.6x; with `--full`,
 the PostgreSQL run again at 1,000,000 records: peak RSS <= 120 MB and < 20% above the 200,000 one.
 `--profile` re-runs the kspyder pipelines under cProfile and prints where the time goes.
@@ -138,7 +140,7 @@ def child_kspyder(manifests: str, profile: str | None) -> dict:
     import cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
-    from tests.flow_helpers import TEST_KEY
+    from tests.helpers.flow import TEST_KEY
     project = load_project(manifests, env={"KSPYDER_PII_KEY": TEST_KEY})
     refs = project.models([SOURCE])
     profiler = None
@@ -193,20 +195,25 @@ def drop_postgres_schemas() -> None:
     engine.dispose()
 
 
-def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None) -> Path:
+def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None,
+                    model_extra: dict | None = None, child_table: bool = False) -> Path:
     """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
-    apply, as `main.py apply` would; returns the manifests folder for the child."""
+    apply, as `main.py apply` would; returns the manifests folder for the child. `child_table`: the
+    `tags` list loads as the child table `customers__tags` instead of a json column."""
     from shared.schema.apply import PlanStamp, apply_stamped
     from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
-    from tests.flow_helpers import api_source, project_for
+    from tests.helpers.flow import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
                 "storage": {"root": str(folder / "storage")}, **(extra_settings or {})}
     notes = {**COLUMNS["notes"], "pii_scan": scan}
     if scan == "off":   # measured without the scan: its generated PII would rightly stop the run otherwise
         notes.update(pii="none", reason=_GENERATED)
     columns = {**COLUMNS, "notes": notes}
-    source = api_source(api, {"customers": {**MODEL, "columns": columns}}, throttle={"concurrency": CONCURRENCY})
+    if child_table:
+        columns["tags"] = {"type": "table", "columns": {"value": {"type": "string", "length": 40}}}
+    model = {**MODEL, "columns": columns, **(model_extra or {})}
+    source = api_source(api, {"customers": model}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)
     engine = create_target_engine(target_url, [SOURCE])
     try:
@@ -226,16 +233,18 @@ def count_rows(url: str, table: str) -> int:
     return count
 
 
-def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str) -> Measured:
-    manifests = kspyder_project(folder, api, target_url, scan)
+def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str,
+                model_extra: dict | None = None, child_table: bool = False) -> Measured:
+    manifests = kspyder_project(folder, api, target_url, scan, model_extra=model_extra, child_table=child_table)
     argv = ["-m", "benchmarks.run_bench", "--child", "kspyder", "--target", str(manifests)]
     return run_measured(argv + (["--profile", profile] if profile else []), cwd=ROOT)
 
 
-def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact") -> Measured:
+def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact",
+                         model_extra: dict | None = None, child_table: bool = False) -> Measured:
     drop_postgres_schemas()
     with tempfile.TemporaryDirectory() as tmp:
-        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan)
+        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan, model_extra, child_table)
     expect_rows(count_rows(POSTGRES_URL, f"{SOURCE}.customers"), records, "kspyder -> PostgreSQL")
     drop_postgres_schemas()
     return measured
@@ -345,6 +354,10 @@ def main(argv: list[str] | None = None) -> bool:
             pg, copy = best_pair(lambda: run_kspyder_postgres(api, n), lambda: run_copy(api, n))
             line("kspyder run -> PostgreSQL (upsert, PII)", pg)
             line("  same, pii_scan off (informational)", best(lambda: run_kspyder_postgres(api, n, scan="off")))
+            scd2 = best(lambda: run_kspyder_postgres(api, n, model_extra={"history": "scd2"}))
+            line("  same, history: scd2 (informational)", scd2)
+            child = line("  same, tags as a child table (informational)",
+                         best(lambda: run_kspyder_postgres(api, n, child_table=True)))
             line("requests + COPY -> PostgreSQL (no PII)", copy)
             dlt = run_dlt(api, n)
             if isinstance(dlt, str):
@@ -358,6 +371,8 @@ def main(argv: list[str] | None = None) -> bool:
             if not isinstance(dlt, str):
                 ok &= ratio("PostgreSQL: run vs dlt merge", pg, dlt, TARGETS["dlt"])
             ok &= ratio("SQLite: run vs executemany", lite, many, TARGETS["sqlite"])
+            print(f"  {'PostgreSQL: history: scd2 vs merge (informational)':<46} {scd2.rate / pg.rate:>6.2f}x")
+            print(f"  {'PostgreSQL: one child table vs merge (informational)':<46} {child.rate / pg.rate:>6.2f}x")
             if args.profile:
                 profile_runs(api, n)
         if args.full:

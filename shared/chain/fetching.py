@@ -25,6 +25,7 @@ from shared.chain.pages import (
     encode_key,
     encode_page,
     encode_start,
+    page_children,
     raw_blob_name,
     request_from_json,
     request_to_json,
@@ -33,6 +34,7 @@ from shared.chain.pages import (
 )
 from shared.chain.sealed import SealError, seal, unseal
 from shared.chain.state import Plan
+from shared.chain.walking import WalkFetch
 from shared.config.project import ModelRef
 from shared.errors import RateLimited
 from shared.extract.page_step import Position, StepPage
@@ -82,6 +84,9 @@ class Fetcher:
         if job.request is None and job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for page {job.index} has no request")
         with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
+            if pages.walk is not None:   # a child model: its parents' walk, one lane per page (walking.py)
+                WalkFetch(self, ref, job, pages, pages.walk).fetch()
+                return
             at = self._position(job, pages)
             request = at.request
             send_once(self.state, job, request)
@@ -192,12 +197,14 @@ class Fetcher:
             raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
                              f"credential, which must not be queued or stored")
 
-    def _leave_start(self, job: PageJob, start: dict) -> str:
-        """Where the next page starts, written for its job to read (claim-check): the digest that
-        job carries. Written before the job is sent, so a job never names a start not yet there."""
+    def _leave_start(self, job: PageJob, start: dict, index: int | None = None) -> str:
+        """Where the next page (or page `index`) starts, written for its job to read (claim-check):
+        the digest that job carries. Written before the job is sent, so a job never names a start
+        not yet there."""
         content, digest = encode_start(start)
         sealed = seal(content, self.chain.project.settings.pii.key)
-        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), sealed)
+        page = job.index + 1 if index is None else index
+        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, page, digest), sealed)
         return digest
 
     def _start(self, job: PageJob, kind: str) -> Any:
@@ -256,7 +263,8 @@ class Fetcher:
 
     # ------------------------------------------------------------ shared
     def _put(self, job: PageJob, index: int, records: list[dict]) -> None:
-        self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records))
+        children = page_children(self.chain.project, self.chain.ref(job.model))
+        self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records, children))
 
     def _fetched(self, ref: ModelRef, job: PageJob, index: int, records: int, last: bool) -> None:
         # False on a duplicate: fine

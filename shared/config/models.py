@@ -250,6 +250,7 @@ class ColumnType(StrEnum):
     datetime = "datetime"
     json = "json"
     binary = "binary"
+    table = "table"   # a nested list of the record, loaded as a child table (config/child_tables.py)
 
 
 # What a binary column's `pii:` may say: the other rules rewrite text, and bytes are not text.
@@ -292,6 +293,10 @@ def check_format(pattern: str | None) -> str | None:
     return pattern
 
 
+# What a `type: table` column may say; every other option belongs to its child columns.
+TABLE_OPTIONS = ("type", "path", "columns", "description")
+
+
 class Column(Strict):
     type: ColumnType
     path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); "
@@ -314,9 +319,15 @@ class Column(Strict):
     unit: Literal["s", "ms", "us", "ns"] | None = Field(
         None, description="date and datetime columns: numbers are Unix time in this unit.")
     description: str | None = None
+    columns: dict[str, Column] | None = Field(
+        None, description="type: table: the child table's columns, read from each item of the list.")
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> Self:
+        if self.type == ColumnType.table:
+            return self._fits_table()
+        if self.columns is not None:
+            raise ValueError(f"columns only applies to type: table columns, not {self.type.value}")
         for option in ("format", "unit"):
             if getattr(self, option) is not None and self.type not in (ColumnType.date, ColumnType.datetime):
                 raise ValueError(f"{option} only applies to date and datetime columns, not {self.type.value}")
@@ -341,6 +352,16 @@ class Column(Strict):
         dated = (ColumnType.date, ColumnType.datetime, ColumnType.string, ColumnType.text)
         if self.pii and self.pii.kind == "date" and self.type not in dated:
             raise ValueError(f"generalize date does not apply to a {self.type.value} column")
+        return self
+
+    def _fits_table(self) -> Self:
+        if not self.columns:
+            raise ValueError("a type: table column needs columns: the child table's columns")
+        given = [name for name in type(self).model_fields
+                 if name in self.model_fields_set and name not in TABLE_OPTIONS]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to a "
+                             "type: table column: set them on its child columns")
         return self
 
     @property
@@ -379,6 +400,21 @@ class Index(Strict):
         return keys
 
 
+def check_write(write: str | None, deletes: str | None, history: str | None, keyed: bool, documents: bool) -> None:
+    """The combinations of `write:`, `deletes:` and `history:` that mean something (docs/loading.md)."""
+    if documents and (write or deletes or history):
+        raise ValueError("write, deletes and history apply to store: sql sources: documents are upserted by _id")
+    if write == "merge" and not keyed:
+        raise ValueError("write: merge needs a primary_key: rows are matched by it")
+    if deletes and not keyed:
+        raise ValueError("deletes: soft needs a primary_key: a row missing from a run is found by its key")
+    if history and not keyed:
+        raise ValueError("history: scd2 needs a primary_key: versions are kept per key")
+    if (deletes or history) and write in ("replace", "append"):
+        option = "deletes: soft" if deletes else "history: scd2"
+        raise ValueError(f"{option} applies to write: merge only, not write: {write}")
+
+
 class ModelBase(Strict):
     primary_key: list[str] = Field(default_factory=list)
     columns: dict[str, Column]
@@ -388,6 +424,20 @@ class ModelBase(Strict):
     description: str | None = None
     indexes: list[Index] = Field(default_factory=list,
                                  description="store: mongo only: indexes of the model's collection.")
+    write: Literal["merge", "replace", "append"] | None = Field(
+        None, description="merge: upsert by key (default with a primary_key); replace: the run's rows replace "
+                          "the table (default without); append: every run's rows are kept.")
+    deletes: Literal["soft"] | None = Field(
+        None, description="soft: after a complete, full run, rows it did not see get _kspyder_deleted_at.")
+    history: Literal["scd2"] | None = Field(
+        None, description="scd2: keep every version of a row, with _kspyder_valid_from/_valid_to/_current.")
+    # The `type: table` columns, moved out of `columns` once validated: `columns` holds what the
+    # model's own table stores, and `tables` the nested lists that become child tables.
+    _tables: dict[str, Column] = PrivateAttr(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, Column]:
+        return self._tables
 
     @model_validator(mode="before")
     @classmethod
@@ -399,6 +449,7 @@ class ModelBase(Strict):
     @model_validator(mode="after")
     def _key_columns_exist(self) -> Self:
         documents = _VALIDATING_STORE.get() == "mongo"
+        self._split_tables()
         if not self.columns and not documents:
             raise ValueError("columns must declare at least one column")
         if documents and not self.primary_key:
@@ -417,7 +468,27 @@ class ModelBase(Strict):
                                  "only hash keeps keys unique")
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice")
+        for name in self.columns:
+            if name.lower().startswith("_kspyder_"):
+                raise ValueError(f"column '{name}': names starting with _kspyder_ are kspyder's own columns")
+        check_write(self.write, self.deletes, self.history, bool(self.primary_key), documents)
         return self
+
+    def _split_tables(self) -> None:
+        """Move the `type: table` columns to `tables` (the validated dict is this model's own)."""
+        tables = {name: column for name, column in self.columns.items() if column.type == ColumnType.table}
+        for name in tables:
+            if name in self.primary_key:
+                raise ValueError(f"primary_key column '{name}' is a type: table column: a key is a single value")
+            del self.columns[name]
+        if tables and not self.columns:
+            raise ValueError("columns must declare at least one column besides its type: table columns")
+        self._tables = tables
+
+    @property
+    def write_mode(self) -> str:
+        """The model's write disposition, with its default: merge with a key, replace without."""
+        return self.write or ("merge" if self.primary_key else "replace")
 
 
 class ApiModel(ModelBase):
@@ -435,6 +506,15 @@ class ApiModel(ModelBase):
     graphql: GraphQL | None = None
     idempotent: bool = Field(False, description="POST/PUT: safe to send again after a failure the server "
                                                 "may have processed (search and query endpoints).")
+    # parent-child models (docs/parent-child.md); cross-model rules in config/parents.py
+    parent: str | None = Field(None, description="A model of the same source whose records this one is read for.")
+    include_from_parent: list[str] = Field(default_factory=list,
+                                           description="Parent columns stored on each row as <parent>_<column>.")
+    for_each: list[Scalar] | str | None = Field(None, description="Items (or one comma-separated text) the "
+                                                                   "model is read for, as {item}.")
+    for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
+    on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
+                                                                          "model, or skip it with a warning.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _request_body_fits = model_validator(mode="after")(check_request_body)

@@ -9,7 +9,7 @@ Portable: the dialect-specific statements live in `upsert.py` and `staging.swap_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -18,9 +18,10 @@ import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
+from shared.load.children import ChildBatch, ChildMisfit, ChildTables, check_child_drift
+from shared.load.dispositions import End, EndCounts, disposition_for
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.page_lock import PageLockTimeout, lock_page, unlock_page
-from shared.load.staging import swap_in
 from shared.load.upsert import batch_writer
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.compare import TableDiff, compare_table
@@ -46,6 +47,7 @@ class PreparedBatch:
     rows: list[tuple]
     first: int      # position of the batch's first record in the page given to `batches`
     records: int    # records the rows came from (duplicate keys make rows fewer)
+    children: ChildBatch | None = None   # the child tables' rows, written in the same transaction
 
 
 @dataclass
@@ -53,7 +55,8 @@ class LoadStats:
     rows: int = 0       # rows written (after keeping the last of duplicate keys within a batch)
     batches: int = 0    # batches committed
     nulled: int = 0     # values set to NULL by `on_error: null`
-    deleted: int = 0    # rows of the earlier run replaced by finish()'s swap (models without key)
+    deleted: int = 0    # rows of the earlier run replaced by finish()'s swap (write: replace)
+    ended: EndCounts = field(default_factory=EndCounts)   # what finish() did to rows already there
 
 
 class Loader:
@@ -91,10 +94,15 @@ class Loader:
         self._fitter = RowFitter(stored, null_on_error, naive_datetimes=self._naive)
         self._key = self._fitter.key
         self._key_indexes = [self._fitter.names.index(k) for k in self._key]
-        # a keyless model writes into its run's staging table, of the same definition
-        self._staging = None if self._key else self._table.to_metadata(
-            sa.MetaData(), name=staging_name(ref.name, run_id))
-        self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
+        # replace, append and history write into the run's staging table, applied at the end
+        self._disposition = disposition_for(ref.model, self._table)
+        self._staging = self._disposition.staging_table(staging_name(ref.name, run_id))
+        written = self._staging if self._staging is not None else self._disposition.writer_table()
+        self._writer = batch_writer(written, self._key, dialect)
+        # child tables: staged and swapped with a staged parent, else written beside its upserts
+        self._children = ChildTables.of(engine, ref, redaction, self._naive,
+                                        staged_run=run_id if self._staging is not None else None)
+        self._disposition.children = self._children
         self._drift_checked = False
         self._staged = False
         self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
@@ -108,6 +116,8 @@ class Loader:
         if not diff.matches:
             raise TargetDriftError(f"table {self.ref.qualified} does not match the manifest "
                                    f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")
+        if self._children is not None:
+            check_child_drift(self._children, self.engine, self.ref.source_name)
         self._drift_checked = True
 
     def drift_checked_elsewhere(self) -> None:
@@ -130,6 +140,8 @@ class Loader:
                     connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
                                                            if_exists=True))
             self._create_staging(self._staging)
+            if self._children is not None:
+                self._children.stage()
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
@@ -147,6 +159,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._staging.drop(connection, checkfirst=True)
+            if self._children is not None:
+                self._children.discard()
         except self._database_errors():
             pass
         self._staged = False
@@ -181,9 +195,13 @@ class Loader:
                     with connection.begin():
                         lock_page(connection, lock)
                         connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
+                        if self._children is not None:
+                            self._children.delete_tagged(connection, self._tag)
                         written = 0
                         for batch in self.batches(records):
                             self._writer.write(connection, batch.rows)
+                            if batch.children is not None and self._children is not None:
+                                self._children.write(connection, batch.children)
                             written += len(batch.rows)
                 finally:
                     unlock_page(connection, lock)
@@ -211,7 +229,9 @@ class Loader:
         self.stage()
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
-            yield PreparedBatch(self._rows(chunk, start), start, len(chunk))
+            rows = self._rows(chunk, start)
+            children = None if self._children is None else self._child_rows(self._children, chunk, rows)
+            yield PreparedBatch(rows, start, len(chunk), children)
 
     def write(self, batch: PreparedBatch) -> int:
         """Write one prepared batch in its own transaction; returns the rows written. Safe to call
@@ -219,6 +239,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._writer.write(connection, batch.rows)
+                if batch.children is not None and self._children is not None:
+                    self._children.write(connection, batch.children)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: batch of records {batch.first}-"
                             f"{batch.first + batch.records - 1} of the page failed and was rolled back: "
@@ -237,9 +259,19 @@ class Loader:
             raise LoadError(f"{self.ref.qualified}: record {where}, {exc}{hint}") from None
         self.stats.nulled += self._fitter.nulled - nulled_before
         count = len(records)
-        columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
+        extras = self._disposition.row_extras(columns, count)
+        columns += [(self._tag or self.run_id,) * count, (self._now(),) * count, *extras]   # in the table's order
         rows = list(zip(*self._writer.bind_columns(columns), strict=True))
         return last_of_each_key(rows, self._key_indexes)
+
+    def _child_rows(self, children: ChildTables, records: list[dict[str, Any]], rows: list[tuple]) -> ChildBatch:
+        nulled_before = children.nulled
+        try:
+            batch = children.prepare(records, rows, self._key_indexes, (self._tag or self.run_id, self._now()))
+        except ChildMisfit as exc:
+            raise LoadError(f"{self.ref.qualified}: {exc}") from None
+        self.stats.nulled += children.nulled - nulled_before
+        return batch
 
     def _describe(self, record: dict[str, Any], position: int) -> str:
         """The record's position: a key is a value too (an e-mail kept as key), so never printed."""
@@ -256,23 +288,30 @@ class Loader:
         return (sa.exc.DBAPIError,) + ((driver_error,) if isinstance(driver_error, type) else ())
 
     # ------------------------------------------------------------------ finish
-    def finish(self) -> None:
-        """End of a successful run: a keyless model's staging table is swapped in whole (a run
-        that loaded nothing empties the table). Done again by a redelivered message of the queue
-        chain, it finds the staging table gone and the live table holding only this run's rows,
-        and does nothing."""
-        if self._staging is None:
-            return
-        self.stage()
+    def finish(self, complete: bool = True) -> EndCounts:
+        """End of a successful run: the write disposition's end (`dispositions.py`): a staged run is
+        swapped in (replace) or appended, versions are opened and closed (scd2), soft deletes marked
+        and cleared. `complete`: the run saw the whole source (not limited, incremental or a dropped
+        file), which soft deletes require. Done again by a redelivered message of the queue chain, it
+        finds the staging table gone and does nothing."""
+        end = End(self.run_id, self._now(), complete)
+        staging = self._staging
         try:
-            if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
-                self._check_swapped()
-                return
-            self.stats.deleted += swap_in(self.engine, self._staging, self._table, {RUN_ID: self.run_id})
+            if staging is not None:
+                self.stage()
+                if not sa.inspect(self.engine).has_table(staging.name, schema=staging.schema):
+                    if self._disposition.name == "replace":
+                        self._check_swapped()
+                    return end.counts
+            self._disposition.end(self.engine, staging, end)
         except self._database_errors() as exc:
             self.check_drift()   # the live table changed during the run: say so (TargetDriftError)
-            raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: "
-                            f"{summarize_database_error(exc)}") from None
+            what = ("swapping in the run's staging table" if self._disposition.name == "replace"
+                    else f"ending the run ({self._disposition.name})")
+            raise LoadError(f"{self.ref.qualified}: {what} failed: {summarize_database_error(exc)}") from None
+        self.stats.deleted += end.counts.replaced
+        self.stats.ended = end.counts
+        return end.counts
 
     def _check_swapped(self) -> None:
         run_id = self._table.c[RUN_ID]

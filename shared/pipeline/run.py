@@ -35,8 +35,10 @@ def local_ledger(project: Project) -> RunLedger:
 
 def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = None, engine: sa.Engine | None = None,
                ledger: RunLedger | None = None, trigger: str = "cli", on_page: PageCallback | None = None,
-               on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0) -> RunSummary:
-    """`wait`: seconds to wait for a model's lease held by another run before refusing the model."""
+               on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0,
+               limit: int | None = None) -> RunSummary:
+    """`wait`: seconds to wait for a model's lease held by another run before refusing the model;
+    `limit`: records per model at most (a limited run is never complete: no soft deletes)."""
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
@@ -60,7 +62,7 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 from shared.pipeline.documents import run_document_model
                 result = run_document_model(model_run, documents, on_page)
             else:
-                result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page))
+                result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page, limit))
             model_run.finish(result.as_dict())
             summary.results.append(result)
     finally:
@@ -88,18 +90,18 @@ def _leased(leases: Holding, ref: ModelRef, wait: float, work: Callable[[], Mode
     return result
 
 
-def _run_model(model_run: ModelRun, on_page: PageCallback | None) -> ModelResult:
+def _run_model(model_run: ModelRun, on_page: PageCallback | None, limit: int | None = None) -> ModelResult:
     started = time.monotonic()
     project, ref, engine = model_run.project, model_run.ref, model_run.table_engine()
     batch_size = model_run.batch_size   # pages are loaded together up to this many records: one transaction
-    extractor = build_extractor(project, ref)
+    extractor = build_extractor(project, ref, limit)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     loader = None
     try:
         loader = model_run.table_loader()
         loader.check_drift()
-        loader.stage()   # a keyless model fills its run's staging table, swapped in by `finish`
+        loader.stage()   # replace, append, scd2: the run's staging table, applied by `finish`
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
@@ -131,7 +133,7 @@ def _run_model(model_run: ModelRun, on_page: PageCallback | None) -> ModelResult
                 if pending:   # fetched, and the run stopped before loading them (marking twice is a no-op)
                     fetched(pending)
             batches.close()
-            loader.finish()
+            result.changes = loader.finish(complete=limit is None).as_dict()
     except (ExtractError, LoadError) as exc:
         result.error = scrub_message(project.masker.mask(str(exc)))
         if loader is not None:
