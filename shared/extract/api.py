@@ -101,7 +101,8 @@ class ApiExtractor(GenericExtractor):
                     limit = min(x for x in (paginator.planned_pages(), paginator.max_pages, next_index + width)
                                 if x is not None)
                     while next_index < limit and len(window) < width:
-                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
+                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index),
+                                                  step.rules))
                         next_index += 1
                     if not window:
                         raise PaginationError(f"{self.ref.qualified}: the paginator expects page {index + 1} "

@@ -28,6 +28,8 @@ from shared.errors import FetchError, RateLimited
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
+from shared.extract.quota import QuotaGate, read_quota
+from shared.extract.responses import Outcome, ResponseRules
 from shared.extract.retry import (
     MAX_RETRY_AFTER,
     RETRY_AFTER_STATUSES,
@@ -117,6 +119,7 @@ class HttpClient:
         self.session.mount("https://", adapter)
         self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
         self.slots = ConcurrencyLimit(throttle.concurrency)
+        self.quota = QuotaGate(clock)   # the server's announced quota, shared by the client's threads
         self.stats = FetchStats()
         self._rng = rng or random.Random()   # noqa: S311 - backoff jitter, not a secret
         self._rng_lock = threading.Lock()
@@ -127,9 +130,10 @@ class HttpClient:
         self.origins = OriginPolicy(auth_origin, allowed_origins, secret_headers)
         self._env_settings: dict[tuple[str, str], _Settings] = {}
 
-    def fetch(self, request: PageRequest) -> PageResponse:
+    def fetch(self, request: PageRequest, rules: ResponseRules | None = None) -> PageResponse:
+        """The page `request` asks for; `rules`: the model's `responses:`, asked before the status is."""
         try:
-            return self._fetch(request)
+            return self._fetch(request, rules)
         except FetchError:
             self.stats.add("errors")
             raise
@@ -144,21 +148,34 @@ class HttpClient:
         self.close()
 
     # ------------------------------------------------------------ the retry loop
-    def _fetch(self, request: PageRequest) -> PageResponse:
+    def _fetch(self, request: PageRequest, rules: ResponseRules | None) -> PageResponse:
         started = self._clock()
         prepared = self._prepare(request)
         url = self._safe_url(_url_of(prepared))   # before auth: an api_key in the query never gets in
         attempt, retries, refreshed = 0, 0, False
         while True:
             attempt += 1
-            sent, response, error = self._attempt(prepared)
+            sent, response, error = self._attempt(prepared, url)
             status = response.status_code if response is not None else None
-            limited = response is not None and is_rate_limited(status, response.headers, response.content)
-            verdict = "retry" if limited else classify(status, error)
+            outcome: Outcome | None = None
+            if rules and response is not None:
+                outcome = rules.match(response.status_code, response.headers, response.content)
+            if outcome is not None and response is not None:
+                if outcome.kind == "empty":
+                    return PageResponse(url, response.status_code, response.headers, None, b"",
+                                        self._clock() - started, empty=True)
+                if outcome.kind == "fail":
+                    raise FetchError(url, status, outcome.reason, attempt)
+                limited, verdict = outcome.kind == "rate_limited", "retry"
+            else:
+                limited = response is not None and is_rate_limited(status, response.headers, response.content)
+                verdict = "retry" if limited else classify(status, error)
             if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
                 return self._decode(url, response, started)
             if error is not None:
                 reason = describe_exception(error)
+            elif outcome is not None:
+                reason = outcome.reason
             elif response is not None:
                 reason = self._redact(short_reason(response))
             else:   # _attempt returns a response or an error (and classify refuses neither)
@@ -209,7 +226,7 @@ class HttpClient:
             prepared.prepare_cookies(self.session.cookies)
         return prepared
 
-    def _attempt(self, prepared: requests.PreparedRequest
+    def _attempt(self, prepared: requests.PreparedRequest, url: str
                  ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
         """One HTTP exchange under the rate and concurrency limits and within `timeout` (redirects
         included), returning what was last sent (with auth) and what came back. The body is read
@@ -218,10 +235,12 @@ class HttpClient:
             # the token is taken inside the slot: taken before, it could wait out a slow response
             # and go out together with others, a burst over the rate by up to `concurrency`
             self.bucket.acquire()
+            ticket = self._quota_ticket(url)
             self.stats.add("requests")
             with Deadline(self.throttle.timeout) as deadline:
                 sent, response, error = self._send(prepared, deadline)
                 if response is not None:
+                    self.quota.observe(ticket, read_quota(response.headers, time.time()))
                     try:
                         read_body(response, BODY_CHUNK, self.throttle.max_response_mb)
                     except (requests.RequestException, LimitExceeded) as exc:
@@ -234,6 +253,23 @@ class HttpClient:
             return sent, None, error
         self.stats.add("bytes", len(response.content))
         return sent, response, None
+
+    def _quota_ticket(self, url: str) -> int:
+        """Wait while the server's announced quota is spent (the 429 it would answer is not sent):
+        the whole source waits, as after a 429; in "raise" mode the caller reschedules instead."""
+        while True:
+            ticket, wait = self.quota.take()
+            if not wait:
+                return ticket
+            if wait > self.throttle.max_backoff:
+                raise FetchError(url, None, f"the server's rate limit resets in {wait:.0f}s, more than "
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)")
+            if self.on_rate_limit == "raise":
+                raise RateLimited(url, wait)
+            self.bucket.pause_until(self._clock() + wait)
+            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG,
+                    "GET %s: the server's rate limit is spent, waiting %.2fs for its reset", safe_url(url), wait)
+            self._sleep(wait)
 
     def _send(self, prepared: requests.PreparedRequest, deadline: Deadline
               ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:

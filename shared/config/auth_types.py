@@ -1,0 +1,62 @@
+"""Auth types that obtain their token with a request of their own: a refresh-token grant whose
+refresh tokens rotate, and a login session. Plain credentials stay in `models.py`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from shared.config.strict import Strict
+
+# RFC 6749 §2.3.1: the client authenticates to the token endpoint in the form body, or with HTTP Basic.
+ClientAuthMethod = Literal["client_secret_post", "client_secret_basic"]
+
+
+class OAuth2RefreshToken(Strict):
+    type: Literal["oauth2_refresh_token"]
+    token_url: str
+    client_id: str
+    client_secret: str | None = Field(None, description="Unset for a public client.")
+    refresh_token: str = Field(min_length=1, description="The first refresh token; rotated ones are kept "
+                                                         "in the state folder.")
+    scope: str | None = None
+    auth_method: ClientAuthMethod = "client_secret_post"
+    # Where rotated tokens are kept: set by the loader (`<state_dir>/tokens/<source>.json`).
+    _store_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def store_path(self) -> Path | None:
+        return self._store_path
+
+    def bind_store(self, path: Path) -> None:
+        self._store_path = path
+
+
+class SessionLogin(Strict):
+    """The request that opens a session: a POST of `json:` or `form:` to `path`."""
+
+    path: str = Field(min_length=1, description="Login path (relative to base_url) or absolute URL.")
+    json_body: dict[str, Any] | None = Field(None, alias="json")
+    form: dict[str, str] | None = None
+    token_path: str | None = Field(None, min_length=1, description="Dotted path to the token in the body.")
+    token_header: str | None = Field(None, min_length=1, description="Response header holding the token.")
+    expires_in_path: str | None = Field(None, min_length=1,
+                                        description="Dotted path to the token's lifetime in seconds.")
+    ttl: float = Field(3600.0, gt=0, description="Lifetime in seconds when the answer does not state one.")
+    model_config = Strict.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Self:
+        if self.json_body is not None and self.form is not None:
+            raise ValueError("give json or form, not both")
+        if (self.token_path is None) == (self.token_header is None):
+            raise ValueError("give exactly one of token_path or token_header")
+        return self
+
+
+class SessionAuth(Strict):
+    type: Literal["session"]
+    login: SessionLogin
+    header: str = Field("Authorization", min_length=1, description="Header the token is sent in.")
+    prefix: str = Field("Bearer ", description="Written before the token in that header.")
