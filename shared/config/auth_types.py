@@ -33,6 +33,14 @@ class OAuth2RefreshToken(Strict):
         self._store_path = path
 
 
+def bind_token_stores(state_dir: str, sources: dict[str, Any]) -> None:
+    """Tell each refresh-token auth where its rotated tokens live: `<state_dir>/tokens/<source>.json`."""
+    for name, source in sources.items():
+        auth = getattr(source, "auth", None)
+        if isinstance(auth, OAuth2RefreshToken):
+            auth.bind_store(Path(state_dir) / "tokens" / f"{name}.json")
+
+
 class SessionLogin(Strict):
     """The request that opens a session: a POST of `json:` or `form:` to `path`."""
 

@@ -116,7 +116,8 @@ class ApiExtractor(GenericExtractor):
 
 def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:
     session = requests.Session()
-    return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
+    auth = build_auth(source.auth, session, base_url=source.base_url)
+    return HttpClient(source=source_name, throttle=source.throttle, auth=auth,
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,
                       auth_origin=source.base_url, allowed_origins=source.allowed_origins,
                       secret_headers=source.secret_headers)

@@ -182,7 +182,7 @@ class HttpClient:
                 raise FetchError(url, status, "no response and no error", attempt)
             if status == 401 and not refreshed and isinstance(self.auth, _RefreshableAuth):
                 refreshed = True   # a stale token: refresh once, outside the retry budget
-                self.auth.invalidate(_bearer(sent))
+                self.auth.invalidate(self.auth.sent_token(sent))
                 self.stats.add("retries")
                 log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
                 continue
@@ -359,6 +359,8 @@ class _RefreshableAuth(Protocol):
 
     def invalidate(self, token: str | None = None) -> None: ...
 
+    def sent_token(self, prepared: requests.PreparedRequest) -> str | None: ...
+
 
 def _url_of(prepared: requests.PreparedRequest) -> str:
     """`prepare()` always sets the URL; requests types it optional for a request not yet prepared."""
@@ -366,8 +368,3 @@ def _url_of(prepared: requests.PreparedRequest) -> str:
         raise ValueError("the request has no URL: it was not prepared")
     return prepared.url
 
-
-def _bearer(prepared: requests.PreparedRequest) -> str | None:
-    """The token a rejected attempt carried, so `invalidate` can tell a stale token from a fresh one."""
-    attempt_auth = prepared.headers.get("Authorization", "")
-    return attempt_auth[7:] if attempt_auth.startswith("Bearer ") else None
