@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 EPOCH_SECONDS = 1e9   # a reset above this is a Unix time, below it a delay
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
+# A reset due within this many seconds counts as passed: the client's own wait for it (a Retry-After
+# read from the same answer, on another clock reading) may end a hair before it.
+RESET_SLACK = 0.05
 _PARAM = re.compile(r"(?:^|[;,\s])(remaining|reset|r|t)\s*=\s*(-?\d+(?:\.\d+)?)", re.I)
 
 
@@ -76,7 +79,7 @@ class QuotaGate:
         """(ticket, 0) when a request may go now; (0, seconds) until the quota resets otherwise."""
         with self._lock:
             now = self._clock()
-            if self._remaining is not None and now >= self._reset_at:
+            if self._remaining is not None and now >= self._reset_at - RESET_SLACK:
                 self._remaining = None
             if self._remaining is not None and self._remaining - (self._sent - self._ticket) < 1:
                 return 0, self._reset_at - now
