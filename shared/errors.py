@@ -47,3 +47,7 @@ class RecordPathError(ExtractError):
 
 class ConversionError(ExtractError):
     """A value does not convert to its column's type."""
+
+
+class BadValue(ValueError):
+    """A value does not convert; the message says what was expected, not what was found."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -253,6 +254,25 @@ def check_timezone(name: str | None) -> str | None:
     return name
 
 
+RFC2822 = "rfc2822"
+_SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+
+
+def check_format(pattern: str | None) -> str | None:
+    """A column's `format:`: rfc2822, or a strptime pattern that reads back what it writes."""
+    if pattern is None or pattern == RFC2822:
+        return pattern
+    if "%" not in pattern:
+        raise ValueError(f"format '{pattern}' has no % directive: give a strptime pattern such as "
+                         "'%d/%m/%Y %H:%M', or rfc2822")
+    try:
+        datetime.strptime(_SAMPLE_TIME.strftime(pattern), pattern)
+    except ValueError:
+        raise ValueError(f"format '{pattern}' is not a strptime pattern that reads back what it writes "
+                         "(https://docs.python.org/3/library/datetime.html#format-codes)") from None
+    return pattern
+
+
 class Column(Strict):
     type: ColumnType
     path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); "
@@ -269,10 +289,18 @@ class Column(Strict):
     on_error: Annotated[Literal["error", "null"], BeforeValidator(_null_spelled_bare)] = "error"
     timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
         None, description="date columns: the zone whose calendar date an aware value takes (default UTC).")
+    format: Annotated[str | None, AfterValidator(check_format)] = Field(
+        None, description="date and datetime columns: how the text is written, a strptime pattern "
+                          "('%d/%m/%Y %H:%M') or rfc2822; ISO 8601 is still read.")
+    unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        None, description="date and datetime columns: numbers are Unix time in this unit.")
     description: str | None = None
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> Self:
+        for option in ("format", "unit"):
+            if getattr(self, option) is not None and self.type not in (ColumnType.date, ColumnType.datetime):
+                raise ValueError(f"{option} only applies to date and datetime columns, not {self.type.value}")
         if self.timezone is not None and self.type != ColumnType.date:
             raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
         if self.pii is not None and self.pii.rule == PiiRule.none and not self.reason:
@@ -380,6 +408,15 @@ class ApiModel(ModelBase):
     records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
     pagination: Pagination | None = None
     responses: list[ResponseRule] = Field(default_factory=list, description="Checked before the source's rules.")
+    format: Literal["json", "jsonl", "csv"] | None = Field(
+        None, description="Response body format; default: by Content-Type, else json. A gzip file body is "
+                          "decompressed whatever the format.")
+
+    @model_validator(mode="after")
+    def _records_of_json(self) -> Self:
+        if self.records is not None and self.format in ("jsonl", "csv"):
+            raise ValueError(f"records only applies to json bodies: a {self.format} body is the record list")
+        return self
 
 
 class SqlModel(ModelBase):

@@ -8,7 +8,6 @@ they become callbacks reading state smuggled through exceptions, harder to follo
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -18,13 +17,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import msgspec
 import requests
 import requests.exceptions as rex
 
 from shared.config.models import Throttle
 from shared.detect.redact_message import safe_excerpt, safe_url
 from shared.errors import FetchError, RateLimited
+from shared.extract.body_formats import decode_json
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
@@ -63,10 +62,6 @@ class _HideQueryStrings(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_HideQueryStrings())
 
 DEFAULT_HEADERS = {"Accept": "application/json"}
-# Page bodies are decoded by msgspec, about a quarter faster than `json.loads` on record pages, and
-# equal in what it returns (integers of any size stay exact, the last of duplicate keys wins);
-# what it refuses goes to `json.loads`, so every body the standard parser reads is still read.
-_decode_json = msgspec.json.Decoder().decode
 MAX_REDIRECTS = 10      # requests' own limit is 30; an API redirecting ten times is broken
 LONG_WAIT = 5.0         # waits from this many seconds up are logged at INFO, the default level
 
@@ -322,19 +317,7 @@ class HttpClient:
             return PageResponse(url, status, response.headers, None, content, self._clock() - started)
 
         def decode(raw: bytes) -> Any:
-            try:
-                try:
-                    return _decode_json(raw)
-                except msgspec.DecodeError:
-                    # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
-                    pass
-                try:
-                    return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
-                except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
-                    raise FetchError(url, status, "response is not valid JSON") from None
-            except RecursionError:
-                raise FetchError(url, status, "response nests arrays or objects too deeply to read "
-                                 "(about a thousand levels)") from None
+            return decode_json(raw, url, status)
 
         return PageResponse(url, status, response.headers, content=content, elapsed=self._clock() - started,
                             decode=decode)

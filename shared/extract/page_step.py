@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.config.models import ApiModel, ApiSource
 from shared.errors import RecordPathError
+from shared.extract.body_formats import decoded
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import (
     MISSING,
@@ -122,6 +123,7 @@ class PageStep:
         if response.empty:
             at.request = None
             return StepPage([], response.url)
+        response = decoded(response, self.model.format, self.source.throttle.max_response_mb)
         records = records_at(response.body, self.model.records, response.url)
         paginator = at.paginator
         paginator.update_state(response, records)
