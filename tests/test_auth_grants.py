@@ -58,7 +58,7 @@ def refresh_config(url: str, refresh: str = FIRST_REFRESH, method: str = "client
 
 def instance(url: str, path: Path, refresh: str = FIRST_REFRESH) -> OAuth2RefreshTokenAuth:
     """One process's auth: its own object and file handles, the state file shared."""
-    return OAuth2RefreshTokenAuth(refresh_config(url, refresh), requests.Session(), FileTokenStore(path))
+    return OAuth2RefreshTokenAuth(refresh_config(url, refresh), requests.Session(), FileTokenStore(path, refresh))
 
 
 def test_the_rotated_refresh_token_is_saved_0600_and_used_by_the_next_run(tmp_path):

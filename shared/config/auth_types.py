@@ -2,12 +2,22 @@
 refresh tokens rotate, and a login session. Plain credentials stay in `models.py`."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from shared.config.strict import Strict
+
+if TYPE_CHECKING:
+    from shared.storage.base import BlobStore
+
+# https://learn.microsoft.com/en-us/azure/key-vault/general/about-keys-secrets-certificates#object-identifiers:
+# a secret's identifier, without a version (the newest is read, a new one written). Plain http only
+# to this machine, where tests emulate the vault.
+KEY_VAULT_SECRET = re.compile(r"^(https://[A-Za-z0-9.-]+(:\d{1,5})?|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)"
+                              r"/secrets/[A-Za-z0-9-]{1,127}/?$")
 
 # RFC 6749 §2.3.1: the client authenticates to the token endpoint in the form body, or with HTTP Basic.
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic"]
@@ -22,8 +32,20 @@ class OAuth2RefreshToken(Strict):
                                                          "in the state folder.")
     scope: str | None = None
     auth_method: ClientAuthMethod = "client_secret_post"
-    # Where rotated tokens are kept: set by the loader (`<state_dir>/tokens/<source>.json`).
+    key_vault_secret: str | None = Field(
+        None, description="https://<vault>.vault.azure.net/secrets/<name>: rotated tokens are written back there.")
+    # Where rotated tokens are kept: set by the loader (`<state_dir>/tokens/<source>.json`); with
+    # `key_vault_secret`, where instances claim a version before refreshing with it (the chain's blobs).
     _store_path: Path | None = PrivateAttr(default=None)
+    _claims: BlobStore | None = PrivateAttr(default=None)
+
+    @field_validator("key_vault_secret")
+    @classmethod
+    def _secret_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not KEY_VAULT_SECRET.match(value):
+            raise ValueError("key_vault_secret must be a Key Vault secret identifier without a version: "
+                             "https://<vault>.vault.azure.net/secrets/<name>")
+        return value.rstrip("/") if value is not None else None
 
     @property
     def store_path(self) -> Path | None:
@@ -32,6 +54,13 @@ class OAuth2RefreshToken(Strict):
     def bind_store(self, path: Path) -> None:
         self._store_path = path
 
+    @property
+    def claims(self) -> BlobStore | None:
+        return self._claims
+
+    def bind_claims(self, store: BlobStore) -> None:
+        self._claims = store
+
 
 def bind_token_stores(state_dir: str, sources: dict[str, Any]) -> None:
     """Tell each refresh-token auth where its rotated tokens live: `<state_dir>/tokens/<source>.json`."""
@@ -39,6 +68,15 @@ def bind_token_stores(state_dir: str, sources: dict[str, Any]) -> None:
         auth = getattr(source, "auth", None)
         if isinstance(auth, OAuth2RefreshToken):
             auth.bind_store(Path(state_dir) / "tokens" / f"{name}.json")
+
+
+def bind_token_claims(sources: dict[str, Any], store: BlobStore) -> None:
+    """Tell each refresh-token auth kept in Key Vault where instances claim a version: `store`, shared
+    by every instance of the queue chain (embedded runs claim in the state folder)."""
+    for source in sources.values():
+        auth = getattr(source, "auth", None)
+        if isinstance(auth, OAuth2RefreshToken) and auth.key_vault_secret is not None:
+            auth.bind_claims(store)
 
 
 class SessionLogin(Strict):

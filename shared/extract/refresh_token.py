@@ -1,11 +1,14 @@
 """The OAuth2 refresh-token grant with rotation (RFC 6749 §6; single-use refresh tokens, RFC 9700 §4.14.2).
 
-A rotating server answers each refresh with a new refresh token and refuses the old one from then on,
-so the new one must be kept before anything could use the old one again: every refresh runs under the
-store's lock, reads the newest saved state first (another process may have refreshed meanwhile: its
-access token, still valid, is used instead of refreshing again), and writes the new state before the
-lock is released. Embedded runs keep it in the state folder (`<state_dir>/tokens/<source>.json`, mode
-0600, locked with `flock`).
+A rotating server answers each refresh with a new refresh token and refuses the old one from then on
+(and may revoke them all when one comes back), so the new one must be kept before anything could use
+the old one again. Where it is kept is the store's business (`TokenStore.exchange`):
+
+- the state folder (`<state_dir>/tokens/<source>.json`, mode 0600) in embedded runs: every refresh
+  runs under a `flock` on it, reads the newest saved state first (another process may have refreshed
+  meanwhile: its access token, still valid, is used instead of refreshing again) and writes the new
+  state before the lock is released;
+- the Key Vault secret the token came from (`key_vault.py`), for instances without a shared disk.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,29 +33,68 @@ from shared.extract.auth import TOKEN_TIMEOUT, CachedTokenAuth, _redact, expires
 State = dict[str, Any]
 
 
-class HeldStore(Protocol):
-    """A store while its lock is held: what was saved last, and saving the next state."""
+@dataclass(frozen=True)
+class Grant:
+    """What a refresh obtained: the access token, its expiry (wall-clock seconds), the refresh token to use next."""
 
-    def read(self) -> State | None: ...
+    access_token: str
+    expires_at: float
+    refresh_token: str
 
-    def write(self, state: State) -> None: ...
+
+# Given the refresh token to use, refresh with it (burning it on a rotating server).
+Refresh = Callable[[str], Grant]
 
 
 class TokenStore(Protocol):
-    def locked(self) -> contextlib.AbstractContextManager[HeldStore]: ...
+    def exchange(self, refresh: Refresh, *, rejected: str | None, valid_until: float) -> Grant:
+        """An access token: one saved that is neither `rejected` nor expiring before `valid_until`,
+        else the grant of `refresh` called with the newest refresh token, kept before returning."""
 
 
-class MemoryTokenStore:
+class LockedStateStore:
+    """A store of one state (refresh token, access token, expiry) read and written under a lock."""
+
+    def __init__(self, manifest_token: str):
+        self.seed = seed_of(manifest_token)
+        self.manifest_token = manifest_token
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def read(self) -> State | None:
+        raise NotImplementedError
+
+    def write(self, state: State) -> None:
+        raise NotImplementedError
+
+    def exchange(self, refresh: Refresh, *, rejected: str | None, valid_until: float) -> Grant:
+        with self.locked():
+            saved = self.read()
+            if saved is None or saved.get("seed") != self.seed:
+                saved = {"seed": self.seed, "refresh_token": self.manifest_token}
+            access, expires_at, following = saved.get("access_token"), saved.get("expires_at"), saved["refresh_token"]
+            if (isinstance(access, str) and access != rejected and isinstance(expires_at, (int, float))
+                    and expires_at > valid_until):
+                return Grant(access, float(expires_at), following)   # another process refreshed: no grant needed
+            grant = refresh(following)
+            self.write({"seed": self.seed, "refresh_token": grant.refresh_token, "access_token": grant.access_token,
+                        "expires_at": grant.expires_at})
+            return grant
+
+
+class MemoryTokenStore(LockedStateStore):
     """For a client built without a project (tests, `probe`): rotation within one process only."""
 
-    def __init__(self) -> None:
+    def __init__(self, manifest_token: str) -> None:
+        super().__init__(manifest_token)
         self._lock = threading.Lock()
         self._state: State | None = None
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[HeldStore]:
+    def locked(self) -> Iterator[None]:
         with self._lock:
-            yield self
+            yield
 
     def read(self) -> State | None:
         return self._state
@@ -60,20 +103,21 @@ class MemoryTokenStore:
         self._state = dict(state)
 
 
-class FileTokenStore:
+class FileTokenStore(LockedStateStore):
     """One JSON file, readable by its owner only, replaced whole (never half written), next to a lock
     file that every process refreshing the same source takes first."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, manifest_token: str = ""):
+        super().__init__(manifest_token)
         self.path = path
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[HeldStore]:
+    def locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield self
+            yield
         finally:
             os.close(descriptor)   # closing releases the lock
 
@@ -100,7 +144,13 @@ class FileTokenStore:
 
 
 def store_for(config: OAuth2RefreshToken) -> TokenStore:
-    return FileTokenStore(config.store_path) if config.store_path is not None else MemoryTokenStore()
+    """The Key Vault secret when the manifest names one, else the state folder (memory without a project)."""
+    if config.key_vault_secret is not None:
+        from shared.extract.key_vault import KeyVaultTokenStore
+        return KeyVaultTokenStore.for_config(config)
+    if config.store_path is not None:
+        return FileTokenStore(config.store_path, config.refresh_token)
+    return MemoryTokenStore(config.refresh_token)
 
 
 def seed_of(refresh_token: str) -> str:
@@ -118,32 +168,33 @@ class OAuth2RefreshTokenAuth(CachedTokenAuth):
         self.token_url = config.token_url
         self._config, self._session, self._store, self._timeout = config, session, store, timeout
         self._secrets: set[str] = {config.refresh_token}
+        self._secrets_lock = threading.Lock()
         self.refreshes = 0   # refresh-token grants this object sent (tests count them)
 
     def _fetch(self) -> tuple[str, float]:
-        seed = seed_of(self._config.refresh_token)
-        with self._store.locked() as held:
-            saved = held.read()
-            if saved is None or saved.get("seed") != seed:
-                saved = {"seed": seed, "refresh_token": self._config.refresh_token}
-            access, expires_at = saved.get("access_token"), saved.get("expires_at")
-            if (isinstance(access, str) and access != self._rejected and isinstance(expires_at, (int, float))
-                    and expires_at - self._clock() > min(self.early, 1.0)):
-                return access, float(expires_at)   # refreshed by another process: no grant needed
-            refresh = saved["refresh_token"]
-            form = {"grant_type": "refresh_token", "refresh_token": refresh}
-            if self._config.scope:
-                form["scope"] = self._config.scope
-            started = self._clock()
-            body = token_request(self._session, self.token_url, form, self._config.client_id,
-                                 self._config.client_secret, self._config.auth_method, self._timeout, self.redact)
-            self.refreshes += 1
-            rotated = body.get("refresh_token")
-            following = rotated if isinstance(rotated, str) and rotated else refresh
-            self._secrets |= {refresh, following}
-            token, expires = body["access_token"], started + expires_in(body)
-            held.write({"seed": seed, "refresh_token": following, "access_token": token, "expires_at": expires})
-            return token, expires
+        grant = self._store.exchange(self._refresh, rejected=self._rejected,
+                                     valid_until=self._clock() + min(self.early, 1.0))
+        with self._secrets_lock:
+            self._secrets.add(grant.refresh_token)
+        return grant.access_token, grant.expires_at
+
+    def _refresh(self, refresh_token: str) -> Grant:
+        with self._secrets_lock:
+            self._secrets.add(refresh_token)
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if self._config.scope:
+            form["scope"] = self._config.scope
+        started = self._clock()
+        body = token_request(self._session, self.token_url, form, self._config.client_id, self._config.client_secret,
+                             self._config.auth_method, self._timeout, self.redact)
+        self.refreshes += 1
+        rotated = body.get("refresh_token")
+        following = rotated if isinstance(rotated, str) and rotated else refresh_token
+        with self._secrets_lock:
+            self._secrets.add(following)
+        return Grant(body["access_token"], started + expires_in(body), following)
 
     def redact(self, text: str) -> str:
-        return _redact(super().redact(text), self._config.client_secret or "", *self._secrets)
+        with self._secrets_lock:
+            secrets = tuple(self._secrets)
+        return _redact(super().redact(text), self._config.client_secret or "", *secrets)
