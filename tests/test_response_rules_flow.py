@@ -11,11 +11,14 @@ from typing import Any
 
 import yaml
 
+from shared.chain.names import FETCH
 from shared.config.project import Project
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, Seen, StubServer
 from tests.recipe_helpers import recipe_yaml
 from tests.slack_api import TOKEN, SlackApi, channel
+from tests.test_chain_flow import Harness
+from tests.test_chain_helpers import snapshot
 from tests.test_page_engine_parity import chained, embedded
 
 
@@ -134,13 +137,23 @@ def test_a_github_style_quota_is_met_without_a_single_refusal_in_the_embedded_ru
     assert api.refused == 0 and server.count == 10
 
 
-def test_the_chain_gets_every_page_of_a_quota_limited_api(tmp_path):
-    """Each Fetch invocation has a client of its own: a refusal reschedules the page for the reset."""
-    api = GitHubStyleApi(limit=4, window=1.0, pages=6)
+def test_the_chain_also_waits_for_the_reset_instead_of_meeting_the_refusal(tmp_path):
+    """Each Fetch invocation has a client of its own; the worker keeps the quota they learn, so a page
+    whose quota is spent goes back on the queue for the reset without being sent."""
+    api = GitHubStyleApi(limit=4, window=1.0, pages=10)
     with StubServer(handler=api) as server:
         model = {"path": "/repos/o/r/issues", "params": {"per_page": 2}, "primary_key": ["id"],
                  "columns": {"id": {"type": "integer"}}}
-        built = project(tmp_path, {"gh": {"type": "api", "base_url": server.url(""), "throttle": {"max_retries": 10},
+        built = project(tmp_path, {"gh": {"type": "api", "base_url": server.url(""),
                                           "pagination": {"type": "link_header"}, "models": {"issues": model}}})
-        tables, _, errors = chained(built, tmp_path)
-    assert errors == {"gh.issues": None} and len(tables["gh.issues"]) == 12
+        harness = Harness(tmp_path / "chain", built, honor_delays=True)
+        try:
+            run_id = harness.run()
+            tables = snapshot(harness.engine, built)
+            status = harness.status(run_id)
+        finally:
+            harness.engine.dispose()
+    assert status["done"] and status["errors"] == [] and len(tables["gh.issues"]) == 20
+    assert api.refused == 0 and server.count == 10
+    rescheduled = [(job, delay) for job, delay in harness.sent(FETCH, "gh.issues") if job.attempt > 0]
+    assert rescheduled and all(0 < delay <= 1.0 for _, delay in rescheduled)

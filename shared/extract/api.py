@@ -21,6 +21,7 @@ from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.quota import QuotaGate
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
 
@@ -114,10 +115,11 @@ class ApiExtractor(GenericExtractor):
                     future.cancel()
 
 
-def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:
+def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait",
+               quota: QuotaGate | None = None) -> HttpClient:
     session = requests.Session()
     auth = build_auth(source.auth, session, base_url=source.base_url)
     return HttpClient(source=source_name, throttle=source.throttle, auth=auth,
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,
                       auth_origin=source.base_url, allowed_origins=source.allowed_origins,
-                      secret_headers=source.secret_headers)
+                      secret_headers=source.secret_headers, quota=quota)

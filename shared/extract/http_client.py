@@ -102,7 +102,7 @@ class HttpClient:
                  session: requests.Session | None = None, rng: random.Random | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  auth_origin: str | None = None, allowed_origins: Iterable[str] = (),
-                 secret_headers: Iterable[str] = ()):
+                 secret_headers: Iterable[str] = (), quota: QuotaGate | None = None):
         if on_rate_limit not in ("wait", "raise"):
             raise ValueError(f"on_rate_limit must be 'wait' or 'raise', not {on_rate_limit!r}")
         self.source, self.throttle, self.auth, self.on_rate_limit = source, throttle, auth, on_rate_limit
@@ -114,7 +114,8 @@ class HttpClient:
         self.session.mount("https://", adapter)
         self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
         self.slots = ConcurrencyLimit(throttle.concurrency)
-        self.quota = QuotaGate(clock)   # the server's announced quota, shared by the client's threads
+        # the server's announced quota, shared by the client's threads (and, given, by other clients)
+        self.quota = quota or QuotaGate(clock)
         self.stats = FetchStats()
         self._rng = rng or random.Random()   # noqa: S311 - backoff jitter, not a secret
         self._rng_lock = threading.Lock()
@@ -211,6 +212,8 @@ class HttpClient:
                     safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
                     self.throttle.max_retries, wait, " (as the server asked)" if retry_after is not None else "")
             self._sleep(wait)
+            if limited:
+                self.quota.waited()
 
     def _prepare(self, request: PageRequest) -> requests.PreparedRequest:
         """Built without `Session.prepare_request`, which merges session hooks and reads ~/.netrc on

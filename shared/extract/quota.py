@@ -17,9 +17,6 @@ from dataclasses import dataclass
 
 EPOCH_SECONDS = 1e9   # a reset above this is a Unix time, below it a delay
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
-# A reset due within this many seconds counts as passed: the client's own wait for it (a Retry-After
-# read from the same answer, on another clock reading) may end a hair before it.
-RESET_SLACK = 0.05
 _PARAM = re.compile(r"(?:^|[;,\s])(remaining|reset|r|t)\s*=\s*(-?\d+(?:\.\d+)?)", re.I)
 
 
@@ -79,12 +76,18 @@ class QuotaGate:
         """(ticket, 0) when a request may go now; (0, seconds) until the quota resets otherwise."""
         with self._lock:
             now = self._clock()
-            if self._remaining is not None and now >= self._reset_at - RESET_SLACK:
+            if self._remaining is not None and now >= self._reset_at:
                 self._remaining = None
             if self._remaining is not None and self._remaining - (self._sent - self._ticket) < 1:
                 return 0, self._reset_at - now
             self._sent += 1
             return self._sent, 0.0
+
+    def waited(self) -> None:
+        """The client has just waited out what a rate-limited answer asked (its Retry-After or this
+        quota's reset, read on another clock reading): the quota it announced is over."""
+        with self._lock:
+            self._remaining = None
 
     def observe(self, ticket: int, quota: Quota | None) -> None:
         if quota is None or ticket < self._ticket:

@@ -99,8 +99,10 @@ def is_rate_limited(status: int | None, headers: Mapping[str, str], content: byt
         return True
     if status != 403:
         return False
-    if headers.get("Retry-After") is not None or (headers.get("X-RateLimit-Remaining") or "").strip() == "0":
-        return True
+    for name in ("Retry-After", "X-RateLimit-Remaining", "RateLimit-Remaining"):
+        value = headers.get(name)
+        if value is not None and (name == "Retry-After" or value.strip() == "0"):
+            return True
     return _body_says_rate_limit(content)
 
 
