@@ -14,6 +14,9 @@ import yaml
 from shared.chain.names import FETCH
 from shared.config.project import Project
 from tests.flow_helpers import project_for
+from tests.graph_api import CLIENT_ID as GRAPH_CLIENT
+from tests.graph_api import CLIENT_SECRET as GRAPH_SECRET
+from tests.graph_api import TENANT, GraphApi, group
 from tests.http_stub import Reply, Seen, StubServer
 from tests.recipe_helpers import recipe_yaml
 from tests.slack_api import TOKEN, SlackApi, channel
@@ -157,3 +160,24 @@ def test_the_chain_also_waits_for_the_reset_instead_of_meeting_the_refusal(tmp_p
     assert api.refused == 0 and server.count == 10
     rescheduled = [(job, delay) for job, delay in harness.sent(FETCH, "gh.issues") if job.attempt > 0]
     assert rescheduled and all(0 < delay <= 1.0 for _, delay in rescheduled)
+
+
+def test_microsoft_graph_recipe_lands_every_group_in_both_modes_through_a_429(tmp_path):
+    api = GraphApi(groups=23, throttle_page=2)
+    with StubServer(handler=api) as server:
+        def build(folder: Path) -> Project:
+            folder.mkdir()
+            api.reset()
+            text = recipe_yaml("Microsoft Graph", server.url("/v1.0"))
+            text = text.replace("https://login.microsoftonline.com", server.url(""))
+            sources = yaml.safe_load(text)["sources"]
+            sources["graph"]["models"]["groups"]["params"]["$top"] = 5
+            return project(folder, sources, {"GRAPH_TENANT_ID": TENANT, "GRAPH_CLIENT_ID": GRAPH_CLIENT,
+                                             "GRAPH_CLIENT_SECRET": GRAPH_SECRET})
+        (tables, warnings, errors), (chain_tables, chain_warnings, chain_errors) = both(tmp_path, build)
+        pages = server.seen("/v1.0/groups")
+    assert errors == chain_errors == {"graph.groups": None} and warnings == chain_warnings
+    assert tables == chain_tables and [row[0] for row in sorted(tables["graph.groups"])] == sorted(
+        group(i)["id"] for i in range(23))
+    assert len(pages) == 2 * (5 + 1)   # five pages in each mode, one of them twice (the 429)
+    assert all("$select" in page.query for page in pages)
