@@ -48,7 +48,7 @@ def test_registry_holds_the_actions_the_manifest_may_name():
     ({"status": 200, "body_path": "ok", "body_value": False}, 429, {}, b'{"ok": false}', False),  # all must hold
 ])
 def test_a_rule_matches_when_every_condition_it_states_holds(spec, status, headers, body, matched):
-    found = rules({**spec, "action": "fail"}).match(status, CaseInsensitiveDict(headers), body)
+    found, _ = rules({**spec, "action": "fail"}).match(status, CaseInsensitiveDict(headers), body)
     assert (found is not None) == matched
 
 
@@ -57,7 +57,7 @@ def test_the_first_matching_rule_acts_and_model_rules_come_before_the_source_rul
                        models={"m": {"path": "/m", "columns": {"id": {"type": "integer"}},
                                      "responses": [{"status": 404, "action": "empty"}]}})
     compiled = ResponseRules(source.responses_for(source.models["m"]))
-    outcome = compiled.match(404, CaseInsensitiveDict(), b"")
+    outcome, _ = compiled.match(404, CaseInsensitiveDict(), b"")
     assert outcome is not None and outcome.kind == "empty" and outcome.reason == "response rule 1: no records"
 
 
@@ -196,3 +196,14 @@ def test_a_429_waits_for_the_reset_of_a_spent_ietf_quota():
         http = client(fake)
         assert http.fetch(PageRequest(server.url())).body == [1]
     assert fake.sleeps[0] == pytest.approx(6.0, abs=0.1)
+
+
+def test_a_body_a_rule_read_is_the_page_body_and_a_large_body_is_read_too():
+    big = {"ok": True, "items": [{"id": i, "text": "x" * 100} for i in range(20_000)]}   # about 2 MB
+    slack = {"body_path": "ok", "body_value": False, "action": "fail"}
+    with StubServer([Reply(200, big), Reply(200, {**big, "ok": False})]) as server:
+        http = client()
+        response = http.fetch(PageRequest(server.url()), rules(slack))
+        with pytest.raises(FetchError, match="the response matched a fail rule"):
+            http.fetch(PageRequest(server.url()), rules(slack))
+    assert response.body["items"][-1]["id"] == 19_999 and len(response.content) > 2_000_000

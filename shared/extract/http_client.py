@@ -27,6 +27,7 @@ from shared.extract.body_formats import decode_json
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
+from shared.extract.paginators.paths import MISSING
 from shared.extract.quota import QuotaGate, read_quota
 from shared.extract.responses import Outcome, ResponseRules
 from shared.extract.retry import (
@@ -154,8 +155,9 @@ class HttpClient:
             sent, response, error = self._attempt(prepared, url)
             status = response.status_code if response is not None else None
             outcome: Outcome | None = None
+            body: Any = MISSING
             if rules and response is not None:
-                outcome = rules.match(response.status_code, response.headers, response.content)
+                outcome, body = rules.match(response.status_code, response.headers, response.content)
             if outcome is not None and response is not None:
                 if outcome.kind == "empty":
                     return PageResponse(url, response.status_code, response.headers, None, b"",
@@ -167,7 +169,7 @@ class HttpClient:
                 limited = response is not None and is_rate_limited(status, response.headers, response.content)
                 verdict = "retry" if limited else classify(status, error)
             if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
-                return self._decode(url, response, started)
+                return self._decode(url, response, started, body)
             if error is not None:
                 reason = describe_exception(error)
             elif outcome is not None:
@@ -313,11 +315,14 @@ class HttpClient:
             settings = self._env_settings[key] = self.session.merge_environment_settings(url, {}, None, None, None)
         return settings
 
-    def _decode(self, url: str, response: requests.Response, started: float) -> PageResponse:
+    def _decode(self, url: str, response: requests.Response, started: float, body: Any = MISSING) -> PageResponse:
+        """The page, its body decoded on first use (or already, by a response rule: `body`)."""
         content = response.content
         status = response.status_code
         if status == 204 and not content.strip():
             return PageResponse(url, status, response.headers, None, content, self._clock() - started)
+        if body is not MISSING:
+            return PageResponse(url, status, response.headers, body, content, self._clock() - started)
 
         def decode(raw: bytes) -> Any:
             return decode_json(raw, url, status)

@@ -19,7 +19,6 @@ from shared.extract.paginators.paths import MISSING, dotted_get
 
 OutcomeKind = Literal["empty", "retry", "rate_limited", "fail"]
 _decode = msgspec.json.Decoder().decode
-MAX_RULE_BODY = 1 << 20   # bodies larger than this are not parsed for a rule (a record page is, once, later)
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,11 @@ class ResponseRules:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def match(self, status: int, headers: Mapping[str, str], content: bytes) -> Outcome | None:
-        """The outcome of the first rule the answer matches, None when none does."""
+    def match(self, status: int, headers: Mapping[str, str], content: bytes) -> tuple[Outcome | None, Any]:
+        """The outcome of the first rule the answer matches (None when none does), and the body if a
+        rule decoded it (MISSING otherwise, or when it is not JSON): the page need not be decoded twice."""
         body: Any = MISSING
+        decoded = False
         for position, (rule, act) in enumerate(self.rules, 1):
             if rule.status and status not in rule.status:
                 continue
@@ -98,26 +99,27 @@ class ResponseRules:
                 if value is None or (rule.header_value is not None and value.strip() != rule.header_value):
                     continue
             if rule.body_path is not None:
-                if body is MISSING:
-                    body = _json(content)
+                if not decoded:
+                    body, decoded = _json(content), True
                 if not _body_matches(body, rule.body_path, rule.body_value):
                     continue
-            return act.outcome(rule, position)
-        return None
+            return act.outcome(rule, position), body
+        return None, body
 
 
 def _json(content: bytes) -> Any:
-    if not content or len(content) > MAX_RULE_BODY:
-        return None
+    """The JSON body, MISSING when there is none (the page's own decoder then says why)."""
+    if not content:
+        return MISSING
     try:
         return _decode(content)
     except msgspec.DecodeError:
         try:
             return json.loads(content)
         except (ValueError, RecursionError):
-            return None
+            return MISSING
     except RecursionError:
-        return None
+        return MISSING
 
 
 def _body_matches(body: Any, path: str, expected: Any) -> bool:
