@@ -14,8 +14,8 @@ import yaml
 
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, Seen, StubServer
+from tests.parity_cases import chained, embedded
 from tests.recipe_helpers import recipe_yaml
-from tests.test_page_engine_parity import chained, embedded
 
 ACCOUNTS = 450
 ORDERS = 130

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from shared.config.auth_types import ClientAuthMethod, OAuth2RefreshToken, SessionAuth
+from shared.config.request_models import GraphQL, check_request_body
 from shared.config.responses import ResponseRule
 from shared.config.strict import Strict
 
@@ -75,7 +76,18 @@ class NoPagination(PaginationBase):
     type: Literal["none"]
 
 
-class PageNumberPagination(PaginationBase):
+class SentPagination(PaginationBase):
+    """A style whose values go back to the API (page, offset, cursor): in the query or the body, and
+    which may read the API's own "more pages follow" flag."""
+
+    location: Literal["query", "body"] = Field(
+        "query", alias="in", description="Where paging values go: query parameters, or the request body "
+                                         "(dotted paths; a graphql model's variables).")
+    has_more_path: str | None = Field(None, description="Dotted path to a true/false 'more pages follow' flag.")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PageNumberPagination(SentPagination):
     type: Literal["page_number"]
     param: str = "page"
     start: int = Field(1, ge=0)
@@ -91,7 +103,7 @@ class PageNumberPagination(PaginationBase):
         return self
 
 
-class OffsetPagination(PaginationBase):
+class OffsetPagination(SentPagination):
     type: Literal["offset"]
     offset_param: str = "offset"
     limit_param: str = "limit"
@@ -100,10 +112,18 @@ class OffsetPagination(PaginationBase):
     start: int = Field(0, ge=0)
 
 
-class CursorPagination(PaginationBase):
+class CursorPagination(SentPagination):
     type: Literal["cursor"]
-    cursor_path: str
+    cursor_path: str = Field(description="Dotted path to the next cursor; `data.-1.id` reads the last record's.")
     param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
+
+
+class HeaderCursorPagination(SentPagination):
+    type: Literal["header_cursor"]
+    header: str = Field(min_length=1, description="Response header holding the next cursor (X-Next-Cursor).")
+    param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
 
 
 class NextLinkPagination(PaginationBase):
@@ -116,11 +136,11 @@ class LinkHeaderPagination(PaginationBase):
 
 
 Pagination = Annotated[
-    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | NextLinkPagination
-    | LinkHeaderPagination,
+    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | HeaderCursorPagination
+    | NextLinkPagination | LinkHeaderPagination,
     Field(discriminator="type"),
 ]
-PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "next_link", "link_header")
+PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "header_cursor", "next_link", "link_header")
 
 
 # ---------------------------------------------------------------- auth
@@ -411,12 +431,25 @@ class ApiModel(ModelBase):
     format: Literal["json", "jsonl", "csv"] | None = Field(
         None, description="Response body format; default: by Content-Type, else json. A gzip file body is "
                           "decompressed whatever the format.")
+    method: Literal["GET", "POST", "PUT"] | None = Field(None, description="Default: POST with graphql, else GET.")
+    json_body: dict[str, Any] | None = Field(None, alias="json", description="A JSON request body.")
+    form: dict[str, Scalar] | None = Field(None, description="A form-encoded request body.")
+    graphql: GraphQL | None = None
+    idempotent: bool = Field(False, description="POST/PUT: safe to send again after a failure the server "
+                                                "may have processed (search and query endpoints).")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _request_body_fits = model_validator(mode="after")(check_request_body)
 
     @model_validator(mode="after")
     def _records_of_json(self) -> Self:
         if self.records is not None and self.format in ("jsonl", "csv"):
             raise ValueError(f"records only applies to json bodies: a {self.format} body is the record list")
         return self
+
+    @property
+    def http_method(self) -> str:
+        return self.method or ("POST" if self.graphql is not None else "GET")
 
 
 class SqlModel(ModelBase):

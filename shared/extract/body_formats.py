@@ -25,7 +25,7 @@ _BY_CONTENT_TYPE = {"application/x-ndjson": "jsonl", "application/jsonl": "jsonl
 _decode_json_fast = msgspec.json.Decoder().decode
 
 
-def decode_json(raw: bytes, url: str, status: int) -> Any:
+def decode_json(raw: bytes, url: str, status: int, method: str = "GET") -> Any:
     """One JSON document; every body the standard parser reads is read."""
     try:
         try:
@@ -35,43 +35,44 @@ def decode_json(raw: bytes, url: str, status: int) -> Any:
         try:
             return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
         except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
-            raise FetchError(url, status, "response is not valid JSON") from None
+            raise FetchError(url, status, "response is not valid JSON", method=method) from None
     except RecursionError:
         raise FetchError(url, status, "response nests arrays or objects too deeply to read "
-                         "(about a thousand levels)") from None
+                         "(about a thousand levels)", method=method) from None
 
 
-def gunzip(raw: bytes, max_mb: float, url: str, status: int) -> bytes:
+def gunzip(raw: bytes, max_mb: float, url: str, status: int, method: str = "GET") -> bytes:
     """A gzip body, decompressed no further than the response size cap (a gzip bomb stops there)."""
     limit = int(max_mb * MB)
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         out = inflater.decompress(raw, limit + 1)
     except zlib.error:
-        raise FetchError(url, status, "response is not a valid gzip file") from None
+        raise FetchError(url, status, "response is not a valid gzip file", method=method) from None
     if len(out) > limit:
         raise ResponseTooLarge(f"response from {url} is larger than throttle.max_response_mb "
                                f"({max_mb:g} MB) once decompressed")
     return out
 
 
-def _jsonl(raw: bytes, url: str, status: int) -> list[Any]:
+def _jsonl(raw: bytes, url: str, status: int, method: str) -> list[Any]:
     records = []
     for number, line in enumerate(raw.splitlines(), start=1):
         if line.strip():
             try:
-                records.append(decode_json(line, url, status))
+                records.append(decode_json(line, url, status, method))
             except FetchError:
-                raise FetchError(url, status, f"line {number} of the JSON Lines body is not valid JSON") from None
+                raise FetchError(url, status, f"line {number} of the JSON Lines body is not valid JSON",
+                                 method=method) from None
     return records
 
 
-def _csv(raw: bytes, url: str, status: int) -> list[dict[str, Any]]:
+def _csv(raw: bytes, url: str, status: int, method: str) -> list[dict[str, Any]]:
     """Rows by header name; an empty field is a missing value (CSV has no null)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise FetchError(url, status, "CSV body is not UTF-8 text") from None
+        raise FetchError(url, status, "CSV body is not UTF-8 text", method=method) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -82,14 +83,15 @@ def _csv(raw: bytes, url: str, status: int) -> list[dict[str, Any]]:
             if not values:
                 continue
             if len(values) != len(header):
-                raise FetchError(url, status, f"CSV row {line} has {len(values)} fields, the header {len(header)}")
+                raise FetchError(url, status, f"CSV row {line} has {len(values)} fields, the header {len(header)}",
+                                 method=method)
             rows.append({name: (value if value != "" else None) for name, value in zip(header, values, strict=True)})
         return rows
     except csv.Error:
-        raise FetchError(url, status, "response is not valid CSV") from None
+        raise FetchError(url, status, "response is not valid CSV", method=method) from None
 
 
-_DECODERS: dict[str, Callable[[bytes, str, int], Any]] = {"json": decode_json, "jsonl": _jsonl, "csv": _csv}
+_DECODERS: dict[str, Callable[[bytes, str, int, str], Any]] = {"json": decode_json, "jsonl": _jsonl, "csv": _csv}
 
 
 def body_format(declared: str | None, headers: Mapping[str, str]) -> str:
@@ -100,13 +102,13 @@ def body_format(declared: str | None, headers: Mapping[str, str]) -> str:
     return _BY_CONTENT_TYPE.get(content_type, "json")
 
 
-def decoded(response: PageResponse, declared: str | None, max_mb: float) -> PageResponse:
+def decoded(response: PageResponse, declared: str | None, max_mb: float, method: str = "GET") -> PageResponse:
     """`response` with its body decoded by the model's format; the same object for plain JSON."""
     fmt = body_format(declared, response.headers)
     gzipped = response.content[:2] == GZIP_MAGIC
     if fmt == "json" and not gzipped:
         return response
-    raw = gunzip(response.content, max_mb, response.url, response.status) if gzipped else response.content
-    body = _DECODERS[fmt](raw, response.url, response.status)
+    raw = gunzip(response.content, max_mb, response.url, response.status, method) if gzipped else response.content
+    body = _DECODERS[fmt](raw, response.url, response.status, method)
     return PageResponse(response.url, response.status, response.headers, body=body, content=response.content,
                         elapsed=response.elapsed)

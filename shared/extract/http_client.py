@@ -29,6 +29,7 @@ from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
 from shared.extract.paginators.paths import MISSING
 from shared.extract.quota import QuotaGate, read_quota
+from shared.extract.request_body import body_arguments
 from shared.extract.responses import Outcome, ResponseRules
 from shared.extract.retry import (
     MAX_RETRY_AFTER,
@@ -39,6 +40,7 @@ from shared.extract.retry import (
     is_rate_limited,
     server_wait,
     short_reason,
+    unsent,
 )
 from shared.extract.throttle import ConcurrencyLimit, TokenBucket
 from shared.extract.types import PageRequest, PageResponse
@@ -65,6 +67,10 @@ logging.getLogger("urllib3.connectionpool").addFilter(_HideQueryStrings())
 DEFAULT_HEADERS = {"Accept": "application/json"}
 MAX_REDIRECTS = 10      # requests' own limit is 30; an API redirecting ten times is broken
 LONG_WAIT = 5.0         # waits from this many seconds up are logged at INFO, the default level
+# A POST or PUT the manifest does not call idempotent is sent once: after a 5xx or a timeout the server
+# may have acted on it. A rate limit (429) or a connection never made is retried: nothing was processed.
+NOT_REPEATED = ("; not sent again: the server may have processed this {method} "
+                "(set idempotent: true on the model if repeating it is safe)")
 
 
 class FetchStats:
@@ -149,10 +155,11 @@ class HttpClient:
         started = self._clock()
         prepared = self._prepare(request)
         url = self._safe_url(_url_of(prepared))   # before auth: an api_key in the query never gets in
+        method = request.method
         attempt, retries, refreshed = 0, 0, False
         while True:
             attempt += 1
-            sent, response, error = self._attempt(prepared, url)
+            sent, response, error = self._attempt(prepared, url, method)
             status = response.status_code if response is not None else None
             outcome: Outcome | None = None
             body: Any = MISSING
@@ -163,13 +170,13 @@ class HttpClient:
                     return PageResponse(url, response.status_code, response.headers, None, b"",
                                         self._clock() - started, empty=True)
                 if outcome.kind == "fail":
-                    raise FetchError(url, status, outcome.reason, attempt)
+                    raise FetchError(url, status, outcome.reason, attempt, method)
                 limited, verdict = outcome.kind == "rate_limited", "retry"
             else:
                 limited = response is not None and is_rate_limited(status, response.headers, response.content)
                 verdict = "retry" if limited else classify(status, error)
             if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
-                return self._decode(url, response, started, body)
+                return self._decode(url, response, started, method, body)
             if error is not None:
                 reason = describe_exception(error)
             elif outcome is not None:
@@ -177,12 +184,12 @@ class HttpClient:
             elif response is not None:
                 reason = self._redact(short_reason(response))
             else:   # _attempt returns a response or an error (and classify refuses neither)
-                raise FetchError(url, status, "no response and no error", attempt)
+                raise FetchError(url, status, "no response and no error", attempt, method)
             if status == 401 and not refreshed and isinstance(self.auth, _RefreshableAuth):
                 refreshed = True   # a stale token: refresh once, outside the retry budget
                 self.auth.invalidate(self.auth.sent_token(sent))
                 self.stats.add("retries")
-                log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
+                log.debug("%s %s: HTTP 401, refreshing the token and retrying", method, safe_url(url))
                 continue
             retry_after = None
             if response is not None and (limited or status in RETRY_AFTER_STATUSES):
@@ -190,18 +197,21 @@ class HttpClient:
             if retry_after is not None and retry_after > self.throttle.max_backoff:
                 asked = "over a hundred years" if retry_after >= MAX_RETRY_AFTER else f"{retry_after:.0f}s"
                 raise FetchError(url, status, f"the server asks to wait {asked} before retrying, more than "
-                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt)
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt,
+                                 method)
             if limited:
                 self.stats.add("throttled")
                 self.bucket.slow_down()
                 if self.on_rate_limit == "raise":
                     delay = retry_after if retry_after is not None else max(self.throttle.backoff, 1.0)
                     self.bucket.pause_until(self._clock() + delay)
-                    raise RateLimited(url, delay)
+                    raise RateLimited(url, delay, method)
             if verdict == "fatal":
-                raise FetchError(url, status, reason, attempt)
+                raise FetchError(url, status, reason, attempt, method)
+            if not (request.idempotent or limited or unsent(error)):   # it may have been processed
+                raise FetchError(url, status, reason, attempt, method, NOT_REPEATED.format(method=method))
             if retries >= self.throttle.max_retries:
-                raise FetchError(url, status, f"gave up: {reason}", attempt)
+                raise FetchError(url, status, f"gave up: {reason}", attempt, method)
             retries += 1
             self.stats.add("retries")
             if retry_after is not None:
@@ -210,8 +220,8 @@ class HttpClient:
             else:
                 with self._rng_lock:
                     wait = backoff_delay(retries, self.throttle.backoff, self.throttle.max_backoff, self._rng)
-            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG, "GET %s: %s, retry %d/%d in %.2fs%s",
-                    safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
+            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG, "%s %s: %s, retry %d/%d in %.2fs%s",
+                    method, safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
                     self.throttle.max_retries, wait, " (as the server asked)" if retry_after is not None else "")
             self._sleep(wait)
             if limited:
@@ -221,12 +231,13 @@ class HttpClient:
         """Built without `Session.prepare_request`, which merges session hooks and reads ~/.netrc on
         every call (auth here is always explicit); the session's cookies are still sent."""
         headers = {**self.session.headers, **self.headers, **request.headers}
-        prepared = requests.Request("GET", request.url, params=request.params, headers=headers).prepare()
+        prepared = requests.Request(request.method, request.url, params=request.params, headers=headers,
+                                    **body_arguments(request.body)).prepare()
         if self.session.cookies:
             prepared.prepare_cookies(self.session.cookies)
         return prepared
 
-    def _attempt(self, prepared: requests.PreparedRequest, url: str
+    def _attempt(self, prepared: requests.PreparedRequest, url: str, method: str
                  ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
         """One HTTP exchange under the rate and concurrency limits and within `timeout` (redirects
         included), returning what was last sent (with auth) and what came back. The body is read
@@ -235,7 +246,7 @@ class HttpClient:
             # the token is taken inside the slot: taken before, it could wait out a slow response
             # and go out together with others, a burst over the rate by up to `concurrency`
             self.bucket.acquire()
-            ticket = self._quota_ticket(url)
+            ticket = self._quota_ticket(url, method)
             self.stats.add("requests")
             with Deadline(self.throttle.timeout) as deadline:
                 sent, response, error = self._send(prepared, deadline)
@@ -254,7 +265,7 @@ class HttpClient:
         self.stats.add("bytes", len(response.content))
         return sent, response, None
 
-    def _quota_ticket(self, url: str) -> int:
+    def _quota_ticket(self, url: str, method: str) -> int:
         """Wait while the server's announced quota is spent (the 429 it would answer is not sent):
         the whole source waits, as after a 429; in "raise" mode the caller reschedules instead."""
         while True:
@@ -263,12 +274,12 @@ class HttpClient:
                 return ticket
             if wait > self.throttle.max_backoff:
                 raise FetchError(url, None, f"the server's rate limit resets in {wait:.0f}s, more than "
-                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)")
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", 1, method)
             if self.on_rate_limit == "raise":
-                raise RateLimited(url, wait)
+                raise RateLimited(url, wait, method)
             self.bucket.pause_until(self._clock() + wait)
             log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG,
-                    "GET %s: the server's rate limit is spent, waiting %.2fs for its reset", safe_url(url), wait)
+                    "%s %s: the server's rate limit is spent, waiting %.2fs for its reset", method, safe_url(url), wait)
             self._sleep(wait)
 
     def _send(self, prepared: requests.PreparedRequest, deadline: Deadline
@@ -315,7 +326,8 @@ class HttpClient:
             settings = self._env_settings[key] = self.session.merge_environment_settings(url, {}, None, None, None)
         return settings
 
-    def _decode(self, url: str, response: requests.Response, started: float, body: Any = MISSING) -> PageResponse:
+    def _decode(self, url: str, response: requests.Response, started: float, method: str,
+                body: Any = MISSING) -> PageResponse:
         """The page, its body decoded on first use (or already, by a response rule: `body`)."""
         content = response.content
         status = response.status_code
@@ -325,7 +337,7 @@ class HttpClient:
             return PageResponse(url, status, response.headers, body, content, self._clock() - started)
 
         def decode(raw: bytes) -> Any:
-            return decode_json(raw, url, status)
+            return decode_json(raw, url, status, method)
 
         return PageResponse(url, status, response.headers, content=content, elapsed=self._clock() - started,
                             decode=decode)
@@ -340,7 +352,7 @@ class HttpClient:
 
 # requests reads a body in 10 KiB pieces (`Response.content`), and every piece takes the interpreter
 # lock again after its socket read; while the run's thread is busy that wait is a switch interval
-# each time, so a 400 KB page took ~40 of them. Read in pieces this large it takes a few.
+# each time (docs/benchmarks.md). Read in pieces this large a page takes a few.
 BODY_CHUNK = 1 << 20
 
 
