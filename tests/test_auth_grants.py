@@ -207,3 +207,14 @@ def test_a_refused_login_never_shows_the_credentials():
             auth.token()
     assert "HTTP 401" in str(caught.value) and "wrong-password" not in str(caught.value)
     assert "etl-user" not in str(caught.value)
+
+
+def test_a_public_client_names_itself_in_the_form_whatever_the_auth_method(tmp_path):
+    with StubServer([Reply(200, {"access_token": "tok", "refresh_token": "rt-next"})]) as server:
+        config = OAuth2RefreshToken(type="oauth2_refresh_token", token_url=server.url("/token"), client_id="public-app",
+                                    refresh_token="rt-first", auth_method="client_secret_basic")
+        auth = OAuth2RefreshTokenAuth(config, requests.Session(), FileTokenStore(tmp_path / "t.json", "rt-first"))
+        assert auth.token() == "tok"
+    seen = server.seen()[0]
+    assert seen.form() == {"grant_type": "refresh_token", "refresh_token": "rt-first", "client_id": "public-app"}
+    assert "Authorization" not in seen.headers

@@ -158,9 +158,10 @@ def token_request(session: requests.Session, token_url: str, form: dict[str, str
                   redact: Callable[[str], str]) -> dict[str, Any]:
     """POST a grant to a token endpoint, the client authenticated as RFC 6749 §2.3.1 allows: in the
     form (`client_secret_post`) or with HTTP Basic of the form-encoded id and secret
-    (`client_secret_basic`); the answer's body, which holds an `access_token`."""
+    (`client_secret_basic`); a public client (no secret) names itself in the form. The answer's body,
+    which holds an `access_token`."""
     headers = {"Accept": "application/json"}
-    if auth_method == "client_secret_basic":
+    if auth_method == "client_secret_basic" and client_secret:
         pair = f"{quote_plus(client_id)}:{quote_plus(client_secret or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     else:
