@@ -207,3 +207,35 @@ def test_a_body_a_rule_read_is_the_page_body_and_a_large_body_is_read_too():
         with pytest.raises(FetchError, match="the response matched a fail rule"):
             http.fetch(PageRequest(server.url()), rules(slack))
     assert response.body["items"][-1]["id"] == 19_999 and len(response.content) > 2_000_000
+
+
+@pytest.mark.parametrize("field, rate", [
+    ("50;w=1", 50.0),
+    ("100;w=60, 10;w=1", 100 / 60),            # the strictest of several
+    ('"default";q=300;w=60', 5.0),             # later drafts' structured form
+    ("burst;w=1", None),
+    ("10;w=0", None),
+])
+def test_a_policy_announces_the_sustained_rate(field, rate):
+    from shared.extract.quota import read_policy
+    assert read_policy(CaseInsensitiveDict({"RateLimit-Policy": field})) == (pytest.approx(rate) if rate else None)
+
+
+def test_an_announced_policy_paces_a_source_without_a_rate_and_never_speeds_one_up():
+    from shared.extract.throttle import TokenBucket
+    fake = FakeTime()
+    unlimited = TokenBucket(None, clock=fake.clock, sleep=fake.sleep)
+    unlimited.limit_to(10.0)
+    for _ in range(12):
+        unlimited.acquire()
+    assert unlimited.rate == 10.0 and unlimited.burst == 2 and sum(fake.sleeps) == pytest.approx(1.1)   # 1 free
+    slow = TokenBucket(2.0, clock=fake.clock, sleep=fake.sleep)
+    slow.limit_to(10.0)
+    assert slow.rate == 2.0 and slow.burst == 1
+
+
+def test_the_client_takes_the_rate_a_server_announces():
+    with StubServer(default=Reply(200, [1], headers={"RateLimit-Policy": "20;w=1"})) as server:
+        http = client()
+        http.fetch(PageRequest(server.url()))
+    assert http.bucket.rate == 20.0

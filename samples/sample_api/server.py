@@ -44,10 +44,11 @@ class ApiConfig:
     client_secret: str | None = None
     token_ttl_s: int = 3600
     # With `rate`: a quota of rate * window_s requests per fixed window (aligned to Unix time) instead
-    # of the token bucket, announced as the IETF draft's RateLimit-Limit/-Remaining/-Reset unless
-    # `quota_headers` is off (then only the 429's Retry-After tells).
+    # of the token bucket. `quota_headers` announces the limit as the IETF draft does: a window's
+    # RateLimit-Limit/-Remaining/-Reset, the token bucket's RateLimit-Policy (rate per second);
+    # off, only the 429's Retry-After tells.
     window_s: float | None = None
-    quota_headers: bool = True
+    quota_headers: bool = False
 
     def __post_init__(self) -> None:
         for name in ("customers", "products", "orders", "events", "tickets"):
@@ -74,6 +75,8 @@ class TokenBucket:
         self._rate, self._burst, self._clock = rate, burst, clock
         self._lock = threading.Lock()
         self._tokens, self._last = float(burst), clock()
+        self.served = 0                             # requests let through, and when the first and
+        self.first_served = self.last_served = 0.0  # the last were (benchmarks read the rate served)
 
     def take(self) -> float:
         """0.0 when the request may pass, else the seconds until a token will be available."""
@@ -83,6 +86,8 @@ class TokenBucket:
             self._last = now
             if self._tokens >= 1:
                 self._tokens -= 1
+                self.first_served = self.first_served or now
+                self.last_served, self.served = now, self.served + 1
                 return 0.0
             return (1 - self._tokens) / self._rate
 
@@ -248,6 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not allowed:
                 state.throttled()
                 return handlers.throttled(reset, config.retry_after_format)
+        if self.server.bucket is not None and config.quota_headers and config.rate and path.startswith("/v1/"):
+            self._quota = (("RateLimit-Policy", f"{config.rate:g};w=1"),)   # its sustained rate, per second
         if wait:
             state.throttled()
             return handlers.throttled(wait, config.retry_after_format)

@@ -28,7 +28,7 @@ from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
 from shared.extract.paginators.paths import MISSING
-from shared.extract.quota import QuotaGate, read_quota
+from shared.extract.quota import QuotaGate, read_policy, read_quota
 from shared.extract.request_body import body_arguments
 from shared.extract.responses import Outcome, ResponseRules
 from shared.extract.retry import (
@@ -252,6 +252,9 @@ class HttpClient:
                 sent, response, error = self._send(prepared, deadline)
                 if response is not None:
                     self.quota.observe(ticket, read_quota(response.headers, time.time()))
+                    policy = read_policy(response.headers)
+                    if policy is not None:
+                        self.bucket.limit_to(policy)
                     try:
                         read_body(response, BODY_CHUNK, self.throttle.max_response_mb)
                     except (requests.RequestException, LimitExceeded) as exc:

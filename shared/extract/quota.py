@@ -56,6 +56,22 @@ def _quota(remaining: float, reset: float, now_epoch: float) -> Quota:
     return Quota(max(int(remaining), 0), max(reset, 0.0))
 
 
+def read_policy(headers: Mapping[str, str]) -> float | None:
+    """The sustained rate (requests/s) a `RateLimit-Policy` field announces: `q;w=s` (draft 07) or
+    `"name";q=..;w=..` (later drafts), the strictest of several policies; None without one."""
+    field = headers.get("RateLimit-Policy")
+    if not field:
+        return None
+    rates = []
+    for policy in field.split(","):
+        quota = re.search(r"(?:^|;)\s*q\s*=\s*(\d+(?:\.\d+)?)", policy) \
+            or re.match(r"\s*(\d+(?:\.\d+)?)\s*(?:;|$)", policy)
+        window = re.search(r";\s*w\s*=\s*(\d+(?:\.\d+)?)", policy)
+        if quota and window and float(window.group(1)) > 0:
+            rates.append(float(quota.group(1)) / float(window.group(1)))
+    return min(rates) if rates else None
+
+
 class QuotaGate:
     """The latest announced quota, less the requests sent since the answer that announced it.
 
