@@ -17,6 +17,7 @@ from shared.extract.key_vault import CLAIMS, KeyVaultSecret, KeyVaultTokenStore
 from shared.extract.refresh_token import OAuth2RefreshTokenAuth
 from shared.storage import LocalBlobStore
 from tests.http_stub import StubServer
+from tests.key_vault_api import TOKEN as KV_TOKEN
 from tests.key_vault_api import FakeCredential, KeyVaultApi
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, RotatingOAuthServer
 from tests.test_auth_grants_flow import build, paged
@@ -47,9 +48,11 @@ def instance(server: StubServer, claims: LocalBlobStore, **store) -> OAuth2Refre
     return OAuth2RefreshTokenAuth(config(server), requests.Session(), kept)
 
 
-def chain_of_versions(both: Both) -> list[str | None]:
-    """Each version's `kspyder-previous` tag: a chain when every version replaced the one before it."""
-    return [v["tags"].get("kspyder-previous") for v in both.vault.secrets["crm-refresh"]]
+def versions(server: StubServer) -> list[tuple[str, str | None]]:
+    """(version, its `kspyder-previous` tag) in creation order, read as an operator would: get-secret-versions."""
+    listed = requests.get(server.url("/secrets/crm-refresh/versions"), params={"api-version": "7.4"},
+                          headers={"Authorization": f"Bearer {KV_TOKEN}"}, timeout=10).json()["value"]
+    return [(item["id"].rsplit("/", 1)[1], item["tags"].get("kspyder-previous")) for item in listed]
 
 
 def test_the_rotated_token_is_written_back_as_the_next_version(tmp_path):
@@ -79,10 +82,11 @@ def test_instances_refreshing_together_each_claim_a_version_of_their_own(tmp_pat
 
         with ThreadPoolExecutor(len(instances)) as pool:
             tokens = list(pool.map(take, instances))
+        chain = versions(server)
     assert len(set(tokens)) == 6 and both.oauth.grants == 6
     assert both.oauth.reuses == 0 and not both.oauth.revoked
-    versions = both.vault.secrets["crm-refresh"]
-    assert chain_of_versions(both) == [None] + [v["version"] for v in versions[:-1]]
+    # every version replaced the one before it: none was refreshed from twice
+    assert len(chain) == 7 and [previous for _, previous in chain] == [None] + [v for v, _ in chain[:-1]]
 
 
 def test_a_version_claimed_by_an_instance_that_died_stops_the_others_with_what_to_do(tmp_path):
