@@ -16,7 +16,7 @@ from pathlib import Path
 
 from samples.sample_api.server import ApiConfig, SampleApi
 from shared.outputs.export import export_model
-from tests.flow_helpers import api_source, project_for
+from tests.helpers.flow import api_source, project_for
 
 RATE = 50.0          # requests/s the server allows
 WINDOW = 2.0         # seconds per quota window
