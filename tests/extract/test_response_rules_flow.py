@@ -1,6 +1,7 @@
-"""Response rules and quota headers in both modes (issue 14 §4): the Slack recipe (docs/recipes.md)
-against its emulation, `ok: false` failing the model with the same fixed message, a 404 read as no
-records, and a GitHub-style X-RateLimit quota met without a single 429, embedded and in the chain."""
+"""Response rules and quota headers in both modes (issue 14 §4): the Slack and Microsoft Graph recipes
+(docs/recipes.md) against their emulations, `ok: false` failing the model with the same fixed message,
+a 404 read as no records, a child whose 410 a rule calls empty, and a GitHub-style X-RateLimit quota
+met without a single refusal, embedded and in the chain."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from shared.chain.names import FETCH
 from shared.config.project import Project
 from tests.helpers.chain import Harness, snapshot
 from tests.helpers.flow import project_for
+from tests.helpers.github import ORG, GitHubApi, expected_issues
 from tests.helpers.graph import CLIENT_ID as GRAPH_CLIENT
 from tests.helpers.graph import CLIENT_SECRET as GRAPH_SECRET
 from tests.helpers.graph import TENANT, GraphApi, group
@@ -180,3 +182,25 @@ def test_microsoft_graph_recipe_lands_every_group_in_both_modes_through_a_429(tm
         group(i)["id"] for i in range(23))
     assert len(pages) == 2 * (5 + 1)   # five pages in each mode, one of them twice (the 429)
     assert all("$select" in page.query for page in pages)
+
+
+def test_an_optional_child_a_rule_calls_empty_is_no_records_not_a_failure_in_both_modes(tmp_path):
+    """GitHub answers 410 Gone for the issues of a repository whose issues are disabled: with the rule,
+    that repository simply has none, without `on_child_error: skip` and without a warning."""
+    columns = {"id": {"type": "bigint"}, "number": {"type": "integer"}}
+    with StubServer(handler=GitHubApi()) as server:
+        def build(folder: Path) -> Project:
+            folder.mkdir()
+            models = {
+                "repos": {"path": f"/orgs/{ORG}/repos", "params": {"per_page": 3}, "primary_key": ["id"],
+                          "columns": {"id": {"type": "bigint"}, "name": {"type": "string"},
+                                      "owner_login": {"path": "owner.login", "type": "string"}}},
+                "issues": {"parent": "repos", "path": "/repos/{parent.owner_login}/{parent.name}/issues",
+                           "params": {"state": "all", "per_page": 4}, "primary_key": ["id"], "columns": columns,
+                           "responses": [{"status": 410, "action": "empty"}]}}
+            return project(folder, {"github": {"type": "api", "base_url": server.url(""),
+                                               "pagination": {"type": "link_header"}, "models": models}})
+        (tables, warnings, errors), (chain_tables, chain_warnings, chain_errors) = both(tmp_path, build)
+    assert errors == chain_errors == {"github.repos": None, "github.issues": None}
+    assert warnings == chain_warnings and warnings["github.issues"] == []
+    assert tables == chain_tables and len(tables["github.issues"]) == expected_issues(skip_disabled=True)
