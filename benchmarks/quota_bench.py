@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from samples.sample_api.server import ApiConfig, SampleApi
+from samples.sample_api.server import ApiConfig, FixedWindow, SampleApi, TokenBucket
 from shared.outputs.export import export_model
 from tests.helpers.flow import api_source, project_for
 
@@ -51,8 +51,8 @@ def token_bucket(headers: bool) -> tuple[float, float]:
     with SampleApi(config) as api:
         extract(api, pages)
         stats = api.stats()
-        bucket = api._running().bucket
-        if bucket is None:
+        bucket = api.limit
+        if not isinstance(bucket, TokenBucket):
             raise RuntimeError("the sample API runs without its token bucket")
         served_rate = (bucket.served - BURST) / (bucket.last_served - bucket.first_served)   # the first burst is free
     return served_rate / RATE, stats["throttled"] / stats["requests"]["total"]
@@ -64,8 +64,8 @@ def run(headers: bool) -> tuple[float, float]:
     with SampleApi(config) as api:
         extract(api, PAGES)
         stats = api.stats()
-        window = api._running().window
-        if window is None:
+        window = api.limit
+        if not isinstance(window, FixedWindow):
             raise RuntimeError("the sample API runs without its quota window")
         served = sorted(window.served.items())
     whole = [count for _, count in served[1:-1]]   # the first and last windows are partly outside the run

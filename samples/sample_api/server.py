@@ -368,5 +368,11 @@ class SampleApi(BackgroundServer[_Server]):
     def stats(self) -> dict:
         return self._running().state.snapshot()
 
+    @property
+    def limit(self) -> TokenBucket | FixedWindow | None:
+        """The running server's rate limit (the benchmarks read what it let through)."""
+        server = self._running()
+        return server.window or server.bucket
+
     def reset(self) -> None:
         self._running().reset()
