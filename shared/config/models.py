@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -21,6 +20,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from shared.config.incremental import ApiIncremental, SqlIncremental
+from shared.config.strict import Strict
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -56,10 +58,6 @@ def check_schedule(expression: str | None) -> str | None:
     except ScheduleError as exc:
         raise ValueError(str(exc)) from None
     return expression
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- pagination
@@ -377,12 +375,29 @@ class ApiModel(ModelBase):
     headers: dict[str, str] = Field(default_factory=dict)
     records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
     pagination: Pagination | None = None
+    incremental: ApiIncremental | None = Field(None, description="Load only what changed since the last run.")
+
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> Self:
+        check_incremental(self)
+        if self.incremental is not None and self.incremental.location == "path" and \
+                "{" + str(self.incremental.param) + "}" not in self.path:
+            raise ValueError(f"incremental in: path needs {{{self.incremental.param}}} in the model's path")
+        return self
+
+
+def check_incremental(model: ModelBase) -> None:
+    """An incremental model upserts by key: a keyless one is replaced per run, so it would keep only
+    the records that changed since the last run."""
+    if getattr(model, "incremental", None) is not None and not model.primary_key:
+        raise ValueError("incremental needs a primary_key: a model without one is replaced whole on every run")
 
 
 class SqlModel(ModelBase):
     table: str | None = None
     query: str | None = None
     chunk_size: int = Field(5000, ge=1, le=1_000_000)
+    incremental: SqlIncremental | None = Field(None, description="Read only the rows changed since the last run.")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> Self:
@@ -393,6 +408,7 @@ class SqlModel(ModelBase):
                 check_identifier(part, "table name part")
             if self.table.count(".") > 1:
                 raise ValueError(f"table '{self.table}' must be 'table' or 'schema.table'")
+        check_incremental(self)
         return self
 
 

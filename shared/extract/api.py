@@ -20,6 +20,7 @@ from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
+from shared.extract.incremental import ApiWalk
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -46,6 +47,7 @@ class ApiExtractor(GenericExtractor):
         self.on_shortfall = self.pagination.on_shortfall
         self._own_client = client is None
         self.client = client or new_client(ref.source_name, source)
+        self.walk: ApiWalk | None = None
 
     def refresh_stats(self) -> None:
         snapshot = self.client.stats.snapshot()
@@ -66,7 +68,34 @@ class ApiExtractor(GenericExtractor):
         return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
     def raw_pages(self) -> Iterator[RawPage]:
-        step = self.page_step()
+        if self.model.incremental is None:
+            yield from self._walk(self.page_step())
+            return
+        walk = self.walk = ApiWalk(self.model.incremental, self.committed, self.ref.qualified)
+        position = 0
+        for window in walk.windows:
+            walk.stopped = False
+            step = PageStep(self.source, self.model, self.pagination, self.client,
+                            walk.request(self.first_request(), window))
+            held: RawPage | None = None   # a page waits for the next to know whether it ends the window
+            for raw in self._walk(step):
+                if held is not None:
+                    yield held
+                count = len(raw.records)
+                raw.records = walk.take(raw.records, position)
+                position += count
+                raw.checkpoint = walk.checkpoint(window, window_done=False)
+                held = raw
+                if walk.stopped:
+                    break
+            if held is not None:
+                held.checkpoint = walk.checkpoint(window, window_done=True)
+                yield held
+        if walk.dropped or walk.stopped or len(walk.windows) > 1:
+            self.stats.truncated_by = "incremental"   # totals are per request: nothing to reconcile
+
+    def _walk(self, step: PageStep) -> Iterator[RawPage]:
+        """The pages of one paging sequence from `step`'s first request."""
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None
         yield self._raw(step.step(at), at)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 TABLE = "_kspyder"
+STATE_TABLE = "_kspyder_state"   # incremental cursors, one table per source schema (`load/cursor_state.py`)
 
 
 def meta_table(schema: str | None = None) -> sa.Table:
