@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.config.models import SqlModel, SqlSource
-from shared.extract.sql_incremental import changed_since, chunk_checkpoint
 from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
 from shared.errors import ExtractError
 from shared.extract.base import GenericExtractor, RawPage
+from shared.extract.sql_incremental import changed_since, chunk_checkpoint
 from shared.pii.stripper import PiiStripper
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from shared.extract.cursor import KINDS, Cursor, Kind, read_cursor
 from shared.load.upsert import upsert_statement
-from shared.target.meta_table import STATE_TABLE
+from shared.target.meta_table import STATE_TABLE, forget_cursors
 
 _KIND: dict[str, Kind] = {kind: kind for kind in KINDS}
 WHOLE = ""   # the partition of a model's own cursor
@@ -106,10 +106,4 @@ def list_state(connection: sa.Connection, source: str, model: str | None = None)
 
 def reset_state(connection: sa.Connection, source: str, model: str | None = None) -> int:
     """Forget the cursors of a source (or one model of it): the next run starts from `initial_value`."""
-    if not sa.inspect(connection).has_table(STATE_TABLE, schema=source):
-        return 0
-    table = state_table(source)
-    statement = sa.delete(table).where(table.c.source == source)
-    if model is not None:
-        statement = statement.where(table.c.model == model)
-    return connection.execute(statement).rowcount or 0
+    return forget_cursors(connection, source, model)
