@@ -17,13 +17,13 @@ def state() -> None:
     """Incremental cursors, kept in each source's schema of the target (`_kspyder_state`)."""
 
 
-def _scope(project: Project, selector: str | None) -> dict[str, list[str] | None]:
+def _scope(project: Project, selector: str | None) -> dict[str, list[str | None]]:
     """Source -> its models named by the selector (None: every model of the source)."""
     refs = project.models([selector] if selector else [])   # unknown names: a ConfigError naming them
     sources = sorted({ref.source_name for ref in refs if not ref.documents})
     if selector and "." in selector:
         return {ref.source_name: [ref.name] for ref in refs}
-    return dict.fromkeys(sources)
+    return {source: [None] for source in sources}
 
 
 @state.command("show")
@@ -40,7 +40,7 @@ def show(state: CliState, selector: str | None, target: str | None) -> None:
         try:
             with engine.connect() as connection:
                 rows = [saved for source, models in scope.items()
-                        for model in (models or [None]) for saved in list_state(connection, source, model)]
+                        for model in models for saved in list_state(connection, source, model)]
         finally:
             engine.dispose()
         if not rows:
@@ -76,7 +76,7 @@ def reset(state: CliState, selector: str, auto_approve: bool, target: str | None
         try:
             with engine.begin() as connection:
                 forgotten = sum(reset_state(connection, source, model)
-                                for source, models in scope.items() for model in (models or [None]))
+                                for source, models in scope.items() for model in models)
         finally:
             engine.dispose()
         click.echo(f"{forgotten} cursor(s) forgotten for {selector}")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shared.chain import backoff, drift
+from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.fetching import Fetcher
 from shared.chain.leasing import ChainLeases
 from shared.chain.messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
@@ -161,7 +162,10 @@ class Chain:
             if delay is not None:   # another run loads this model: the same message again, later
                 self.send(PAGINATE, msg, delay)
                 return
-            self._stage(msg.run_id, self.ref(msg.model))
+            ref = self.ref(msg.model)
+            self._stage(msg.run_id, ref)
+            if is_incremental(ref):   # the cursor the run starts from, kept for its every page
+                ChainCursors(self).begin(msg.run_id, ref)
             Fetcher(self).fetch(job)
 
     def fetch(self, job: PageJob, dequeue_count: int = 1) -> None:
@@ -192,7 +196,9 @@ class Chain:
                     loader.check_drift()
                 try:
                     if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
-                        loader.load_page(job.index, records)
+                        then = ChainCursors(self).then(job.run_id, ref, job.index, job.pages) \
+                            if is_incremental(ref) else None   # the cursor commits with the rows
+                        loader.load_page(job.index, records, then)
                     else:
                         loader.load(records)
                 except Exception:

@@ -389,7 +389,11 @@ class ApiModel(ModelBase):
 def check_incremental(model: ModelBase) -> None:
     """An incremental model upserts by key: a keyless one is replaced per run, so it would keep only
     the records that changed since the last run."""
-    if getattr(model, "incremental", None) is not None and not model.primary_key:
+    if getattr(model, "incremental", None) is None:
+        return
+    if _VALIDATING_STORE.get() == "mongo":
+        raise ValueError("incremental needs store: sql: the cursor is kept in the SQL target with the rows")
+    if not model.primary_key:
         raise ValueError("incremental needs a primary_key: a model without one is replaced whole on every run")
 
 

@@ -20,7 +20,7 @@ from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
-from shared.extract.incremental import ApiWalk
+from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -75,8 +75,7 @@ class ApiExtractor(GenericExtractor):
         position = 0
         for window in walk.windows:
             walk.stopped = False
-            step = PageStep(self.source, self.model, self.pagination, self.client,
-                            walk.request(self.first_request(), window))
+            step = self.window_step(walk, window)
             held: RawPage | None = None   # a page waits for the next to know whether it ends the window
             for raw in self._walk(step):
                 if held is not None:
@@ -91,8 +90,12 @@ class ApiExtractor(GenericExtractor):
             if held is not None:
                 held.checkpoint = walk.checkpoint(window, window_done=True)
                 yield held
-        if walk.dropped or walk.stopped or len(walk.windows) > 1:
-            self.stats.truncated_by = "incremental"   # totals are per request: nothing to reconcile
+        self.stats.truncated_by = "incremental"   # a total counts a request's records, not those kept
+
+    def window_step(self, walk: ApiWalk, window: Window) -> PageStep:
+        """The page step of one window of an incremental walk: its first request carries the cursor."""
+        first = walk.request(self.first_request(), window)
+        return PageStep(self.source, self.model, self.pagination, self.client, first)
 
     def _walk(self, step: PageStep) -> Iterator[RawPage]:
         """The pages of one paging sequence from `step`'s first request."""

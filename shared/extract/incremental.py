@@ -51,6 +51,7 @@ class ApiWalk:
         self.high = committed             # the highest cursor of the rows loaded (or committed)
         self.dropped = 0                   # records at or below the cursor (on: client)
         self.stopped = False               # a page sorted past the cursor ended the window early
+        self.page_high: Cursor | None = None   # the highest cursor of the last page taken
         self._from_initial = committed is None
         self.windows = self._windows(now or datetime.now(UTC))
 
@@ -101,7 +102,7 @@ class ApiWalk:
                     self.stopped = True
             self.dropped += len(records) - len(kept)
             cursors = kept_cursors
-        page_high = highest(cursors)
+        page_high = self.page_high = highest(cursors)
         if page_high is not None and (self.high is None or self.high < page_high):
             self.high = page_high
         return kept

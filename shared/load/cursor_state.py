@@ -30,6 +30,7 @@ def state_table(schema: str) -> sa.Table:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("cursor", sa.String(255), nullable=False),
         sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=True),   # the queue chain: last page the cursor covers
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         schema=schema,
     )
@@ -46,6 +47,7 @@ class SavedCursor:
     cursor: str
     run_id: str
     updated_at: datetime | None
+    position: int | None = None
 
     @property
     def qualified(self) -> str:
@@ -80,6 +82,24 @@ def write_state(connection: sa.Connection, source: str, model: str, cursor: Curs
                                     "updated_at": _now(connection)}])
 
 
+def advance_state(connection: sa.Connection, source: str, model: str, cursor: Cursor, run_id: str, position: int,
+                  partition: str = WHOLE) -> bool:
+    """Set the cursor a run's page `position` allows, unless this run already committed a later page's
+    (queue chain: pages load in any order, on several workers). Inside the caller's transaction; a
+    second first-insert of the row fails on its key and is retried with its message. True if set."""
+    table = state_table(source)
+    values = {"kind": cursor.kind, "cursor": cursor.text(), "run_id": run_id[:36], "position": position,
+              "updated_at": _now(connection)}
+    mine = sa.and_(table.c.source == source, table.c.model == model, table.c.partition == partition)
+    later = sa.or_(table.c.run_id != run_id[:36], table.c.position.is_(None), table.c.position < position)
+    if connection.execute(sa.update(table).where(mine, later).values(**values)).rowcount:
+        return True
+    if connection.execute(sa.select(table.c.model).where(mine)).first() is not None:
+        return False
+    connection.execute(sa.insert(table).values(source=source, model=model, partition=partition, **values))
+    return True
+
+
 def _now(connection: sa.Connection) -> datetime:
     now = datetime.now(UTC)
     return now if connection.dialect.name == "postgresql" else now.replace(tzinfo=None)
@@ -100,8 +120,8 @@ def list_state(connection: sa.Connection, source: str, model: str | None = None)
     query = sa.select(table).where(table.c.source == source).order_by(table.c.model, table.c.partition)
     if model is not None:
         query = query.where(table.c.model == model)
-    return [SavedCursor(row.source, row.model, row.partition, row.kind, row.cursor, row.run_id, row.updated_at)
-            for row in connection.execute(query)]
+    return [SavedCursor(row.source, row.model, row.partition, row.kind, row.cursor, row.run_id, row.updated_at,
+                        row.position) for row in connection.execute(query)]
 
 
 def reset_state(connection: sa.Connection, source: str, model: str | None = None) -> int:

@@ -170,13 +170,15 @@ class Loader:
                 raise
 
     # ------------------------------------------------------------------ load
-    def load_page(self, index: int, records: list[dict[str, Any]]) -> int:
+    def load_page(self, index: int, records: list[dict[str, Any]], then: Then | None = None) -> int:
         """The queue chain's load of the page (or block of pages) starting at `index`. A keyless
         model's rows carry the page in place of the run id in the staging table; the page's rows are
         deleted and written anew in one transaction, under the page's lock (`page_lock`), so that a
         redelivery, or a second live copy of the message, leaves the page in the table once."""
         if self._staging is None:
-            return self.load(records)
+            return self.load(records, then)
+        if then is not None:
+            raise LoadError(f"{self.ref.qualified}: a model without a key commits nothing with a page")
         if not self._drift_checked:
             self.check_drift()
         self.stage()
