@@ -79,6 +79,21 @@ class ChainCursors:
             raise ChainError(f"{ref.qualified}: the run's start time is not a datetime") from None
         return committed, now
 
+    def status(self, run_id: str, ref: ModelRef) -> dict[str, Any]:
+        """The model's committed cursor as `GET /api/runs/{id}` shows it: its kind and value, whether this
+        run committed it and up to which page, when; an unreadable target shows as such."""
+        try:
+            with self.chain.engine.connect() as connection:
+                saved = read_state(connection, ref.source_name, ref.name)
+        except sa.exc.SQLAlchemyError as exc:
+            return {"error": f"the target could not be read ({type(exc).__name__})"}
+        if saved is None:
+            return {"cursor": None}
+        mine = saved.run_id == run_id[:36]
+        return {"kind": saved.kind, "cursor": saved.cursor, "by_this_run": mine,
+                "page": saved.position if mine else None,
+                "updated_at": saved.updated_at.isoformat() if saved.updated_at else None}
+
     # ------------------------------------------------------------ pages
     def leave(self, run_id: str, model: str, index: int, checkpoint: Cursor | None, page_high: Cursor | None,
               window_done: bool) -> None:

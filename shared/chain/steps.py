@@ -293,13 +293,16 @@ class Chain:
         if record is None:
             return None
         outcomes = self.ledger.model_outcomes(run_id)
-        models = {}
+        models: dict[str, dict[str, Any]] = {}
         for model in record.models:
             plan = self.state.plan(run_id, model)
             counts = self.state.counts(run_id, model)
             models[model] = {"mode": plan.mode if plan else None,
                              "planned": plan.pages if plan is not None and plan.final else None,
                              **counts, "done": model in outcomes, "warnings": plan.warnings if plan else []}
+            ref = self._known(model)
+            if ref is not None and is_incremental(ref):   # the cursor committed with the rows
+                models[model]["state"] = ChainCursors(self).status(run_id, ref)
         errors = self.state.errors(run_id)
         return {"run_id": run_id, "trigger": record.trigger, "status": self.ledger.shown_status(record),
                 "started_at": record.started_at, "ended_at": record.ended_at,
@@ -309,6 +312,13 @@ class Chain:
                            "queues": {q: self.queues.peek_count(q) for q in POISON_QUEUES}}}
 
     # ------------------------------------------------------------ helpers
+    def _known(self, model: str) -> ModelRef | None:
+        """The model, or None once the manifests no longer have it."""
+        try:
+            return self.ref(model)
+        except ChainError:
+            return None
+
     def page_interval(self, run_id: str, ref: ModelRef) -> float:
         """Seconds between a fanned-out model's pages: 1/rate, times the number of the run's models
         reading the same source, since they all draw on its one rate limit. 0 without a rate."""

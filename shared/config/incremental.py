@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
@@ -62,6 +62,15 @@ class ApiIncremental(Strict):
         "server", description="server: the API filters by `param`; client: older records are dropped here.")
     sorted: Literal["asc", "desc"] | None = Field(None, description="The API returns records in cursor order.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_on(cls, data: Any) -> Any:
+        """YAML 1.1 reads a bare `on:` key as the boolean true (as GitHub Actions workflows know), which
+        the manifest reader keeps as the text 'True'."""
+        if isinstance(data, dict) and "True" in data and "on" not in data:
+            data = {("on" if key == "True" else key): value for key, value in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

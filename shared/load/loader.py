@@ -176,7 +176,7 @@ class Loader:
         deleted and written anew in one transaction, under the page's lock (`page_lock`), so that a
         redelivery, or a second live copy of the message, leaves the page in the table once."""
         if self._staging is None:
-            return self.load(records, then)
+            return self.load(records) if then is None else self.load(records, then)
         if then is not None:
             raise LoadError(f"{self.ref.qualified}: a model without a key commits nothing with a page")
         if not self._drift_checked:
@@ -211,10 +211,15 @@ class Loader:
         """Upsert a page; returns the rows written. Checks drift first if the caller has not. `then`
         is written in the transaction of the page's last batch (its own, for an empty page)."""
         written, previous = 0, None   # one batch behind, to know which is the last
-        for batch in self.batches(records):
-            if previous is not None:
-                written += self.write(previous)
-            previous = batch
+        try:
+            for batch in self.batches(records):
+                if previous is not None:
+                    written += self.write(previous)
+                previous = batch
+        except LoadError:
+            if previous is not None:   # written before the misfit stops the page, without `then`
+                self.write(previous)
+            raise
         if previous is None and then is not None:
             previous = PreparedBatch([], 0, 0)
         return written + (self.write(previous.and_then(then)) if previous is not None else 0)
