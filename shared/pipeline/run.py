@@ -20,7 +20,7 @@ from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError, PreparedBatch, Then
 from shared.load.pii_key_check import check_pii_key
 from shared.outputs.writers import file_writer
-from shared.pipeline.incremental import cursor_then, start_cursor
+from shared.pipeline.incremental import cursor_then, is_incremental, start_cursor
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
@@ -134,6 +134,10 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
                     if on_page:
                         on_page(page, extractor.stats)
                 _submit(loader, batches, pending, fetched, cursor_then(ref, run_id, pending))
+            except ExtractError:
+                if is_incremental(ref):   # the pages read before the failure, with the cursor they allow
+                    _submit(loader, batches, pending, fetched, cursor_then(ref, run_id, pending))
+                raise
             finally:
                 if pending:   # fetched, and the run stopped before loading them (marking twice is a no-op)
                     fetched(pending)
