@@ -78,7 +78,8 @@ class Setup:
         suffix = uuid.uuid4().hex[:8]
         self.shop, self.erp = f"ki_shop_{suffix}", f"ki_erp_{suffix}"
         self.source = source_db(tmp_path / "erp.db")
-        sources = {self.shop: {"type": "api", "base_url": api.base_url, "models": {"customers": customers_model(**incremental)}},
+        sources = {self.shop: {"type": "api", "base_url": api.base_url,
+                               "models": {"customers": customers_model(**incremental)}},
                    self.erp: {"type": "sql", "url": f"sqlite:///{tmp_path / 'erp.db'}",
                               "models": {"items": items_model("table"), "by_query": items_model("query")}}}
         self.project: Project = project_for(tmp_path, sources, {"target_url": url,
