@@ -243,3 +243,45 @@ def test_the_chain_on_azurite_reads_only_what_changed(tmp_path, azurite):
                 engine.dispose()
     finally:
         empty(queues)
+
+
+def test_a_chain_load_killed_between_its_rows_and_the_cursor_leaves_both_out(tmp_path, harness_for, monkeypatch):
+    """Page 3's Load dies after its rows and its cursor are written, before the commit, every time
+    (then poisoned): pages 4 and 5 load, but the cursor stays at the contiguous prefix, page 2. The
+    replayed message, once the fault is gone, completes the run and the cursor."""
+    from shared.chain.names import LOAD, LOAD_POISON
+    from shared.load.loader import Loader
+
+    with SampleApi(ApiConfig(customers=CUSTOMERS)) as api:
+        project = project_for(tmp_path, {"shop": {"type": "api", "base_url": api.base_url,
+                                                  "models": {"customers": customers_model(sorted="asc")}}},
+                              {"target_url": f"sqlite:///{tmp_path / 'unused.db'}"})
+        harness = harness_for(project, max_dequeue_count=2)
+        original = Loader.load_page
+
+        def dying(self, index, records, then=None):
+            if index != 3 or then is None:
+                return original(self, index, records, then)
+
+            def die(connection):
+                then(connection)
+                raise RuntimeError("killed between the rows and the cursor")
+            return original(self, index, records, die)
+
+        monkeypatch.setattr(Loader, "load_page", dying)
+        run_id = harness.run(visibility_timeout=0.2, max_dequeue_count=2)
+        status = harness.status(run_id)
+        assert status["status"] == "failed" and status["models"]["shop.customers"]["loaded"] == 5
+        assert status["models"]["shop.customers"]["state"]["cursor"] == "2024-01-01T02:30:00Z"   # page 2's last
+        with harness.engine.connect() as connection:
+            ids = connection.exec_driver_sql("SELECT id FROM shop.customers").scalars().all()
+        assert sorted(ids) == list(range(1, 151)) + list(range(201, 301))   # page 3 rolled back, whole
+
+        monkeypatch.setattr(Loader, "load_page", original)
+        [poisoned] = harness.queues.receive(LOAD_POISON)
+        harness.queues.send(LOAD, poisoned.body)
+        harness.queues.delete(LOAD_POISON, poisoned)
+        drain(harness.chain, harness.queues, timeout=30)
+        status = harness.status(run_id)
+        assert status["status"] == "succeeded"
+        assert status["models"]["shop.customers"]["state"]["cursor"] == "2024-01-01T05:00:00Z"

@@ -101,7 +101,9 @@ def _customer_ids(request: Request, config: ApiConfig) -> tuple[int, ...] | rang
     since_text = request.params.get("updated_since")
     if not since_text:
         return ids
-    try:   # as Stripe's `created[gte]` or Zendesk's `start_time`: records updated at or after the moment
+    # records updated at or after the moment, as GitHub's `since` on issues
+    # (https://docs.github.com/en/rest/issues/issues#list-repository-issues) or Harvest's `updated_since`
+    try:
         since = datetime.fromisoformat(since_text)
     except ValueError:
         raise QueryError("updated_since must be an ISO 8601 datetime") from None

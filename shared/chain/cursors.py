@@ -105,17 +105,20 @@ class ChainCursors:
         self.chain.blobs.put(RAW, f"{_folder(run_id, model)}{index:06d}.{kind}.json",
                              seal(json.dumps(content).encode(), self.key))
 
-    def then(self, run_id: str, ref: ModelRef, first: int, pages: int) -> Then:
-        """What a Load writes in the transaction of its rows: the cursor of the loaded prefix."""
+    def then(self, run_id: str, ref: ModelRef, first: int, pages: int) -> Then | None:
+        """What a Load writes in the transaction of its rows: the cursor of the prefix of pages loaded
+        once they are (None: it moves nothing). Worked out before the transaction, which then holds
+        its locks only for the rows and one conditional update."""
+        found = self._prefix_cursor(run_id, ref, first, pages)
+        if found is None:
+            return None
+        position, cursor = found
+
         def commit(connection: sa.Connection) -> None:
-            found = self._prefix_cursor(connection, run_id, ref, first, pages)
-            if found is not None:
-                position, cursor = found
-                advance_state(connection, ref.source_name, ref.name, cursor, run_id, position)
+            advance_state(connection, ref.source_name, ref.name, cursor, run_id, position)
         return commit
 
-    def _prefix_cursor(self, connection: sa.Connection, run_id: str, ref: ModelRef, first: int,
-                       pages: int) -> tuple[int, Cursor] | None:
+    def _prefix_cursor(self, run_id: str, ref: ModelRef, first: int, pages: int) -> tuple[int, Cursor] | None:
         loaded = self.chain.ledger.marked_pages(run_id, ref.qualified, "loaded") | set(range(first, first + pages))
         end = 0
         while end in loaded:
@@ -134,7 +137,8 @@ class ChainCursors:
         if not usable:
             return None
         last = max(usable)
-        saved = read_state(connection, ref.source_name, ref.name)
+        with self.chain.engine.connect() as connection:
+            saved = read_state(connection, ref.source_name, ref.name)
         if saved is not None and saved.run_id == run_id[:36] and saved.position is not None and saved.position >= last:
             return None   # this run committed as far already
         content = self._page(folder, last, kinds[last], ref)

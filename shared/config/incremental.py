@@ -3,7 +3,7 @@ back to look. Validated here so that a run never starts with a cursor it cannot 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
@@ -39,6 +39,17 @@ def _lag(value: str | int | float | None) -> str | int | float | None:
     elif value is not None and value < 0:
         raise ValueError("lag must not be negative")
     return value
+
+
+def _is_datetime(value: CursorValue | None) -> bool:
+    """An ISO 8601 datetime or date (`2024-01-01T00:00:00Z`, `2024-01-01`): what a window can start at."""
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        return False
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
@@ -79,8 +90,8 @@ class ApiIncremental(Strict):
                              "(or on: client when the API cannot filter)")
         if self.window is not None and self.end_param is None:
             raise ValueError("window needs end_param: the request parameter that ends each window")
-        if self.window is not None and self.initial_value is None:
-            raise ValueError("window needs initial_value: where the first window starts")
+        if self.window is not None and not _is_datetime(self.initial_value):
+            raise ValueError("window needs initial_value: the datetime where the first window starts")
         if self.end_value is not None and self.end_param is None:
             raise ValueError("end_value needs end_param: the request parameter that takes it")
         if self.location == "path" and self.initial_value is None:
