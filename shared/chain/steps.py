@@ -196,9 +196,11 @@ class Chain:
                     loader.check_drift()
                 try:
                     if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
-                        then = ChainCursors(self).then(job.run_id, ref, job.index, job.pages) \
-                            if is_incremental(ref) else None   # the cursor commits with the rows
-                        loader.load_page(job.index, records, then)
+                        if is_incremental(ref):   # the cursor commits with the rows
+                            loader.load_page(job.index, records,
+                                             ChainCursors(self).then(job.run_id, ref, job.index, job.pages))
+                        else:
+                            loader.load_page(job.index, records)
                     else:
                         loader.load(records)
                 except Exception:
