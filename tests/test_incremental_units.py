@@ -116,3 +116,18 @@ def test_a_sql_chunk_commits_below_its_last_value_unless_it_is_the_last_chunk():
     assert chunk_checkpoint(values, last=False, where="erp.x") == read_cursor(datetime(2024, 1, 2))
     assert chunk_checkpoint(values, last=True, where="erp.x") == read_cursor(datetime(2024, 1, 3))
     assert chunk_checkpoint([4, 4, 4], last=False, where="erp.x") is None
+
+
+def test_a_request_value_goes_into_the_json_body_under_a_graphql_models_variables():
+    from shared.extract.request_body import body_arguments
+    from shared.extract.types import RequestBody
+
+    request = PageRequest("https://api.example.com/graphql", method="POST",
+                          body=RequestBody("json", {"query": "query($since: DateTime)", "variables": {"n": 5}},
+                                           at="variables"))
+    walk = ApiWalk(spec(location="body", end_param="until", end_value="2024-02-01T00:00:00Z",
+                        initial_value="2024-01-01T00:00:00Z"), None, "shop.x", NOW)
+    sent = walk.request(request, walk.windows[0])
+    assert body_arguments(sent.body) == {"json": {"query": "query($since: DateTime)", "variables": {
+        "n": 5, "since": "2024-01-01T00:00:00Z", "until": "2024-02-01T00:00:00Z"}}}
+    assert request.body is not None and request.body.values == {}   # the manifest's request is left as it was

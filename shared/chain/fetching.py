@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.messages import LoadJob, MessageError, PageJob, check_start
 from shared.chain.names import FETCH, LOAD, RAW
+from shared.chain.once import send_once
 from shared.chain.page_fetchers import ApiPages, SqlPages
 from shared.chain.pages import (
     ChainError,
@@ -89,6 +90,7 @@ class Fetcher:
                 return
             at = self._position(job, pages)
             request = at.request
+            send_once(self.state, job, request)
             try:
                 page = pages.fetch(at)
                 block = self._block(job, pages, request, at, page) if job.pages > 1 else [page]
@@ -176,7 +178,7 @@ class Fetcher:
                 raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} is not a "
                                  f"paginator state this model can take up") from None
         if job.request is not None:
-            return pages.step.planned(request_from_json(job.request, pages.headers), job.index)
+            return pages.step.planned(request_from_json(job.request, pages.step.first_request()), job.index)
         return pages.step.start()
 
     def _block(self, job: PageJob, pages: ApiPages, request: PageRequest | None, at: Position,

@@ -195,18 +195,26 @@ def _scalar(value: Any) -> bool:
 def _request(value: Any, where: str) -> dict | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"url", "params"}:
-        raise MessageError(f"{where}: expected an object with url and params")
-    url, params = value.get("url"), value.get("params", {})
+    if not isinstance(value, dict) or set(value) - {"url", "params", "body"}:
+        raise MessageError(f"{where}: expected an object with url and params (and body paging values)")
+    url = value.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > MAX_URL:
         raise MessageError(f"{where}.url: expected an http(s) URL of at most {MAX_URL} characters")
-    if not isinstance(params, dict) or len(params) > MAX_PARAMS:
-        raise MessageError(f"{where}.params: expected an object of at most {MAX_PARAMS} parameters")
-    for item in params.values():
+    checked = {"url": url, "params": _values(value.get("params", {}), f"{where}.params")}
+    if "body" in value:
+        checked["body"] = _values(value["body"], f"{where}.body")
+    return checked
+
+
+def _values(value: Any, where: str) -> dict:
+    """Query parameters, or the paging values of a body: names to scalars or lists of them."""
+    if not isinstance(value, dict) or len(value) > MAX_PARAMS:
+        raise MessageError(f"{where}: expected an object of at most {MAX_PARAMS} parameters")
+    for item in value.values():
         items = item if isinstance(item, list) else [item]
         if not all(_scalar(i) for i in items):
-            raise MessageError(f"{where}.params: expected text, numbers, booleans or lists of them")
-    return {"url": url, "params": dict(params)}
+            raise MessageError(f"{where}: expected text, numbers, booleans or lists of them")
+    return dict(value)
 
 
 def check_start(value: Any) -> dict:

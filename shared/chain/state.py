@@ -137,8 +137,8 @@ class RunState:
     # ------------------------------------------------------------ completion groups
     def group_counts(self, run_id: str, model: str, group: int) -> tuple[int, int]:
         """Fetched and loaded pages of one group of GROUP, from one listing of at most 2 x GROUP markers: a
-        load looks at its own group, not at every page of the model (listing costs about 0.1 ms a
-        name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
+        load looks at its own group, not at every page of the model (listing is paid per name:
+        docs/benchmarks.md), so a load costs the same at page 10 as at page 10,000; the list of
         complete groups is read once per group. A job's pages never span two groups (`PageJob.pages`)."""
         counts = self.ledger.page_counts(run_id, model, group, GROUP)
         return counts["fetched"], counts["loaded"]

@@ -62,8 +62,9 @@ class ApiIncremental(Strict):
 
     cursor_path: str = Field(min_length=1, description="Dotted path to the cursor field of a record.")
     param: str | None = Field(None, min_length=1, description="Request parameter taking the cursor (on: server).")
-    location: Literal["query", "path"] = Field(
-        "query", alias="in", description="query: a query parameter; path: `{param}` in the model's path.")
+    location: Literal["query", "path", "body"] = Field(
+        "query", alias="in", description="query: a query parameter; path: `{param}` in the model's path; "
+                                         "body: a dotted path of the JSON body (a graphql model's variables).")
     initial_value: CursorValue | None = Field(None, description="Where the first run starts.")
     lag: Lag = Field(None, description="Looked back from the cursor, for late writes (PT1H; a number for numbers).")
     end_param: str | None = Field(None, min_length=1, description="Request parameter taking the window's end.")
@@ -96,8 +97,8 @@ class ApiIncremental(Strict):
             raise ValueError("end_value needs end_param: the request parameter that takes it")
         if self.location == "path" and self.initial_value is None:
             raise ValueError("in: path needs initial_value: the path of the first run needs a value")
-        if self.on == "client" and (self.end_param is not None or self.location == "path"):
-            raise ValueError("on: client sends nothing to the API: drop end_param and in: path")
+        if self.on == "client" and (self.end_param is not None or self.location != "query"):
+            raise ValueError("on: client sends nothing to the API: drop end_param and in:")
         return self
 
 

@@ -22,6 +22,7 @@ from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.request_body import model_request
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
 
@@ -61,7 +62,7 @@ class ApiExtractor(GenericExtractor):
             self.client.close()
 
     def first_request(self) -> PageRequest:
-        return PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
+        return model_request(model_url(self.source, self.model), self.model)
 
     def page_step(self) -> PageStep:
         """The model's page step, shared with the queue chain's Fetch."""

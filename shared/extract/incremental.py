@@ -19,10 +19,10 @@ from shared.extract.types import PageRequest
 
 
 def set_request_value(request: PageRequest, location: str, name: str, value: str) -> None:
-    """Put one value where the API reads it: a query parameter, or `{name}` in the URL's path (a
-    request body is a location to come)."""
-    if location == "query":
-        request.params[name] = value
+    """Put one value where the API reads it: a query parameter, `{name}` in the URL's path, or a
+    dotted path of the JSON body (under a graphql model's variables)."""
+    if location in ("query", "body"):
+        request.paging(location)[name] = value
     elif location == "path":
         request.url = request.url.replace("{" + name + "}", value)
     else:
@@ -82,8 +82,9 @@ class ApiWalk:
         spec = self.spec
         if spec.on == "server" and spec.param is not None and window.start is not None:
             set_request_value(request, spec.location, spec.param, window.start.text())
-        if spec.end_param is not None and window.end is not None:
-            set_request_value(request, "query", spec.end_param, window.end.text())
+        if spec.end_param is not None and window.end is not None:   # beside the cursor (in the query for a path)
+            set_request_value(request, "body" if spec.location == "body" else "query", spec.end_param,
+                              window.end.text())
         return request
 
     def take(self, records: list[Any], first_position: int) -> list[Any]:
