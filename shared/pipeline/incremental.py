@@ -28,11 +28,11 @@ def start_cursor(engine: sa.Engine, ref: ModelRef, extractor: GenericExtractor) 
 
 def cursor_then(ref: ModelRef, run_id: str, pages: list[Page]) -> Then | None:
     """The cursor the last of `pages` allows (None: none moves it), written with their last batch."""
-    cursor: Cursor | None = next((p.checkpoint for p in reversed(pages) if p.checkpoint is not None), None)
-    if cursor is None:
+    found: Cursor | None = next((p.checkpoint for p in reversed(pages) if p.checkpoint is not None), None)
+    if found is None:
         return None
-    committed = cursor
+    cursor = found
 
     def then(connection: sa.Connection) -> None:
-        write_state(connection, ref.source_name, ref.name, committed, run_id)
+        write_state(connection, ref.source_name, ref.name, cursor, run_id)
     return then
