@@ -22,7 +22,7 @@ from shared.storage import LocalBlobStore
 from tests.flow_helpers import project_for
 from tests.http_stub import Reply, Seen, StubServer
 from tests.test_chain_helpers import applied_target
-from tests.test_incremental import CUSTOMERS, customers_model
+from tests.test_incremental import BASE, CUSTOMERS, ITEMS, customers_model, items_model, source_db
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 EVENTS = 120            # one every two hours over ten days
@@ -184,27 +184,41 @@ def test_an_api_that_cannot_filter_is_filtered_here_and_stops_once_past_the_curs
 
 def test_the_chain_reads_only_what_changed(tmp_path, harness_for):
     config = ApiConfig(customers=CUSTOMERS)
+    source = source_db(tmp_path / "erp.db")
     with SampleApi(config) as api:
         project = project_for(tmp_path, {"shop": {"type": "api", "base_url": api.base_url,
-                                                  "models": {"customers": customers_model(sorted="asc")}}},
+                                                  "models": {"customers": customers_model(sorted="asc")}},
+                                         "erp": {"type": "sql", "url": f"sqlite:///{tmp_path / 'erp.db'}",
+                                                 "models": {"items": items_model("table"),
+                                                            "by_query": items_model("query")}}},
                               {"target_url": f"sqlite:///{tmp_path / 'unused.db'}"})
         harness = harness_for(project)
         first = harness.run()
         assert harness.status(first)["models"]["shop.customers"]["state"] == {
             "kind": "datetime", "cursor": "2024-01-01T05:00:00Z", "by_this_run": True, "page": 5,
             "updated_at": harness.status(first)["models"]["shop.customers"]["state"]["updated_at"]}
+        assert harness.status(first)["models"]["erp.items"]["state"]["cursor"] == "2024-01-01T00:33:00Z"
         later = data.customer_updated(CUSTOMERS) + timedelta(hours=1)
         for i in (5, 17, 200):
             config.changes[i] = later
+        with source.begin() as connection:
+            connection.execute(ITEMS.update().where(ITEMS.c.id.in_([3, 50]))
+                               .values(name="changed", updated_at=BASE + timedelta(days=1)))
         second = harness.run()
         status = harness.status(second)
-        assert status["done"] and status["models"]["shop.customers"]["loaded"] == 1
-        assert status["models"]["shop.customers"]["state"]["cursor"] == "2024-01-01T06:00:00Z"
+        assert status["done"] and {m: s["loaded"] for m, s in status["models"].items()} == {
+            "shop.customers": 1, "erp.items": 1, "erp.by_query": 1}
+        assert {m: s["state"]["cursor"] for m, s in status["models"].items()} == {
+            "shop.customers": "2024-01-01T06:00:00Z", "erp.items": "2024-01-02T00:00:00Z",
+            "erp.by_query": "2024-01-02T00:00:00Z"}
         with harness.engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT COUNT(*) FROM shop.customers").scalar_one() == CUSTOMERS
-        # nothing read from the source rides in a message: the cursor is in sealed blobs only
+            assert connection.exec_driver_sql("SELECT id FROM erp.items WHERE name = 'changed' ORDER BY id").all() \
+                == [(3,), (50,)]
+        # nothing read from a source rides in a message: the cursors are in sealed blobs only
         sent = [body for _, body, _ in harness.queues.sent]
-        assert not any("2024-01-01T05:00:00" in str(body) for body in sent)
+        assert not any("2024-01-01T05:00:00" in str(body) or "2024-01-01T00:33:00" in str(body) for body in sent)
+    source.dispose()
 
 
 def test_the_chain_on_azurite_reads_only_what_changed(tmp_path, azurite):
