@@ -4,10 +4,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from shared.probe.detect_pagination import FirstPage, candidates, new_records, total_path
+from shared.config.models import NoPagination
+from shared.probe.detect_pagination import Candidate, FirstPage, new_records, total_path
+from shared.probe.detect_signals import header_params, more_flag
+from shared.probe.guesses import candidates
 from shared.probe.infer_columns import ONLY_NULLS, TypeGuess, infer_columns, infer_type, primary_key
 from shared.probe.naming import identifier, model_name, singular, source_name, unique
+from shared.probe.parents import Relation, relate
 from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, name_hint, typed_for_rule, value_hint
+from shared.probe.probe import ColumnDraft, ProbeResult
 from shared.probe.record_path import find_records
 from shared.probe.render import flow, scalar
 from shared.probe.target import TargetError, build_target, parse_pairs
@@ -257,3 +262,82 @@ def test_target_keeps_secrets_out_of_the_manifest():
 def test_scalars_read_back_unchanged(value):
     assert yaml.safe_load(f"k: {scalar(value)}") == {"k": value}
     assert yaml.safe_load(f"k: {flow({'a': value, 'b': [value]})}") == {"k": {"a": value, "b": [value]}}
+
+
+# ---------------------------------------------------------------- header cursors, flags, last-record cursors
+def test_a_cursor_header_is_tried_back_and_the_flag_attached():
+    asked = []
+
+    def fetch(params):
+        asked.append(dict(params))
+        return NEXT if params.get("cursor") == "c2" else RECORDS
+    headers = {"X-Request-Id": "r1", "X-RateLimit-Remaining": "9", "X-Next-Cursor": "c2"}
+    page = first({"data": RECORDS, "meta": {"has_more": True}}, {"limit": 10}, headers)
+    assert guesses(page, fetch)[0] == ("header_cursor", {"type": "header_cursor", "header": "X-Next-Cursor",
+                                                         "param": "cursor", "has_more_path": "meta.has_more"})
+    assert asked[0] == {"limit": 10, "cursor": "c2"}
+    assert not any(value in ("r1", "9") for params in asked for value in params.values())   # not id or limit
+
+
+def test_header_params_are_the_usual_names_then_the_headers_own():
+    assert header_params("X-Next-Page-Token")[:2] == ["cursor", "after"]
+    assert header_params("X-Next-Page-Token").count("page_token") == 1   # a usual name already
+    assert "resume_marker" in header_params("X-Resume-Marker") and "resumeMarker" in header_params("X-Resume-Marker")
+
+
+def test_last_record_cursor_needs_a_unique_id_and_a_list_only_in_a_body():
+    def after(params):
+        return NEXT if params.get("after") == 9 else RECORDS
+    assert guesses(first({"data": RECORDS, "hasMore": True}), after)[0] == (
+        "cursor", {"type": "cursor", "cursor_path": "data.-1.id", "param": "after", "has_more_path": "hasMore"})
+    repeated = [{"id": 1, "n": i} for i in range(10)]
+    assert guesses(first({"data": repeated}), lambda params: NEXT)[0][0] != "cursor"   # ids repeat: no cursor
+    hits = [{"_id": f"h{i}", "sort": [i, f"h{i}"]} for i in range(10)]
+
+    def search_after(params):
+        return NEXT if params.get("search_after") == [9, "h9"] else hits
+    in_query = first({"hits": {"hits": hits}}, {"size": 10}, path="hits.hits")
+    assert "search_after" not in str(guesses(in_query, search_after))
+    in_body = FirstPage(in_query.body, {}, hits, "hits.hits", {"size": 10}, "body")
+    assert guesses(in_body, search_after)[0] == ("cursor", {"type": "cursor", "cursor_path": "hits.hits.-1.sort",
+                                                            "param": "search_after", "location": "body"})
+
+
+def test_more_flags_known_nested_and_not_a_non_boolean():
+    assert more_flag(first({"data": RECORDS, "pageInfo": {"hasNextPage": True}})) == "pageInfo.hasNextPage"
+    assert more_flag(first({"data": {"items": RECORDS, "paging": {"is_more": 1, "moreItems": False}}},
+                           path="data.items")) == "data.paging.moreItems"
+    assert more_flag(first({"data": RECORDS, "has_more": "yes"})) is None
+
+
+def test_paging_goes_in_the_body_when_the_body_holds_paging_fields():
+    def target(url, body):
+        return build_target(url, "s", {}, {}, None, None, "POST", body)
+    assert target("https://x.io/q", {"page_size": 10, "filter": {}}).location == "body"
+    assert target("https://x.io/q?page=2", {"filter": {}}).location == "query"
+    assert target("https://x.io/q", {"filter": {}}).location == "body"
+    assert build_target("https://x.io/q", "s", {}, {}, None, None, "POST").location == "query"
+    shown = target("https://x.io/q", {"auth": {"api_key": "s3cr3t"}, "size": 5}).shown_json
+    assert shown == {"auth": {"api_key": "${S_API_KEY}"}, "size": 5}
+
+
+# ---------------------------------------------------------------- parent proposals
+def drafted_result(url, columns, records, key="id"):
+    target = build_target(url, "s", {}, {}, None, None)
+    return ProbeResult("s", "m", target, None, Candidate(NoPagination(type="none"), "-"),
+                       [ColumnDraft(name, kind, path) for name, kind, path in columns], key, None, None, 1,
+                       len(records), records)
+
+
+def test_a_child_path_is_templated_from_the_parent_record_matching_most_segments():
+    users = drafted_result("https://x.io/users", [("id", "integer", None), ("login", "string", None),
+                                                  ("team_slug", "string", "team.slug"), ("tags", "json", None)],
+                           [{"id": 7, "login": "ann", "team": {"slug": "core"}, "tags": ["ann"]},
+                            {"id": 8, "login": "bob", "team": {"slug": "ann"}, "tags": []}])
+    child = drafted_result("https://x.io/teams/core/users/ann/events", [("id", "integer", None)], [{"id": 1}])
+    assert relate(users, "users", child) == Relation("users", "/teams/{parent.team_slug}/users/{parent.login}/events",
+                                                     ("team_slug", "login"), False)
+    by_key = drafted_result("https://x.io/users/8/ann", [("id", "integer", None)], [{"id": 1}])
+    assert relate(users, "users", by_key).path == "/users/{parent.id}/ann"   # the last segment names a collection
+    assert relate(users, "users", drafted_result("https://x.io/teams/web/x", [("id", "integer", None)],
+                                                 [{"id": 1}])) is None

@@ -34,6 +34,7 @@ from shared.chain.pages import (
 )
 from shared.chain.sealed import SealError, seal, unseal
 from shared.chain.state import Plan
+from shared.chain.walking import WalkFetch
 from shared.config.incremental import ApiIncremental
 from shared.config.project import ModelRef
 from shared.errors import RateLimited
@@ -85,6 +86,9 @@ class Fetcher:
         if job.request is None and job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for page {job.index} has no request")
         with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
+            if pages.walk is not None:   # a child model: its parents' walk, one lane per page (walking.py)
+                WalkFetch(self, ref, job, pages, pages.walk).fetch()
+                return
             if is_incremental(ref):
                 self._api_incremental(ref, job, pages)
                 return
@@ -251,12 +255,14 @@ class Fetcher:
             raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
                              f"credential, which must not be queued or stored")
 
-    def _leave_start(self, job: PageJob, start: dict) -> str:
-        """Where the next page starts, written for its job to read (claim-check): the digest that
-        job carries. Written before the job is sent, so a job never names a start not yet there."""
+    def _leave_start(self, job: PageJob, start: dict, index: int | None = None) -> str:
+        """Where the next page (or page `index`) starts, written for its job to read (claim-check):
+        the digest that job carries. Written before the job is sent, so a job never names a start
+        not yet there."""
         content, digest = encode_start(start)
         sealed = seal(content, self.chain.project.settings.pii.key)
-        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), sealed)
+        page = job.index + 1 if index is None else index
+        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, page, digest), sealed)
         return digest
 
     def _start(self, job: PageJob, kind: str) -> Any:

@@ -228,10 +228,10 @@ def check_start(value: Any) -> dict:
             raise MessageError("PageJob.start.window: expected a window number")
         rest = {k: v for k, v in value.items() if k != "window"}
         return {**(check_start(rest) if rest else {}), "window": window}
-    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("paginator", "sql_after"):
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _START_CHECKS:
         raise MessageError("PageJob.start: expected a stored paginator state or keyset bound")
     (name, item), = value.items()
-    check = _paginator_state if name == "paginator" else _sql_after
+    check = _START_CHECKS[name]
     if item is None:
         raise MessageError(f"PageJob.start.{name}: missing")
     return {name: check(item, f"PageJob.start.{name}")}
@@ -258,6 +258,18 @@ def _paginator_state(value: Any, where: str) -> dict:
         if len(items) > MAX_PARAMS or not all(_scalar(i) for i in items):
             raise MessageError(f"{where}: expected text, numbers, booleans or lists of them")
     return value
+
+
+def _walk(value: Any, where: str) -> dict:
+    """A child model's walk state or lane scope (`extract/parent_walk.py`): nested, so the walk
+    checks every value of it when it takes it up; here only its kind."""
+    if not isinstance(value, dict):
+        raise MessageError(f"{where}: expected a stored walk")
+    return value
+
+
+_START_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "paginator": _paginator_state, "sql_after": _sql_after, "walk": _walk, "lane": _walk}
 
 
 def _optional_digest(value: Any, where: str) -> str | None:

@@ -432,6 +432,15 @@ class ApiModel(ModelBase):
     graphql: GraphQL | None = None
     idempotent: bool = Field(False, description="POST/PUT: safe to send again after a failure the server "
                                                 "may have processed (search and query endpoints).")
+    # parent-child models (docs/parent-child.md); cross-model rules in config/parents.py
+    parent: str | None = Field(None, description="A model of the same source whose records this one is read for.")
+    include_from_parent: list[str] = Field(default_factory=list,
+                                           description="Parent columns stored on each row as <parent>_<column>.")
+    for_each: list[Scalar] | str | None = Field(None, description="Items (or one comma-separated text) the "
+                                                                   "model is read for, as {item}.")
+    for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
+    on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
+                                                                          "model, or skip it with a warning.")
     incremental: ApiIncremental | None = Field(None, description="Load only what changed since the last run.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -455,6 +464,9 @@ class ApiModel(ModelBase):
             raise ValueError(f"incremental in: path needs {{{self.incremental.param}}} in the model's path")
         if self.incremental is not None and self.incremental.location == "body" and self.http_method == "GET":
             raise ValueError("incremental in: body needs a request body: method POST or PUT, json or graphql")
+        if self.incremental is not None and (self.parent is not None or self.for_each is not None):
+            raise ValueError("incremental does not apply to a model read per parent or per for_each item yet "
+                             "(one cursor per parent is to come): drop incremental or parent/for_each")
         return self
 
 

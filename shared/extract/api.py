@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 import requests
 
 from shared.config.models import ApiModel, ApiSource
+from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.errors import PaginationError
 from shared.extract.auth import build_auth
@@ -22,6 +23,8 @@ from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.parent_lanes import walk_pages
+from shared.extract.parent_walk import WalkStep
 from shared.extract.request_body import model_request
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -48,7 +51,6 @@ class ApiExtractor(GenericExtractor):
         self.on_shortfall = self.pagination.on_shortfall
         self._own_client = client is None
         self.client = client or new_client(ref.source_name, source)
-        self.walk: ApiWalk | None = None
 
     def refresh_stats(self) -> None:
         snapshot = self.client.stats.snapshot()
@@ -68,37 +70,48 @@ class ApiExtractor(GenericExtractor):
         """The model's page step, shared with the queue chain's Fetch."""
         return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
+    def walk_step(self) -> WalkStep | None:
+        """A child (or for_each) model's walk over its parents, shared with the chain; None for the others."""
+        if not is_dependent(self.model):
+            return None
+        return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+
     def raw_pages(self) -> Iterator[RawPage]:
-        if self.model.incremental is None:
-            yield from self._walk(self.page_step())
+        walk = self.walk_step()
+        if walk is not None:
+            yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
+                                  f"kspyder-{self.ref.source_name}")
             return
-        walk = self.walk = ApiWalk(self.model.incremental, self.committed, self.ref.qualified)
+        if self.model.incremental is None:
+            yield from self._paging(self.page_step())
+            return
+        cursors = ApiWalk(self.model.incremental, self.committed, self.ref.qualified)
         position = 0
-        for window in walk.windows:
-            walk.stopped = False
-            step = self.window_step(walk, window)
+        for window in cursors.windows:
+            cursors.stopped = False
+            step = self.window_step(cursors, window)
             held: RawPage | None = None   # a page waits for the next to know whether it ends the window
-            for raw in self._walk(step):
+            for raw in self._paging(step):
                 if held is not None:
                     yield held
                 count = len(raw.records)
-                raw.records = walk.take(raw.records, position)
+                raw.records = cursors.take(raw.records, position)
                 position += count
-                raw.checkpoint = walk.checkpoint(window, window_done=False)
+                raw.checkpoint = cursors.checkpoint(window, window_done=False)
                 held = raw
-                if walk.stopped:
+                if cursors.stopped:
                     break
             if held is not None:
-                held.checkpoint = walk.checkpoint(window, window_done=True)
+                held.checkpoint = cursors.checkpoint(window, window_done=True)
                 yield held
         self.stats.truncated_by = "incremental"   # a total counts a request's records, not those kept
 
-    def window_step(self, walk: ApiWalk, window: Window) -> PageStep:
+    def window_step(self, cursors: ApiWalk, window: Window) -> PageStep:
         """The page step of one window of an incremental walk: its first request carries the cursor."""
-        first = walk.request(self.first_request(), window)
+        first = cursors.request(self.first_request(), window)
         return PageStep(self.source, self.model, self.pagination, self.client, first)
 
-    def _walk(self, step: PageStep) -> Iterator[RawPage]:
+    def _paging(self, step: PageStep) -> Iterator[RawPage]:
         """The pages of one paging sequence from `step`'s first request."""
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None
