@@ -9,6 +9,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.config.child_tables import child_tables
 from shared.config.project import ModelRef
 from shared.extract.cursor import Cursor
 from shared.extract.gc_threshold import fewer_collections
@@ -69,7 +70,8 @@ class GenericExtractor(ABC):
             from shared.extract.document_shape import DocumentShaper
             self.shaper = DocumentShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
         else:
-            self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+            self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key,
+                                       children=child_tables(ref.name, ref.model))
         self.stats = ExtractStats()
         self.committed: Cursor | None = None   # an incremental model's saved cursor (`start_after`)
 
