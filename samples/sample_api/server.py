@@ -14,7 +14,8 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 
 from samples.background import BackgroundServer, QuietServer
@@ -49,6 +50,8 @@ class ApiConfig:
     # off, only the 429's Retry-After tells.
     window_s: float | None = None
     quota_headers: bool = False
+    # customers changed since the data was made: id -> new `updated_at` (aware), listed by `updated_since`
+    changes: dict[int, datetime] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("customers", "products", "orders", "events", "tickets"):

@@ -1,5 +1,4 @@
-"""The base of every manifest model: unknown keys rejected, values frozen. Its own module so that
-config modules `models.py` imports can derive from it without an import cycle."""
+"""The base of every manifest model: unknown keys are errors, and a validated model is immutable."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
