@@ -3,7 +3,7 @@ for the run's imports, not for every command's (docs/benchmarks.md, `sql` start-
 
 The imports of a command-line process live until it exits, so they are made with the garbage
 collector paused and then frozen (`gc.freeze`): collections during the run no longer walk the
-hundred thousand objects of SQLAlchemy, pydantic and the manifests' models, and neither do the
+objects of SQLAlchemy, pydantic and the manifests' models, and neither do the
 collections of the interpreter's shutdown (nothing at exit relies on them: every file, connection
 and child process is closed by the code that opened it, and Python never promised finalizers of
 objects still alive at exit).

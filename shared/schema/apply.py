@@ -119,10 +119,11 @@ def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.Meta
     metadata.tables[change.qualified].create(connection)
 
 
-def _add_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
+def _add_column(connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     """Nullable: the rows already there have no value for it until their model runs again."""
     [column] = change.columns
-    ops.add_column(change.table_name, sa.Column(column.name, column_type(column), nullable=True), schema=change.schema)
+    added = sa.Column(column.name, column_type(column, connection.dialect.name), nullable=True)
+    ops.add_column(change.table_name, added, schema=change.schema)
 
 
 def _drop_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
