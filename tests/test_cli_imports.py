@@ -91,6 +91,7 @@ def test_unknown_commands_are_still_listed_by_name(tmp_path):
 API_STACK = ("requests", "urllib3", "msgspec", "shared.extract.api", "shared.extract.http_client",
              "shared.extract.paginators", "shared.extract.auth", "shared.extract.throttle", "shared.probe")
 OTHER_DIALECTS = ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "sqlalchemy.dialects.mssql")
+NOT_NEEDED_WHEN_MATCHING = ("shared.schema.apply", "shared.schema.plan_render", "shared.outputs.writers")
 
 SQL_RUN = """
 import sys
@@ -103,8 +104,9 @@ finally:
 
 
 def test_a_sql_run_imports_no_api_stack_and_no_other_dialect(tmp_path):
-    """A SQL source into SQLite needs no HTTP, paginators or auth, nor another database's dialect
-    (the tables are made by an `apply` before, in its own process, as a user would)."""
+    """A SQL source into SQLite needs no HTTP, paginators or auth, nor another database's dialect;
+    a target that matches the manifests, nothing that applies or renders a plan; no file output,
+    no writers (the tables are made by an `apply` before, in its own process, as a user would)."""
     source = tmp_path / "source.db"
     with sqlite3.connect(source) as connection:
         connection.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
@@ -116,7 +118,7 @@ def test_a_sql_run_imports_no_api_stack_and_no_other_dialect(tmp_path):
     (tmp_path / "settings.yml").write_text(
         f"target_url: sqlite:///{tmp_path / 'target.db'}\nstate_dir: {tmp_path / 'state'}\n"
         f"storage: {{root: {tmp_path / 'storage'}}}\n")
-    script = SQL_RUN.format(modules=API_STACK + OTHER_DIALECTS + HEAVY + COMMAND_MODULES)
+    script = SQL_RUN.format(modules=API_STACK + OTHER_DIALECTS + NOT_NEEDED_WHEN_MATCHING + HEAVY + COMMAND_MODULES)
     in_fresh_process(script, str(tmp_path), "apply", "--auto-approve")
     out = in_fresh_process(script, str(tmp_path), "run")
     assert "shop.items: 2 records" in out.stderr

@@ -19,7 +19,6 @@ from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError
 from shared.load.pii_key_check import check_pii_key
-from shared.outputs.writers import file_writer
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
@@ -106,6 +105,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
+                from shared.outputs.writers import file_writer  # lazy: file outputs are opt-in (settings)
                 writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified,
                                                          extractor.output_columns))
 
