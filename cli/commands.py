@@ -39,7 +39,7 @@ def validate(state: CliState, check_sources: bool) -> None:
 
 def _pipelines(project: Project) -> int:
     """The pipelines of transformations.yml, validated; without the file, 0 and no pandas import
-    (shared.transform loads it: about 0.4 s of every `validate`)."""
+    (shared.transform loads it, a visible share of `validate`: docs/benchmarks.md)."""
     if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():
         return 0
     from shared.transform.config import load_transformations  # lazy, as above: transformations.yml

@@ -12,7 +12,7 @@ from cli.context import CliState, user_errors
 if TYPE_CHECKING:
     from shared.storage.queues import QueueStore
 # shared.chain and the Azure SDK are imported when a poison command runs: every `main.py` command
-# would otherwise load them (about 28 MB and half a second).
+# would otherwise pay for them in memory and start-up (docs/benchmarks.md).
 
 
 def queue_store(state: CliState, local: bool) -> QueueStore:

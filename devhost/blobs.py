@@ -6,7 +6,7 @@ workers scanning: a worker takes the delivery under a lock before it downloads t
 others skip it while it runs. As the host does, a blob whose function fails is retried on the next
 scans up to `maxDequeueCount` times ("attempt N of M", N never above M), then reported once on the
 `webjobs-blobtrigger-poison` queue (base64 JSON naming the function, container, blob and ETag) and
-not retried. Logs show blob names scrubbed of PII and escaped (`inbox_names.shown_name`).
+not retried. Logs show blob names scrubbed of PII and escaped (`shared.inbox.names.shown_name`).
 
 Names are matched as the host matches them, a newline included, and a `{param}` before the last
 may be empty (a name with a leading `/`), so that the function sees and refuses such names rather

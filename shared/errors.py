@@ -20,21 +20,22 @@ class ExtractError(Exception):
 class FetchError(ExtractError):
     """An HTTP request failed for good: a fatal status, or retries exhausted."""
 
-    def __init__(self, url: str, status: int | None, reason: str, attempts: int = 1):
+    def __init__(self, url: str, status: int | None, reason: str, attempts: int = 1, method: str = "GET",
+                 hint: str = ""):
         url, reason = safe_url(url), safe_excerpt(reason)   # the API's own message may name a customer
         self.url, self.status, self.reason, self.attempts = url, status, reason, attempts
         status_text = f"HTTP {status}" if status is not None else "no response"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        super().__init__(f"GET {url} failed{tries}: {status_text} ({reason})")
+        super().__init__(f"{method} {url} failed{tries}: {status_text} ({reason}){hint}")
 
 
 class RateLimited(ExtractError):
     """Raised instead of sleeping when the caller prefers to reschedule (a queue-triggered function)."""
 
-    def __init__(self, url: str, delay: float):
+    def __init__(self, url: str, delay: float, method: str = "GET"):
         url = safe_url(url)
         self.url, self.delay = url, delay
-        super().__init__(f"GET {url} was rate limited; retry in {delay:.1f}s")
+        super().__init__(f"{method} {url} was rate limited; retry in {delay:.1f}s")
 
 
 class PaginationError(ExtractError):
@@ -47,3 +48,7 @@ class RecordPathError(ExtractError):
 
 class ConversionError(ExtractError):
     """A value does not convert to its column's type."""
+
+
+class BadValue(ValueError):
+    """A value does not convert; the message says what was expected, not what was found."""

@@ -99,8 +99,7 @@ class RunLedger:
         """Mark pages `first` to `last` (inclusive) with one marker; False when it was already marked.
 
         The embedded run marks each load batch's pages at once: one file per page made the markers
-        about 4% of a fast run, a file create taking a quarter of a millisecond of kernel time inside
-        the run (a tenth of that in a quiet loop). The queue chain marks what one message carried:
+        a visible part of a fast run (docs/benchmarks.md). The queue chain marks what one message carried:
         a page, or a block of `chain.pages_per_message` pages. A range of one page is marked as
         that page (`page`)."""
         if first > last:

@@ -139,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.stub._serve(self)
 
-    do_POST = do_GET
+    do_POST = do_PUT = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

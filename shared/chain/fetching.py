@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.chain.messages import LoadJob, MessageError, PageJob, check_start
 from shared.chain.names import FETCH, LOAD, RAW
+from shared.chain.once import send_once
 from shared.chain.page_fetchers import ApiPages, SqlPages
 from shared.chain.pages import (
     ChainError,
@@ -32,6 +33,7 @@ from shared.chain.pages import (
 )
 from shared.chain.sealed import SealError, seal, unseal
 from shared.chain.state import Plan
+from shared.chain.walking import WalkFetch
 from shared.config.project import ModelRef
 from shared.errors import RateLimited
 from shared.extract.page_step import Position, StepPage
@@ -81,8 +83,12 @@ class Fetcher:
         if job.request is None and job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for page {job.index} has no request")
         with ApiPages(self.chain.project, ref, self.chain.client_factory) as pages:
+            if pages.walk is not None:   # a child model: its parents' walk, one lane per page (walking.py)
+                WalkFetch(self, ref, job, pages, pages.walk).fetch()
+                return
             at = self._position(job, pages)
             request = at.request
+            send_once(self.state, job, request)
             try:
                 page = pages.fetch(at)
                 block = self._block(job, pages, request, at, page) if job.pages > 1 else [page]
@@ -117,7 +123,7 @@ class Fetcher:
                 raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} is not a "
                                  f"paginator state this model can take up") from None
         if job.request is not None:
-            return pages.step.planned(request_from_json(job.request, pages.headers), job.index)
+            return pages.step.planned(request_from_json(job.request, pages.step.first_request()), job.index)
         return pages.step.start()
 
     def _block(self, job: PageJob, pages: ApiPages, request: PageRequest | None, at: Position,
@@ -190,12 +196,14 @@ class Fetcher:
             raise ChainError(f"{job.model}: the request for a page after page {job.index} carries a configured "
                              f"credential, which must not be queued or stored")
 
-    def _leave_start(self, job: PageJob, start: dict) -> str:
-        """Where the next page starts, written for its job to read (claim-check): the digest that
-        job carries. Written before the job is sent, so a job never names a start not yet there."""
+    def _leave_start(self, job: PageJob, start: dict, index: int | None = None) -> str:
+        """Where the next page (or page `index`) starts, written for its job to read (claim-check):
+        the digest that job carries. Written before the job is sent, so a job never names a start
+        not yet there."""
         content, digest = encode_start(start)
         sealed = seal(content, self.chain.project.settings.pii.key)
-        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, job.index + 1, digest), sealed)
+        page = job.index + 1 if index is None else index
+        self.chain.blobs.put(RAW, start_blob_name(job.run_id, job.model, page, digest), sealed)
         return digest
 
     def _start(self, job: PageJob, kind: str) -> Any:

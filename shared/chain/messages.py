@@ -195,28 +195,36 @@ def _scalar(value: Any) -> bool:
 def _request(value: Any, where: str) -> dict | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"url", "params"}:
-        raise MessageError(f"{where}: expected an object with url and params")
-    url, params = value.get("url"), value.get("params", {})
+    if not isinstance(value, dict) or set(value) - {"url", "params", "body"}:
+        raise MessageError(f"{where}: expected an object with url and params (and body paging values)")
+    url = value.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > MAX_URL:
         raise MessageError(f"{where}.url: expected an http(s) URL of at most {MAX_URL} characters")
-    if not isinstance(params, dict) or len(params) > MAX_PARAMS:
-        raise MessageError(f"{where}.params: expected an object of at most {MAX_PARAMS} parameters")
-    for item in params.values():
+    checked = {"url": url, "params": _values(value.get("params", {}), f"{where}.params")}
+    if "body" in value:
+        checked["body"] = _values(value["body"], f"{where}.body")
+    return checked
+
+
+def _values(value: Any, where: str) -> dict:
+    """Query parameters, or the paging values of a body: names to scalars or lists of them."""
+    if not isinstance(value, dict) or len(value) > MAX_PARAMS:
+        raise MessageError(f"{where}: expected an object of at most {MAX_PARAMS} parameters")
+    for item in value.values():
         items = item if isinstance(item, list) else [item]
         if not all(_scalar(i) for i in items):
-            raise MessageError(f"{where}.params: expected text, numbers, booleans or lists of them")
-    return {"url": url, "params": dict(params)}
+            raise MessageError(f"{where}: expected text, numbers, booleans or lists of them")
+    return dict(value)
 
 
 def check_start(value: Any) -> dict:
     """What a start blob (`PageJob.start`) holds, checked as a message is: it is read back from
     storage, which anyone with the account can write. {"paginator": ...} or {"sql_after": ...}; the
     paginator checks its own state's values when it resumes from it."""
-    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("paginator", "sql_after"):
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _START_CHECKS:
         raise MessageError("PageJob.start: expected a stored paginator state or keyset bound")
     (name, item), = value.items()
-    check = _paginator_state if name == "paginator" else _sql_after
+    check = _START_CHECKS[name]
     if item is None:
         raise MessageError(f"PageJob.start.{name}: missing")
     return {name: check(item, f"PageJob.start.{name}")}
@@ -243,6 +251,18 @@ def _paginator_state(value: Any, where: str) -> dict:
         if len(items) > MAX_PARAMS or not all(_scalar(i) for i in items):
             raise MessageError(f"{where}: expected text, numbers, booleans or lists of them")
     return value
+
+
+def _walk(value: Any, where: str) -> dict:
+    """A child model's walk state or lane scope (`extract/parent_walk.py`): nested, so the walk
+    checks every value of it when it takes it up; here only its kind."""
+    if not isinstance(value, dict):
+        raise MessageError(f"{where}: expected a stored walk")
+    return value
+
+
+_START_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "paginator": _paginator_state, "sql_after": _sql_after, "walk": _walk, "lane": _walk}
 
 
 def _optional_digest(value: Any, where: str) -> str | None:

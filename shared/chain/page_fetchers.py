@@ -16,6 +16,7 @@ from shared.extract.api import ApiExtractor, new_client
 from shared.extract.factory import build_extractor
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage
+from shared.extract.parent_walk import WalkStep
 from shared.extract.sql import SqlExtractor
 
 ClientFactory = Callable[[str, ApiSource], HttpClient]
@@ -48,6 +49,7 @@ class ApiPages:
         self.extractor = extractor
         self.pagination = self.extractor.pagination
         self.step: PageStep = self.extractor.page_step()
+        self.walk: WalkStep | None = self.extractor.walk_step()   # a child model: its parents' walk
         self.hidden = hidden_params(source)
 
     def __enter__(self) -> ApiPages:

@@ -69,7 +69,7 @@ def _plain(value: Any) -> Any:
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain).encode   # built once:
-# json.dumps with options builds a new encoder per call, a third of a page's encoding time
+# json.dumps with options builds a new encoder per call (its cost: docs/benchmarks.md)
 
 
 _DECODE_LINES = msgspec.json.Decoder().decode_lines
@@ -129,7 +129,7 @@ def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]
     """Records with datetimes, dates, decimals and binary restored; a value that does not parse is left as
     text, so the loader reports it (by column and key) as it would any misfit."""
     restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
-    try:   # all lines in one call, about 4x faster; the same values, since we wrote them
+    try:   # all lines in one call (docs/benchmarks.md); the same values, since we wrote them
         records = _DECODE_LINES(data)
     except msgspec.DecodeError:   # what only the standard parser reads (NaN, which `_ENCODE` may write)
         records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
@@ -186,11 +186,15 @@ def decode_key(values: list) -> tuple:
 
 # ---------------------------------------------------------------- HTTP requests in messages
 def request_to_json(request: PageRequest, hidden: frozenset[str] = frozenset()) -> dict:
-    """URL and params only: headers come from the manifest again on the Fetch side, and `hidden`
-    query parameters (an `api_key` that auth adds, and which an API may echo into its next links)
-    are removed, so credentials never sit in a queue."""
+    """URL, params and the paging values written into the body (a page number, an offset): headers
+    and the manifest's body come from the manifest again on the Fetch side, and `hidden` query
+    parameters (an `api_key` that auth adds, and which an API may echo into its next links) are
+    removed, so credentials never sit in a queue."""
     url = without_params(request.url, hidden) if hidden else request.url
-    return {"url": url, "params": {k: v for k, v in request.params.items() if k not in hidden}}
+    data: dict[str, Any] = {"url": url, "params": {k: v for k, v in request.params.items() if k not in hidden}}
+    if request.body is not None and request.body.values:
+        data["body"] = dict(request.body.values)
+    return data
 
 
 def without_params(url: str, hidden: frozenset[str]) -> str:
@@ -202,8 +206,14 @@ def without_params(url: str, hidden: frozenset[str]) -> str:
     return urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n not in hidden])))
 
 
-def request_from_json(data: dict, headers: dict[str, str]) -> PageRequest:
-    return PageRequest(data["url"], dict(data.get("params") or {}), dict(headers))
+def request_from_json(data: dict, model_request: PageRequest) -> PageRequest:
+    """The request `request_to_json` described, completed from the model's own (`model_request`:
+    method, headers and body from the manifest)."""
+    request = model_request.copy()
+    request.url, request.params = data["url"], dict(data.get("params") or {})
+    if data.get("body"):
+        request.paging("body").update(data["body"])
+    return request
 
 
 def content_digest(content: bytes) -> str:

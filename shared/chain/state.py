@@ -41,7 +41,8 @@ class Plan:
     """`pages` is final once `final` is set: at the first page for random-access pagination with a
     stated total, at the last page for sequential ones. Until then the count is unknown."""
 
-    mode: str                       # "parallel", "sequential" or "stream" (keyless SQL, one invocation)
+    mode: str                       # "parallel", "sequential", "stream" (keyless SQL, one invocation) or
+    #                                 "walk" (a child model: one page per parent record)
     pages: int | None = None
     final: bool = False
     stated_total: int | None = None
@@ -64,6 +65,21 @@ class RunState:
 
     def set_plan(self, run_id: str, model: str, plan: Plan) -> None:
         self.store.put(RUNS, f"{run_id}/plan/{model}.json", json.dumps(asdict(plan)).encode())
+
+    # ------------------------------------------------------------ a child model's lanes
+    def set_lane_warnings(self, run_id: str, model: str, index: int, warnings: list[str]) -> None:
+        """A child's warnings (skipped, cut by max_pages), kept by its page: lanes end in any order."""
+        self.store.put(RUNS, f"{run_id}/lanes/{model}/{index:06d}.json", json.dumps(warnings).encode())
+
+    def warnings(self, run_id: str, model: str, plan: Plan) -> list[str]:
+        """The plan's warnings, then (a child model's) its lanes' in page order."""
+        if plan.mode != "walk":
+            return plan.warnings
+        found = list(plan.warnings)
+        for name in sorted(self.store.list(RUNS, f"{run_id}/lanes/{model}/")):
+            raw = self.store.get(RUNS, name)
+            found += json.loads(raw) if raw else []
+        return found
 
     # ------------------------------------------------------------ the stated total
     def reconciled(self, run_id: str, ref: ModelRef, plan: Plan, token: str) -> Plan | None:
@@ -137,8 +153,8 @@ class RunState:
     # ------------------------------------------------------------ completion groups
     def group_counts(self, run_id: str, model: str, group: int) -> tuple[int, int]:
         """Fetched and loaded pages of one group of GROUP, from one listing of at most 2 x GROUP markers: a
-        load looks at its own group, not at every page of the model (listing costs about 0.1 ms a
-        name on Azure's SDK), so a load costs the same at page 10 as at page 10,000; the list of
+        load looks at its own group, not at every page of the model (listing is paid per name:
+        docs/benchmarks.md), so a load costs the same at page 10 as at page 10,000; the list of
         complete groups is read once per group. A job's pages never span two groups (`PageJob.pages`)."""
         counts = self.ledger.page_counts(run_id, model, group, GROUP)
         return counts["fetched"], counts["loaded"]

@@ -240,7 +240,8 @@ class Chain:
         """Record the model as done. A keyless model is replaced per run: its staging table is
         swapped in (`Loader.finish`) by the load that claims the finish, once (a redelivery of that
         load finds it swapped); False for the others."""
-        outcome = {"model": job.model, "pages": plan.pages, "mode": plan.mode, "warnings": plan.warnings}
+        outcome = {"model": job.model, "pages": plan.pages, "mode": plan.mode,
+                   "warnings": self.state.warnings(job.run_id, job.model, plan)}
         if not ref.model.primary_key:
             if self.state.claim(job.run_id, f"claims/{job.model}/finish", job.token) == "other":
                 return False   # its owner finishes the model and then looks at the run
@@ -293,7 +294,8 @@ class Chain:
             counts = self.state.counts(run_id, model)
             models[model] = {"mode": plan.mode if plan else None,
                              "planned": plan.pages if plan is not None and plan.final else None,
-                             **counts, "done": model in outcomes, "warnings": plan.warnings if plan else []}
+                             **counts, "done": model in outcomes,
+                             "warnings": self.state.warnings(run_id, model, plan) if plan else []}
         errors = self.state.errors(run_id)
         return {"run_id": run_id, "trigger": record.trigger, "status": self.ledger.shown_status(record),
                 "started_at": record.started_at, "ended_at": record.ended_at,

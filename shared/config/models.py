@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -21,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from shared.config.request_models import GraphQL, check_request_body
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -75,7 +78,18 @@ class NoPagination(PaginationBase):
     type: Literal["none"]
 
 
-class PageNumberPagination(PaginationBase):
+class SentPagination(PaginationBase):
+    """A style whose values go back to the API (page, offset, cursor): in the query or the body, and
+    which may read the API's own "more pages follow" flag."""
+
+    location: Literal["query", "body"] = Field(
+        "query", alias="in", description="Where paging values go: query parameters, or the request body "
+                                         "(dotted paths; a graphql model's variables).")
+    has_more_path: str | None = Field(None, description="Dotted path to a true/false 'more pages follow' flag.")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PageNumberPagination(SentPagination):
     type: Literal["page_number"]
     param: str = "page"
     start: int = Field(1, ge=0)
@@ -91,7 +105,7 @@ class PageNumberPagination(PaginationBase):
         return self
 
 
-class OffsetPagination(PaginationBase):
+class OffsetPagination(SentPagination):
     type: Literal["offset"]
     offset_param: str = "offset"
     limit_param: str = "limit"
@@ -100,10 +114,18 @@ class OffsetPagination(PaginationBase):
     start: int = Field(0, ge=0)
 
 
-class CursorPagination(PaginationBase):
+class CursorPagination(SentPagination):
     type: Literal["cursor"]
-    cursor_path: str
+    cursor_path: str = Field(description="Dotted path to the next cursor; `data.-1.id` reads the last record's.")
     param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
+
+
+class HeaderCursorPagination(SentPagination):
+    type: Literal["header_cursor"]
+    header: str = Field(min_length=1, description="Response header holding the next cursor (X-Next-Cursor).")
+    param: str = "cursor"
+    stop_after_empty_page: bool = Field(False, description="An empty page ends the model even with a next cursor.")
 
 
 class NextLinkPagination(PaginationBase):
@@ -116,11 +138,11 @@ class LinkHeaderPagination(PaginationBase):
 
 
 Pagination = Annotated[
-    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | NextLinkPagination
-    | LinkHeaderPagination,
+    NoPagination | PageNumberPagination | OffsetPagination | CursorPagination | HeaderCursorPagination
+    | NextLinkPagination | LinkHeaderPagination,
     Field(discriminator="type"),
 ]
-PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "next_link", "link_header")
+PAGINATION_TYPES = ("none", "page_number", "offset", "cursor", "header_cursor", "next_link", "link_header")
 
 
 # ---------------------------------------------------------------- auth
@@ -251,6 +273,25 @@ def check_timezone(name: str | None) -> str | None:
     return name
 
 
+RFC2822 = "rfc2822"
+_SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+
+
+def check_format(pattern: str | None) -> str | None:
+    """A column's `format:`: rfc2822, or a strptime pattern that reads back what it writes."""
+    if pattern is None or pattern == RFC2822:
+        return pattern
+    if "%" not in pattern:
+        raise ValueError(f"format '{pattern}' has no % directive: give a strptime pattern such as "
+                         "'%d/%m/%Y %H:%M', or rfc2822")
+    try:
+        datetime.strptime(_SAMPLE_TIME.strftime(pattern), pattern)
+    except ValueError:
+        raise ValueError(f"format '{pattern}' is not a strptime pattern that reads back what it writes "
+                         "(https://docs.python.org/3/library/datetime.html#format-codes)") from None
+    return pattern
+
+
 class Column(Strict):
     type: ColumnType
     path: str | None = Field(None, description="Dotted path into the record (list indexes allowed); "
@@ -267,10 +308,18 @@ class Column(Strict):
     on_error: Annotated[Literal["error", "null"], BeforeValidator(_null_spelled_bare)] = "error"
     timezone: Annotated[str | None, AfterValidator(check_timezone)] = Field(
         None, description="date columns: the zone whose calendar date an aware value takes (default UTC).")
+    format: Annotated[str | None, AfterValidator(check_format)] = Field(
+        None, description="date and datetime columns: how the text is written, a strptime pattern "
+                          "('%d/%m/%Y %H:%M') or rfc2822; ISO 8601 is still read.")
+    unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        None, description="date and datetime columns: numbers are Unix time in this unit.")
     description: str | None = None
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> Self:
+        for option in ("format", "unit"):
+            if getattr(self, option) is not None and self.type not in (ColumnType.date, ColumnType.datetime):
+                raise ValueError(f"{option} only applies to date and datetime columns, not {self.type.value}")
         if self.timezone is not None and self.type != ColumnType.date:
             raise ValueError(f"timezone only applies to date columns, not {self.type.value}")
         if self.pii is not None and self.pii.rule == PiiRule.none and not self.reason:
@@ -377,6 +426,37 @@ class ApiModel(ModelBase):
     headers: dict[str, str] = Field(default_factory=dict)
     records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
     pagination: Pagination | None = None
+    format: Literal["json", "jsonl", "csv"] | None = Field(
+        None, description="Response body format; default: by Content-Type, else json. A gzip file body is "
+                          "decompressed whatever the format.")
+    method: Literal["GET", "POST", "PUT"] | None = Field(None, description="Default: POST with graphql, else GET.")
+    json_body: dict[str, Any] | None = Field(None, alias="json", description="A JSON request body.")
+    form: dict[str, Scalar] | None = Field(None, description="A form-encoded request body.")
+    graphql: GraphQL | None = None
+    idempotent: bool = Field(False, description="POST/PUT: safe to send again after a failure the server "
+                                                "may have processed (search and query endpoints).")
+    # parent-child models (docs/parent-child.md); cross-model rules in config/parents.py
+    parent: str | None = Field(None, description="A model of the same source whose records this one is read for.")
+    include_from_parent: list[str] = Field(default_factory=list,
+                                           description="Parent columns stored on each row as <parent>_<column>.")
+    for_each: list[Scalar] | str | None = Field(None, description="Items (or one comma-separated text) the "
+                                                                   "model is read for, as {item}.")
+    for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
+    on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
+                                                                          "model, or skip it with a warning.")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _request_body_fits = model_validator(mode="after")(check_request_body)
+
+    @model_validator(mode="after")
+    def _records_of_json(self) -> Self:
+        if self.records is not None and self.format in ("jsonl", "csv"):
+            raise ValueError(f"records only applies to json bodies: a {self.format} body is the record list")
+        return self
+
+    @property
+    def http_method(self) -> str:
+        return self.method or ("POST" if self.graphql is not None else "GET")
 
 
 class SqlModel(ModelBase):

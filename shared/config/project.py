@@ -13,6 +13,7 @@ from shared.config.deployment import document_store_issues
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.models import ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource, check_identifier
 from shared.config.naming import naming_issues, with_target_names
+from shared.config.parents import parent_issues, with_parent_columns
 from shared.config.secrets import SecretMasker, mark_secret_headers
 from shared.config.settings import ENV_OVERRIDES, Settings
 from shared.config.validation import issues_from_validation, model_issues, pii_guard_issues
@@ -109,6 +110,7 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     if sources is not None:
         issues += model_issues(connectors_doc, sources)
         issues += naming_issues(connectors_doc, sources)
+        issues += parent_issues(connectors_doc, sources)
 
     if settings is not None and sources is not None:
         issues += _pii_key_issues(connectors_doc, sources, settings)
@@ -154,7 +156,7 @@ def _connectors(doc: YamlDocument, issues: list[ConfigIssue]) -> dict[str, Sourc
     name_issues = _identifier_issues(doc)
     issues.extend(name_issues)
     try:
-        sources = ConnectorModels.model_validate(doc.data).sources
+        sources = ConnectorModels.model_validate(with_parent_columns(doc.data)).sources
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, doc, ConnectorModels))
         return None

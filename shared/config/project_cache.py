@@ -1,10 +1,11 @@
 """The validated project of a long-lived process, read again only when its inputs change.
 
-A Functions worker runs many invocations; reading and validating the manifests on each one took
-about a third of a small message's time, so the worker keeps the last result. Its inputs are the
-manifest files (keyed on name, size, mtime, ctime and inode: nothing is read while they stand
-still) and the environment variables the load reads (the KSPYDER_* overrides and every `${VAR}`
-the files name). A Project is immutable, so sharing it carries no state between invocations.
+A Functions worker runs many invocations; reading and validating the manifests on each one was a
+large share of a small message's time (docs/benchmarks.md), so the worker keeps the last result.
+Its inputs are the manifest files (keyed on name, size, mtime, ctime and inode: nothing is read
+while they stand still) and the environment variables the load reads (the KSPYDER_* overrides and
+every `${VAR}` the files name). A Project is immutable, so sharing it carries no state between
+invocations.
 Invalid manifests are cached too: their issues are raised again, in a new ConfigError each time.
 
 What is read from the same folder on the project's behalf (transformations.yml, aggregations.yml)

@@ -146,6 +146,7 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
     """Checks across a model's keys once the manifest is typed: a primary key whose name says it
     holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
     into one label), and a SQL `query:` must be one read-only SELECT."""
+    from shared.config.request_models import body_paging_issue
     from shared.config.sql_query import dialect_of, query_problem
     from shared.detect.names import key_name_suggests_pii
 
@@ -168,6 +169,11 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
                     issues.append(doc.issue(base + ("columns", key), f"primary_key column '{key}': the name suggests "
                                             f"{what}, and keys are never scanned for PII: give it pii: hash "
                                             "(a keyed hash keeps keys distinct)"))
+            if getattr(source, "type", None) == "api":
+                pagination, own = source.pagination_for(model), model.pagination is not None
+                problem = body_paging_issue(model, pagination, from_source=not own)
+                if problem is not None:
+                    issues.append(doc.issue(base + (("pagination", "in") if own else ()), problem))
             query = getattr(model, "query", None)
             if query is not None:
                 problem = query_problem(query, dialect_of(getattr(source, "url", "") or ""))

@@ -101,7 +101,7 @@ class _Env:
         return _PLACEHOLDER.sub(reveal, text), missing
 
 
-MAX_FILE_MB = 10                     # a manifest of 900 models is about 1 MB
+MAX_FILE_MB = 10                     # ten times the largest manifest benchmarked (docs/benchmarks.md)
 _PYTHON_WORDING_UP_TO = 64 * 1024   # bytes up to a syntax error for PyYAML's Python parser to word it
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when PyYAML was built with it
 

@@ -24,7 +24,7 @@ def text_scrubber(scanner: Scanner, mode: str, key: bytes | None) -> Callable[[s
     if mode == "hash":
         if not key:
             raise ValueError("pii_scan hash needs a key")
-        from shared.detect.digest import keyed_hash  # here: OpenSSL adds 4 MB to a scan process that only redacts
+        from shared.detect.digest import keyed_hash  # here: OpenSSL weighs on a scan process that only redacts
 
         def token(span: str, kind: str) -> str:
             return f"[{_LABELS[kind]}:{keyed_hash(key, span)[:16]}]"

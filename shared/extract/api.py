@@ -15,12 +15,16 @@ from urllib.parse import urljoin
 import requests
 
 from shared.config.models import ApiModel, ApiSource
+from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
+from shared.extract.parent_lanes import walk_pages
+from shared.extract.parent_walk import WalkStep
+from shared.extract.request_body import model_request
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
 
@@ -59,13 +63,24 @@ class ApiExtractor(GenericExtractor):
             self.client.close()
 
     def first_request(self) -> PageRequest:
-        return PageRequest(model_url(self.source, self.model), dict(self.model.params), dict(self.model.headers))
+        return model_request(model_url(self.source, self.model), self.model)
 
     def page_step(self) -> PageStep:
         """The model's page step, shared with the queue chain's Fetch."""
         return PageStep(self.source, self.model, self.pagination, self.client, self.first_request())
 
+    def walk_step(self) -> WalkStep | None:
+        """A child (or for_each) model's walk over its parents, shared with the chain; None for the others."""
+        if not is_dependent(self.model):
+            return None
+        return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+
     def raw_pages(self) -> Iterator[RawPage]:
+        walk = self.walk_step()
+        if walk is not None:
+            yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
+                                  f"kspyder-{self.ref.source_name}")
+            return
         step = self.page_step()
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None

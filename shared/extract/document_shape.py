@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.config.models import Column
-from shared.errors import ConversionError
-from shared.extract.records import BadValue, converter_for
+from shared.errors import BadValue, ConversionError
+from shared.extract.records import converter_for
 
 
 def field_parts(name: str, column: Column | None) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ they become callbacks reading state smuggled through exceptions, harder to follo
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -18,16 +17,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import msgspec
 import requests
 import requests.exceptions as rex
 
 from shared.config.models import Throttle
 from shared.detect.redact_message import safe_excerpt, safe_url
 from shared.errors import FetchError, RateLimited
+from shared.extract.body_formats import decode_json
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
+from shared.extract.request_body import body_arguments
 from shared.extract.retry import (
     MAX_RETRY_AFTER,
     RETRY_AFTER_STATUSES,
@@ -37,6 +37,7 @@ from shared.extract.retry import (
     is_rate_limited,
     server_wait,
     short_reason,
+    unsent,
 )
 from shared.extract.throttle import ConcurrencyLimit, TokenBucket
 from shared.extract.types import PageRequest, PageResponse
@@ -61,12 +62,12 @@ class _HideQueryStrings(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_HideQueryStrings())
 
 DEFAULT_HEADERS = {"Accept": "application/json"}
-# Page bodies are decoded by msgspec, about a quarter faster than `json.loads` on record pages, and
-# equal in what it returns (integers of any size stay exact, the last of duplicate keys wins);
-# what it refuses goes to `json.loads`, so every body the standard parser reads is still read.
-_decode_json = msgspec.json.Decoder().decode
 MAX_REDIRECTS = 10      # requests' own limit is 30; an API redirecting ten times is broken
 LONG_WAIT = 5.0         # waits from this many seconds up are logged at INFO, the default level
+# A POST or PUT the manifest does not call idempotent is sent once: after a 5xx or a timeout the server
+# may have acted on it. A rate limit (429) or a connection never made is retried: nothing was processed.
+NOT_REPEATED = ("; not sent again: the server may have processed this {method} "
+                "(set idempotent: true on the model if repeating it is safe)")
 
 
 class FetchStats:
@@ -148,6 +149,7 @@ class HttpClient:
         started = self._clock()
         prepared = self._prepare(request)
         url = self._safe_url(_url_of(prepared))   # before auth: an api_key in the query never gets in
+        method = request.method
         attempt, retries, refreshed = 0, 0, False
         while True:
             attempt += 1
@@ -156,18 +158,18 @@ class HttpClient:
             limited = response is not None and is_rate_limited(status, response.headers, response.content)
             verdict = "retry" if limited else classify(status, error)
             if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
-                return self._decode(url, response, started)
+                return self._decode(url, response, started, method)
             if error is not None:
                 reason = describe_exception(error)
             elif response is not None:
                 reason = self._redact(short_reason(response))
             else:   # _attempt returns a response or an error (and classify refuses neither)
-                raise FetchError(url, status, "no response and no error", attempt)
+                raise FetchError(url, status, "no response and no error", attempt, method)
             if status == 401 and not refreshed and isinstance(self.auth, _RefreshableAuth):
                 refreshed = True   # a stale token: refresh once, outside the retry budget
                 self.auth.invalidate(_bearer(sent))
                 self.stats.add("retries")
-                log.debug("GET %s: HTTP 401, refreshing the token and retrying", safe_url(url))
+                log.debug("%s %s: HTTP 401, refreshing the token and retrying", method, safe_url(url))
                 continue
             retry_after = None
             if response is not None and (limited or status in RETRY_AFTER_STATUSES):
@@ -175,18 +177,21 @@ class HttpClient:
             if retry_after is not None and retry_after > self.throttle.max_backoff:
                 asked = "over a hundred years" if retry_after >= MAX_RETRY_AFTER else f"{retry_after:.0f}s"
                 raise FetchError(url, status, f"the server asks to wait {asked} before retrying, more than "
-                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt)
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", attempt,
+                                 method)
             if limited:
                 self.stats.add("throttled")
                 self.bucket.slow_down()
                 if self.on_rate_limit == "raise":
                     delay = retry_after if retry_after is not None else max(self.throttle.backoff, 1.0)
                     self.bucket.pause_until(self._clock() + delay)
-                    raise RateLimited(url, delay)
+                    raise RateLimited(url, delay, method)
             if verdict == "fatal":
-                raise FetchError(url, status, reason, attempt)
+                raise FetchError(url, status, reason, attempt, method)
+            if not (request.idempotent or limited or unsent(error)):   # it may have been processed
+                raise FetchError(url, status, reason, attempt, method, NOT_REPEATED.format(method=method))
             if retries >= self.throttle.max_retries:
-                raise FetchError(url, status, f"gave up: {reason}", attempt)
+                raise FetchError(url, status, f"gave up: {reason}", attempt, method)
             retries += 1
             self.stats.add("retries")
             if retry_after is not None:
@@ -195,8 +200,8 @@ class HttpClient:
             else:
                 with self._rng_lock:
                     wait = backoff_delay(retries, self.throttle.backoff, self.throttle.max_backoff, self._rng)
-            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG, "GET %s: %s, retry %d/%d in %.2fs%s",
-                    safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
+            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG, "%s %s: %s, retry %d/%d in %.2fs%s",
+                    method, safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
                     self.throttle.max_retries, wait, " (as the server asked)" if retry_after is not None else "")
             self._sleep(wait)
 
@@ -204,7 +209,8 @@ class HttpClient:
         """Built without `Session.prepare_request`, which merges session hooks and reads ~/.netrc on
         every call (auth here is always explicit); the session's cookies are still sent."""
         headers = {**self.session.headers, **self.headers, **request.headers}
-        prepared = requests.Request("GET", request.url, params=request.params, headers=headers).prepare()
+        prepared = requests.Request(request.method, request.url, params=request.params, headers=headers,
+                                    **body_arguments(request.body)).prepare()
         if self.session.cookies:
             prepared.prepare_cookies(self.session.cookies)
         return prepared
@@ -279,26 +285,14 @@ class HttpClient:
             settings = self._env_settings[key] = self.session.merge_environment_settings(url, {}, None, None, None)
         return settings
 
-    def _decode(self, url: str, response: requests.Response, started: float) -> PageResponse:
+    def _decode(self, url: str, response: requests.Response, started: float, method: str) -> PageResponse:
         content = response.content
         status = response.status_code
         if status == 204 and not content.strip():
             return PageResponse(url, status, response.headers, None, content, self._clock() - started)
 
         def decode(raw: bytes) -> Any:
-            try:
-                try:
-                    return _decode_json(raw)
-                except msgspec.DecodeError:
-                    # what msgspec refuses and the standard parser may accept: UTF-16/32, a BOM, NaN, lone surrogates
-                    pass
-                try:
-                    return json.loads(raw)   # bytes: UTF-8/16/32 detected as RFC 8259 allows
-                except ValueError:   # JSONDecodeError, and UnicodeDecodeError for binary bodies
-                    raise FetchError(url, status, "response is not valid JSON") from None
-            except RecursionError:
-                raise FetchError(url, status, "response nests arrays or objects too deeply to read "
-                                 "(about a thousand levels)") from None
+            return decode_json(raw, url, status, method)
 
         return PageResponse(url, status, response.headers, content=content, elapsed=self._clock() - started,
                             decode=decode)
@@ -313,7 +307,7 @@ class HttpClient:
 
 # requests reads a body in 10 KiB pieces (`Response.content`), and every piece takes the interpreter
 # lock again after its socket read; while the run's thread is busy that wait is a switch interval
-# each time, so a 400 KB page took ~40 of them. Read in pieces this large it takes a few.
+# each time (docs/benchmarks.md). Read in pieces this large a page takes a few.
 BODY_CHUNK = 1 << 20
 
 

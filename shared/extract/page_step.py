@@ -12,6 +12,8 @@ from typing import Any
 
 from shared.config.models import ApiModel, ApiSource
 from shared.errors import RecordPathError
+from shared.extract.body_formats import decoded
+from shared.extract.graphql import check_graphql
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import (
     MISSING,
@@ -116,6 +118,10 @@ class PageStep:
 
     def take(self, at: Position, response: PageResponse) -> StepPage:
         """Take in a page fetched for `at` (here or ahead of time, for random access)."""
+        response = decoded(response, self.model.format, self.source.throttle.max_response_mb,
+                           at.request.method if at.request is not None else "GET")
+        if self.model.graphql is not None:
+            check_graphql(response.body, response.url)
         records = records_at(response.body, self.model.records, response.url)
         paginator = at.paginator
         paginator.update_state(response, records)

@@ -69,6 +69,21 @@ def classify(status: int | None, exc: BaseException | None) -> Verdict:
     return "fatal"   # 1xx, 3xx that requests did not follow (no Location), and the other 4xx
 
 
+def unsent(exc: BaseException | None) -> bool:
+    """The request never reached the server (no connection was made), so sending it again cannot
+    repeat anything: what makes a POST that is not idempotent safe to retry after an error."""
+    if isinstance(exc, rex.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, u3.NewConnectionError):
+            return True
+        seen.add(id(current))
+        current = _wrapped(current)
+    return False
+
+
 def parse_retry_after(value: str | None, now: datetime, cap: float = MAX_RETRY_AFTER) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None when the
     header is absent or unreadable, so the caller falls back to its own backoff."""

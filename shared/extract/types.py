@@ -3,21 +3,49 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 _UNDECODED = object()
 
 
 @dataclass
+class RequestBody:
+    """A body as the manifest gives it (`json`, `form`, `graphql`) plus the paging values written into
+    it, kept apart: the manifest part may hold secrets and is rebuilt from the manifest, never carried."""
+
+    kind: Literal["json", "form"]
+    base: Mapping[str, Any] = field(default_factory=dict)
+    at: str = ""                  # dotted prefix of the paging values: "variables" for a GraphQL query
+    values: dict[str, Any] = field(default_factory=dict)   # dotted path (under `at`) -> paging value
+
+    def copy(self) -> RequestBody:
+        return RequestBody(self.kind, self.base, self.at, dict(self.values))
+
+
+@dataclass
 class PageRequest:
-    """What to ask for next. `url` is absolute; `params` are merged into its query string."""
+    """What to ask for next. `url` is absolute; `params` are merged into its query string. A POST or
+    PUT that is not `idempotent` is never sent twice by the client's retries."""
 
     url: str
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    body: RequestBody | None = None
+    idempotent: bool = True
 
     def copy(self) -> PageRequest:
-        return PageRequest(self.url, dict(self.params), dict(self.headers))
+        return PageRequest(self.url, dict(self.params), dict(self.headers), self.method,
+                           self.body.copy() if self.body is not None else None, self.idempotent)
+
+    def paging(self, location: str) -> dict[str, Any]:
+        """Where a paginator writes its values: the query parameters, or the body's paging values (a
+        body is made, empty JSON, for a POST without one)."""
+        if location != "body":
+            return self.params
+        if self.body is None:
+            self.body = RequestBody("json")
+        return self.body.values
 
 
 class PageResponse:

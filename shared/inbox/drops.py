@@ -1,44 +1,11 @@
 """Blob drop: load one JSON or CSV file into its model's table, as a run of its own.
 
-A file dropped at `kspyder-inbox/<source>/<model>/<name>` (or handed to `ingest_file` directly)
-goes through the same steps as an extracted page: each record is shaped by the model's
-`RecordShaper` (columns read by their `path`, values converted to the declared types), PII-stripped
-by the model's `PiiStripper`, and written in batches of `BATCH` records, so memory holds one batch
-of records (plus the file's bytes, which the blob trigger hands over whole anyway).
-
-What a drop means:
-- A keyed model is upserted, batch by batch: rows of other files and runs stay, the later record
-  of a key wins, and dropping the same file again converges to the same rows.
-- A model without a primary key holds each file's rows side by side: a file replaces its own rows,
-  and only them. Its rows carry the file's id (`inbox_names.file_id`, a keyed hash of
-  `<source>/<model>/<name>`) in `_kspyder_run_id`, and the file is loaded in one transaction that
-  first deletes the rows of that id: two files accumulate, a re-drop replaces its file's rows,
-  and readers never see a file half loaded. A run of the model (`main.py run`, the chain) still
-  replaces the whole table, dropped files' rows included.
-- One delivery loads a given file at a time (a claim in the run store, `inbox_receipts`); a second
-  delivery waits for it, up to `wait` seconds. A drop holds its model's lease while it loads, as a
-  run does, so it never writes while a run, an apply or another file changes the table. A delivery
-  whose `version` (the blob's ETag, else its content hash) is the version last loaded is a no-op:
-  Event Grid delivers at least once.
-
-Formats, by extension:
-- `.jsonl`: JSON Lines, one object per line, read line by line.
-- `.json`: a JSON array of objects; or, for an API model with a `records` path, the API's body
-  shape `{"<records path>": [...]}`; or JSON Lines (a first line that is a whole object). An array
-  or a wrapper object is parsed whole (`json.loads`), so its size is bounded by memory: drop
-  JSON Lines or CSV for large files.
-- `.csv`: UTF-8 (a BOM is accepted), a header row naming columns by their `path` or their name;
-  read row by row with `csv.DictReader`. Every value is text and converted by the shaper; an empty
-  cell is NULL; a `json` column's cell is parsed as JSON. Headers that are no column are ignored; a
-  header row without every primary key column is an error.
-
-Every loaded file is recorded in the run ledger as a run (trigger `inbox`, under `summary.file`
-the file's name scrubbed of PII and escaped, `inbox_names.shown_name`, and its `file_id`; never its
-contents), one page marker per batch. Names that are unsafe (a leading `/`, a control character,
-a `.`/`..` or empty segment) are refused before anything is read.
-
-Errors (`IngestError`) name the file (shown form), the line (CSV, JSON Lines) or record number
-(arrays), and the column; never a value, which may be PII.
+A dropped file goes through the same steps as an extracted page (the model's `RecordShaper`, its
+`PiiStripper`, batches of `BATCH` records), so a file is held to the manifests like any source.
+What a drop means for keyed and keyless models, the formats, the once-per-upload claim and the
+lease are user-facing: docs/functions.md, "Blob drop (`inbox`)". Names that are unsafe are refused
+before anything is read; errors (`IngestError`) name the file (its shown form, `names.shown_name`),
+the line or record number and the column, never a value, which may be PII.
 """
 from __future__ import annotations
 
@@ -96,7 +63,7 @@ class IngestResult:
     rows: int = 0       # rows written (the last of duplicate keys within a batch)
     batches: int = 0
     seconds: float = 0.0
-    file_id: str = ""   # inbox_names.file_id: what a keyless model's rows of this file carry
+    file_id: str = ""   # names.file_id: what a keyless model's rows of this file carry
     skipped: bool = False   # a duplicate delivery: this version was loaded already, by run_id
 
     def as_dict(self) -> dict[str, Any]:

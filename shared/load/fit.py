@@ -11,7 +11,7 @@ column's values are gathered once and checked with a few passes of C-level built
 ...))`, `min`, `max`, `map(len, ...)`). Only a column that fails that fast check is walked value by
 value, with the exact per-value check, to find (and report or null) the culprits. The fast check
 may be stricter than the exact one (1.500 in a scale-2 column goes the slow way, and fits), never
-looser. Checks are compiled once per table from its stored columns (`schema.desired_columns`).
+looser. Checks are compiled once per table from its stored columns (`tables.desired_columns`).
 
 A value that fits is returned in the form every writer binds: datetimes in UTC (naive where the
 database keeps no offset), decimals as Decimal, JSON serialized to text (see `upsert.json_as_text`),
@@ -364,8 +364,8 @@ class RowFitter:
 
     def _gather(self, records: list[dict[str, Any]]) -> list[list] | list[tuple]:
         """The batch's values, column by column. Records that hold every column (the extractor's
-        shaped records do) are read with one C-level `itemgetter` call each and transposed, about
-        a third faster than a `get` per value; a record without some column sends the whole batch
+        shaped records do) are read with one C-level `itemgetter` call each and transposed, faster
+        than a `get` per value (docs/benchmarks.md); a record without some column sends the whole batch
         the `get` way, where a missing field reads as None."""
         if records and self._row_of is not None:
             try:

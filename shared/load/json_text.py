@@ -1,7 +1,7 @@
 """JSON column values serialized to text, fast: `fit.json_bulk` runs this on every value of a batch.
 
-`json.JSONEncoder.encode` builds a new C encoder for every value it is given, which costs three
-times the encoding of a small object; here one C encoder is built with `fit.encode_json`'s
+`json.JSONEncoder.encode` builds a new C encoder for every value it is given, which costs more
+than encoding a small object (docs/benchmarks.md); here one C encoder is built with `fit.encode_json`'s
 settings (ensure_ascii off, NaN refused, `default=json_value`) and reused, so the text is the same and a
 NaN still raises ValueError. Without the circular-reference check, which the values written here
 (decoded JSON, rows from drivers) cannot need: a cycle gives a RecursionError, and the caller then

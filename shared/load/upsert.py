@@ -72,7 +72,7 @@ class ExecuteMany:
 
 class SqliteExecuteMany:
     """The same upsert, compiled once and run by sqlite3's own `executemany`: SQLAlchemy's
-    per-row parameter handling costs about three times the insert itself on SQLite. Values go
+    per-row parameter handling costs more than the insert itself on SQLite (docs/benchmarks.md). Values go
     through the columns' own bind processors (dates as SQLAlchemy stores them, decimals), so the
     stored form is exactly what `ExecuteMany` would write; column by column (`bind_columns`),
     since a batch's rows all need the same ones (`bulk_processor`)."""
@@ -149,7 +149,7 @@ def bulk_processor(column_type: sa.types.TypeEngine, process: Callable[[Any], An
 class PostgresCopy:
     """COPY the batch into a temporary table dropped at commit, then merge it in one statement.
 
-    Binary COPY with declared types: about twice as fast as text, and safe because every value
+    Binary COPY with declared types: faster than text (docs/benchmarks.md), and safe because every value
     has already been fitted to exactly its column's Python type (int4 gets an int in range, a
     timestamptz an aware datetime, JSON its text, which PostgreSQL's json input reads as is).
     """

@@ -28,8 +28,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef
+from shared.errors import BadValue
 from shared.extract.document_shape import field_parts, get_at, update_at
-from shared.extract.records import BadValue, converter_for
+from shared.extract.records import converter_for
 from shared.load.loader import LoadError
 from shared.mongo.client import DocumentStoreError, is_embedded, open_documents
 from shared.target.columns import LOADED_AT, RUN_ID, stored_column

@@ -1,13 +1,13 @@
 """The free-text scan (`pii_scan`) in a second process, so that a run uses a second CPU core.
 
 A run's thread decodes, shapes, strips and fits every record; the free-text scan is the largest
-part of that work (a few µs per note, regex passes that hold the interpreter lock, so a thread
-would not help). The scan is a pure function of the text, the model's terms and the PII key,
+part of that work (regex passes that hold the interpreter lock, so a thread would not help;
+figures in docs/benchmarks.md). The scan is a pure function of the text, the model's terms and the PII key,
 which makes it cheap to hand over: the texts of a page go to a child interpreter, and what comes
 back is only the values that changed.
 
-The child (`scan_child.py`) is lean on purpose: `python -S` and only the detector modules (about
-15 MB, no site-packages, no manifest models), because its memory counts in the run's footprint.
+The child (`scan_child.py`) is lean on purpose: `python -S` and only the detector modules (no
+site-packages, no manifest models), because its memory counts in the run's footprint.
 
 Protocol, over the child's stdin/stdout: frames of an 8-byte big-endian length and a pickle.
 Pickles are only ever read from our own child or parent. Messages:

@@ -1,6 +1,6 @@
 """The PII guard on values: the first page of a run, checked where no rule or scan looks.
 
-Validation judges columns by their names (column_guard.py); a column named `notes` or `ref` says
+Validation judges columns by their names (shared/detect/column_names.py); a column named `notes` or `ref` says
 nothing. So a run looks at what actually arrives in the columns that escape every rule: text
 columns whose scan is off and text keys (never scanned), which no `pii` rule and no `pii: none`
 statement covers. When the detectors find PII there, the model stops before its first page is

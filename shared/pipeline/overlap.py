@@ -2,12 +2,11 @@
 
 A batch's write to a database server is mostly waiting: on PostgreSQL for the server to take the
 COPY and run the merge. Doing that wait on a second thread lets the run's thread decode, shape,
-strip and fit the next pages in the meantime (PostgreSQL runs: 10-15% faster).
+strip and fit the next pages in the meantime (what it gains: docs/benchmarks.md).
 
 SQLite is written on the run's thread: there is no server to wait for, only binding values (which
 holds the interpreter lock) and B-tree inserts in this process, and handing the lock back and forth
-between two threads cost more than the inserts it overlapped (measured: 7-10% slower with the
-thread, `benchmarks/run_bench.py`).
+between two threads cost more than the inserts it overlapped (docs/benchmarks.md).
 
 What stays as in a synchronous loop:
 - one transaction per batch, batches committed in the order they were submitted (one writer, and

@@ -41,7 +41,7 @@ from shared.target.ownership import ensure_project_id, mark_schema
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
-# alembic (with mako and pygments, about 8 MB) is imported only to apply changes: `main.py run`
+# alembic (with mako and pygments: docs/benchmarks.md) is imported only to apply changes: `main.py run`
 # plans first and usually finds nothing to do.
 
 STALE = "plan is stale: the database changed since the plan was made (run main.py plan again)"

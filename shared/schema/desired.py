@@ -17,7 +17,7 @@ def derived_tables(project: Project) -> list[DerivedTable]:
     """Every derived table of the project; each builder reads its own manifest file (ConfigError
     when it is invalid). Add further builders of derived tables to this list."""
     from shared.aggregate.outputs import aggregation_outputs
-    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: pandas not imported (~0.5 s)
+    if not (Path(project.root) / TRANSFORMATIONS_FILE).exists():   # no pipelines: no pandas (docs/benchmarks.md)
         return aggregation_outputs(project)
     from shared.transform.outputs import pipeline_outputs  # lazy: transformations build on this package
 

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from shared.extract.paginators.base import Paginator
-from shared.extract.paginators.cursor import CursorPaginator
+from shared.extract.paginators.cursor import CursorPaginator, HeaderCursorPaginator
 from shared.extract.paginators.links import Link, LinkHeaderPaginator, NextLinkPaginator, parse_link_header
 from shared.extract.paginators.numbered import OffsetPaginator, PageNumberPaginator
 from shared.extract.paginators.paths import MISSING, as_count, dotted_get
@@ -19,8 +19,8 @@ from shared.extract.paginators.single import SinglePage
 
 PAGINATORS: Mapping[str, type[Paginator]] = MappingProxyType({
     cls.type_name: cls
-    for cls in (SinglePage, PageNumberPaginator, OffsetPaginator, CursorPaginator, NextLinkPaginator,
-                LinkHeaderPaginator)
+    for cls in (SinglePage, PageNumberPaginator, OffsetPaginator, CursorPaginator, HeaderCursorPaginator,
+                NextLinkPaginator, LinkHeaderPaginator)
 })
 
 
@@ -44,7 +44,8 @@ def resume_paginator(config: Any, state: dict[str, Any]) -> Paginator:
 
 
 __all__ = [
-    "MISSING", "PAGINATORS", "CursorPaginator", "Link", "LinkHeaderPaginator", "NextLinkPaginator",
+    "MISSING", "PAGINATORS", "CursorPaginator", "HeaderCursorPaginator", "Link", "LinkHeaderPaginator",
+    "NextLinkPaginator",
     "OffsetPaginator", "PageNumberPaginator", "Paginator", "SinglePage", "as_count", "create_paginator",
     "dotted_get", "paginator_class", "parse_link_header", "resume_paginator",
 ]

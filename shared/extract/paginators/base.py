@@ -92,6 +92,9 @@ class Paginator(ABC):
         if total is not None:
             self.stated_total = total
         more = self._advance(response, records)
+        stated = self._more_stated(response)
+        if stated is not None:
+            more = self._follow_stated(stated, more, records, response)
         if more and self.max_pages is not None and self.pages_seen >= self.max_pages:
             more, self._capped = False, True
         self.has_next = more
@@ -125,6 +128,26 @@ class Paginator(ABC):
     def request_for_page(self, first: PageRequest, index: int) -> PageRequest:
         """A new request for page `index` (0-based), for fetching pages concurrently."""
         raise NotImplementedError(f"{self.type_name} pagination has no random access: each page depends on the last")
+
+    def _more_stated(self, response: PageResponse) -> bool | None:
+        """The API's own "more pages follow" flag at `has_more_path` (Stripe `has_more`, GraphQL
+        `pageInfo.hasNextPage`); None when the style has none or the page leaves it out or null."""
+        path = getattr(self.config, "has_more_path", None)
+        if path is None:
+            return None
+        value = dotted_get(response.body, path, None)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise PaginationError(f"has_more_path '{path}' on page {self.pages_seen} ({response.url}) is a "
+                              f"{type(value).__name__}, expected true or false")
+
+    def _follow_stated(self, stated: bool, more: bool, records: list, response: PageResponse) -> bool:
+        """The API's flag decides over the style's own rule (a short page is not the last when the
+        API says more follow), except that an empty page ends the run: an API saying "more" on an
+        empty page would otherwise be asked forever."""
+        return stated and len(records) > 0
 
     @abstractmethod
     def _advance(self, response: PageResponse, records: list) -> bool:

@@ -39,15 +39,15 @@ class _Positional(Paginator):
         self._sized = _flag(state, "sized")
 
     def init_request(self, request: PageRequest) -> None:
-        request.params.update(self._params(0))
+        request.paging(self.config.location).update(self._params(0))
 
     def request_for_page(self, first: PageRequest, index: int) -> PageRequest:
         request = first.copy()
-        request.params.update(self._params(index))
+        request.paging(self.config.location).update(self._params(index))
         return request
 
     def _point_at_next(self, request: PageRequest) -> None:
-        request.params.update(self._params(self.pages_seen))
+        request.paging(self.config.location).update(self._params(self.pages_seen))
 
     @abstractmethod
     def _params(self, index: int) -> dict[str, Any]:
@@ -136,14 +136,15 @@ class OffsetPaginator(_Positional):
     def planned_state(cls, config: Any, request: PageRequest, index: int) -> dict[str, Any]:
         """Page `index` starts at the offset its request asks for (planned at the first page's size)."""
         state = super().planned_state(config, request, index)
-        offset = as_count(request.params.get(config.offset_param))
+        offset = as_count(request.paging(config.location).get(config.offset_param))
         return {**state, "next": offset if offset is not None else state["next"] + index * config.limit}
 
     def _params(self, index: int) -> dict[str, Any]:
         return {self.config.offset_param: self._offset(index), self.config.limit_param: self.config.limit}
 
     def _point_at_next(self, request: PageRequest) -> None:
-        request.params.update({self.config.offset_param: self._next, self.config.limit_param: self.config.limit})
+        request.paging(self.config.location).update({self.config.offset_param: self._next,
+                                                     self.config.limit_param: self.config.limit})
 
     def _offset(self, index: int) -> int:
         return self.config.start + index * (self.page_size or self.config.limit)
