@@ -1,12 +1,10 @@
-"""A command group that imports a command's module only when that command runs: `main.py run` pays
-for the run's imports, not for every command's (docs/benchmarks.md, `sql` start-up).
+"""A command group that imports a command's module only when that command runs, so `main.py run`
+pays for the run's imports alone (docs/benchmarks.md, `sql`, "Start-up").
 
-The imports of a command-line process live until it exits, so they are made with the garbage
-collector paused and then frozen (`gc.freeze`): collections during the run no longer walk the
-objects of SQLAlchemy, pydantic and the manifests' models, and neither do the
-collections of the interpreter's shutdown (nothing at exit relies on them: every file, connection
-and child process is closed by the code that opened it, and Python never promised finalizers of
-objects still alive at exit).
+Those imports live until the process exits: they are made with the garbage collector paused, then
+frozen (`gc.freeze`), so neither the run's collections nor the interpreter's shutdown walk them.
+Nothing relies on those collections: files, connections and child processes are closed by the
+code that opened them, and Python never promised finalizers for objects alive at exit.
 """
 from __future__ import annotations
 

@@ -79,10 +79,14 @@ def test_a_command_imports_its_own_module_only_and_freezes_its_imports(tmp_path)
     assert out.stdout.split() == ["cli.commands", "True", "True"]
 
 
-def test_unknown_commands_are_still_listed_by_name(tmp_path):
+def test_help_lists_every_command_and_a_typo_is_refused():
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from cli.main import COMMANDS, cli
+    listed = CliRunner().invoke(cli, ["--help"])
+    assert listed.exit_code == 0
+    commands = listed.output.split("Commands:")[1].split()
+    assert set(COMMANDS) <= set(commands)
     result = CliRunner().invoke(cli, ["rnu"])
     assert result.exit_code == 2
     assert "No such command 'rnu'" in result.output
