@@ -6,8 +6,8 @@ run_bench customer model with its PII policy (name hashed, e-mail dropped, `pii_
 
 - embedded: `run_models` in this process, as `main.py run` does (prefetching pages, loading in
   batches), timed around the run only;
-- chain: a private Azurite (`tests.azurite`, free ports), `Chain.start_run` (what `POST /api/runs`
-  calls) and then `LocalHost(load_app(), processes=2).run_queues(once=True)` (two processes, one
+- chain: a private Azurite (`tests.helpers.azurite`, free ports), `Chain.start_run` (what
+  `POST /api/runs` calls) and then `LocalHost(load_app(), processes=2).run_queues(once=True)` (two processes, one
   per core, as Azure would run two instances; one thread each) until every queue is
   empty: the real decorated Paginate -> Fetch -> Load -> Transform functions with host.json's
   queue settings, page blobs and ledger in Azurite. Timed from `start_run` to the queues' being empty.
@@ -100,7 +100,7 @@ def run_embedded(api: str, records: int) -> tuple[float, int]:
     """Seconds of `run_models` and the pages it loaded."""
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
-    from tests.flow_helpers import TEST_KEY
+    from tests.helpers.flow import TEST_KEY
     with tempfile.TemporaryDirectory(prefix="kspyder-chain-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'target.db'}"
         manifests = kspyder_project(Path(tmp), api, url, "redact")
@@ -123,8 +123,8 @@ def run_chain(api: str, records: int, processes: int, workers: int, pages_per_me
     from shared.chain.page_fetchers import ApiPages
     from shared.config.project import load_project
     from shared.load.loader import Loader
-    from tests.azurite import running_azurite
-    from tests.flow_helpers import TEST_KEY
+    from tests.helpers.azurite import running_azurite
+    from tests.helpers.flow import TEST_KEY
 
     timings = Timings()
     with running_azurite() as azurite, tempfile.TemporaryDirectory(prefix="kspyder-chain-bench-") as tmp:

@@ -15,7 +15,7 @@ import requests
 
 from benchmarks.servers import page_server_process
 from shared.outputs.export import export_model
-from tests.flow_helpers import api_source, project_for
+from tests.helpers.flow import api_source, project_for
 
 RECORDS = 50_000
 REPEAT = 3  # best of: the machine's other work only ever slows a run down

@@ -138,7 +138,7 @@ def child_kspyder(manifests: str, profile: str | None) -> dict:
     import cli.main  # noqa: F401 - what `main.py run` loads counts in the peak RSS, not only the pipeline's modules
     from shared.config.project import load_project
     from shared.pipeline.run import run_models
-    from tests.flow_helpers import TEST_KEY
+    from tests.helpers.flow import TEST_KEY
     project = load_project(manifests, env={"KSPYDER_PII_KEY": TEST_KEY})
     refs = project.models([SOURCE])
     profiler = None
@@ -193,20 +193,22 @@ def drop_postgres_schemas() -> None:
     engine.dispose()
 
 
-def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None) -> Path:
+def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None,
+                    model_extra: dict | None = None) -> Path:
     """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
     apply, as `main.py apply` would; returns the manifests folder for the child."""
     from shared.schema.apply import PlanStamp, apply_stamped
     from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
-    from tests.flow_helpers import api_source, project_for
+    from tests.helpers.flow import api_source, project_for
     settings = {"target_url": target_url, "state_dir": str(folder / "state"),
                 "storage": {"root": str(folder / "storage")}, **(extra_settings or {})}
     notes = {**COLUMNS["notes"], "pii_scan": scan}
     if scan == "off":   # measured without the scan: its generated PII would rightly stop the run otherwise
         notes.update(pii="none", reason=_GENERATED)
     columns = {**COLUMNS, "notes": notes}
-    source = api_source(api, {"customers": {**MODEL, "columns": columns}}, throttle={"concurrency": CONCURRENCY})
+    model = {**MODEL, "columns": columns, **(model_extra or {})}
+    source = api_source(api, {"customers": model}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)
     engine = create_target_engine(target_url, [SOURCE])
     try:
@@ -226,16 +228,18 @@ def count_rows(url: str, table: str) -> int:
     return count
 
 
-def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str) -> Measured:
-    manifests = kspyder_project(folder, api, target_url, scan)
+def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str,
+                model_extra: dict | None = None) -> Measured:
+    manifests = kspyder_project(folder, api, target_url, scan, model_extra=model_extra)
     argv = ["-m", "benchmarks.run_bench", "--child", "kspyder", "--target", str(manifests)]
     return run_measured(argv + (["--profile", profile] if profile else []), cwd=ROOT)
 
 
-def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact") -> Measured:
+def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact",
+                         model_extra: dict | None = None) -> Measured:
     drop_postgres_schemas()
     with tempfile.TemporaryDirectory() as tmp:
-        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan)
+        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan, model_extra)
     expect_rows(count_rows(POSTGRES_URL, f"{SOURCE}.customers"), records, "kspyder -> PostgreSQL")
     drop_postgres_schemas()
     return measured
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> bool:
             pg, copy = best_pair(lambda: run_kspyder_postgres(api, n), lambda: run_copy(api, n))
             line("kspyder run -> PostgreSQL (upsert, PII)", pg)
             line("  same, pii_scan off (informational)", best(lambda: run_kspyder_postgres(api, n, scan="off")))
+            scd2 = best(lambda: run_kspyder_postgres(api, n, model_extra={"history": "scd2"}))
+            line("  same, history: scd2 (informational)", scd2)
             line("requests + COPY -> PostgreSQL (no PII)", copy)
             dlt = run_dlt(api, n)
             if isinstance(dlt, str):
@@ -358,6 +364,7 @@ def main(argv: list[str] | None = None) -> bool:
             if not isinstance(dlt, str):
                 ok &= ratio("PostgreSQL: run vs dlt merge", pg, dlt, TARGETS["dlt"])
             ok &= ratio("SQLite: run vs executemany", lite, many, TARGETS["sqlite"])
+            print(f"  {'PostgreSQL: history: scd2 vs merge (informational)':<46} {scd2.rate / pg.rate:>6.2f}x")
             if args.profile:
                 profile_runs(api, n)
         if args.full:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.test_transform_config import CONNECTORS  # the same two models the pipeline tests use
+from tests.helpers.transform import CONNECTORS  # the same two models the pipeline tests use
 
 ROWS, CUSTOMERS = 1_000_000, 10_000
 REPEAT = 5        # best of: the machine's other work only ever slows a run down

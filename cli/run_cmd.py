@@ -22,8 +22,10 @@ from shared.target.lease import LeaseHeld
 @click.option("--wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to SECONDS for a model (or, with --apply, a table) another run holds, instead of "
                    "refusing it at once.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Load at most N records per model (a trial run: it never marks soft deletes).")
 @click.pass_obj
-def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: float) -> None:
+def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: float, limit: int | None) -> None:
     """Extract, PII-strip and load SOURCE or SOURCE.MODEL (all when none) into the target database.
 
     One run of a model at a time: a model another run is loading is refused (exit code 1), naming
@@ -59,7 +61,7 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: fl
                     sys.exit(1)
                 click.echo(render_applied(outcome.changes), err=True)
             progress: list[PageProgress] = []
-            summary = run_models(project, refs, engine=engine, run_id=run_id, wait=wait,
+            summary = run_models(project, refs, engine=engine, run_id=run_id, wait=wait, limit=limit,
                                  on_model_start=lambda ref: progress.append(PageProgress(ref.qualified)),
                                  on_page=lambda page, stats: progress[-1](page, stats))
             for bar in progress:

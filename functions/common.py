@@ -27,7 +27,7 @@ from shared.storage.azure import AzureBlobStore
 from shared.storage.queues import AzureQueueStore
 from shared.target.dialects import create_target_engine
 
-# host.json's `extensions.queues` values that the code relies on; tests/test_function_app.py fails
+# host.json's `extensions.queues` values that the code relies on; tests/functions/test_function_app.py fails
 # when host.json says otherwise, so the two cannot drift apart.
 MAX_DEQUEUE_COUNT = 5          # a failure on this attempt is recorded as poisoned in the run ledger
 MESSAGE_ENCODING = "base64"    # AzureQueueStore sends base64 (TextBase64EncodePolicy), as the host reads it

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from shared.extract.base import ExtractStats
 from shared.plural import plural
 
+CHANGE_WORDS = {"replaced": "replaced", "appended": "appended", "marked": "marked deleted",
+                "cleared": "no longer deleted", "opened": "opened as new versions", "closed": "closed as old versions"}
+
 
 @dataclass
 class ModelResult:
@@ -16,12 +19,13 @@ class ModelResult:
     seconds: float = 0.0
     error: str | None = None
     refused: bool = False   # another run held the model's lease: nothing was read or written
+    changes: dict[str, int] = field(default_factory=dict)   # the run's end: marked, cleared, opened, closed...
 
     def as_dict(self) -> dict:
         return {"model": self.model, "records": self.stats.records, "pages": self.stats.pages, "rows": self.rows,
                 "requests": self.stats.requests, "retries": self.stats.retries, "throttled": self.stats.throttled,
                 "seconds": round(self.seconds, 3), "warnings": list(self.stats.warnings), "error": self.error,
-                "refused": self.refused}
+                "refused": self.refused, **({"changes": self.changes} if self.changes else {})}
 
 
 @dataclass
@@ -51,5 +55,7 @@ class RunSummary:
                 unit = "page" if s.requests else "chunk"
                 lines.append(f"  {r.model}: {plural(s.records, 'record')}, {plural(s.pages, unit)}, "
                              f"{plural(r.rows, 'row')} upserted{transport}, {r.seconds:.1f}s")
+            if r.changes:
+                lines.append("    " + ", ".join(f"{plural(n, 'row')} {CHANGE_WORDS[k]}" for k, n in r.changes.items()))
             lines.extend(f"    warning: {w}" for w in s.warnings)
         return "\n".join(lines)

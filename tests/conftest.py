@@ -6,39 +6,10 @@ or CI=true: in CI a missing database must never pass as green.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-POSTGRES_URL = os.environ.get("KSPYDER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MARIADB_URL = os.environ.get("KSPYDER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
-
-def services_required() -> bool:
-    return os.environ.get("KSPYDER_REQUIRE_SERVICES") == "1" or os.environ.get("CI", "").lower() == "true"
-
-
-def reachable_database(url: str) -> str:
-    """The URL if the server answers; else skip (laptop) or fail (CI)."""
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not available here"
-        message = f"database not reachable at {engine.url.render_as_string(hide_password=True)}: {type(exc).__name__}"
-        if services_required():
-            pytest.fail(message + " (required: KSPYDER_REQUIRE_SERVICES=1 or CI=true)")
-        pytest.skip(message)
-    finally:
-        engine.dispose()
-    return url
-
+from tests.helpers.services import MARIADB_URL, POSTGRES_URL, reachable_database
 
 # What marks a test `services` (so `make test-unit` can leave it out): a fixture that starts or reaches
 # a server, asked for directly or through a fixture parametrized by the server's name.
@@ -90,7 +61,7 @@ def _reset_kspyder_logging():
 def azurite():
     """A private Azurite (blob, queue, table) for the session: skipped on a laptop without
     `npm ci`, a failure where services are required."""
-    from tests.azurite import running_azurite
+    from tests.helpers.azurite import running_azurite
 
     with running_azurite() as emulator:
         yield emulator
@@ -124,9 +95,9 @@ def mongo_name(mongo_client):
 
 @pytest.fixture()
 def harness_for(tmp_path):
-    """Queue chain harnesses (`tests/test_chain_flow.py` Harness), each in a folder of its own,
+    """Queue chain harnesses (`tests/helpers/chain.py` Harness), each in a folder of its own,
     their target engines disposed afterwards."""
-    from tests.test_chain_flow import Harness
+    from tests.helpers.chain import Harness
 
     made: list[Harness] = []
 
@@ -137,3 +108,39 @@ def harness_for(tmp_path):
     yield make
     for harness in made:
         harness.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def app_api():
+    """The sample API the `app_env` manifests read, one per test module."""
+    from samples.sample_api.server import ApiConfig, SampleApi
+
+    with SampleApi(ApiConfig(customers=60)) as server:
+        yield server
+
+
+@pytest.fixture
+def app_env(azurite, app_api, tmp_path, monkeypatch):
+    """The settings the function app reads (as local.settings.json gives them), manifests for `shop`
+    (tests/helpers/app.py MODELS) over the sample API without a rate limit, and a SQLite target with
+    the plan applied. Yields (project, queues)."""
+    from functions import common
+    from shared.chain.names import STORAGE_SETTING
+    from shared.storage.queues import AzureQueueStore
+    from tests.helpers.app import MODELS, empty
+    from tests.helpers.chain import applied_target, build_project
+    from tests.helpers.flow import TEST_KEY
+
+    project = build_project(tmp_path, app_api.base_url, shop=MODELS, erp=[], throttle={})
+    target = tmp_path / "target.db"
+    applied_target(project, target).dispose()
+    monkeypatch.setenv(STORAGE_SETTING, azurite.connection_string)
+    monkeypatch.setenv("KSPYDER_MANIFESTS", str(tmp_path / "manifests"))
+    monkeypatch.setenv("KSPYDER_PII_KEY", TEST_KEY)
+    monkeypatch.setenv("KSPYDER_SCHEDULE", "0 */5 * * * *")   # the timer binding reads it, as in Azure
+    monkeypatch.setenv("KSPYDER_TARGET_URL", f"sqlite:///{target}")
+    queues = AzureQueueStore.from_connection_string(azurite.connection_string)
+    empty(queues)
+    yield project, queues
+    common.dispose_engines()
+    empty(queues)

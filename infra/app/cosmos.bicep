@@ -8,7 +8,7 @@ param location string
 param tags object = {}
 
 // pymongo 4.x speaks to servers of wire version 9 (MongoDB 4.4) or newer: a 4.2 account refuses every
-// connection. shared/mongo/client.py checks the server's wire version at startup; tests/test_infra_azure.py
+// connection. shared/mongo/client.py checks the server's wire version at startup; tests/infra/test_infra_azure.py
 // keeps this at or above the driver's minimum.
 @description('Cosmos DB for MongoDB server version (API); at least 4.4 for pymongo 4, 6.0 or newer recommended.')
 @allowed([

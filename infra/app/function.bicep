@@ -1,7 +1,7 @@
 // The function app on Flex Consumption (FC1): Python 3.12, a user-assigned identity for
 // everything (storage, deployment package, Key Vault references, telemetry), HTTPS only, FTP and
 // basic-auth publishing off (Flex has no FTP, so no ftpsState). App setting names are checked against the code by
-// tests/test_infra_drift.py.
+// tests/infra/test_infra_drift.py.
 
 param name string
 param planName string

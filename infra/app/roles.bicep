@@ -1,7 +1,7 @@
 // Role assignments: what the app's identity needs, and the deploying user's own data roles (when
 // principalId is given) so `python main.py poison ...`, Storage Explorer and the postdeploy hook
 // reach the same storage and vault. Names are deterministic guid()s, so redeploying is a no-op.
-// Every role is a built-in role by GUID; tests/test_infra_security.py checks them against an
+// Every role is a built-in role by GUID; tests/infra/test_infra_security.py checks them against an
 // allow-list with the role name written beside each.
 
 param storageAccountName string
@@ -32,7 +32,7 @@ var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monit
 // the inbox blob trigger (Event Grid source: it reads blobs and keeps its receipts in blobs too).
 // Queue: the chain. Table: the host's diagnostic events. No control-plane role: Storage Account
 // Contributor would list the account keys and could turn shared-key access back on, which the
-// identity-only design rules out (tests/test_infra_azure.py keeps this list).
+// identity-only design rules out (tests/infra/test_infra_azure.py keeps this list).
 var appStorageRoles = [
   storageBlobDataOwner
   storageQueueDataContributor

@@ -1,5 +1,5 @@
 // Storage for the app and the Functions host: identity-only (no shared keys), nothing public.
-// Queue and container names are spelled as in shared/chain/names.py; tests/test_infra_drift.py
+// Queue and container names are spelled as in shared/chain/names.py; tests/infra/test_infra_drift.py
 // fails when the two differ.
 
 @description('Storage account name (3-24 lowercase letters and digits).')

@@ -38,6 +38,7 @@ from shared.detect.redact_message import scrub_message
 from shared.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
+from shared.load.dispositions import has_end, staged
 from shared.load.loader import Loader, LoadError
 from shared.load.pii_key_check import check_pii_key
 from shared.pii.rules import PiiKeyMissing
@@ -237,12 +238,12 @@ class Chain:
             self._complete_run(job)
 
     def _finish_model(self, ref: ModelRef, job: LoadJob, plan: Plan) -> bool:
-        """Record the model as done. A keyless model is replaced per run: its staging table is
-        swapped in (`Loader.finish`) by the load that claims the finish, once (a redelivery of that
-        load finds it swapped); False for the others."""
-        outcome = {"model": job.model, "pages": plan.pages, "mode": plan.mode,
-                   "warnings": self.state.warnings(job.run_id, job.model, plan)}
-        if not ref.model.primary_key:
+        """Record the model as done. A model whose write disposition has an end (a swap, an append,
+        versions, soft deletes: `Loader.finish`) has it applied by the load that claims the finish,
+        once (a redelivery of that load finds it done); False for the others."""
+        outcome: dict[str, Any] = {"model": job.model, "pages": plan.pages, "mode": plan.mode,
+                                   "warnings": self.state.warnings(job.run_id, job.model, plan)}
+        if not ref.documents and has_end(ref.model):
             if self.state.claim(job.run_id, f"claims/{job.model}/finish", job.token) == "other":
                 return False   # its owner finishes the model and then looks at the run
             swapped = f"swapped/{job.model}"   # a copy of this load (same token) must not swap again
@@ -251,7 +252,10 @@ class Chain:
                 if isinstance(loader, Loader):
                     loader.staged_elsewhere()
                 try:
-                    loader.finish()
+                    if isinstance(loader, Loader):
+                        outcome["changes"] = loader.finish(complete=True).as_dict()
+                    else:
+                        loader.finish()
                 except LoadError as exc:
                     raise FinishError(str(exc)) from exc
                 self.state.set_flag(job.run_id, swapped)
@@ -320,7 +324,7 @@ class Chain:
         before any of its pages is queued for Load; the Loads write into it and fail if it is gone,
         rather than make a new one that would miss pages. A copy of the message that comes once a
         page is fetched does nothing: the table is there, or already swapped in."""
-        if not ref.model.primary_key and not ref.documents and not self.state.counts(run_id, ref.qualified)["fetched"]:
+        if not ref.documents and staged(ref.model) and not self.state.counts(run_id, ref.qualified)["fetched"]:
             self._table_loader(ref, run_id).stage()
 
     def _loader(self, ref: ModelRef, run_id: str) -> Loader | DocumentLoader:

@@ -379,6 +379,21 @@ class Index(Strict):
         return keys
 
 
+def check_write(write: str | None, deletes: str | None, history: str | None, keyed: bool, documents: bool) -> None:
+    """The combinations of `write:`, `deletes:` and `history:` that mean something (docs/loading.md)."""
+    if documents and (write or deletes or history):
+        raise ValueError("write, deletes and history apply to store: sql sources: documents are upserted by _id")
+    if write == "merge" and not keyed:
+        raise ValueError("write: merge needs a primary_key: rows are matched by it")
+    if deletes and not keyed:
+        raise ValueError("deletes: soft needs a primary_key: a row missing from a run is found by its key")
+    if history and not keyed:
+        raise ValueError("history: scd2 needs a primary_key: versions are kept per key")
+    if (deletes or history) and write in ("replace", "append"):
+        option = "deletes: soft" if deletes else "history: scd2"
+        raise ValueError(f"{option} applies to write: merge only, not write: {write}")
+
+
 class ModelBase(Strict):
     primary_key: list[str] = Field(default_factory=list)
     columns: dict[str, Column]
@@ -388,6 +403,13 @@ class ModelBase(Strict):
     description: str | None = None
     indexes: list[Index] = Field(default_factory=list,
                                  description="store: mongo only: indexes of the model's collection.")
+    write: Literal["merge", "replace", "append"] | None = Field(
+        None, description="merge: upsert by key (default with a primary_key); replace: the run's rows replace "
+                          "the table (default without); append: every run's rows are kept.")
+    deletes: Literal["soft"] | None = Field(
+        None, description="soft: after a complete, full run, rows it did not see get _kspyder_deleted_at.")
+    history: Literal["scd2"] | None = Field(
+        None, description="scd2: keep every version of a row, with _kspyder_valid_from/_valid_to/_current.")
 
     @model_validator(mode="before")
     @classmethod
@@ -417,7 +439,16 @@ class ModelBase(Strict):
                                  "only hash keeps keys unique")
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice")
+        for name in self.columns:
+            if name.lower().startswith("_kspyder_"):
+                raise ValueError(f"column '{name}': names starting with _kspyder_ are kspyder's own columns")
+        check_write(self.write, self.deletes, self.history, bool(self.primary_key), documents)
         return self
+
+    @property
+    def write_mode(self) -> str:
+        """The model's write disposition, with its default: merge with a key, replace without."""
+        return self.write or ("merge" if self.primary_key else "replace")
 
 
 class ApiModel(ModelBase):

@@ -209,6 +209,7 @@ def find_numeric(text: str, zones: list[tuple[int, int]], start: int = 0, end: i
         cards: list[tuple[int, int, str]] = []
         blocked, groups, digits = chunks.blocked, chunks.groups, chunks.digits
         rest = sum(digits[:usable])   # digits from chunk i to the last usable one
+        inside_plus = -1              # the last chunk of the "+" number the run opens with, once found
         for i in range(usable):
             if rest < 9:   # too few digits left for any phone or card
                 break
@@ -218,10 +219,14 @@ def find_numeric(text: str, zones: list[tuple[int, int]], start: int = 0, end: i
                 plus = chunks.plus and i == 0
                 # A phone opens with "+", a trunk "0" or a North American area code; a card with
                 # its major industry identifier 2-6, in a group of at least four digits (13-19 in all).
-                if plus or first[0] == "0" or (len(first) == 3 and first[0] != "1"):
+                # Chunks inside a "+" number already found are its digits, not the start of another
+                # number ("+44 00 1000 0000 1.00" read from "00" would swallow the amount after it).
+                if i > inside_plus and (plus or first[0] == "0" or (len(first) == 3 and first[0] != "1")):
                     j = _longest(chunks, usable, i, 8, 9, 18, _phone_range)   # 9-15 dialled, "00", "(0)"
                     if j >= 0:
                         phones.append((chunks.starts[i], chunks.ends[j], "phone"))
+                        if plus:
+                            inside_plus = j
                 if rest >= 13 and not (paren or plus) and len(first) >= 4 and first[0] in "23456":
                     j = _longest(chunks, usable, i, 5, 13, 19, _card_range)
                     if j >= 0:

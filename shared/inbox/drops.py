@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -65,11 +65,12 @@ class IngestResult:
     seconds: float = 0.0
     file_id: str = ""   # names.file_id: what a keyless model's rows of this file carry
     skipped: bool = False   # a duplicate delivery: this version was loaded already, by run_id
+    changes: dict[str, int] = field(default_factory=dict)   # the end of the file's run (dispositions)
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "model": self.model, "file": self.file, "file_id": self.file_id,
                 "format": self.format, "records": self.records, "rows": self.rows, "batches": self.batches,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), **({"changes": self.changes} if self.changes else {})}
 
 
 @dataclass
@@ -183,7 +184,7 @@ def _run(project: Project, ref: ModelRef, kind: str, data: bytes | BinaryIO, eng
             documents = DocumentTarget(project.settings)
             stack.callback(documents.close)
             sink: _Sink = _Upserts(documents.loader(ref, run_id), ledger, result)
-        elif ref.model.primary_key:
+        elif ref.model.write_mode != "replace":   # merge, append, scd2: the file is a run of the model
             sink = _Upserts(Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id,
                                    batch_size=batch_size), ledger, result)
         else:
@@ -237,7 +238,8 @@ class _Sink:
 
 
 class _Upserts(_Sink):
-    """A keyed model: each batch upserted in its own transaction and marked loaded at once."""
+    """A keyed or appended model: each batch written in its own transaction (upserted, or staged for
+    append and scd2) and marked loaded at once; the end applies the file's run (never soft deletes)."""
 
     def __init__(self, loader: Loader | DocumentLoader, ledger: RunLedger, result: IngestResult):
         self.loader, self.ledger, self.result = loader, ledger, result
@@ -253,11 +255,15 @@ class _Upserts(_Sink):
         batch.clear()
 
     def commit(self) -> None:
-        self.loader.finish()
+        if isinstance(self.loader, Loader):
+            self.result.changes = self.loader.finish(complete=False).as_dict()   # a file is never the whole source
+        else:
+            self.loader.finish()
 
 
 class _FileRows(_Sink):
-    """A keyless model: the file's earlier rows deleted and its new rows inserted in one
+    """`write: replace`: the file's earlier rows deleted and its new rows written (upserted by key,
+    when the model has one) in one
     transaction, held open from the first batch to `commit` (a failure rolls it all back). Rows are
     prepared by the model's `Loader`, built with the file's id as its run id, so each row carries it
     in `_kspyder_run_id`; they are written here, on this transaction, by the dialect's writer."""
@@ -270,7 +276,7 @@ class _FileRows(_Sink):
         self.loader.staged_elsewhere()
         table = model_table(sa.MetaData(), ref, redaction, engine.dialect.name)
         self._table = table
-        self._writer = batch_writer(table, [], engine.dialect)
+        self._writer = batch_writer(table, list(ref.model.primary_key), engine.dialect)   # keyed: upserted
         self._open: tuple[sa.Connection, sa.RootTransaction] | None = None   # from the first batch on
         self._pending: list[int] = []      # records per batch, marked loaded once committed
 

@@ -9,7 +9,7 @@ Portable: the dialect-specific statements live in `upsert.py` and `staging.swap_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
+from shared.load.dispositions import End, EndCounts, disposition_for
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.page_lock import PageLockTimeout, lock_page, unlock_page
-from shared.load.staging import swap_in
 from shared.load.upsert import batch_writer
 from shared.target.columns import META_COLUMNS, RUN_ID
 from shared.target.compare import TableDiff, compare_table
@@ -53,7 +53,8 @@ class LoadStats:
     rows: int = 0       # rows written (after keeping the last of duplicate keys within a batch)
     batches: int = 0    # batches committed
     nulled: int = 0     # values set to NULL by `on_error: null`
-    deleted: int = 0    # rows of the earlier run replaced by finish()'s swap (models without key)
+    deleted: int = 0    # rows of the earlier run replaced by finish()'s swap (write: replace)
+    ended: EndCounts = field(default_factory=EndCounts)   # what finish() did to rows already there
 
 
 class Loader:
@@ -91,10 +92,11 @@ class Loader:
         self._fitter = RowFitter(stored, null_on_error, naive_datetimes=self._naive)
         self._key = self._fitter.key
         self._key_indexes = [self._fitter.names.index(k) for k in self._key]
-        # a keyless model writes into its run's staging table, of the same definition
-        self._staging = None if self._key else self._table.to_metadata(
-            sa.MetaData(), name=staging_name(ref.name, run_id))
-        self._writer = batch_writer(self._staging if self._staging is not None else self._table, self._key, dialect)
+        # replace, append and history write into the run's staging table, applied at the end
+        self._disposition = disposition_for(ref.model, self._table)
+        self._staging = self._disposition.staging_table(staging_name(ref.name, run_id))
+        written = self._staging if self._staging is not None else self._disposition.writer_table()
+        self._writer = batch_writer(written, self._key, dialect)
         self._drift_checked = False
         self._staged = False
         self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
@@ -237,7 +239,8 @@ class Loader:
             raise LoadError(f"{self.ref.qualified}: record {where}, {exc}{hint}") from None
         self.stats.nulled += self._fitter.nulled - nulled_before
         count = len(records)
-        columns += [(self._tag or self.run_id,) * count, (self._now(),) * count]   # META_COLUMNS, in the table's order
+        extras = self._disposition.row_extras(columns, count)
+        columns += [(self._tag or self.run_id,) * count, (self._now(),) * count, *extras]   # in the table's order
         rows = list(zip(*self._writer.bind_columns(columns), strict=True))
         return last_of_each_key(rows, self._key_indexes)
 
@@ -256,23 +259,30 @@ class Loader:
         return (sa.exc.DBAPIError,) + ((driver_error,) if isinstance(driver_error, type) else ())
 
     # ------------------------------------------------------------------ finish
-    def finish(self) -> None:
-        """End of a successful run: a keyless model's staging table is swapped in whole (a run
-        that loaded nothing empties the table). Done again by a redelivered message of the queue
-        chain, it finds the staging table gone and the live table holding only this run's rows,
-        and does nothing."""
-        if self._staging is None:
-            return
-        self.stage()
+    def finish(self, complete: bool = True) -> EndCounts:
+        """End of a successful run: the write disposition's end (`dispositions.py`): a staged run is
+        swapped in (replace) or appended, versions are opened and closed (scd2), soft deletes marked
+        and cleared. `complete`: the run saw the whole source (not limited, incremental or a dropped
+        file), which soft deletes require. Done again by a redelivered message of the queue chain, it
+        finds the staging table gone and does nothing."""
+        end = End(self.run_id, self._now(), complete)
+        staging = self._staging
         try:
-            if not sa.inspect(self.engine).has_table(self._staging.name, schema=self._staging.schema):
-                self._check_swapped()
-                return
-            self.stats.deleted += swap_in(self.engine, self._staging, self._table, {RUN_ID: self.run_id})
+            if staging is not None:
+                self.stage()
+                if not sa.inspect(self.engine).has_table(staging.name, schema=staging.schema):
+                    if self._disposition.name == "replace":
+                        self._check_swapped()
+                    return end.counts
+            self._disposition.end(self.engine, staging, end)
         except self._database_errors() as exc:
             self.check_drift()   # the live table changed during the run: say so (TargetDriftError)
-            raise LoadError(f"{self.ref.qualified}: swapping in the run's staging table failed: "
-                            f"{summarize_database_error(exc)}") from None
+            what = ("swapping in the run's staging table" if self._disposition.name == "replace"
+                    else f"ending the run ({self._disposition.name})")
+            raise LoadError(f"{self.ref.qualified}: {what} failed: {summarize_database_error(exc)}") from None
+        self.stats.deleted += end.counts.replaced
+        self.stats.ended = end.counts
+        return end.counts
 
     def _check_swapped(self) -> None:
         run_id = self._table.c[RUN_ID]

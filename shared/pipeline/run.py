@@ -37,8 +37,10 @@ def local_ledger(project: Project) -> RunLedger:
 
 def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = None, engine: sa.Engine | None = None,
                ledger: RunLedger | None = None, trigger: str = "cli", on_page: PageCallback | None = None,
-               on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0) -> RunSummary:
-    """`wait`: seconds to wait for a model's lease held by another run before refusing the model."""
+               on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0,
+               limit: int | None = None) -> RunSummary:
+    """`wait`: seconds to wait for a model's lease held by another run before refusing the model;
+    `limit`: records per model at most (a limited run is never complete: no soft deletes)."""
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
@@ -62,7 +64,8 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 from shared.mongo.run import run_document_model
                 result = run_document_model(project, ref, documents, ledger, run_id, on_page)
             else:
-                result = _leased(leases, ref, wait, partial(_run_model, project, ref, engine, ledger, run_id, on_page))
+                result = _leased(leases, ref, wait,
+                                 partial(_run_model, project, ref, engine, ledger, run_id, on_page, limit))
             ledger.finish_model(run_id, ref.qualified, result.as_dict())
             summary.results.append(result)
     finally:
@@ -91,9 +94,9 @@ def _leased(leases: Holding, ref: ModelRef, wait: float, work: Callable[[], Mode
 
 
 def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLedger, run_id: str,
-               on_page: PageCallback | None) -> ModelResult:
+               on_page: PageCallback | None, limit: int | None = None) -> ModelResult:
     started = time.monotonic()
-    extractor = build_extractor(project, ref)
+    extractor = build_extractor(project, ref, limit)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     loader = None
@@ -101,7 +104,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         loader = Loader(engine, ref, redaction=project.settings.pii.redaction, run_id=run_id, batch_size=LOAD_BATCH)
         check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
         loader.check_drift()
-        loader.stage()   # a keyless model fills its run's staging table, swapped in by `finish`
+        loader.stage()   # replace, append, scd2: the run's staging table, applied by `finish`
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
@@ -136,7 +139,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
                 if pending:   # fetched, and the run stopped before loading them (marking twice is a no-op)
                     fetched(pending)
             batches.close()
-            loader.finish()
+            result.changes = loader.finish(complete=limit is None).as_dict()
     except (ExtractError, LoadError) as exc:
         result.error = scrub_message(project.masker.mask(str(exc)))
         if loader is not None:

@@ -2,7 +2,8 @@
 
 Guesses are produced lazily and in order of confidence, as `Candidate`s carrying the very pydantic
 config the manifest will hold: the caller verifies each with the real paginator and keeps the first
-that walks cleanly, so a test request is only sent when every cheaper guess has failed.
+that walks cleanly, so a test request is only sent when every cheaper guess has failed. The order
+across this module and `detect_signals.py` is set in `guesses.py`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from shared.config.models import (
     CursorPagination,
     LinkHeaderPagination,
     NextLinkPagination,
-    NoPagination,
     OffsetPagination,
     PageNumberPagination,
     Pagination,
@@ -30,7 +30,8 @@ NEXT_LINK_PATHS = ("@odata.nextLink", "nextLink", "next", "links.next", "next_pa
 CURSOR_PATHS = ("next_cursor", "nextCursor", "cursor", "next_page_token", "nextPageToken", "meta.next_cursor",
                 "pagination.next_cursor", "response_metadata.next_cursor", "paging.cursors.after",
                 "meta.cursor", "continuation", "continuationToken", "next")
-CURSOR_PARAMS = ("cursor", "after", "page_token", "pageToken", "next_cursor", "continuation", "starting_after")
+CURSOR_PARAMS = ("cursor", "after", "page_token", "pageToken", "next_cursor", "continuation", "starting_after",
+                 "start_cursor", "continuationToken")
 CURSOR_HINTS = ("next", "cursor", "token", "continuation", "after")
 TOTAL_PAGES_PATHS = ("meta.total_pages", "total_pages", "totalPages", "pages", "meta.totalPages", "meta.pages",
                      "pagination.total_pages", "pagination.totalPages", "page_count", "pageCount",
@@ -39,8 +40,8 @@ TOTAL_PATHS = ("total", "count", "total_count", "totalCount", "@odata.count", "m
                "meta.totalCount", "meta.count", "pagination.total", "total_results", "totalResults")
 PAGE_PARAM = "page"
 SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
-OFFSET_PARAMS = ("offset", "skip", "start")
-LIMIT_PARAMS = ("limit", "top", "count")
+OFFSET_PARAMS = ("offset", "skip", "start", "startAt")
+LIMIT_PARAMS = ("limit", "top", "count", "maxResults")
 MAX_DEPTH = 3
 
 FetchRecords = Callable[[dict[str, Any]], "list | None"]
@@ -53,7 +54,8 @@ class FirstPage:
     headers: Mapping[str, str]
     records: list
     records_path: str | None
-    params: dict[str, Any]        # the query the first page was fetched with
+    params: dict[str, Any]        # the query (or the JSON body's fields) the first page was fetched with
+    location: str = "query"       # where paging values go: "query", or "body" for a JSON body that pages
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,7 @@ class Candidate:
         return self.config.type
 
 
-def candidates(first: FirstPage, fetch: FetchRecords) -> Iterator[Candidate]:
-    """Every plausible paging style, most certain first; `none` always comes last."""
-    for finder in (_link_header, _next_links, _cursors, _stated_pages, _url_offset, _probed_pages, _probed_offset):
-        yield from finder(first, fetch)
-    yield Candidate(NoPagination(type="none"), "no paging hint in the response")
+Finder = Callable[[FirstPage, FetchRecords], Iterator[Candidate]]
 
 
 # ---------------------------------------------------------------- hints in the response
@@ -92,7 +90,7 @@ def _cursors(first: FirstPage, fetch: FetchRecords) -> Iterator[Candidate]:
         for param in _cursor_params(path):
             if new_records(fetch({**first.params, param: token}), first.records):
                 yield Candidate(CursorPagination(type="cursor", cursor_path=path, param=param),
-                                f"a cursor at '{path}', accepted back as ?{param}=", frozenset({param}))
+                                f"a cursor at '{path}', accepted back as {sent_as(first, param)}", frozenset({param}))
                 break
 
 
@@ -208,7 +206,18 @@ def _cursor_params(path: str) -> list[str]:
     return list(dict.fromkeys((*CURSOR_PARAMS, key)))
 
 
+# Finders by what they cost: reading the first response, reading its URL, sending test requests.
+RESPONSE_HINTS: tuple[Finder, ...] = (_link_header, _next_links, _cursors)
+URL_HINTS: tuple[Finder, ...] = (_stated_pages, _url_offset)
+TEST_REQUESTS: tuple[Finder, ...] = (_probed_pages, _probed_offset)
+
+
 # ---------------------------------------------------------------- values
+def sent_as(first: FirstPage, param: str) -> str:
+    """How a paging value went back, for the report: `?after=` or `'after' in the body`."""
+    return f"'{param}' in the body" if first.location == "body" else f"?{param}="
+
+
 def is_link(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://", "/", "?"))
 

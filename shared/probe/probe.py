@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from shared.config.models import ConnectorModels, Throttle, check_identifier
 from shared.errors import ExtractError
 from shared.extract.http_client import HttpClient
-from shared.probe.detect_pagination import Candidate, FirstPage, candidates
+from shared.probe.detect_pagination import Candidate, FirstPage
+from shared.probe.guesses import candidates
 from shared.probe.infer_columns import ColumnGuess, infer_columns, primary_key
 from shared.probe.naming import model_name, source_name
 from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
@@ -36,6 +37,8 @@ class ProbeOptions:
     source: str | None = None
     model: str | None = None
     throttle: Throttle = field(default_factory=Throttle)
+    method: str = "GET"
+    json_body: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,41 @@ class ProbeResult:
     pii_scan_note: str | None
     pages: int
     records: int
+    seen: list[dict] = field(default_factory=list, repr=False, compare=False)   # values: never printed
 
     @property
     def params(self) -> dict[str, Any]:
         """The URL's own filters; the paging parameters now belong to the paginator."""
+        if self.target.location == "body":
+            return dict(self.target.shown_params)
         return {k: v for k, v in self.target.shown_params.items() if k not in self.pagination.owned_params}
+
+    @property
+    def json_body(self) -> dict[str, Any] | None:
+        """The body the user gave, less the fields the paginator now writes into it."""
+        if self.target.shown_json is None:
+            return None
+        if self.target.location != "body":
+            return dict(self.target.shown_json)
+        return {k: v for k, v in self.target.shown_json.items() if k not in self.pagination.owned_params}
+
+    def model_spec(self) -> dict[str, Any]:
+        """The model's entry: request, records, key, columns (its pagination is the source's)."""
+        model: dict[str, Any] = {"path": self.target.path}
+        if self.target.method != "GET":
+            model["method"] = self.target.method
+        if self.params:
+            model["params"] = self.params
+        if self.json_body is not None:
+            model["json"] = self.json_body
+        if self.records_path is not None:
+            model["records"] = self.records_path
+        if self.primary_key:
+            model["primary_key"] = [self.primary_key]
+        if self.pii_scan:
+            model["pii_scan"] = self.pii_scan
+        model["columns"] = {c.name: c.spec() for c in self.columns}
+        return model
 
     def manifest(self) -> dict[str, Any]:
         """The entry as plain data, exactly what `render_yaml` prints (without the comments)."""
@@ -82,25 +115,17 @@ class ProbeResult:
         if self.target.shown_headers:
             source["headers"] = dict(self.target.shown_headers)
         source["pagination"] = pagination_spec(self.pagination)
-        model: dict[str, Any] = {"path": self.target.path}
-        if self.params:
-            model["params"] = self.params
-        if self.records_path is not None:
-            model["records"] = self.records_path
-        if self.primary_key:
-            model["primary_key"] = [self.primary_key]
-        if self.pii_scan:
-            model["pii_scan"] = self.pii_scan
-        model["columns"] = {c.name: c.spec() for c in self.columns}
-        source["models"] = {self.model: model}
+        source["models"] = {self.model: self.model_spec()}
         return {"sources": {self.source: source}}
 
 
 def pagination_spec(candidate: Candidate) -> dict[str, Any]:
     """Every option the probe chose, even a default (`param: cursor` says which one was verified);
-    the type first and the shared totals last, so the line reads like the reference table."""
-    options = candidate.config.model_dump(exclude_unset=True, exclude_none=True, exclude={"type"})
-    shared: dict[str, Any] = {k: options.pop(k) for k in ("total_pages_path", "total_path") if k in options}
+    the type first, then its own options, the ones every sending type takes, and the shared totals
+    last, so the line reads like the reference tables."""
+    options = candidate.config.model_dump(exclude_unset=True, exclude_none=True, exclude={"type"}, by_alias=True)
+    shared: dict[str, Any] = {k: options.pop(k) for k in ("in", "has_more_path", "total_pages_path", "total_path")
+                              if k in options}
     return {"type": candidate.type, **options, **shared}
 
 
@@ -110,7 +135,8 @@ def probe_url(options: ProbeOptions, report: Report = lambda line: None) -> Prob
     parts = urlsplit(options.url)
     source = _name(options.source or source_name(parts.hostname or ""), "source name")
     model = _name(options.model or model_name(parts.path), "model name")
-    target = build_target(options.url, source, options.params, options.headers, options.bearer, options.api_key)
+    target = build_target(options.url, source, options.params, options.headers, options.bearer, options.api_key,
+                          options.method, options.json_body)
 
     def say(line: str) -> None:
         report(target.redact(line))
@@ -123,7 +149,8 @@ def probe_url(options: ProbeOptions, report: Report = lambda line: None) -> Prob
     key = primary_key(guesses, records, model)
     columns, free_text = _columns(guesses, records, key)
     result = ProbeResult(source, model, target, records_path, candidate, columns, key,
-                         "redact" if free_text else None, _free_text_note(free_text), len(pages), len(records))
+                         "redact" if free_text else None, _free_text_note(free_text), len(pages), len(records),
+                         records)
     _check(result)
     _report_summary(result, say)
     return result
@@ -137,7 +164,7 @@ def _read(target: Target, source: str, options: ProbeOptions, say: Report
         with open_client(target, source, options.throttle) as client:
             first = first_page(client, target)
             where = f"at '{first.records_path}'" if first.records_path else "as the body itself"
-            say(f"probe: GET {target.url}: {len(first.records)} records {where}")
+            say(f"probe: {target.method} {target.url}: {len(first.records)} records {where}")
             return (first.records_path, *_pagination(client, target, first, options.pages, say))
     except ExtractError as exc:
         if target.redact(str(exc)) == str(exc):
@@ -168,7 +195,8 @@ def _pagination(client: HttpClient, target: Target, first: FirstPage, max_pages:
             report(f"probe: pagination {candidate.type}: {candidate.how}; verified over {len(pages)} "
                    f"page{'s' if len(pages) != 1 else ''}")
         return candidate, pages
-    raise ProbeError(f"GET {target.url}: not even a single page could be read back")   # `none` walks one page
+    # `none` walks one page: only an API that fails it after answering the first gets here
+    raise ProbeError(f"{target.method} {target.url}: not even a single page could be read back")
 
 
 def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None

@@ -13,7 +13,7 @@ from shared.extract.api import records_at
 from shared.extract.auth import build_auth
 from shared.extract.http_client import HttpClient
 from shared.extract.paginators import create_paginator
-from shared.extract.types import PageRequest, PageResponse
+from shared.extract.types import PageRequest, PageResponse, RequestBody
 from shared.probe.detect_pagination import Candidate, FetchRecords, FirstPage, record_digest
 from shared.probe.record_path import find_records
 from shared.probe.target import Target
@@ -29,29 +29,42 @@ def open_client(target: Target, source: str, throttle: Throttle) -> HttpClient:
                       headers=target.headers, session=session, auth_origin=target.base_url)
 
 
+def request(target: Target, params: dict | None = None, body: dict | None = None,
+            url: str | None = None) -> PageRequest:
+    """The probe's request: the target's method and JSON body (or `body`), with these params (or its own)."""
+    json_body = body if body is not None else target.json_body
+    return PageRequest(url or target.url, dict(target.params if params is None else params), method=target.method,
+                       body=RequestBody("json", json_body) if json_body is not None else None,
+                       idempotent=target.method == "GET")
+
+
 def first_page(client: HttpClient, target: Target) -> FirstPage:
-    response = client.fetch(PageRequest(target.url, dict(target.params)))
+    response = client.fetch(request(target))
     body = response.body
     if not isinstance(body, (dict, list)):
-        raise ProbeError(f"GET {target.url}: the response is a JSON {type(body).__name__}, not an object or a list")
+        raise ProbeError(f"{target.method} {target.url}: the response is a JSON {type(body).__name__}, "
+                         "not an object or a list")
     found = find_records(body)
     if found is None:
         keys = ", ".join(list(body)[:10])
-        raise ProbeError(f"GET {target.url}: no list of records in the response (top-level keys: {keys})")
+        raise ProbeError(f"{target.method} {target.url}: no list of records in the response (top-level keys: {keys})")
     if not found.records:
         where = f"'{found.path}'" if found.path else "the body"
-        raise ProbeError(f"GET {target.url}: the list at {where} is empty: no records to infer columns from "
-                         f"(try a URL or --param that returns some)")
+        raise ProbeError(f"{target.method} {target.url}: the list at {where} is empty: no records to infer "
+                         "columns from (try a URL or --param that returns some)")
     if not all(isinstance(r, dict) for r in found.records):
-        raise ProbeError(f"GET {target.url}: the records are not JSON objects, so they have no columns")
-    return FirstPage(body, response.headers, found.records, found.path, dict(target.params))
+        raise ProbeError(f"{target.method} {target.url}: the records are not JSON objects, so they have no columns")
+    in_body = target.location == "body"
+    sent = dict(target.json_body or {}) if in_body else dict(target.params)
+    return FirstPage(body, response.headers, found.records, found.path, sent, target.location)
 
 
 def fetch_records(client: HttpClient, target: Target, records_path: str | None) -> FetchRecords:
-    """A test request: the records for these params, or None when the API refuses them."""
-    def fetch(params: dict) -> list | None:
+    """A test request: the records for these params (or body fields), or None when the API refuses them."""
+    def fetch(values: dict) -> list | None:
+        sent = request(target, body=values) if target.location == "body" else request(target, values)
         try:
-            response: PageResponse = client.fetch(PageRequest(target.url, dict(params)))
+            response: PageResponse = client.fetch(sent)
             return records_at(response.body, records_path, response.url)
         except ExtractError:
             return None
@@ -62,18 +75,21 @@ def walk(client: HttpClient, target: Target, records_path: str | None, candidate
          max_pages: int) -> list[list]:
     """Up to `max_pages` pages, following the candidate's paginator; raises when pages repeat."""
     paginator = create_paginator(candidate.config)
-    params = {k: v for k, v in target.params.items() if k not in candidate.owned_params}
-    request = PageRequest(target.url, params)
-    paginator.init_request(request)
+    owned = candidate.owned_params
+    if target.location == "body":
+        page = request(target, body={k: v for k, v in (target.json_body or {}).items() if k not in owned})
+    else:
+        page = request(target, {k: v for k, v in target.params.items() if k not in owned})
+    paginator.init_request(page)
     pages: list[list] = []
     while True:
-        response = client.fetch(request)
+        response = client.fetch(page)
         records = records_at(response.body, records_path, response.url)
         paginator.update_state(response, records)
         pages.append(records)
         if not paginator.has_next or len(pages) >= max_pages:
             break
-        paginator.update_request(request)
+        paginator.update_request(page)
     _check_distinct(pages)
     return pages
 

@@ -17,7 +17,7 @@ from shared.schema.plan import (
     Kept,
     Plan,
 )
-from shared.target.columns import META_COLUMNS
+from shared.target.columns import DELETED_AT, META_COLUMNS
 
 NO_CHANGES = "No changes. The target matches the manifests."
 CATEGORIES = (("create", "created", (CREATE_SCHEMA, CREATE_TABLE)),
@@ -36,9 +36,11 @@ def render_change(change: Change) -> str:
     if c.kind == CREATE_TABLE:
         return f"+ create table {c.qualified} ({_table_summary(c)})"
     if c.kind == ADD_COLUMN:
-        return f"~ add column {c.qualified}.{c.column} {c.columns[0].describe()}"
+        note = " (deletes: soft; existing rows kept, none marked deleted)" if c.column == DELETED_AT else ""
+        return f"~ add column {c.qualified}.{c.column} {c.columns[0].describe()}{note}"
     if c.kind == DROP_COLUMN:
-        return f"~ drop column {c.qualified}.{c.column}"
+        note = " (deletes: soft removed; rows marked deleted stay, unmarked)" if c.column == DELETED_AT else ""
+        return f"~ drop column {c.qualified}.{c.column}{note}"
     if c.kind == REPLACE_TABLE and c.builder:
         return f"-/+ replace table {c.qualified} (reason: {'; '.join(c.reasons)}; {c.builder}: {_column_list(c)})"
     if c.kind == REPLACE_TABLE:

@@ -13,7 +13,10 @@ DEFAULT_STRING_LENGTH = 255    # `string` without `length`: portable (MariaDB ne
 DEFAULT_PRECISION, DEFAULT_SCALE = 38, 10   # `decimal` without precision: SQL Server's maximum
 HASH_LENGTH = 64
 RUN_ID, LOADED_AT = "_kspyder_run_id", "_kspyder_loaded_at"
-META_COLUMNS = (RUN_ID, LOADED_AT)
+DELETED_AT = "_kspyder_deleted_at"                        # deletes: soft
+VALID_FROM, VALID_TO = "_kspyder_valid_from", "_kspyder_valid_to"   # history: scd2
+CURRENT, ROW_HASH = "_kspyder_current", "_kspyder_row_hash"         # history: scd2
+META_COLUMNS = (RUN_ID, LOADED_AT, DELETED_AT, VALID_FROM, VALID_TO, CURRENT, ROW_HASH)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,36 @@ import sqlalchemy as sa
 
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef
-from shared.target.columns import LOADED_AT, RUN_ID, StoredColumn, stored_columns
+from shared.target.columns import (
+    CURRENT,
+    DELETED_AT,
+    HASH_LENGTH,
+    LOADED_AT,
+    ROW_HASH,
+    RUN_ID,
+    VALID_FROM,
+    VALID_TO,
+    StoredColumn,
+    stored_columns,
+)
 from shared.target.dialects import column_type, table_options
 
 
 def desired_columns(ref: ModelRef, redaction: str) -> list[StoredColumn]:
-    """The model's stored columns followed by the load metadata columns."""
-    columns = stored_columns(ref.model.columns, ref.model.primary_key, redaction)
-    return columns + [StoredColumn(RUN_ID, ColumnType.string, 36), StoredColumn(LOADED_AT, ColumnType.datetime)]
+    """The model's stored columns followed by the load metadata columns and those of its write
+    disposition (docs/loading.md): an appended table has no key, a versioned one adds the version's
+    start to it."""
+    model = ref.model
+    key = [] if model.write_mode == "append" else model.primary_key
+    columns = stored_columns(model.columns, key, redaction)
+    meta = [StoredColumn(RUN_ID, ColumnType.string, 36), StoredColumn(LOADED_AT, ColumnType.datetime)]
+    if model.history == "scd2":
+        meta += [StoredColumn(VALID_FROM, ColumnType.datetime, primary_key=True),
+                 StoredColumn(VALID_TO, ColumnType.datetime), StoredColumn(CURRENT, ColumnType.boolean),
+                 StoredColumn(ROW_HASH, ColumnType.string, HASH_LENGTH)]
+    elif model.deletes == "soft":   # a versioned model closes a vanished row's version instead
+        meta.append(StoredColumn(DELETED_AT, ColumnType.datetime))
+    return columns + meta
 
 
 def model_table(metadata: sa.MetaData, ref: ModelRef, redaction: str, dialect: str) -> sa.Table:
