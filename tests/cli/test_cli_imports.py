@@ -46,8 +46,7 @@ COMMAND_MODULES = ("cli.commands", "cli.run_cmd", "cli.schema_cmd", "cli.probe_c
 
 
 def in_fresh_process(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, cwd=ROOT)
 
 
 def test_the_command_group_imports_no_command_and_no_heavy_library():
