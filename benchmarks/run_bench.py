@@ -12,6 +12,8 @@ interpreter start-up and imports (dlt's are heavy) count for nobody:
   with psycopg `COPY FROM STDIN` (PostgreSQL) or one `executemany` transaction (SQLite), no PII;
 - dlt's `rest_api` source merging into PostgreSQL, in its own virtualenv (`dlt_baseline.py`).
 
+Informational: the PostgreSQL run again with `tags` as a child table, its rate relative to the run.
+
 Targets: run vs COPY >= 0.5x, run vs dlt >= 5x, SQLite run vs executemany >= 0.6x; with `--full`,
 the PostgreSQL run again at 1,000,000 records: peak RSS <= 120 MB and < 20% above the 200,000 one.
 `--profile` re-runs the kspyder pipelines under cProfile and prints where the time goes.
@@ -194,9 +196,10 @@ def drop_postgres_schemas() -> None:
 
 
 def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_settings: dict | None = None,
-                    model_extra: dict | None = None) -> Path:
+                    model_extra: dict | None = None, child_table: bool = False) -> Path:
     """Write the manifests (`extra_settings` added to settings.yml) and create the table with plan +
-    apply, as `main.py apply` would; returns the manifests folder for the child."""
+    apply, as `main.py apply` would; returns the manifests folder for the child. `child_table`: the
+    `tags` list loads as the child table `customers__tags` instead of a json column."""
     from shared.schema.apply import PlanStamp, apply_stamped
     from shared.schema.plan import PlanOptions, compute_plan
     from shared.target.dialects import create_target_engine
@@ -207,6 +210,8 @@ def kspyder_project(folder: Path, api: str, target_url: str, scan: str, extra_se
     if scan == "off":   # measured without the scan: its generated PII would rightly stop the run otherwise
         notes.update(pii="none", reason=_GENERATED)
     columns = {**COLUMNS, "notes": notes}
+    if child_table:
+        columns["tags"] = {"type": "table", "columns": {"value": {"type": "string", "length": 40}}}
     model = {**MODEL, "columns": columns, **(model_extra or {})}
     source = api_source(api, {"customers": model}, throttle={"concurrency": CONCURRENCY})
     project = project_for(folder, {SOURCE: source}, settings)
@@ -229,17 +234,17 @@ def count_rows(url: str, table: str) -> int:
 
 
 def run_kspyder(api: str, target_url: str, folder: Path, profile: str | None, scan: str,
-                model_extra: dict | None = None) -> Measured:
-    manifests = kspyder_project(folder, api, target_url, scan, model_extra=model_extra)
+                model_extra: dict | None = None, child_table: bool = False) -> Measured:
+    manifests = kspyder_project(folder, api, target_url, scan, model_extra=model_extra, child_table=child_table)
     argv = ["-m", "benchmarks.run_bench", "--child", "kspyder", "--target", str(manifests)]
     return run_measured(argv + (["--profile", profile] if profile else []), cwd=ROOT)
 
 
 def run_kspyder_postgres(api: str, records: int, profile: str | None = None, scan: str = "redact",
-                         model_extra: dict | None = None) -> Measured:
+                         model_extra: dict | None = None, child_table: bool = False) -> Measured:
     drop_postgres_schemas()
     with tempfile.TemporaryDirectory() as tmp:
-        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan, model_extra)
+        measured = run_kspyder(api, POSTGRES_URL, Path(tmp), profile, scan, model_extra, child_table)
     expect_rows(count_rows(POSTGRES_URL, f"{SOURCE}.customers"), records, "kspyder -> PostgreSQL")
     drop_postgres_schemas()
     return measured
@@ -351,6 +356,8 @@ def main(argv: list[str] | None = None) -> bool:
             line("  same, pii_scan off (informational)", best(lambda: run_kspyder_postgres(api, n, scan="off")))
             scd2 = best(lambda: run_kspyder_postgres(api, n, model_extra={"history": "scd2"}))
             line("  same, history: scd2 (informational)", scd2)
+            child = line("  same, tags as a child table (informational)",
+                         best(lambda: run_kspyder_postgres(api, n, child_table=True)))
             line("requests + COPY -> PostgreSQL (no PII)", copy)
             dlt = run_dlt(api, n)
             if isinstance(dlt, str):
@@ -365,6 +372,7 @@ def main(argv: list[str] | None = None) -> bool:
                 ok &= ratio("PostgreSQL: run vs dlt merge", pg, dlt, TARGETS["dlt"])
             ok &= ratio("SQLite: run vs executemany", lite, many, TARGETS["sqlite"])
             print(f"  {'PostgreSQL: history: scd2 vs merge (informational)':<46} {scd2.rate / pg.rate:>6.2f}x")
+            print(f"  {'PostgreSQL: one child table vs merge (informational)':<46} {child.rate / pg.rate:>6.2f}x")
             if args.profile:
                 profile_runs(api, n)
         if args.full:

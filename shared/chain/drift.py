@@ -22,7 +22,8 @@ _lock = threading.Lock()
 
 
 def drift_key(engine: sa.Engine, ref: ModelRef) -> Key:
-    return (str(engine.url), ref.qualified, ref.model.model_dump_json())
+    tables = "".join(column.model_dump_json() for column in ref.model.tables.values())   # child tables' columns
+    return (str(engine.url), ref.qualified, ref.model.model_dump_json() + tables)
 
 
 def check_once(key: Key, check: Callable[[], None]) -> None:

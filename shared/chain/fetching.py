@@ -25,6 +25,7 @@ from shared.chain.pages import (
     encode_key,
     encode_page,
     encode_start,
+    page_children,
     raw_blob_name,
     request_from_json,
     request_to_json,
@@ -262,7 +263,8 @@ class Fetcher:
 
     # ------------------------------------------------------------ shared
     def _put(self, job: PageJob, index: int, records: list[dict]) -> None:
-        self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records))
+        children = page_children(self.chain.project, self.chain.ref(job.model))
+        self.chain.blobs.put(RAW, raw_blob_name(job.run_id, job.model, index), encode_page(records, children))
 
     def _fetched(self, job: PageJob, index: int, records: int, last: bool) -> None:
         # False on a duplicate: fine

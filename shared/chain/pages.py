@@ -75,15 +75,29 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_p
 _DECODE_LINES = msgspec.json.Decoder().decode_lines
 
 
-def encode_page(records: list[dict[str, Any]]) -> bytes:
+# A model's child tables as a page carries them: (column, its table's stored columns, its own children).
+PageChildren = tuple[tuple[str, list[StoredColumn], "PageChildren"], ...]
+
+
+def encode_page(records: list[dict[str, Any]], children: PageChildren = ()) -> bytes:
+    """`children`: the child tables whose items the records carry (`page_children`), binary inside."""
     try:
         return "".join([_ENCODE(r) + "\n" for r in records]).encode("utf-8")
     except TypeError:   # binary columns: base64 text, which their restorer decodes on the Load side
-        return "".join([_encode_with_binary(r, i) + "\n" for i, r in enumerate(records)]).encode("utf-8")
+        return "".join([_encode_with_binary(r, i, children) + "\n" for i, r in enumerate(records)]).encode("utf-8")
 
 
-def _encode_with_binary(record: dict[str, Any], position: int) -> str:
+def _binary_as_text(record: dict[str, Any], children: PageChildren) -> dict[str, Any]:
     plain = {k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for k, v in record.items()}
+    for name, _, nested in children:   # a child table's items are records too
+        items = plain.get(name)
+        if isinstance(items, list):
+            plain[name] = [_binary_as_text(item, nested) if isinstance(item, dict) else item for item in items]
+    return plain
+
+
+def _encode_with_binary(record: dict[str, Any], position: int, children: PageChildren = ()) -> str:
+    plain = _binary_as_text(record, children)
     try:
         return _ENCODE(plain)
     except TypeError:   # bytes inside a JSON column: the embedded run's loader refuses it too
@@ -125,14 +139,31 @@ def _from_base64(text: str) -> bytes:
         raise ValueError("not base64") from None
 
 
-def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]]:
-    """Records with datetimes, dates, decimals and binary restored; a value that does not parse is left as
-    text, so the loader reports it (by column and key) as it would any misfit."""
-    restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
+def page_children(project: Project, ref: ModelRef) -> PageChildren:
+    """The child tables whose items travel in the parent's records (`extract/child_shape.py`)."""
+    from shared.config.child_tables import ChildTable, child_tables
+
+    redaction = project.settings.pii.redaction
+
+    def of(children: tuple[ChildTable, ...]) -> PageChildren:
+        return tuple((c.column, stored_columns(c.columns, [], redaction), of(c.tables)) for c in children)
+
+    return () if ref.documents else of(child_tables(ref.name, ref.model))
+
+
+def decode_page(data: bytes, columns: list[StoredColumn], children: PageChildren = ()) -> list[dict[str, Any]]:
+    """Records with datetimes, dates, decimals and binary restored, in child tables' items too; a value
+    that does not parse is left as text, so the loader reports it (by column and key) as it would any misfit."""
     try:   # all lines in one call (docs/benchmarks.md); the same values, since we wrote them
         records = _DECODE_LINES(data)
     except msgspec.DecodeError:   # what only the standard parser reads (NaN, which `_ENCODE` may write)
         records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    _restore(records, columns, children)
+    return records
+
+
+def _restore(records: list[dict[str, Any]], columns: list[StoredColumn], children: PageChildren) -> None:
+    restorers = [(c.name, f) for c in columns if (f := _restorer(c)) is not None]
     for record in records:
         for name, restore in restorers:
             value = record.get(name)
@@ -141,7 +172,8 @@ def decode_page(data: bytes, columns: list[StoredColumn]) -> list[dict[str, Any]
                     record[name] = restore(value)
                 except (ValueError, InvalidOperation):
                     pass
-    return records
+    for name, child_columns, nested in children:
+        _restore([item for record in records for item in record.get(name) or ()], child_columns, nested)
 
 
 # ---------------------------------------------------------------- SQL keyset bounds

@@ -29,7 +29,7 @@ from shared.chain.leasing import ChainLeases
 from shared.chain.messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
 from shared.chain.names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSFORM
 from shared.chain.page_fetchers import ClientFactory, queue_client
-from shared.chain.pages import ChainError, decode_page, page_columns
+from shared.chain.pages import ChainError, decode_page, page_children, page_columns
 from shared.chain.state import GROUP, Plan, RunState
 from shared.config.errors import ConfigError
 from shared.config.models import ApiSource
@@ -181,7 +181,7 @@ class Chain:
                 data = self.blobs.get(RAW, job.blob)
                 if data is None:
                     raise ChainError(f"{job.model}: raw page {job.index} of run {job.run_id} is missing from {RAW}")
-                records = decode_page(data, page_columns(self.project, ref))
+                records = decode_page(data, page_columns(self.project, ref), page_children(self.project, ref))
                 loader = self._loader(ref, job.run_id)
                 if isinstance(loader, Loader):
                     loader.staged_elsewhere()   # a keyless model's staging table: made by paginate

@@ -68,8 +68,19 @@ def with_target_names(sources: dict[str, Any]) -> dict[str, Any]:
 def _renamed(source: Any) -> Any:
     models = {}
     for model_name, model in source.models.items():
-        columns = {snake_case(name): column if column.path is not None else column.model_copy(update={"path": name})
-                   for name, column in model.columns.items()}
         key = [snake_case(k) for k in model.primary_key]
-        models[snake_case(model_name)] = model.model_copy(update={"columns": columns, "primary_key": key})
+        renamed = model.model_copy(update={"columns": _renamed_columns(model.columns), "primary_key": key})
+        renamed._tables = _renamed_columns(model.tables)   # child tables, and their columns, as well
+        models[snake_case(model_name)] = renamed
     return source.model_copy(update={"models": models})
+
+
+def _renamed_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    return {snake_case(name): _renamed_column(name, column) for name, column in columns.items()}
+
+
+def _renamed_column(name: str, column: Any) -> Any:
+    update: dict[str, Any] = {} if column.path is not None else {"path": name}
+    if column.columns is not None:
+        update["columns"] = _renamed_columns(column.columns)
+    return column.model_copy(update=update)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.config.child_tables import child_tables, walk
 from shared.config.deployment import document_store_issues
 from shared.config.errors import ConfigError, ConfigIssue
 from shared.config.models import ApiModel, ApiSource, ConnectorModels, PiiRule, SqlModel, SqlSource, check_identifier
@@ -178,12 +179,17 @@ def _identifier_issues(doc: YamlDocument) -> list[ConfigIssue]:
                 issues.append(doc.issue(path + (name,), str(exc)))
         return mapping
 
+    def check_columns(mapping: object, path: tuple[str, ...]) -> None:
+        for name, column in check(mapping, path, "column name").items():
+            if isinstance(column, dict) and column.get("type") == "table":   # a child table's columns
+                check_columns(column.get("columns"), path + (name, "columns"))
+
     for source_name, source in check(doc.data.get("sources"), ("sources",), "source name").items():
         if isinstance(source, dict):
             models_path = ("sources", source_name, "models")
             for model_name, model in check(source.get("models"), models_path, "model name").items():
                 if isinstance(model, dict):
-                    check(model.get("columns"), models_path + (model_name, "columns"), "column name")
+                    check_columns(model.get("columns"), models_path + (model_name, "columns"))
     return issues
 
 
@@ -194,17 +200,26 @@ def _pii_key_issues(doc: YamlDocument, sources: dict[str, SourceConfig], setting
     issues = []
     for source_name, source in sources.items():
         for model_name, model in source.models.items():
-            base = ("sources", source_name, "models", model_name)
+            model_base = ("sources", source_name, "models", model_name)
             if (model.pii_scan or settings.pii.scan) == "hash":
-                issues.append(doc.issue(base + ("pii_scan",), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
-            for column_name, column in model.columns.items():
-                if column.pii_scan == "hash":
-                    issues.append(doc.issue(base + ("columns", column_name, "pii_scan"),
-                                            "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
-                rules: list[tuple[str, ...]] = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
-                rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items()
-                          if spec.rule == PiiRule.hash]
-                for rule_path in rules:
-                    issues.append(doc.issue(base + ("columns", column_name) + rule_path,
-                                            "the hash rule needs a key: set KSPYDER_PII_KEY (never an unkeyed hash)"))
+                issues.append(doc.issue(model_base + ("pii_scan",), "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
+            children = walk(child_tables(model_name, model)) if model.primary_key else iter(())
+            for base, columns in [(model_base, model.columns)] + [(model_base + c.where, c.columns) for c in children]:
+                issues += _column_key_issues(doc, base, columns)
+    return issues
+
+
+def _column_key_issues(doc: YamlDocument, base: tuple[str, ...], columns: dict[str, Any]) -> list[ConfigIssue]:
+    """The hash rules and hash scans of one table's columns: each needs the PII key."""
+    issues: list[ConfigIssue] = []
+    for column_name, column in columns.items():
+        if column.pii_scan == "hash":
+            issues.append(doc.issue(base + ("columns", column_name, "pii_scan"),
+                                    "pii_scan hash needs a key: set KSPYDER_PII_KEY"))
+        rules: list[tuple[str, ...]] = [("pii",)] if column.pii and column.pii.rule == PiiRule.hash else []
+        rules += [("pii_fields", p) for p, spec in (column.pii_fields or {}).items()
+                  if spec.rule == PiiRule.hash]
+        for rule_path in rules:
+            issues.append(doc.issue(base + ("columns", column_name) + rule_path,
+                                    "the hash rule needs a key: set KSPYDER_PII_KEY (never an unkeyed hash)"))
     return issues

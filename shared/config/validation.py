@@ -146,6 +146,7 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
     """Checks across a model's keys once the manifest is typed: a primary key whose name says it
     holds PII must be hashed (keys are never free-text scanned: a scan would merge distinct keys
     into one label), and a SQL `query:` must be one read-only SELECT."""
+    from shared.config.child_tables import child_table_issues
     from shared.config.request_models import body_paging_issue
     from shared.config.sql_query import dialect_of, query_problem
     from shared.detect.names import key_name_suggests_pii
@@ -179,17 +180,23 @@ def model_issues(doc: YamlDocument, sources: dict[str, Any]) -> list[ConfigIssue
                 problem = query_problem(query, dialect_of(getattr(source, "url", "") or ""))
                 if problem is not None:
                     issues.append(doc.issue(base + ("query",), problem))
+            for where, problem in child_table_issues(model_name, model, source.store == "mongo"):
+                issues.append(doc.issue(base + where, problem))
     return issues
 
 
 def pii_guard_issues(doc: YamlDocument, sources: dict[str, Any], default_scan: str) -> list[ConfigIssue]:
     """Columns whose name suggests PII that no rule or scan covers (`shared/detect/column_names.py`)."""
+    from shared.config.child_tables import child_tables, walk
     from shared.detect.column_names import unguarded_columns
 
     issues: list[ConfigIssue] = []
     for source_name, source in sources.items():
         for model_name, model in source.models.items():
+            base = ("sources", source_name, "models", model_name)
             for found in unguarded_columns(model, default_scan):
-                issues.append(doc.issue(("sources", source_name, "models", model_name, "columns", found.column),
-                                        found.message))
+                issues.append(doc.issue(base + ("columns", found.column), found.message))
+            for child in walk(child_tables(model_name, model) if model.primary_key else ()):
+                for found in unguarded_columns(child, default_scan):   # as on the parent (child_tables.py)
+                    issues.append(doc.issue(base + child.where + ("columns", found.column), found.message))
     return issues

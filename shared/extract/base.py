@@ -9,6 +9,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.config.child_tables import child_tables
 from shared.config.project import ModelRef
 from shared.extract.gc_threshold import fewer_collections
 from shared.extract.reconcile import reconcile
@@ -67,7 +68,8 @@ class GenericExtractor(ABC):
             from shared.extract.document_shape import DocumentShaper
             self.shaper = DocumentShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
         else:
-            self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key)
+            self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key,
+                                       children=child_tables(ref.name, ref.model))
         self.stats = ExtractStats()
 
     @property

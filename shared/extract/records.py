@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from shared.config.child_tables import ChildTable
 from shared.config.models import Column, ColumnType
 from shared.errors import BadValue, ConversionError
 from shared.extract.shape_compile import ColumnPlan, compile_shape
@@ -311,7 +312,8 @@ def passthrough_length(column: Column) -> int | None:
 class RecordShaper:
     """Raw dict -> typed dict keyed by column name, in declared column order."""
 
-    def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str]):
+    def __init__(self, source: str, model: str, columns: dict[str, Column], primary_key: list[str],
+                 children: tuple[ChildTable, ...] = ()):
         self.source, self.model = source, model
         # A plain key is read with dict.get directly; only dotted paths pay for a getter call.
         self._columns = [(name, None if "." in (col.path or name) else (col.path or name),
@@ -322,6 +324,9 @@ class RecordShaper:
                  for name, key, get, convert, _, same_type, keep, max_len in self._columns]
         # The hot path: the same steps as `shape_each`, generated straight-line (see shape_compile).
         self.shape: Callable[[Any, int], dict[str, Any]] = compile_shape(plans, self.shape_each, BadValue)
+        if children:   # nested lists: their items beside the record's columns (child_shape.py)
+            from shared.extract.child_shape import ChildShaper, with_children
+            self.shape = with_children(self.shape, ChildShaper(source, model, children))
 
     def shape_each(self, raw: Any, position: int) -> dict[str, Any]:
         """The reference shaping, column by column; `shape` falls back to it for any record that

@@ -24,7 +24,7 @@ from shared.pii.stripper import PiiStripper
 def source_columns(model: SqlModel) -> list[str]:
     """The source columns a model reads: the first part of each column's path, in order."""
     seen: dict[str, None] = {}
-    for name, column in model.columns.items():
+    for name, column in [*model.columns.items(), *model.tables.items()]:   # a child table's list too
         seen.setdefault((column.path or name).split(".")[0], None)
     return list(seen)
 

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
+from shared.config.child_tables import child_tables
 from shared.config.models import ColumnType
 from shared.config.project import ModelRef, Project
 from shared.errors import ExtractError
@@ -354,7 +355,9 @@ def _shaper(ref: ModelRef, kind: str) -> Shaper:
     if ref.documents:   # JSON only (CSV is refused): records kept whole
         from shared.extract.document_shape import DocumentShaper
         return DocumentShaper(ref.source_name, ref.name, columns, ref.model.primary_key)
-    return RecordShaper(ref.source_name, ref.name, columns, ref.model.primary_key)
+    # a JSON record's nested lists fill its child tables; a CSV row has none, and leaves them as they are
+    children = child_tables(ref.name, ref.model) if kind != "csv" else ()
+    return RecordShaper(ref.source_name, ref.name, columns, ref.model.primary_key, children=children)
 
 
 # ---------------------------------------------------------------- readers

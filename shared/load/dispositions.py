@@ -11,12 +11,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
 from shared.config.models import ColumnType, ModelBase
-from shared.load.staging import swap_in
+from shared.load.staging import swap_in_all
 from shared.target.columns import (
     CURRENT,
     DELETED_AT,
@@ -29,6 +29,9 @@ from shared.target.columns import (
     StoredColumn,
 )
 from shared.target.dialects import column_type
+
+if TYPE_CHECKING:
+    from shared.load.children import ChildTables
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Disposition:
     def __init__(self, model: ModelBase, live: sa.Table):
         self.model, self.live = model, live
         self.key = list(model.primary_key)
+        self.children: ChildTables | None = None   # the model's child tables, which follow its rows
 
     def staging_table(self, name: str) -> sa.Table | None:
         return None
@@ -119,6 +123,8 @@ class Merge(Disposition):
                 end.counts.marked += connection.execute(
                     sa.update(live).where(deleted.is_(None), sa.or_(run != end.run_id, run.is_(None)))
                     .values({DELETED_AT: end.now})).rowcount
+            if self.children is not None:   # child rows marked and cleared with their parent
+                self.children.follow_deletes(connection, live)
 
 
 class Replace(Disposition):
@@ -132,8 +138,9 @@ class Replace(Disposition):
         return self.live.to_metadata(sa.MetaData(), name=name)
 
     def end(self, engine: sa.Engine, staging: sa.Table | None, end: End) -> None:
-        if staging is not None:
-            end.counts.replaced += swap_in(engine, staging, self.live, {RUN_ID: end.run_id})
+        if staging is not None:   # the child tables' staging swapped in with the parent's, in one step
+            children = [] if self.children is None else self.children.swap_pairs()
+            end.counts.replaced += swap_in_all(engine, [(staging, self.live), *children], {RUN_ID: end.run_id})[0]
 
 
 class Append(Disposition):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
+from shared.load.children import ChildBatch, ChildMisfit, ChildTables, check_child_drift
 from shared.load.dispositions import End, EndCounts, disposition_for
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.page_lock import PageLockTimeout, lock_page, unlock_page
@@ -46,6 +47,7 @@ class PreparedBatch:
     rows: list[tuple]
     first: int      # position of the batch's first record in the page given to `batches`
     records: int    # records the rows came from (duplicate keys make rows fewer)
+    children: ChildBatch | None = None   # the child tables' rows, written in the same transaction
 
 
 @dataclass
@@ -97,6 +99,10 @@ class Loader:
         self._staging = self._disposition.staging_table(staging_name(ref.name, run_id))
         written = self._staging if self._staging is not None else self._disposition.writer_table()
         self._writer = batch_writer(written, self._key, dialect)
+        # child tables: staged and swapped with a staged parent, else written beside its upserts
+        self._children = ChildTables.of(engine, ref, redaction, self._naive,
+                                        staged_run=run_id if self._staging is not None else None)
+        self._disposition.children = self._children
         self._drift_checked = False
         self._staged = False
         self._tag: str | None = None   # written in place of the run id while `load_page` loads a page
@@ -110,6 +116,8 @@ class Loader:
         if not diff.matches:
             raise TargetDriftError(f"table {self.ref.qualified} does not match the manifest "
                                    f"({'; '.join(drift_reasons(diff))}): run `main.py plan`")
+        if self._children is not None:
+            check_child_drift(self._children, self.engine, self.ref.source_name)
         self._drift_checked = True
 
     def drift_checked_elsewhere(self) -> None:
@@ -132,6 +140,8 @@ class Loader:
                     connection.execute(sa.schema.DropTable(sa.Table(stale, sa.MetaData(), schema=schema),
                                                            if_exists=True))
             self._create_staging(self._staging)
+            if self._children is not None:
+                self._children.stage()
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: preparing the run's staging table failed: "
                             f"{summarize_database_error(exc)}") from None
@@ -149,6 +159,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._staging.drop(connection, checkfirst=True)
+            if self._children is not None:
+                self._children.discard()
         except self._database_errors():
             pass
         self._staged = False
@@ -183,9 +195,13 @@ class Loader:
                     with connection.begin():
                         lock_page(connection, lock)
                         connection.execute(sa.delete(self._staging).where(self._staging.c[RUN_ID] == self._tag))
+                        if self._children is not None:
+                            self._children.delete_tagged(connection, self._tag)
                         written = 0
                         for batch in self.batches(records):
                             self._writer.write(connection, batch.rows)
+                            if batch.children is not None and self._children is not None:
+                                self._children.write(connection, batch.children)
                             written += len(batch.rows)
                 finally:
                     unlock_page(connection, lock)
@@ -213,7 +229,9 @@ class Loader:
         self.stage()
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
-            yield PreparedBatch(self._rows(chunk, start), start, len(chunk))
+            rows = self._rows(chunk, start)
+            children = None if self._children is None else self._child_rows(self._children, chunk, rows)
+            yield PreparedBatch(rows, start, len(chunk), children)
 
     def write(self, batch: PreparedBatch) -> int:
         """Write one prepared batch in its own transaction; returns the rows written. Safe to call
@@ -221,6 +239,8 @@ class Loader:
         try:
             with self.engine.begin() as connection:
                 self._writer.write(connection, batch.rows)
+                if batch.children is not None and self._children is not None:
+                    self._children.write(connection, batch.children)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: batch of records {batch.first}-"
                             f"{batch.first + batch.records - 1} of the page failed and was rolled back: "
@@ -243,6 +263,15 @@ class Loader:
         columns += [(self._tag or self.run_id,) * count, (self._now(),) * count, *extras]   # in the table's order
         rows = list(zip(*self._writer.bind_columns(columns), strict=True))
         return last_of_each_key(rows, self._key_indexes)
+
+    def _child_rows(self, children: ChildTables, records: list[dict[str, Any]], rows: list[tuple]) -> ChildBatch:
+        nulled_before = children.nulled
+        try:
+            batch = children.prepare(records, rows, self._key_indexes, (self._tag or self.run_id, self._now()))
+        except ChildMisfit as exc:
+            raise LoadError(f"{self.ref.qualified}: {exc}") from None
+        self.stats.nulled += children.nulled - nulled_before
+        return batch
 
     def _describe(self, record: dict[str, Any], position: int) -> str:
         """The record's position: a key is a value too (an e-mail kept as key), so never printed."""

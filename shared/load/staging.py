@@ -29,38 +29,56 @@ def swap_in(engine: sa.Engine, staging: sa.Table, live: sa.Table, values: dict[s
     PostgreSQL and SQLite: in one transaction, the live table's rows are deleted and the staged ones
     copied in; the table itself stays, with its grants, comment and the views over it. A live table
     that does not exist yet is the staging table renamed."""
+    return swap_in_all(engine, [(staging, live)], values)[0]
+
+
+def swap_in_all(engine: sa.Engine, pairs: list[tuple[sa.Table, sa.Table]],
+                values: dict[str, object] | None = None) -> list[int]:
+    """`swap_in` of several (staging, live) pairs in one step (a model and its child tables):
+    readers see every table's old rows or every table's new ones. Rows replaced, per pair."""
     name = engine.dialect.identifier_preparer.format_table
     quote = engine.dialect.identifier_preparer.quote
     values = values or {}
+    replaced = [0] * len(pairs)
     if engine.dialect.name in MYSQL_FAMILY:
+        swapped: list[tuple[int, sa.Table, sa.Table, sa.Table]] = []
         with engine.begin() as connection:
-            _assign(connection, staging, values)   # out of readers' sight: not swapped in yet
-            if not sa.inspect(connection).has_table(live.name, schema=live.schema):
-                connection.exec_driver_sql(f"RENAME TABLE {name(staging)} TO {name(live)}")
-                return 0
-        old = sa.Table(f"{SWAP_PREFIXES[1]}{uuid.uuid4().hex[:12]}", sa.MetaData(), schema=live.schema)
+            for i, (staging, live) in enumerate(pairs):
+                _assign(connection, staging, values)   # out of readers' sight: not swapped in yet
+                if not sa.inspect(connection).has_table(live.name, schema=live.schema):
+                    connection.exec_driver_sql(f"RENAME TABLE {name(staging)} TO {name(live)}")
+                else:
+                    old = sa.Table(f"{SWAP_PREFIXES[1]}{uuid.uuid4().hex[:12]}", sa.MetaData(), schema=live.schema)
+                    swapped.append((i, staging, live, old))
+        if not swapped:
+            return replaced
         with engine.begin() as connection:
-            # one statement: readers never see the table missing
-            connection.exec_driver_sql(f"RENAME TABLE {name(live)} TO {name(old)}, {name(staging)} TO {name(live)}")
-            replaced = connection.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
-            old.drop(connection)
+            # one statement: readers never see a table missing, nor one table swapped and not another
+            renames = ", ".join(f"{name(live)} TO {name(old)}, {name(staging)} TO {name(live)}"
+                                for _, staging, live, old in swapped)
+            connection.exec_driver_sql(f"RENAME TABLE {renames}")
+            for i, _, _, old in swapped:
+                replaced[i] = connection.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+                old.drop(connection)
         return replaced
-    exists = sa.inspect(engine).has_table(live.name, schema=live.schema)
+    inspector = sa.inspect(engine)
+    exists = [inspector.has_table(live.name, schema=live.schema) for _, live in pairs]
     # the transaction's first statement writes: SQLite takes its write lock then (waiting for another
     # writer), where a read first would fail to upgrade once another connection has written
     with engine.begin() as connection:
-        if not exists:
-            _assign(connection, staging, values)
-            connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO {quote(live.name)}")
-            return 0
-        columns = [c.name for c in staging.columns]
-        given = {column: f":v{i}" for i, column in enumerate(values)}
-        selected = ", ".join(given.get(c, quote(c)) for c in columns)
-        # identifiers only, quoted by the dialect; the values are bound parameters
-        replaced = connection.exec_driver_sql(f"DELETE FROM {name(live)}").rowcount  # noqa: S608
-        connection.execute(sa.text(f"INSERT INTO {name(live)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-                                   f"SELECT {selected} FROM {name(staging)}"), _binds(values))
-        connection.exec_driver_sql(f"DROP TABLE {name(staging)}")
+        for i, (staging, live) in enumerate(pairs):
+            if not exists[i]:
+                _assign(connection, staging, values)
+                connection.exec_driver_sql(f"ALTER TABLE {name(staging)} RENAME TO {quote(live.name)}")
+                continue
+            columns = [c.name for c in staging.columns]
+            given = {column: f":v{n}" for n, column in enumerate(values)}
+            selected = ", ".join(given.get(c, quote(c)) for c in columns)
+            # identifiers only, quoted by the dialect; the values are bound parameters
+            replaced[i] = connection.exec_driver_sql(f"DELETE FROM {name(live)}").rowcount  # noqa: S608
+            connection.execute(sa.text(f"INSERT INTO {name(live)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+                                       f"SELECT {selected} FROM {name(staging)}"), _binds(values))
+            connection.exec_driver_sql(f"DROP TABLE {name(staging)}")
     return replaced
 
 

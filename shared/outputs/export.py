@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.config.child_tables import child_tables
 from shared.config.project import ModelRef, Project
 from shared.errors import ExtractError
 from shared.extract.base import ExtractStats
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
+from shared.outputs.child_csv import CsvTables
 from shared.outputs.writers import FileFormat, JsonLinesStream, RecordWriter, file_writer
 
 
@@ -28,9 +30,12 @@ def export_model(project: Project, ref: ModelRef, fmt: FileFormat | None, dest: 
     """Extract one model into a writer; a failure discards the model's new file and is reported, not raised."""
     started = time.monotonic()
     extractor = build_extractor(project, ref, limit)
+    folder = dest or project.settings.output.folder
+    children = child_tables(ref.name, ref.model) if not ref.documents else ()
     writer: RecordWriter = (JsonLinesStream(sys.stdout) if fmt is None
-                            else file_writer(fmt, dest or project.settings.output.folder, ref.qualified,
-                                             extractor.output_columns))
+                            else CsvTables(folder, ref.qualified, extractor.output_columns, ref.model.primary_key,
+                                           children) if fmt == "csv" and children
+                            else file_writer(fmt, folder, ref.qualified, extractor.output_columns))
     try:
         with writer:
             for page in extractor.pages():

@@ -52,7 +52,7 @@ class PiiStripper:
     model if two distinct keys ever become one. `where` names the model in that error."""
 
     __slots__ = ("scan", "_output", "_transforms", "_dropped", "_unscanned", "_scanned", "_scan_spec", "_guard",
-                 "_unguarded", "_where")
+                 "_unguarded", "_where", "_children")
 
     def __init__(self, columns: dict[str, Column], *, scan: str, key: bytes | None,
                  terms: Sequence[str] = (), redaction: str = "[REDACTED]", keys: Sequence[str] = (),
@@ -104,6 +104,12 @@ class PiiStripper:
         self._unguarded, self._where = tuple(unguarded), where
         changed = {name for name, _ in transforms}
         self._guard = KeyGuard(where, keys, column_getter(keys)) if any(k in changed for k in keys) else None
+        self._children: tuple[tuple[str, PiiStripper], ...] = ()
+
+    def with_children(self, children: tuple[tuple[str, PiiStripper], ...]) -> PiiStripper:
+        """The strippers of the record's child tables, by their column (`child_strip.py`)."""
+        self._children = children
+        return self
 
     @property
     def output_columns(self) -> list[str]:
@@ -119,6 +125,9 @@ class PiiStripper:
             out[name] = transform(out[name])
         if guard is not None:
             guard.after(out, original)
+        for name, child in self._children:
+            if name in record:
+                out[name] = [child.apply(item) for item in record[name]]
         return out
 
     def apply_owned(self, record: dict) -> dict:
@@ -133,6 +142,9 @@ class PiiStripper:
             record[name] = transform(record[name])
         if guard is not None:
             guard.after(record, original)
+        for name, child in self._children:
+            if name in record:   # a CSV drop's rows carry no nested lists
+                record[name] = [child.apply_owned(item) for item in record[name]]
         return record
 
     def check_first_page(self, records: list[dict]) -> None:
@@ -142,6 +154,8 @@ class PiiStripper:
         if unguarded and records:
             from shared.pii.value_guard import check_page
             check_page(self._where, unguarded, records)
+        for name, child in getattr(self, "_children", ()):
+            child.check_first_page([item for record in records for item in record.get(name) or ()])
 
     @property
     def scanned_columns(self) -> tuple[tuple[str, str], ...]:
@@ -166,6 +180,9 @@ class PiiStripper:
             record[name] = transform(record[name])
         if guard is not None:
             guard.after(record, original)
+        for name, child in self._children:   # scanned here, whole: the scan process sees the parent's columns
+            if name in record:
+                record[name] = [child.apply_owned(item) for item in record[name]]
         return record
 
     def scan_values(self, name: str, values: list) -> list:
@@ -184,5 +201,10 @@ class PiiStripper:
         if documents:
             from shared.pii.document import DocumentStripper  # lazy: document.py subclasses this class
             cls = DocumentStripper
-        return cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
-                   terms=model.pii_terms, redaction=settings_pii.redaction, keys=tuple(model.primary_key), where=where)
+        stripper = cls(model.columns, scan=scan or model.pii_scan or settings_pii.scan, key=key,
+                       terms=model.pii_terms, redaction=settings_pii.redaction, keys=tuple(model.primary_key),
+                       where=where)
+        if documents or not model.tables:
+            return stripper
+        from shared.pii.child_strip import child_strippers
+        return stripper.with_children(child_strippers(model, settings_pii, scan, where))

@@ -6,7 +6,7 @@ package: they decide types and PII rules, and are never printed, logged or put i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ from shared.extract.http_client import HttpClient
 from shared.probe.detect_pagination import Candidate, FirstPage
 from shared.probe.guesses import candidates
 from shared.probe.infer_columns import ColumnGuess, infer_columns, primary_key
-from shared.probe.naming import model_name, source_name
+from shared.probe.naming import identifier, model_name, singular, source_name, unique
 from shared.probe.pii_hints import FreeTextPii, PiiHint, column_hint, describe_kinds, typed_for_rule
 from shared.probe.target import Target, build_target
 from shared.probe.walk import ProbeError, fetch_records, first_page, open_client, walk
@@ -49,12 +49,15 @@ class ColumnDraft:
     length: int | None = None
     pii: Any = None
     comment: str | None = None
+    columns: tuple[ColumnDraft, ...] | None = None   # type: table: the child table's columns
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.type}
         for key in ("path", "length", "pii"):
             if getattr(self, key) is not None:
                 spec[key] = getattr(self, key)
+        if self.columns is not None:
+            spec["columns"] = {c.name: c.spec() for c in self.columns}
         return spec
 
 
@@ -199,11 +202,24 @@ def _pagination(client: HttpClient, target: Target, first: FirstPage, max_pages:
     raise ProbeError(f"{target.method} {target.url}: not even a single page could be read back")
 
 
-def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None
+def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None, model_key: str | None = None
              ) -> tuple[list[ColumnDraft], list[FreeTextPii]]:
+    """A keyed model's lists of objects become child tables, nested ones too; `model_key` is the
+    model's key while drafting a child table's columns (whose own `key` is None)."""
     drafts: list[ColumnDraft] = []
     free_text: list[FreeTextPii] = []
+    links = model_key or key
     for guess in guesses:
+        items = object_list_items(guess, records) if links is not None else None
+        if links is not None and items is not None:   # a child table
+            child_guesses, _ = infer_columns(items)
+            child_columns, child_free_text = _columns(child_guesses, items, None, links)
+            free_text += child_free_text
+            taken = {c.name for c in child_columns}
+            child_columns = [_not_named(c, links, guess.name, taken) for c in child_columns]
+            drafts.append(ColumnDraft(guess.name, "table", guess.path, columns=tuple(child_columns),
+                                      comment=f"a list of objects: rows of the child table <model>__{guess.name}"))
+            continue
         hint = column_hint(guess.name, guess.type, guess.values(records))
         if isinstance(hint, FreeTextPii) and guess.name == key:   # keys are never scanned: hash the key instead
             hint = PiiHint(guess.name, "hash", f"{describe_kinds(hint.kinds)} in {round(hint.share * 100)}% of values")
@@ -220,6 +236,25 @@ def _columns(guesses: list[ColumnGuess], records: list[dict], key: str | None
         column_type, length = typed_for_rule(rule, guess.type, guess.length)
         drafts.append(ColumnDraft(guess.name, column_type, guess.path, length, rule, reason))
     return drafts, free_text
+
+
+def _not_named(column: ColumnDraft, key: str, table: str, taken: set[str]) -> ColumnDraft:
+    """A child column renamed when its name is the parent key's, which every child row carries."""
+    if column.name != key:
+        return column
+    return replace(column, name=unique(f"{identifier(singular(table))}_{column.name}", taken),
+                   path=column.path or column.name)
+
+
+def object_list_items(guess: ColumnGuess, records: list[dict]) -> list[dict] | None:
+    """The items of a top-level key whose values are lists of objects (some item seen), else None."""
+    if len(guess.keys) != 1 or guess.type != "json":
+        return None
+    present = [v for v in guess.values(records) if v is not None]
+    if not present or not all(isinstance(v, list) and all(isinstance(i, dict) for i in v) for v in present):
+        return None
+    items = [item for value in present for item in value]
+    return items or None
 
 
 def _rule_name(rule: Any) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from shared.config.child_tables import table_names
 from shared.config.project import ModelRef, Project
 from shared.schema.desired import derived_tables
 from shared.schema.snapshot import (
@@ -23,10 +24,10 @@ from shared.schema.snapshot import (
     reflect_schema,
     shapes_of,
 )
+from shared.target.child_tables import model_tables
 from shared.target.columns import StoredColumn
 from shared.target.compare import TableDiff, compare_table
 from shared.target.ownership import foreign_owner_message, project_id
-from shared.target.tables import desired_columns
 
 CREATE_SCHEMA, CREATE_TABLE = "create_schema", "create_table"
 CLAIM_SCHEMA = "claim_schema"   # mark a schema made before project marks as this project's (ownership.py)
@@ -212,11 +213,12 @@ def _source_changes(inspector: sa.Inspector, state: SchemaState, refs: list[Mode
                     prune: bool) -> tuple[list[Change], list[Kept]]:
     changes = [Change(CREATE_SCHEMA, state.name)] if not state.holds_anything else claim_change(state)
     for ref in refs:
-        _refuse_foreign(state, ref.name)
-        desired = desired_columns(ref, project.settings.pii.redaction)
-        changes += table_changes(compare_table(inspector, state.name, ref.name, desired), desired)
+        for table, desired in model_tables(ref, project.settings.pii.redaction):   # its child tables too
+            _refuse_foreign(state, table)
+            changes += table_changes(compare_table(inspector, state.name, table, desired), desired)
     # removed models: judged against every model of the source, whatever the selection
-    removed = [table for table in sorted(state.managed) if table not in project.sources[state.name].models]
+    tables = {t for name, model in project.sources[state.name].models.items() for t in table_names(name, model)}
+    removed = [table for table in sorted(state.managed) if table not in tables]
     if prune:
         return changes + [Change(DROP_TABLE, state.name, table) for table in removed], []
     return changes, [Kept(state.name, table) for table in removed]
@@ -267,9 +269,9 @@ def _rebuild_changes(states: list[SchemaState], by_source: dict[str, list[ModelR
         else:
             creates.extend(claim_change(state))
         for ref in by_source[state.name]:
-            _refuse_foreign(state, ref.name)
-            creates.append(Change(CREATE_TABLE, state.name, ref.name,
-                                  columns=tuple(desired_columns(ref, project.settings.pii.redaction))))
+            for table, desired in model_tables(ref, project.settings.pii.redaction):
+                _refuse_foreign(state, table)
+                creates.append(Change(CREATE_TABLE, state.name, table, columns=tuple(desired)))
     return drops + creates
 
 
