@@ -19,6 +19,7 @@ COMMANDS = {
     "render": "cli.render_cmd:render",
     "aggregate": "cli.aggregate_cmd:aggregate",
     "transform": "cli.transform_cmd:transform",
+    "state": "cli.state_cmd:state",
 }
 
 

@@ -42,7 +42,7 @@ def test_validate_without_transformations_imports_no_pandas(tmp_path):
 
 
 COMMAND_MODULES = ("cli.commands", "cli.run_cmd", "cli.schema_cmd", "cli.probe_cmd", "cli.poison_cmd", "cli.host_cmd",
-                   "cli.render_cmd", "cli.aggregate_cmd", "cli.transform_cmd")
+                   "cli.render_cmd", "cli.aggregate_cmd", "cli.transform_cmd", "cli.state_cmd")
 
 
 def in_fresh_process(script: str, *args: str) -> subprocess.CompletedProcess[str]:
