@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -23,7 +22,11 @@ from pydantic import (
     model_validator,
 )
 
+from shared.config.auth_types import ClientAuthMethod, OAuth2RefreshToken, SessionAuth
+from shared.config.incremental import ApiIncremental, SqlIncremental
 from shared.config.request_models import GraphQL, check_request_body
+from shared.config.responses import ResponseRule
+from shared.config.strict import Strict
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -59,10 +62,6 @@ def check_schedule(expression: str | None) -> str | None:
     except ScheduleError as exc:
         raise ValueError(str(exc)) from None
     return expression
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- pagination
@@ -175,6 +174,7 @@ class OAuth2ClientCredentials(Strict):
     client_id: str
     client_secret: str
     scope: str | None = None
+    auth_method: ClientAuthMethod = "client_secret_post"
 
 
 class AzureAuth(Strict):
@@ -183,11 +183,13 @@ class AzureAuth(Strict):
 
 
 Auth = Annotated[
-    NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | AzureAuth,
+    NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | AzureAuth | OAuth2RefreshToken
+    | SessionAuth,
     Field(discriminator="type"),
 ]
-AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure")
-SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key", "mongo_uri"}
+AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure", "oauth2_refresh_token",
+              "session")
+SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key", "mongo_uri", "refresh_token"}
 
 
 # ---------------------------------------------------------------- throttling
@@ -497,6 +499,7 @@ class ApiModel(ModelBase):
     headers: dict[str, str] = Field(default_factory=dict)
     records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
     pagination: Pagination | None = None
+    responses: list[ResponseRule] = Field(default_factory=list, description="Checked before the source's rules.")
     format: Literal["json", "jsonl", "csv"] | None = Field(
         None, description="Response body format; default: by Content-Type, else json. A gzip file body is "
                           "decompressed whatever the format.")
@@ -515,6 +518,7 @@ class ApiModel(ModelBase):
     for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
     on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
                                                                           "model, or skip it with a warning.")
+    incremental: ApiIncremental | None = Field(None, description="Load only what changed since the last run.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _request_body_fits = model_validator(mode="after")(check_request_body)
@@ -529,11 +533,39 @@ class ApiModel(ModelBase):
     def http_method(self) -> str:
         return self.method or ("POST" if self.graphql is not None else "GET")
 
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> Self:
+        check_incremental(self)
+        if self.incremental is not None and self.incremental.location == "path" and \
+                "{" + str(self.incremental.param) + "}" not in self.path:
+            raise ValueError(f"incremental in: path needs {{{self.incremental.param}}} in the model's path")
+        if self.incremental is not None and self.incremental.location == "body" and self.http_method == "GET":
+            raise ValueError("incremental in: body needs a request body: method POST or PUT, json or graphql")
+        if self.incremental is not None and (self.parent is not None or self.for_each is not None):
+            raise ValueError("incremental does not apply to a model read per parent or per for_each item yet "
+                             "(one cursor per parent is to come): drop incremental or parent/for_each")
+        return self
+
+
+def check_incremental(model: ModelBase) -> None:
+    """An incremental model upserts by key: a keyless one is replaced per run, so it would keep only
+    the records that changed since the last run."""
+    if getattr(model, "incremental", None) is None:
+        return
+    if _VALIDATING_STORE.get() == "mongo":
+        raise ValueError("incremental needs store: sql: the cursor is kept in the SQL target with the rows")
+    if not model.primary_key:
+        raise ValueError("incremental needs a primary_key: a model without one is replaced whole on every run")
+    if model.write_mode != "merge" or model.deletes or model.history:
+        raise ValueError("incremental applies to write: merge without deletes or history (the cursor commits with "
+                         "upserted rows; a staged write's end would have to carry it)")
+
 
 class SqlModel(ModelBase):
     table: str | None = None
     query: str | None = None
     chunk_size: int = Field(5000, ge=1, le=1_000_000)
+    incremental: SqlIncremental | None = Field(None, description="Read only the rows changed since the last run.")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> Self:
@@ -544,6 +576,7 @@ class SqlModel(ModelBase):
                 check_identifier(part, "table name part")
             if self.table.count(".") > 1:
                 raise ValueError(f"table '{self.table}' must be 'table' or 'schema.table'")
+        check_incremental(self)
         return self
 
 
@@ -569,6 +602,7 @@ class ApiSource(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     throttle: Throttle = Field(default_factory=Throttle)
     pagination: Pagination = Field(default_factory=lambda: NoPagination(type="none"))
+    responses: list[ResponseRule] = Field(default_factory=list, description="What answers mean (status, header, body).")
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
@@ -602,6 +636,9 @@ class ApiSource(Strict):
 
     def pagination_for(self, model: ApiModel) -> Pagination:
         return model.pagination or self.pagination
+
+    def responses_for(self, model: ApiModel) -> list[ResponseRule]:
+        return [*model.responses, *self.responses]
 
 
 class SqlSource(Strict):

@@ -21,9 +21,11 @@ from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
+from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.parent_lanes import walk_pages
 from shared.extract.parent_walk import WalkStep
+from shared.extract.quota import QuotaGate
 from shared.extract.request_body import model_request
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -81,7 +83,37 @@ class ApiExtractor(GenericExtractor):
             yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
                                   f"kspyder-{self.ref.source_name}")
             return
-        step = self.page_step()
+        if self.model.incremental is None:
+            yield from self._paging(self.page_step())
+            return
+        cursors = ApiWalk(self.model.incremental, self.committed, self.ref.qualified)
+        position = 0
+        for window in cursors.windows:
+            cursors.stopped = False
+            step = self.window_step(cursors, window)
+            held: RawPage | None = None   # a page waits for the next to know whether it ends the window
+            for raw in self._paging(step):
+                if held is not None:
+                    yield held
+                count = len(raw.records)
+                raw.records = cursors.take(raw.records, position)
+                position += count
+                raw.checkpoint = cursors.checkpoint(window, window_done=False)
+                held = raw
+                if cursors.stopped:
+                    break
+            if held is not None:
+                held.checkpoint = cursors.checkpoint(window, window_done=True)
+                yield held
+        self.stats.truncated_by = "incremental"   # a total counts a request's records, not those kept
+
+    def window_step(self, cursors: ApiWalk, window: Window) -> PageStep:
+        """The page step of one window of an incremental walk: its first request carries the cursor."""
+        first = cursors.request(self.first_request(), window)
+        return PageStep(self.source, self.model, self.pagination, self.client, first)
+
+    def _paging(self, step: PageStep) -> Iterator[RawPage]:
+        """The pages of one paging sequence from `step`'s first request."""
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None
         yield self._raw(step.step(at), at)
@@ -116,7 +148,8 @@ class ApiExtractor(GenericExtractor):
                     limit = min(x for x in (paginator.planned_pages(), paginator.max_pages, next_index + width)
                                 if x is not None)
                     while next_index < limit and len(window) < width:
-                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
+                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index),
+                                                  step.rules))
                         next_index += 1
                     if not window:
                         raise PaginationError(f"{self.ref.qualified}: the paginator expects page {index + 1} "
@@ -128,9 +161,11 @@ class ApiExtractor(GenericExtractor):
                     future.cancel()
 
 
-def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:
+def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait",
+               quota: QuotaGate | None = None) -> HttpClient:
     session = requests.Session()
-    return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
+    auth = build_auth(source.auth, session, base_url=source.base_url)
+    return HttpClient(source=source_name, throttle=source.throttle, auth=auth,
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,
                       auth_origin=source.base_url, allowed_origins=source.allowed_origins,
-                      secret_headers=source.secret_headers)
+                      secret_headers=source.secret_headers, quota=quota)

@@ -37,9 +37,9 @@ from shared.schema.plan import (
     PlanOptions,
     compute_plan,
 )
-from shared.target.dialects import column_type, create_schema, drop_schema
+from shared.target.dialects import attaches_on_demand, column_type, create_schema, drop_schema
+from shared.target.meta_table import forget_cursors
 from shared.target.ownership import ensure_project_id, mark_schema
-from shared.target.sqlite_attach import attaches_on_demand
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -146,13 +146,16 @@ def _claim_schema(_connection: sa.Connection, _ops: Operations, _metadata: sa.Me
 
 
 def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.MetaData, change: Change) -> None:
+    """A new (or replaced) table is empty: its model's incremental cursor goes with its old rows."""
     metadata.tables[change.qualified].create(connection)
+    forget_cursors(connection, change.schema, change.table_name)
 
 
-def _add_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
+def _add_column(connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     """Nullable: the rows already there have no value for it until their model runs again."""
     [column] = change.columns
-    ops.add_column(change.table_name, sa.Column(column.name, column_type(column), nullable=True), schema=change.schema)
+    added = sa.Column(column.name, column_type(column, connection.dialect.name), nullable=True)
+    ops.add_column(change.table_name, added, schema=change.schema)
 
 
 def _drop_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
@@ -166,6 +169,7 @@ def _replace_table(connection: sa.Connection, ops: Operations, metadata: sa.Meta
 
 def _drop_table(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     sa.Table(change.table_name, sa.MetaData(), schema=change.schema).drop(connection)
+    forget_cursors(connection, change.schema, change.table_name)
 
 
 def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:

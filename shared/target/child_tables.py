@@ -31,7 +31,7 @@ def soft_deletes(ref: ModelRef) -> bool:
 
 def child_table(metadata: sa.MetaData, schema: str, child: ChildTable, redaction: str, dialect: str,
                 soft: bool = False) -> sa.Table:
-    columns = [sa.Column(c.name, column_type(c), primary_key=c.primary_key, nullable=not c.primary_key,
+    columns = [sa.Column(c.name, column_type(c, dialect), primary_key=c.primary_key, nullable=not c.primary_key,
                          autoincrement=False)
                for c in child_desired_columns(child, redaction, soft)]
     return sa.Table(child.name, metadata, *columns, schema=schema, **table_options(dialect))

@@ -9,21 +9,24 @@ SQLite's limit of 10 attached files, schemas are attached as statements name the
 """
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
-from contextlib import closing
+import importlib
+import weakref
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from shared.config.models import ColumnType
 from shared.target.columns import StoredColumn
-from shared.target.sqlite_attach import OnDemand, attach_limit
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from shared.target.sqlite_attach import OnDemand
 
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
 MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql
@@ -31,6 +34,7 @@ MYSQL_FAMILY = (MYSQL, MARIADB)
 # Schemas the databases keep for themselves: never a removed source, whatever they contain.
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog",
                             "pg_toast", "main", "temp", "guest", "dbo", "db_owner"})
+_on_demand: weakref.WeakSet[Engine] = weakref.WeakSet()   # SQLite engines past the attach limit
 
 
 def transactional_ddl(dialect: str) -> bool:
@@ -104,18 +108,42 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     if len(names) > _attach_limit():
         if not on_disk:
             raise ValueError(f"an in-memory SQLite target holds at most {_attach_limit()} schemas, not {len(names)}")
-        on_demand.append(OnDemand(engine, names, attach, settle))
+        from shared.target.sqlite_attach import OnDemand  # lazy: sqlite3 only for a SQLite target
+        hooks = OnDemand(names, attach, settle)
+        hooks.listen(engine)
+        on_demand.append(hooks)
+        _on_demand.add(engine)
     return engine
+
+
+def attaches_on_demand(engine: Engine) -> bool:
+    """Whether the engine's SQLite target has more schemas than one connection attaches at once."""
+    return engine in _on_demand
 
 
 @lru_cache(maxsize=1)
 def _attach_limit() -> int:
     """What this build of SQLite attaches to one connection (10 unless compiled otherwise)."""
+    import sqlite3
+    from contextlib import closing
+
+    from shared.target.sqlite_attach import attach_limit  # lazy: sqlite3 only for a SQLite target
     with closing(sqlite3.connect(":memory:")) as probe:
         return attach_limit(probe)
 
 
-def column_type(column: StoredColumn) -> sa.types.TypeEngine:
+def variant(base: sa.types.TypeEngine, dialect: str, family: tuple[str, ...],
+            make: Callable[[ModuleType], sa.types.TypeEngine]) -> sa.types.TypeEngine:
+    """`base`, and `make(family's dialect module)` on the dialects of `family`. A known `dialect`
+    outside the family gets `base` alone: a PostgreSQL target does not import MariaDB's or SQL
+    Server's dialect (with every driver module each lists) for a type it never uses."""
+    if dialect and dialect not in family:
+        return base
+    return base.with_variant(make(importlib.import_module(f"sqlalchemy.dialects.{family[0]}")), *family)
+
+
+def column_type(column: StoredColumn, dialect: str = "") -> sa.types.TypeEngine:
+    """The column's SQLAlchemy type on `dialect` (the engine's name; empty: any of them)."""
     kind = column.type
     if kind == ColumnType.integer:
         return sa.Integer()
@@ -131,18 +159,18 @@ def column_type(column: StoredColumn) -> sa.types.TypeEngine:
         return sa.String(column.length)
     if kind == ColumnType.text:
         # MEDIUMTEXT (16 MB): MariaDB's JSON is itself a LONGTEXT, so the two stay distinguishable
-        return sa.Text().with_variant(mysql.MEDIUMTEXT(), MYSQL, "mariadb")
+        return variant(sa.Text(), dialect, MYSQL_FAMILY, lambda mysql: mysql.MEDIUMTEXT())
     if kind == ColumnType.date:
         return sa.Date()
     if kind == ColumnType.datetime:
-        return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), MYSQL, "mariadb") \
-            .with_variant(mssql.DATETIMEOFFSET(), MSSQL)
+        return variant(variant(sa.DateTime(timezone=True), dialect, MYSQL_FAMILY, lambda mysql: mysql.DATETIME(fsp=6)),
+                        dialect, (MSSQL,), lambda mssql: mssql.DATETIMEOFFSET())
     if kind == ColumnType.json:
         return sa.JSON()
     if kind == ColumnType.binary:
         # BYTEA, BLOB; LONGBLOB on MariaDB (its BLOB stops at 64 KB), VARBINARY(max) on SQL Server
-        return sa.LargeBinary().with_variant(mysql.LONGBLOB(), MYSQL, "mariadb") \
-            .with_variant(mssql.VARBINARY("max"), MSSQL)
+        return variant(variant(sa.LargeBinary(), dialect, MYSQL_FAMILY, lambda mysql: mysql.LONGBLOB()),
+                        dialect, (MSSQL,), lambda mssql: mssql.VARBINARY("max"))
     raise ValueError(f"no SQL type for {kind}")
 
 
@@ -211,4 +239,6 @@ def drop_schema(connection: sa.Connection, schema: str) -> None:
 
 
 def dialect_module(dialect: str) -> ModuleType | None:
-    return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MARIADB: mysql, MSSQL: mssql}.get(dialect)
+    """SQLAlchemy's module of `dialect`, imported when first asked for (None: not a supported one)."""
+    name = {SQLITE: SQLITE, POSTGRESQL: POSTGRESQL, MYSQL: MYSQL, MARIADB: MYSQL, MSSQL: MSSQL}.get(dialect)
+    return importlib.import_module(f"sqlalchemy.dialects.{name}") if name else None

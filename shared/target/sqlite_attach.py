@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
@@ -23,7 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 
 _READS = ("select", "pragma", "with", "explain", "values", "begin", "savepoint", "release", "rollback")
-_on_demand: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
 class AttachLimit(sqlite3.OperationalError):
@@ -34,16 +32,11 @@ def attach_limit(dbapi_connection: sqlite3.Connection) -> int:
     return dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
 
 
-def attaches_on_demand(engine: sa.Engine) -> bool:
-    """Whether the engine's SQLite target has more schemas than one connection attaches at once."""
-    return engine in _on_demand
-
-
 class OnDemand:
     """The attach-on-demand hooks of one SQLite engine whose `names` exceed the attach limit.
     `attach(dbapi_connection, name, in_transaction)` attaches one file (and sets its pragmas)."""
 
-    def __init__(self, engine: sa.Engine, names: list[str], attach: Callable[[sqlite3.Connection, str], None],
+    def __init__(self, names: list[str], attach: Callable[[sqlite3.Connection, str], None],
                  settle: Callable[[sqlite3.Connection, str], None]):
         self.names, self._attach, self._settle = names, attach, settle
         alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
@@ -58,7 +51,8 @@ class OnDemand:
         rows = " UNION ALL ".join([f"SELECT {i} AS seq, '{n}' AS name, '' AS file"
                                    for i, n in enumerate(["main", *names], start=0)])
         self._database_list = rows
-        _on_demand.add(engine)
+
+    def listen(self, engine: sa.Engine) -> None:
         sa.event.listen(engine, "before_cursor_execute", self._before, retval=True)
 
     def beginning(self, connection: sa.Connection) -> None:

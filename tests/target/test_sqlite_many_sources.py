@@ -13,8 +13,8 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import cli
-from shared.target.dialects import create_target_engine
-from shared.target.sqlite_attach import AttachLimit, attaches_on_demand
+from shared.target.dialects import attaches_on_demand, create_target_engine
+from shared.target.sqlite_attach import AttachLimit
 from tests.helpers.flow import TEST_KEY
 
 SOURCES = 12
