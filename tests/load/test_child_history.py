@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import shared.load.dispositions as dispositions
 from shared.chain import Chain
 from shared.chain.pump import drain
-from shared.inbox.drops import ingest_file
+from shared.inbox.drops import IngestError, ingest_file
 from shared.ledger import RunLedger
 from shared.load.loader import Loader
 from shared.pipeline import run_models
@@ -277,3 +277,44 @@ def test_a_dropped_json_file_opens_versions_and_appends_with_children(target, ap
     assert target.kept("versions", VALID_FROM)[1] == [(FIRST[1], False), ([("A", 7)], True)]
     assert target.kept("log", RUN_ID)[1] == [(FIRST[1], True), ([("A", 7)], True)]
     assert target.orphan_taxes("versions", VALID_FROM) == 0
+    csv = b"id,name\n450789470,#1001\n"   # no lists: every row would open a version without its lines
+    with pytest.raises(IngestError, match=r"keeps each version with its child tables .* not CSV"):
+        ingest_file(target.project, target.schema, "versions", "names.csv", csv, target.engine, ledger)
+    assert ingest_file(target.project, target.schema, "log", "names.csv", csv, target.engine, ledger).rows == 1
+    assert target.kept("log", RUN_ID)[1][-1] == ([], True)   # an appended row with no lines
+
+
+@pytest.mark.parametrize("switch", [{"history": "scd2"}, {"write": "append"}])
+def test_switching_a_model_with_children_replaces_its_child_tables_in_the_plan(url, tmp_path, api, switch):
+    """The version's column joins every child table's key: `plan` replaces them, and the next run
+    refills parent and children."""
+    orders, base_url = api
+    orders.lines = dict(FIRST)
+    schema = f"kt_chsw_{uuid.uuid4().hex[:8]}"
+    settings = {"target_url": url, "storage": {"root": str(tmp_path / "storage")}}
+    merged = project_for(tmp_path, {schema: {"type": "api", "base_url": base_url, "models": {"orders": BASE}}},
+                         settings)
+    engine = create_target_engine(url, [schema])
+    try:
+        with engine.connect() as connection:
+            first = compute_plan(connection, merged, PlanOptions(selectors=(schema,)))
+        apply_stamped(engine, merged, PlanStamp.of(first))
+        switched = project_for(tmp_path, {schema: {"type": "api", "base_url": base_url,
+                                                   "models": {"orders": {**BASE, **switch}}}}, settings)
+        with engine.connect() as connection:
+            plan = compute_plan(connection, switched, PlanOptions(selectors=(schema,)))
+        version = VALID_FROM if "history" in switch else RUN_ID
+        changes = {c.table_name: c for c in plan.changes}
+        assert {changes[t].kind for t in ("orders", "orders__lines", "orders__lines__tax_lines")} == {"replace_table"}
+        assert changes["orders__lines"].key_change == (("id", "_kspyder_position"),
+                                                       ("id", version, "_kspyder_position"))
+        apply_stamped(engine, switched, PlanStamp.of(plan))
+        summary = run_models(switched, switched.models(), engine=engine,
+                             ledger=RunLedger(LocalBlobStore(tmp_path / "ledger")))
+        assert summary.ok, summary.render()
+        with engine.connect() as connection:
+            assert connection.execute(sa.text(f"SELECT COUNT(*) FROM {schema}.orders__lines")).scalar_one() == 6
+    finally:
+        with engine.begin() as connection:
+            drop_schema(connection, schema)
+        engine.dispose()
