@@ -3,10 +3,20 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import chain_bench, extract_bench, manifest_bench, pii_bench, run_bench, sql_bench, transform_bench
+from benchmarks import (
+    chain_bench,
+    extract_bench,
+    incremental_bench,
+    manifest_bench,
+    pii_bench,
+    run_bench,
+    sql_bench,
+    transform_bench,
+)
 
 BENCHMARKS = {"extract": extract_bench.main, "run": run_bench.main, "pii": pii_bench.main, "chain": chain_bench.main,
-              "transform": transform_bench.main, "sql": sql_bench.main, "manifest": manifest_bench.main}
+              "transform": transform_bench.main, "sql": sql_bench.main, "manifest": manifest_bench.main,
+              "incremental": incremental_bench.main}
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from cli.probe_cmd import probe
 from cli.render_cmd import render
 from cli.run_cmd import run, status
 from cli.schema_cmd import apply, plan, rebuild
+from cli.state_cmd import state
 from cli.transform_cmd import transform
 
 
@@ -38,3 +39,4 @@ cli.add_command(host)
 cli.add_command(render)
 cli.add_command(aggregate)
 cli.add_command(transform)
+cli.add_command(state)

@@ -7,7 +7,9 @@
 - `GET /api/runs/{run_id}`: 200 with the run's status (pages planned/fetched/loaded per model,
   errors, poison counts, done), 404 for an unknown run, 400 for a malformed id. `status` is
   `running`, `succeeded`, `failed`, or `abandoned` when every heartbeat of the run has expired
-  (its workers stopped: `RunLedger.shown_status`, computed on read).
+  (its workers stopped: `RunLedger.shown_status`, computed on read). An incremental model also
+  shows its committed cursor (`models.<model>.state`: kind, value, whether this run committed it,
+  up to which page; docs/incremental.md).
 
 Manifests that do not validate answer 500 with the problems (secrets masked), like /api/health.
 """

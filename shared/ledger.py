@@ -123,6 +123,16 @@ class RunLedger:
             prefix += f"{group:0{6 - digits}d}"
         return pages_by_stage(self.store.list(CONTAINER, prefix))
 
+    def marked_pages(self, run_id: str, model: str, stage: str) -> set[int]:
+        """The pages marked at `stage` (one listing), whether marked one by one or in ranges."""
+        found: set[int] = set()
+        for name in self.store.list(CONTAINER, f"{run_id}/pages/{model}/"):
+            stem, _, marked = name.rsplit("/", 1)[-1].rpartition(".")
+            if marked == stage:
+                first, _, last = stem.partition("-")
+                found.update(range(int(first), int(last or first) + 1))
+        return found
+
     def marker(self, run_id: str, model: str, first: int, stage: str, pages: int = 1) -> dict[str, Any] | None:
         """The marker `page` or `page_range` wrote for `pages` pages from `first`, or None."""
         raw = self.store.get(CONTAINER, f"{run_id}/pages/{model}/{marker_stem(first, pages)}.{stage}")

@@ -172,7 +172,8 @@ def customer(index: int, seed: int = DEFAULT_SEED) -> dict:
         "id": index, "full_name": f"{first} {last}", "email": email, "phone": phone,
         "address": {"street": f"{rng.randint(1, 250)} {rng.choice(STREETS[country])}", "city": rng.choice(CITIES[country]),
                     "postcode": _postcode(rng, country), "country": country},
-        "created": created.isoformat(), "status": customer_status(index, seed),
+        "created": created.isoformat(), "updated_at": _zulu(customer_updated(index)),
+        "status": customer_status(index, seed),
         "tags": rng.sample(TAGS, rng.randint(0, 3)), "balance": _cents(rng.randrange(0, 5_000_000)),
         "iban": account, "card_number": luhn_complete(card_prefix), "last_ip": _ip(rng),
         "notes": _notes(rng, email, phone, account),
@@ -218,6 +219,37 @@ def ticket(index: int, seed: int = DEFAULT_SEED) -> dict:
             "reporter_email": f"{rng.choice(FIRST)}.{rng.choice(LAST)}@{rng.choice(DOMAINS)}"
                               .lower().replace("'", "").replace("ü", "ue"),
             "opened": opened.isoformat()}
+
+
+# `updated_at` of a customer nobody changed: one minute apart in id order, so the customers updated
+# since a moment are a range of ids (plus those changed later: `ApiConfig.changes`)
+UPDATED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def customer_updated(index: int) -> datetime:
+    return UPDATED_EPOCH + timedelta(minutes=index)
+
+
+def first_updated_since(since: datetime) -> int:
+    """The lowest id whose unchanged `updated_at` is at or after `since`."""
+    minutes = (since - UPDATED_EPOCH) / timedelta(minutes=1)
+    whole = int(minutes)
+    return max(1, whole + (1 if minutes > whole else 0))
+
+
+class Joined:
+    """A few ids, then a range: what `updated_since` lists, sliced without building the whole list."""
+
+    def __init__(self, head: tuple[int, ...], tail: range):
+        self.head, self.tail = head, tail
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail)
+
+    def __getitem__(self, part: slice) -> list[int]:
+        start, stop, _ = part.indices(len(self))
+        split = len(self.head)
+        return list(self.head[start:min(stop, split)]) + list(self.tail[max(start - split, 0):max(stop - split, 0)])
 
 
 @lru_cache(maxsize=16)

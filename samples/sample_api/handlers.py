@@ -14,6 +14,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, urlencode
@@ -92,11 +93,27 @@ def _pages(total: int, size: int) -> int:
     return -(-total // size)
 
 
-def _customer_ids(request: Request, config: ApiConfig) -> tuple[int, ...] | range:
+def _customer_ids(request: Request, config: ApiConfig) -> tuple[int, ...] | range | data.Joined:
     status = request.params.get("status") or None
     if status not in (None, "active", "inactive"):
         raise QueryError(f"status must be 'active' or 'inactive', got {status!r}")
-    return data.customer_ids(config.customers, config.seed, status)
+    ids = data.customer_ids(config.customers, config.seed, status)
+    since_text = request.params.get("updated_since")
+    if not since_text:
+        return ids
+    # records updated at or after the moment, as GitHub's `since` on issues
+    # (https://docs.github.com/en/rest/issues/issues#list-repository-issues) or Harvest's `updated_since`
+    try:
+        since = datetime.fromisoformat(since_text)
+    except ValueError:
+        raise QueryError("updated_since must be an ISO 8601 datetime") from None
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    changed = {i for i, at in config.changes.items() if at >= since}
+    if status is not None:
+        return tuple(i for i in ids if i in changed or data.customer_updated(i) >= since)
+    first = data.first_updated_since(since)
+    head = tuple(sorted(i for i in changed if i < first and i <= config.customers))
+    return data.Joined(head, range(first, config.customers + 1))
 
 
 def _customer_page(request: Request, config: ApiConfig) -> tuple[list[dict], dict]:
@@ -104,6 +121,10 @@ def _customer_page(request: Request, config: ApiConfig) -> tuple[list[dict], dic
     page, size = int_param(request.params, "page", 1, 1), _size(request.params, "per_page")
     start = (page - 1) * size
     records = data.customers_at(ids[start:start + size], config.seed)
+    for record in records:
+        changed = config.changes.get(record["id"])
+        if changed is not None:
+            record["updated_at"] = changed.strftime("%Y-%m-%dT%H:%M:%SZ")
     meta = {"page": page, "per_page": size, "total_pages": _pages(len(ids), size), "total": len(ids)}
     return records, meta
 

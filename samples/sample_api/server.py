@@ -13,7 +13,8 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 
 from samples.background import BackgroundServer, QuietServer
@@ -42,6 +43,8 @@ class ApiConfig:
     client_id: str | None = None  # when set, /oauth/token insists on these credentials
     client_secret: str | None = None
     token_ttl_s: int = 3600
+    # customers changed since the data was made: id -> new `updated_at` (aware), listed by `updated_since`
+    changes: dict[int, datetime] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("customers", "products", "orders", "events", "tickets"):

@@ -14,6 +14,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.messages import LoadJob, MessageError, PageJob, check_start
 from shared.chain.names import FETCH, LOAD, RAW
 from shared.chain.once import send_once
@@ -35,8 +36,10 @@ from shared.chain.pages import (
 from shared.chain.sealed import SealError, seal, unseal
 from shared.chain.state import Plan
 from shared.chain.walking import WalkFetch
+from shared.config.incremental import ApiIncremental
 from shared.config.project import ModelRef
 from shared.errors import RateLimited
+from shared.extract.incremental import ApiWalk
 from shared.extract.page_step import Position, StepPage
 from shared.extract.paginators import Paginator
 from shared.extract.types import PageRequest
@@ -87,6 +90,9 @@ class Fetcher:
             if pages.walk is not None:   # a child model: its parents' walk, one lane per page (walking.py)
                 WalkFetch(self, ref, job, pages, pages.walk).fetch()
                 return
+            if is_incremental(ref):
+                self._api_incremental(ref, job, pages)
+                return
             at = self._position(job, pages)
             request = at.request
             send_once(self.state, job, request)
@@ -113,6 +119,59 @@ class Fetcher:
             records = pages.shape(page)
             self._put(job, job.index, records)
             self._fetched(job, job.index, len(records), last)
+
+    def _api_incremental(self, ref: ModelRef, job: PageJob, pages: ApiPages) -> None:
+        """A page of an incremental model: the walk of the run's windows from the cursor it started
+        from, one page after another (a fanned-out job would carry the cursor in its request)."""
+        if job.request is not None:
+            raise ChainError(f"{job.model}: an incremental model's page {job.index} cannot come with its request")
+        committed, now = ChainCursors(self.chain).start(job.run_id, ref)
+        spec = getattr(ref.model, "incremental", None)
+        if not isinstance(spec, ApiIncremental):
+            raise ChainError(f"{job.model}: not an incremental API model")
+        walk = ApiWalk(spec, committed, job.model, now)
+        stored = self._stored_start(job) if job.start is not None else {}
+        number = stored.get("window", 0)
+        if number >= len(walk.windows):
+            raise ChainError(f"{job.model}: page {job.index} of run {job.run_id} starts a window the run does not have")
+        window = walk.windows[number]
+        pages.step = pages.extractor.window_step(walk, window)
+        try:
+            at = pages.step.resume(stored["paginator"]) if "paginator" in stored else pages.step.start()
+        except ValueError:
+            raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} is not a "
+                             f"paginator state this model can take up") from None
+        try:
+            page = pages.fetch(at)
+        except RateLimited as exc:
+            self._reschedule(job, exc.delay)
+            return
+        page.records = walk.take(page.records, 0)
+        done = at.done or walk.stopped
+        ChainCursors(self.chain).leave(job.run_id, job.model, job.index, walk.checkpoint(window, done),
+                                       walk.page_high, done)
+        if not done:
+            state = at.state() or {}
+            if pages.hidden and isinstance(state.get("next_url"), str):
+                state["next_url"] = without_params(state["next_url"], pages.hidden)
+            self._check_no_secret(job, state)
+            self._follow(job, {"paginator": state, "window": window.index})
+        elif not window.last:
+            self._follow(job, {"window": window.index + 1})
+        else:
+            warning = at.paginator.cap_warning(job.model)
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", job.index + 1, True, None,
+                                                            [warning] if warning else [], "incremental"))
+        records = pages.shape(page)
+        self._put(job, job.index, records)
+        self._fetched(job, job.index, len(records), last=done and window.last)
+
+    def _follow(self, job: PageJob, start: dict) -> None:
+        """The next page's job, its start in a sealed blob (the plan stays open while pages follow)."""
+        if job.index == 0:
+            self.state.set_plan(job.run_id, job.model, Plan("sequential", None, False, None))
+        digest = self._leave_start(job, start)
+        self.chain.send(FETCH, PageJob(job.run_id, job.model, job.index + 1, start=digest, follow=True))
 
     def _position(self, job: PageJob, pages: ApiPages) -> Position:
         """Where the job's page stands: the model's start, the state the page before it saved, or,
@@ -209,6 +268,13 @@ class Fetcher:
 
     def _start(self, job: PageJob, kind: str) -> Any:
         """The request or keyset bound page `job.index` starts from, read back and checked like a message."""
+        stored = self._stored_start(job)
+        if kind not in stored:
+            raise ChainError(f"{job.model}: the start of page {job.index} of run {job.run_id} holds no {kind}")
+        return stored[kind]
+
+    def _stored_start(self, job: PageJob) -> dict:
+        """The start blob page `job.index` names, read back, unsealed and checked like a message."""
         where = f"{job.model}: the start of page {job.index} of run {job.run_id}"
         if job.start is None:
             raise ChainError(f"{where} is not named by its job")
@@ -222,14 +288,11 @@ class Fetcher:
         if content_digest(data) != job.start:
             raise ChainError(f"{where} does not match the digest its job carries")
         try:
-            stored = check_start(json.loads(data))
+            return check_start(json.loads(data))
         except MessageError as exc:
             raise ChainError(f"{where}: {exc}") from None
         except ValueError:
             raise ChainError(f"{where} is not JSON") from None
-        if kind not in stored:
-            raise ChainError(f"{where} holds no {kind}")
-        return stored[kind]
 
     # ------------------------------------------------------------ SQL
     def _sql_chunk(self, ref: ModelRef, job: PageJob) -> None:
@@ -237,7 +300,12 @@ class Fetcher:
         if job.start is None and job.index != 0:
             raise ChainError(f"{job.model}: the job for chunk {job.index} has no start")
         after = decode_key(self._start(job, "sql_after")) if job.start is not None else None
-        records, next_after = SqlPages(self.chain.project, ref).chunk(after, job.index)
+        cursors = ChainCursors(self.chain) if is_incremental(ref) else None
+        committed = cursors.start(job.run_id, ref)[0] if cursors is not None else None
+        chunks = SqlPages(self.chain.project, ref, committed)
+        records, next_after = chunks.chunk(after, job.index)
+        if cursors is not None:   # chunks come in cursor order: each allows a cursor of its own
+            cursors.leave(job.run_id, job.model, job.index, chunks.checkpoint, None, window_done=next_after is None)
         self._put(job, job.index, records)
         if next_after is not None:   # the last key is a source value: it waits in a blob, not in the message
             start = self._leave_start(job, {"sql_after": encode_key(next_after)})

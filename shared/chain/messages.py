@@ -220,7 +220,14 @@ def _values(value: Any, where: str) -> dict:
 def check_start(value: Any) -> dict:
     """What a start blob (`PageJob.start`) holds, checked as a message is: it is read back from
     storage, which anyone with the account can write. {"paginator": ...} or {"sql_after": ...}; the
-    paginator checks its own state's values when it resumes from it."""
+    paginator checks its own state's values when it resumes from it. An incremental model's adds the
+    window its page is in ({"window": n}, alone at a window's first page)."""
+    if isinstance(value, dict) and "window" in value:
+        window = value["window"]
+        if not _is_int(window) or not 0 <= window < 100_000:
+            raise MessageError("PageJob.start.window: expected a window number")
+        rest = {k: v for k, v in value.items() if k != "window"}
+        return {**(check_start(rest) if rest else {}), "window": window}
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _START_CHECKS:
         raise MessageError("PageJob.start: expected a stored paginator state or keyset bound")
     (name, item), = value.items()

@@ -13,6 +13,7 @@ from typing import Any
 from shared.config.models import ApiSource, SqlModel
 from shared.config.project import ModelRef, Project
 from shared.extract.api import ApiExtractor, new_client
+from shared.extract.cursor import Cursor
 from shared.extract.factory import build_extractor
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage
@@ -78,16 +79,19 @@ class SqlPages:
     the step the embedded run loops over); without one, the whole query streamed in one invocation
     (`stream`), because no bound can resume it."""
 
-    def __init__(self, project: Project, ref: ModelRef):
-        self.project, self.ref = project, ref
+    def __init__(self, project: Project, ref: ModelRef, committed: Cursor | None = None):
+        """`committed`: an incremental model's cursor the run started from."""
+        self.project, self.ref, self.committed = project, ref, committed
         if not isinstance(ref.model, SqlModel):
             raise TypeError(f"{ref.qualified} is not a SQL model")
         self.chunk_size = ref.model.chunk_size
+        self.checkpoint: Cursor | None = None   # the cursor the last chunk allows (incremental models)
 
     def _extractor(self) -> SqlExtractor:
         extractor = build_extractor(self.project, self.ref, scan_process=False)
         if not isinstance(extractor, SqlExtractor):
             raise TypeError(f"{self.ref.qualified} is not a SQL model")
+        extractor.start_after(self.committed)
         return extractor
 
     def chunk(self, after: tuple | None, index: int) -> tuple[list[dict[str, Any]], tuple | None]:
@@ -97,6 +101,7 @@ class SqlPages:
             raw, following = extractor.chunk(after)
         finally:
             extractor.close()
+        self.checkpoint = raw.checkpoint if raw is not None else None
         return extractor.shape_page(raw.records if raw is not None else [], index * self.chunk_size), following
 
     def stream(self) -> Iterator[list[dict[str, Any]]]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shared.chain import backoff, drift
+from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.fetching import Fetcher
 from shared.chain.leasing import ChainLeases
 from shared.chain.messages import LoadJob, Message, MessageError, PageJob, RunModel, TransformEvent, decode, encode
@@ -162,7 +163,10 @@ class Chain:
             if delay is not None:   # another run loads this model: the same message again, later
                 self.send(PAGINATE, msg, delay)
                 return
-            self._stage(msg.run_id, self.ref(msg.model))
+            ref = self.ref(msg.model)
+            self._stage(msg.run_id, ref)
+            if is_incremental(ref):   # the cursor the run starts from, kept for its every page
+                ChainCursors(self).begin(msg.run_id, ref)
             Fetcher(self).fetch(job)
 
     def fetch(self, job: PageJob, dequeue_count: int = 1) -> None:
@@ -193,7 +197,11 @@ class Chain:
                     loader.check_drift()
                 try:
                     if isinstance(loader, Loader):   # a redelivered page replaces its rows (keyless models)
-                        loader.load_page(job.index, records)
+                        if is_incremental(ref):   # the cursor commits with the rows
+                            loader.load_page(job.index, records,
+                                             ChainCursors(self).then(job.run_id, ref, job.index, job.pages))
+                        else:
+                            loader.load_page(job.index, records)
                     else:
                         loader.load(records)
                 except Exception:
@@ -292,7 +300,7 @@ class Chain:
         if record is None:
             return None
         outcomes = self.ledger.model_outcomes(run_id)
-        models = {}
+        models: dict[str, dict[str, Any]] = {}
         for model in record.models:
             plan = self.state.plan(run_id, model)
             counts = self.state.counts(run_id, model)
@@ -300,6 +308,9 @@ class Chain:
                              "planned": plan.pages if plan is not None and plan.final else None,
                              **counts, "done": model in outcomes,
                              "warnings": self.state.warnings(run_id, model, plan) if plan else []}
+            ref = self._known(model)
+            if ref is not None and is_incremental(ref):   # the cursor committed with the rows
+                models[model]["state"] = ChainCursors(self).status(run_id, ref)
         errors = self.state.errors(run_id)
         return {"run_id": run_id, "trigger": record.trigger, "status": self.ledger.shown_status(record),
                 "started_at": record.started_at, "ended_at": record.ended_at,
@@ -309,6 +320,13 @@ class Chain:
                            "queues": {q: self.queues.peek_count(q) for q in POISON_QUEUES}}}
 
     # ------------------------------------------------------------ helpers
+    def _known(self, model: str) -> ModelRef | None:
+        """The model, or None once the manifests no longer have it."""
+        try:
+            return self.ref(model)
+        except ChainError:
+            return None
+
     def page_interval(self, run_id: str, ref: ModelRef) -> float:
         """Seconds between a fanned-out model's pages: 1/rate, times the number of the run's models
         reading the same source, since they all draw on its one rate limit. 0 without a rate."""

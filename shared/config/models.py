@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -23,7 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from shared.config.incremental import ApiIncremental, SqlIncremental
 from shared.config.request_models import GraphQL, check_request_body
+from shared.config.strict import Strict
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's limit, the strictest of the supported targets
@@ -59,10 +60,6 @@ def check_schedule(expression: str | None) -> str | None:
     except ScheduleError as exc:
         raise ValueError(str(exc)) from None
     return expression
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- pagination
@@ -515,6 +512,7 @@ class ApiModel(ModelBase):
     for_each_column: str | None = Field(None, description="A string column that stores each row's for_each item.")
     on_child_error: Literal["fail", "skip"] = Field("fail", description="A child request that fails: fail the "
                                                                           "model, or skip it with a warning.")
+    incremental: ApiIncremental | None = Field(None, description="Load only what changed since the last run.")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _request_body_fits = model_validator(mode="after")(check_request_body)
@@ -529,11 +527,39 @@ class ApiModel(ModelBase):
     def http_method(self) -> str:
         return self.method or ("POST" if self.graphql is not None else "GET")
 
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> Self:
+        check_incremental(self)
+        if self.incremental is not None and self.incremental.location == "path" and \
+                "{" + str(self.incremental.param) + "}" not in self.path:
+            raise ValueError(f"incremental in: path needs {{{self.incremental.param}}} in the model's path")
+        if self.incremental is not None and self.incremental.location == "body" and self.http_method == "GET":
+            raise ValueError("incremental in: body needs a request body: method POST or PUT, json or graphql")
+        if self.incremental is not None and (self.parent is not None or self.for_each is not None):
+            raise ValueError("incremental does not apply to a model read per parent or per for_each item yet "
+                             "(one cursor per parent is to come): drop incremental or parent/for_each")
+        return self
+
+
+def check_incremental(model: ModelBase) -> None:
+    """An incremental model upserts by key: a keyless one is replaced per run, so it would keep only
+    the records that changed since the last run."""
+    if getattr(model, "incremental", None) is None:
+        return
+    if _VALIDATING_STORE.get() == "mongo":
+        raise ValueError("incremental needs store: sql: the cursor is kept in the SQL target with the rows")
+    if not model.primary_key:
+        raise ValueError("incremental needs a primary_key: a model without one is replaced whole on every run")
+    if model.write_mode != "merge" or model.deletes or model.history:
+        raise ValueError("incremental applies to write: merge without deletes or history (the cursor commits with "
+                         "upserted rows; a staged write's end would have to carry it)")
+
 
 class SqlModel(ModelBase):
     table: str | None = None
     query: str | None = None
     chunk_size: int = Field(5000, ge=1, le=1_000_000)
+    incremental: SqlIncremental | None = Field(None, description="Read only the rows changed since the last run.")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> Self:
@@ -544,6 +570,7 @@ class SqlModel(ModelBase):
                 check_identifier(part, "table name part")
             if self.table.count(".") > 1:
                 raise ValueError(f"table '{self.table}' must be 'table' or 'schema.table'")
+        check_incremental(self)
         return self
 
 

@@ -21,6 +21,7 @@ from shared.errors import PaginationError
 from shared.extract.auth import build_auth
 from shared.extract.base import GenericExtractor, RawPage
 from shared.extract.http_client import HttpClient
+from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.parent_lanes import walk_pages
 from shared.extract.parent_walk import WalkStep
@@ -81,7 +82,37 @@ class ApiExtractor(GenericExtractor):
             yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
                                   f"kspyder-{self.ref.source_name}")
             return
-        step = self.page_step()
+        if self.model.incremental is None:
+            yield from self._paging(self.page_step())
+            return
+        cursors = ApiWalk(self.model.incremental, self.committed, self.ref.qualified)
+        position = 0
+        for window in cursors.windows:
+            cursors.stopped = False
+            step = self.window_step(cursors, window)
+            held: RawPage | None = None   # a page waits for the next to know whether it ends the window
+            for raw in self._paging(step):
+                if held is not None:
+                    yield held
+                count = len(raw.records)
+                raw.records = cursors.take(raw.records, position)
+                position += count
+                raw.checkpoint = cursors.checkpoint(window, window_done=False)
+                held = raw
+                if cursors.stopped:
+                    break
+            if held is not None:
+                held.checkpoint = cursors.checkpoint(window, window_done=True)
+                yield held
+        self.stats.truncated_by = "incremental"   # a total counts a request's records, not those kept
+
+    def window_step(self, cursors: ApiWalk, window: Window) -> PageStep:
+        """The page step of one window of an incremental walk: its first request carries the cursor."""
+        first = cursors.request(self.first_request(), window)
+        return PageStep(self.source, self.model, self.pagination, self.client, first)
+
+    def _paging(self, step: PageStep) -> Iterator[RawPage]:
+        """The pages of one paging sequence from `step`'s first request."""
         at = step.start()   # a fresh paginator per run: no state leaks between runs
         first = at.request.copy() if at.request is not None else None
         yield self._raw(step.step(at), at)

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.config.child_tables import child_tables
 from shared.config.project import ModelRef
+from shared.extract.cursor import Cursor
 from shared.extract.gc_threshold import fewer_collections
 from shared.extract.reconcile import reconcile
 from shared.extract.records import RecordShaper
@@ -50,6 +51,7 @@ class RawPage:
     records: list[Any]
     url: str | None = None
     resume_after: tuple | None = None
+    checkpoint: Any = None   # incremental: the cursor to commit once this page and those before it are loaded
 
 
 class GenericExtractor(ABC):
@@ -71,6 +73,11 @@ class GenericExtractor(ABC):
             self.shaper = RecordShaper(ref.source_name, ref.name, ref.model.columns, ref.model.primary_key,
                                        children=child_tables(ref.name, ref.model))
         self.stats = ExtractStats()
+        self.committed: Cursor | None = None   # an incremental model's saved cursor (`start_after`)
+
+    def start_after(self, committed: Cursor | None) -> None:
+        """Start from the target's committed cursor (an incremental model; None: its initial_value)."""
+        self.committed = committed
 
     @property
     def output_columns(self) -> list[str]:
@@ -114,7 +121,8 @@ class GenericExtractor(ABC):
                             yield self._release(held, scan)
                             held = None
                         raise
-                    page = Page(self.ref.source_name, self.ref.name, index, records, raw.url, raw.resume_after)
+                    page = Page(self.ref.source_name, self.ref.name, index, records, raw.url, raw.resume_after,
+                                raw.checkpoint)
                     index += 1
                     position += len(records)
                     if scan is None:

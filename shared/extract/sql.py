@@ -18,6 +18,7 @@ from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
 from shared.errors import ExtractError
 from shared.extract.base import GenericExtractor, RawPage
+from shared.extract.sql_incremental import changed_since, chunk_checkpoint
 from shared.pii.stripper import PiiStripper
 
 
@@ -91,6 +92,8 @@ class SqlExtractor(GenericExtractor):
 
     def selectable(self, connection: sa.Connection) -> sa.FromClause:
         wanted = source_columns(self.model)
+        if self.model.incremental is not None and self.model.incremental.column not in wanted:
+            wanted.append(self.model.incremental.column)   # read to order and bound by, not loaded
         if self.model.query is not None:
             return sa.text(self.model.query).columns(*[sa.column(c) for c in wanted]).subquery("kspyder_source")
         if self.model.table is None:   # validation requires table or query
@@ -144,16 +147,24 @@ class SqlExtractor(GenericExtractor):
 
     def _chunk(self, connection: sa.Connection, source: sa.FromClause, key_names: list[str],
                after: tuple | None) -> tuple[RawPage | None, tuple | None]:
+        incremental = self.model.incremental
+        if incremental is not None:   # ordered by the cursor, then the key: a chunk ends at a bound
+            key_names = [incremental.column, *key_names]
         keys: list[sa.ColumnElement[Any]] = [source.c[k] for k in key_names]
         size = self.model.chunk_size
         query = sa.select(source).order_by(*keys).limit(size)
+        if incremental is not None:
+            query = query.where(*changed_since(source.c[incremental.column], self.committed, incremental,
+                                               connection.dialect.name, self.ref.qualified))
         if after is not None:
             query = query.where(keyset_after(keys, after))
         rows = as_dicts(connection.execute(query))
         if not rows:
             return None, None
         following = tuple(rows[-1][k] for k in key_names) if len(rows) >= size else None
-        return RawPage(rows, resume_after=after), following
+        checkpoint = None if incremental is None else chunk_checkpoint(
+            [row[incremental.column] for row in rows], last=following is None, where=self.ref.qualified)
+        return RawPage(rows, resume_after=after, checkpoint=checkpoint), following
 
     def _streamed(self, connection: sa.Connection, source: sa.FromClause) -> Iterator[RawPage]:
         streaming = connection.execution_options(stream_results=True, yield_per=self.model.chunk_size)

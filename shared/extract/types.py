@@ -92,6 +92,7 @@ class Page:
     records: list[dict[str, Any]]
     url: str | None = None        # None for SQL chunks
     resume_after: tuple | None = None  # SQL keyset chunks: the key this chunk starts after, to re-read it
+    checkpoint: Any = None        # incremental: the cursor to commit once this page and those before it are loaded
 
 
 class Shaper(Protocol):

@@ -9,7 +9,7 @@ Portable: the dialect-specific statements live in `upsert.py` and `staging.swap_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -41,6 +41,9 @@ class TargetDriftError(LoadError):
     """The live table is not what the manifest describes: loading would fail or misplace data."""
 
 
+Then = Callable[[sa.Connection], None]   # written in a batch's transaction, after its rows (a cursor)
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     """Rows ready for the writer (fitted, one per key), and where their records were in the page."""
@@ -48,6 +51,10 @@ class PreparedBatch:
     first: int      # position of the batch's first record in the page given to `batches`
     records: int    # records the rows came from (duplicate keys make rows fewer)
     children: ChildBatch | None = None   # the child tables' rows, written in the same transaction
+    then: Then | None = None   # committed with the rows or not at all: an incremental model's cursor
+
+    def and_then(self, then: Then | None) -> PreparedBatch:
+        return self if then is None else replace(self, then=then)
 
 
 @dataclass
@@ -179,13 +186,15 @@ class Loader:
                 raise
 
     # ------------------------------------------------------------------ load
-    def load_page(self, index: int, records: list[dict[str, Any]]) -> int:
+    def load_page(self, index: int, records: list[dict[str, Any]], then: Then | None = None) -> int:
         """The queue chain's load of the page (or block of pages) starting at `index`. A keyless
         model's rows carry the page in place of the run id in the staging table; the page's rows are
         deleted and written anew in one transaction, under the page's lock (`page_lock`), so that a
         redelivery, or a second live copy of the message, leaves the page in the table once."""
         if self._staging is None:
-            return self.load(records)
+            return self.load(records) if then is None else self.load(records, then)
+        if then is not None:
+            raise LoadError(f"{self.ref.qualified}: a model without a key commits nothing with a page")
         if not self._drift_checked:
             self.check_drift()
         self.stage()
@@ -218,9 +227,22 @@ class Loader:
         self.stats.batches += 1
         return written
 
-    def load(self, records: list[dict[str, Any]]) -> int:
-        """Upsert a page; returns the rows written. Checks drift first if the caller has not."""
-        return sum(self.write(batch) for batch in self.batches(records))
+    def load(self, records: list[dict[str, Any]], then: Then | None = None) -> int:
+        """Upsert a page; returns the rows written. Checks drift first if the caller has not. `then`
+        is written in the transaction of the page's last batch (its own, for an empty page)."""
+        written, previous = 0, None   # one batch behind, to know which is the last
+        try:
+            for batch in self.batches(records):
+                if previous is not None:
+                    written += self.write(previous)
+                previous = batch
+        except LoadError:
+            if previous is not None:   # written before the misfit stops the page, without `then`
+                self.write(previous)
+            raise
+        if previous is None and then is not None:
+            previous = PreparedBatch([], 0, 0)
+        return written + (self.write(previous.and_then(then)) if previous is not None else 0)
 
     def batches(self, records: list[dict[str, Any]]) -> Iterator[PreparedBatch]:
         """The page cut into batches of at most `batch_size`, each checked and converted when the
@@ -242,9 +264,12 @@ class Loader:
         from one other thread than the one preparing batches (the engine's pool is thread-safe)."""
         try:
             with self.engine.begin() as connection:
-                self._writer.write(connection, batch.rows)
+                if batch.rows:
+                    self._writer.write(connection, batch.rows)
                 if batch.children is not None and self._children is not None:
                     self._children.write(connection, batch.children)
+                if batch.then is not None:
+                    batch.then(connection)
         except self._database_errors() as exc:
             raise LoadError(f"{self.ref.qualified}: batch of records {batch.first}-"
                             f"{batch.first + batch.records - 1} of the page failed and was rolled back: "

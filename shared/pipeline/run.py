@@ -17,9 +17,10 @@ from shared.extract.base import ExtractStats
 from shared.extract.factory import build_extractor
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
-from shared.load.loader import Loader, LoadError
+from shared.load.loader import Loader, LoadError, PreparedBatch, Then
 from shared.load.pii_key_check import check_pii_key
 from shared.outputs.writers import file_writer
+from shared.pipeline.incremental import cursor_then, is_incremental, start_cursor
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
 from shared.storage import LocalBlobStore
@@ -106,6 +107,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         check_pii_key(engine, project, [ref.source_name])   # hashes made with the target's key
         loader.check_drift()
         loader.stage()   # replace, append, scd2: the run's staging table, applied by `finish`
+        start_cursor(engine, ref, extractor)   # an incremental model starts after its committed cursor
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
@@ -129,12 +131,16 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
                 for page in extractor.pages():
                     pending.append(page)
                     if sum(len(p.records) for p in pending) >= LOAD_BATCH:
-                        _submit(loader, batches, pending, fetched)
+                        _submit(loader, batches, pending, fetched, cursor_then(ref, run_id, pending))
                     if writer is not None:
                         writer.write(page.records)
                     if on_page:
                         on_page(page, extractor.stats)
-                _submit(loader, batches, pending, fetched)
+                _submit(loader, batches, pending, fetched, cursor_then(ref, run_id, pending))
+            except ExtractError:
+                if is_incremental(ref):   # the pages read before the failure, with the cursor they allow
+                    _submit(loader, batches, pending, fetched, cursor_then(ref, run_id, pending))
+                raise
             finally:
                 if pending:   # fetched, and the run stopped before loading them (marking twice is a no-op)
                     fetched(pending)
@@ -155,10 +161,10 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
 
 
 def _submit(loader: Loader, batches: OverlappedWriter, pages: list[Page],
-            fetched: Callable[[list[Page]], None]) -> None:
+            fetched: Callable[[list[Page]], None], then: Then | None = None) -> None:
     """Mark the buffered pages fetched, prepare them (fit checks, on this thread) batch by batch and
-    hand each batch to the writer; the pages are marked loaded once their last batch has committed.
-    Empties the buffer."""
+    hand each batch to the writer; the pages are marked loaded once their last batch has committed,
+    and `then` (an incremental model's cursor) commits with that batch. Empties the buffer."""
     if not pages:
         return
     fetched(pages)
@@ -172,7 +178,10 @@ def _submit(loader: Loader, batches: OverlappedWriter, pages: list[Page],
         if previous is not None:   # written before the misfit stops the run, as a synchronous loop would
             batches.submit(previous, [])
         raise
+    if previous is None and then is not None:   # no rows, and still a cursor to move (an empty window)
+        previous = PreparedBatch([], 0, 0)
     if previous is not None:
+        previous = previous.and_then(then)
         # (index, records) only: holding the pages would keep their records in memory until the write ends
         batches.submit(previous, [(page.index, len(page.records)) for page in pages])
     pages.clear()

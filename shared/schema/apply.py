@@ -37,6 +37,7 @@ from shared.schema.plan import (
     compute_plan,
 )
 from shared.target.dialects import column_type, create_schema, drop_schema
+from shared.target.meta_table import forget_cursors
 from shared.target.ownership import ensure_project_id, mark_schema
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def _claim_schema(_connection: sa.Connection, _ops: Operations, _metadata: sa.Me
 
 
 def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.MetaData, change: Change) -> None:
+    """A new (or replaced) table is empty: its model's incremental cursor goes with its old rows."""
     metadata.tables[change.qualified].create(connection)
+    forget_cursors(connection, change.schema, change.table_name)
 
 
 def _add_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
@@ -136,6 +139,7 @@ def _replace_table(connection: sa.Connection, ops: Operations, metadata: sa.Meta
 
 def _drop_table(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     sa.Table(change.table_name, sa.MetaData(), schema=change.schema).drop(connection)
+    forget_cursors(connection, change.schema, change.table_name)
 
 
 def _drop_schema(connection: sa.Connection, _ops: Operations, _metadata: sa.MetaData, change: Change) -> None:

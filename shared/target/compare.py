@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from shared.target.columns import StoredColumn
 from shared.target.dialects import logical_type
+from shared.target.meta_table import STATE_TABLE
 from shared.target.meta_table import TABLE as META_TABLE
 from shared.target.staging_names import is_staging
 
@@ -47,11 +48,12 @@ class TableDiff:
 
 def live_tables(inspector: sa.Inspector, schema: str) -> list[str]:
     """The schema's tables, less the staging tables of loads and swaps (`staging.py`), a run's
-    private work, and the `_kspyder` metadata table (`meta_table.py`): never a table to plan,
-    alter or drop."""
+    private work, and the `_kspyder` metadata and `_kspyder_state` cursor tables (`meta_table.py`):
+    never a table to plan, alter or drop."""
     if schema not in inspector.get_schema_names():
         return []
-    return [t for t in inspector.get_table_names(schema=schema) if not is_staging(t) and t != META_TABLE]
+    return [t for t in inspector.get_table_names(schema=schema)
+            if not is_staging(t) and t not in (META_TABLE, STATE_TABLE)]
 
 
 def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: list[StoredColumn]) -> TableDiff:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 TABLE = "_kspyder"
+STATE_TABLE = "_kspyder_state"   # incremental cursors, one table per source schema (`load/cursor_state.py`)
 
 
 def meta_table(schema: str | None = None) -> sa.Table:
@@ -20,3 +21,15 @@ def meta_table(schema: str | None = None) -> sa.Table:
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
         schema=schema,
     )
+
+
+def forget_cursors(connection: sa.Connection, schema: str, model: str | None = None) -> int:
+    """Delete the incremental cursors of a source's schema (or of one model): its table was created,
+    replaced or dropped, so its next run starts from `initial_value`. Returns the cursors deleted."""
+    if not sa.inspect(connection).has_table(STATE_TABLE, schema=schema):
+        return 0
+    state = sa.table(STATE_TABLE, sa.column("source"), sa.column("model"), schema=schema)
+    statement = sa.delete(state).where(state.c.source == schema)
+    if model is not None:
+        statement = statement.where(state.c.model == model)
+    return connection.execute(statement).rowcount or 0
