@@ -9,6 +9,7 @@ from benchmarks import (
     incremental_bench,
     manifest_bench,
     pii_bench,
+    quota_bench,
     run_bench,
     sql_bench,
     transform_bench,
@@ -16,7 +17,7 @@ from benchmarks import (
 
 BENCHMARKS = {"extract": extract_bench.main, "run": run_bench.main, "pii": pii_bench.main, "chain": chain_bench.main,
               "transform": transform_bench.main, "sql": sql_bench.main, "manifest": manifest_bench.main,
-              "incremental": incremental_bench.main}
+              "incremental": incremental_bench.main, "quota": quota_bench.main}
 
 
 def main(argv: list[str]) -> int:

@@ -10,11 +10,8 @@ from cli.progress import PageProgress
 from shared.ledger import new_run_id
 from shared.pipeline import run_models
 from shared.pipeline.run import local_ledger
-from shared.schema.apply import PlanStamp, apply_stamped
-from shared.schema.apply_lease import leased_apply
 from shared.schema.desired import target_schemas
 from shared.schema.plan import PlanOptions, compute_plan
-from shared.schema.plan_render import render_applied, render_plan
 from shared.target.dialects import create_target_engine
 from shared.target.lease import LeaseHeld
 
@@ -43,6 +40,10 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: fl
             planned = tuple(selectors) or (() if apply_first else tuple(dict.fromkeys(r.source_name for r in refs)))
             with engine.connect() as connection:
                 plan = compute_plan(connection, project, PlanOptions(selectors=planned))
+            if plan.changes:   # lazy: a run whose target matches the manifests neither renders nor applies
+                from shared.schema.apply import PlanStamp, apply_stamped
+                from shared.schema.apply_lease import leased_apply
+                from shared.schema.plan_render import render_applied, render_plan
             # derived tables (pipeline outputs) do not stop a load: `transform` rebuilds them anyway
             if any(not c.builder for c in plan.changes) and not apply_first:
                 click.echo(render_plan(plan), err=True)

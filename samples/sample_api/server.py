@@ -6,6 +6,7 @@ decided in `handlers.py`.
 """
 from __future__ import annotations
 
+import math
 import secrets
 import socket
 import threading
@@ -43,6 +44,12 @@ class ApiConfig:
     client_id: str | None = None  # when set, /oauth/token insists on these credentials
     client_secret: str | None = None
     token_ttl_s: int = 3600
+    # With `rate`: a quota of rate * window_s requests per fixed window (aligned to Unix time) instead
+    # of the token bucket. `quota_headers` announces the limit as the IETF draft does: a window's
+    # RateLimit-Limit/-Remaining/-Reset, the token bucket's RateLimit-Policy (rate per second);
+    # off, only the 429's Retry-After tells.
+    window_s: float | None = None
+    quota_headers: bool = False
     # customers changed since the data was made: id -> new `updated_at` (aware), listed by `updated_since`
     changes: dict[int, datetime] = field(default_factory=dict, compare=False)
 
@@ -52,6 +59,8 @@ class ApiConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("rate must be > 0 (or None for no limit)")
+        if self.window_s is not None and (self.rate is None or self.window_s <= 0 or self.rate * self.window_s < 1):
+            raise ValueError("window_s needs a rate and must allow at least one request per window")
         if self.burst < 1 or self.latency_ms < 0 or self.token_ttl_s < 1:
             raise ValueError("burst and token_ttl_s must be >= 1 and latency_ms >= 0")
         if self.retry_after_format not in ("seconds", "http-date"):
@@ -69,6 +78,8 @@ class TokenBucket:
         self._rate, self._burst, self._clock = rate, burst, clock
         self._lock = threading.Lock()
         self._tokens, self._last = float(burst), clock()
+        self.served = 0                             # requests let through, and when the first and
+        self.first_served = self.last_served = 0.0  # the last were (benchmarks read the rate served)
 
     def take(self) -> float:
         """0.0 when the request may pass, else the seconds until a token will be available."""
@@ -78,12 +89,43 @@ class TokenBucket:
             self._last = now
             if self._tokens >= 1:
                 self._tokens -= 1
+                self.first_served = self.first_served or now
+                self.last_served, self.served = now, self.served + 1
                 return 0.0
             return (1 - self._tokens) / self._rate
 
     def refill(self) -> None:
         with self._lock:
             self._tokens, self._last = float(self._burst), self._clock()
+
+
+class FixedWindow:
+    """`limit` requests per window of `window_s` seconds, windows aligned to Unix time, as GitHub's and
+    most APIs' quotas are (https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/)."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.limit, self.window_s, self._clock = limit, window_s, clock
+        self._lock = threading.Lock()
+        self._end, self._used = 0.0, 0
+        self.served: Counter[int] = Counter()   # requests let through, by window number
+
+    def take(self) -> tuple[bool, int, float]:
+        """(allowed, remaining after this request, seconds until the window ends)."""
+        with self._lock:
+            now = self._clock()
+            if now >= self._end:
+                self._end = (now // self.window_s + 1) * self.window_s
+                self._used = 0
+            allowed = self._used < self.limit
+            if allowed:
+                self._used += 1
+                self.served[int(now // self.window_s)] += 1
+            return allowed, self.limit - self._used, self._end - now
+
+    def refill(self) -> None:
+        with self._lock:
+            self._end, self._used = 0.0, 0
+            self.served.clear()
 
 
 class ApiState:
@@ -160,6 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are closed after this
     server: _Server
 
+    _quota: tuple[tuple[str, str], ...] = ()   # the quota headers of the answer being made
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         """Silent: one line per request would drown test and benchmark output."""
 
@@ -203,6 +247,17 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/v1/") and config.latency_ms:
             time.sleep(config.latency_ms / 1000)
         wait = self.server.bucket.take() if self.server.bucket and path.startswith(("/v1/", "/oauth/")) else 0.0
+        window = self.server.window
+        if window is not None and path.startswith("/v1/"):
+            allowed, remaining, reset = window.take()
+            if config.quota_headers:
+                self._quota = (("RateLimit-Limit", str(window.limit)), ("RateLimit-Remaining", str(remaining)),
+                               ("RateLimit-Reset", str(math.ceil(reset))))   # whole seconds: never early
+            if not allowed:
+                state.throttled()
+                return handlers.throttled(reset, config.retry_after_format)
+        if self.server.bucket is not None and config.quota_headers and config.rate and path.startswith("/v1/"):
+            self._quota = (("RateLimit-Policy", f"{config.rate:g};w=1"),)   # its sustained rate, per second
         if wait:
             state.throttled()
             return handlers.throttled(wait, config.retry_after_format)
@@ -246,7 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response, method: str) -> None:
         self.send_response(response.status)
-        for name, value in response.headers:
+        quota, self._quota = self._quota, ()
+        for name, value in response.headers + quota:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
@@ -260,7 +316,10 @@ class _Server(QuietServer):
     def __init__(self, address: tuple[str, int], config: ApiConfig) -> None:
         self.config = config
         self.state = ApiState()
-        self.bucket = TokenBucket(config.rate, config.burst) if config.rate else None
+        windowed = config.rate is not None and config.window_s is not None
+        self.bucket = TokenBucket(config.rate, config.burst) if config.rate and not windowed else None
+        self.window = FixedWindow(round(config.rate * config.window_s), config.window_s) \
+            if config.rate is not None and config.window_s is not None else None
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -269,6 +328,8 @@ class _Server(QuietServer):
         self.state.reset()
         if self.bucket is not None:
             self.bucket.refill()
+        if self.window is not None:
+            self.window.refill()
 
     def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         with self._open_lock:
@@ -309,6 +370,12 @@ class SampleApi(BackgroundServer[_Server]):
 
     def stats(self) -> dict:
         return self._running().state.snapshot()
+
+    @property
+    def limit(self) -> TokenBucket | FixedWindow | None:
+        """The running server's rate limit (the benchmarks read what it let through)."""
+        server = self._running()
+        return server.window or server.bucket
 
     def reset(self) -> None:
         self._running().reset()

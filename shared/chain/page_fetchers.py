@@ -7,6 +7,8 @@ request (`PageStep.planned`); loop detection and `max_pages` come with the pagin
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,15 +20,25 @@ from shared.extract.factory import build_extractor
 from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position, StepPage
 from shared.extract.parent_walk import WalkStep
+from shared.extract.quota import QuotaGate
 from shared.extract.sql import SqlExtractor
 
 ClientFactory = Callable[[str, ApiSource], HttpClient]
 
 
+# The quota each source's server announced, kept by the process across Fetch invocations (each has a
+# client of its own): a worker that saw the quota spent reschedules its next pages for the reset
+# instead of sending them into a 429.
+_quotas: dict[tuple[str, str], QuotaGate] = {}
+_quotas_lock = threading.Lock()
+
+
 def queue_client(source_name: str, source: ApiSource) -> HttpClient:
-    """The source's client, except that a 429 raises `RateLimited` instead of sleeping: the job
-    goes back on the queue with the server's Retry-After as its visibility delay."""
-    return new_client(source_name, source, on_rate_limit="raise")
+    """The source's client, except that a 429 (or a spent quota) raises `RateLimited` instead of
+    sleeping: the job goes back on the queue with the server's wait as its visibility delay."""
+    with _quotas_lock:
+        quota = _quotas.setdefault((source_name, source.base_url), QuotaGate(time.monotonic))
+    return new_client(source_name, source, on_rate_limit="raise", quota=quota)
 
 
 def hidden_params(source: ApiSource) -> frozenset[str]:

@@ -32,6 +32,7 @@ from shared.chain.names import FETCH, LOAD, PAGINATE, POISON_QUEUES, RAW, TRANSF
 from shared.chain.page_fetchers import ClientFactory, queue_client
 from shared.chain.pages import ChainError, decode_page, page_children, page_columns
 from shared.chain.state import GROUP, Plan, RunState
+from shared.config.auth_types import bind_token_claims
 from shared.config.errors import ConfigError
 from shared.config.models import ApiSource
 from shared.config.project import ModelRef, Project
@@ -80,6 +81,7 @@ class Chain:
         self.ledger = RunLedger(blobs)
         self.state = RunState(blobs, clock)
         self.leases = ChainLeases(self)   # one run of a model at a time, across messages (leasing.py)
+        bind_token_claims(project.sources, blobs)   # Key Vault refresh tokens: versions claimed here
         self._engine_factory = engine_factory
         self._engine: sa.Engine | None = None
         self._documents: DocumentTarget | None = None   # store: mongo models; pymongo only when one loads

@@ -22,8 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from shared.config.auth_types import ClientAuthMethod, OAuth2RefreshToken, SessionAuth
 from shared.config.incremental import ApiIncremental, SqlIncremental
 from shared.config.request_models import GraphQL, check_request_body
+from shared.config.responses import ResponseRule
 from shared.config.strict import Strict
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -172,6 +174,7 @@ class OAuth2ClientCredentials(Strict):
     client_id: str
     client_secret: str
     scope: str | None = None
+    auth_method: ClientAuthMethod = "client_secret_post"
 
 
 class AzureAuth(Strict):
@@ -180,11 +183,13 @@ class AzureAuth(Strict):
 
 
 Auth = Annotated[
-    NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | AzureAuth,
+    NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | AzureAuth | OAuth2RefreshToken
+    | SessionAuth,
     Field(discriminator="type"),
 ]
-AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure")
-SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key", "mongo_uri"}
+AUTH_TYPES = ("none", "bearer", "api_key", "basic", "oauth2_client_credentials", "azure", "oauth2_refresh_token",
+              "session")
+SECRET_KEYS = {"token", "value", "password", "client_secret", "url", "key", "pii_key", "mongo_uri", "refresh_token"}
 
 
 # ---------------------------------------------------------------- throttling
@@ -494,6 +499,7 @@ class ApiModel(ModelBase):
     headers: dict[str, str] = Field(default_factory=dict)
     records: str | None = Field(None, description="Dotted path to the record list; omit when the body is the list.")
     pagination: Pagination | None = None
+    responses: list[ResponseRule] = Field(default_factory=list, description="Checked before the source's rules.")
     format: Literal["json", "jsonl", "csv"] | None = Field(
         None, description="Response body format; default: by Content-Type, else json. A gzip file body is "
                           "decompressed whatever the format.")
@@ -593,6 +599,7 @@ class ApiSource(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     throttle: Throttle = Field(default_factory=Throttle)
     pagination: Pagination = Field(default_factory=lambda: NoPagination(type="none"))
+    responses: list[ResponseRule] = Field(default_factory=list, description="What answers mean (status, header, body).")
     models: dict[str, ApiModel] = Field(min_length=1)
     description: str | None = None
     schedule: str | None = Field(None, description="NCRONTAB (six fields, UTC): when the timer starts a run of it.")
@@ -626,6 +633,9 @@ class ApiSource(Strict):
 
     def pagination_for(self, model: ApiModel) -> Pagination:
         return model.pagination or self.pagination
+
+    def responses_for(self, model: ApiModel) -> list[ResponseRule]:
+        return [*model.responses, *self.responses]
 
 
 class SqlSource(Strict):

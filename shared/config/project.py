@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.config.auth_types import bind_token_stores
 from shared.config.child_tables import child_tables, walk
 from shared.config.deployment import document_store_issues
 from shared.config.errors import ConfigError, ConfigIssue
@@ -120,7 +121,9 @@ def load_project(folder: str | os.PathLike | None = None, env: Mapping[str, str]
     if issues or settings is None or sources is None:   # either None only beside an issue above
         raise ConfigError(issues)
     masker = SecretMasker.from_config(settings, sources)
-    return Project(root, settings, with_target_names(sources), masker)
+    named = with_target_names(sources)
+    bind_token_stores(settings.state_dir, named)
+    return Project(root, settings, named, masker)
 
 
 def _settings(doc: YamlDocument, env: Mapping[str, str], issues: list[ConfigIssue]) -> Settings | None:

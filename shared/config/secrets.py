@@ -31,7 +31,11 @@ class SecretMasker:
                 found.extend(_url_password(source.url))
                 continue
             auth = source.auth
-            found.extend(v for k in ("token", "value", "password", "client_secret") if (v := getattr(auth, k, None)))
+            found.extend(v for k in ("token", "value", "password", "client_secret", "refresh_token")
+                         if (v := getattr(auth, k, None)))
+            login = getattr(auth, "login", None)   # a session's login body: its values are credentials
+            if login is not None:
+                found.extend(_strings(login.json_body) + _strings(login.form))
             for headers in [source.headers, *(model.headers for model in source.models.values())]:
                 found.extend(v for k, v in headers.items() if k.lower() in source.secret_headers)
         return cls(tuple(sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True)))
@@ -63,6 +67,14 @@ def mark_secret_headers(from_env: set[tuple], sources: dict) -> None:
 
 
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
 
 
 def _url_password(url: str) -> list[str]:

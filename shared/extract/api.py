@@ -27,6 +27,7 @@ from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.parent_lanes import walk_pages
 from shared.extract.parent_state import ParentCursors, Partitions
 from shared.extract.parent_walk import WalkStep
+from shared.extract.quota import QuotaGate
 from shared.extract.request_body import model_request
 from shared.extract.types import PageRequest
 from shared.pii.stripper import PiiStripper
@@ -164,7 +165,8 @@ class ApiExtractor(GenericExtractor):
                     limit = min(x for x in (paginator.planned_pages(), paginator.max_pages, next_index + width)
                                 if x is not None)
                     while next_index < limit and len(window) < width:
-                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index)))
+                        window.append(pool.submit(self.client.fetch, paginator.request_for_page(first, next_index),
+                                                  step.rules))
                         next_index += 1
                     if not window:
                         raise PaginationError(f"{self.ref.qualified}: the paginator expects page {index + 1} "
@@ -176,9 +178,11 @@ class ApiExtractor(GenericExtractor):
                     future.cancel()
 
 
-def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait") -> HttpClient:
+def new_client(source_name: str, source: ApiSource, on_rate_limit: Literal["wait", "raise"] = "wait",
+               quota: QuotaGate | None = None) -> HttpClient:
     session = requests.Session()
-    return HttpClient(source=source_name, throttle=source.throttle, auth=build_auth(source.auth, session),
+    auth = build_auth(source.auth, session, base_url=source.base_url)
+    return HttpClient(source=source_name, throttle=source.throttle, auth=auth,
                       headers=source.headers, on_rate_limit=on_rate_limit, session=session,
                       auth_origin=source.base_url, allowed_origins=source.allowed_origins,
-                      secret_headers=source.secret_headers)
+                      secret_headers=source.secret_headers, quota=quota)

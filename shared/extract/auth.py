@@ -7,6 +7,7 @@ server, because some APIs echo the credential they rejected.
 """
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -18,6 +19,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from shared.config import models as cfg
+from shared.config.auth_types import OAuth2RefreshToken, SessionAuth
 from shared.errors import ExtractError, FetchError
 from shared.extract.retry import describe_exception, short_reason
 
@@ -95,6 +97,7 @@ class CachedTokenAuth(AuthBase, ABC):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = float("-inf")
+        self._rejected: str | None = None   # the token last refused with a 401: never handed out again
         self.fetches = 0   # how many tokens were obtained; tests and run stats read it
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -114,7 +117,13 @@ class CachedTokenAuth(AuthBase, ABC):
         it is still the current one: sixteen threads rejected together refresh once, not 16 times."""
         with self._lock:
             if token is None or token == self._token:
+                self._rejected = self._token
                 self._token, self._refresh_at = None, float("-inf")
+
+    def sent_token(self, prepared: requests.PreparedRequest) -> str | None:
+        """The token a request carried, so that a 401 on it invalidates that token only."""
+        sent = prepared.headers.get("Authorization", "")
+        return sent[7:] if sent.startswith("Bearer ") else None
 
     def redact(self, text: str) -> str:
         return _redact(text, self._token or "")
@@ -132,31 +141,50 @@ class OAuth2ClientCredentialsAuth(CachedTokenAuth):
         self._config, self._session, self._timeout = config, session, timeout
 
     def _fetch(self) -> tuple[str, float]:
-        form = {"grant_type": "client_credentials", "client_id": self._config.client_id,
-                "client_secret": self._config.client_secret}
+        form = {"grant_type": "client_credentials"}
         if self._config.scope:
             form["scope"] = self._config.scope
         started = self._clock()
-        try:
-            response = self._session.post(self.token_url, data=form, headers={"Accept": "application/json"},
-                                          timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise FetchError(self.token_url, None, f"token request failed: {describe_exception(exc)}") from None
-        if not 200 <= response.status_code < 300:
-            raise FetchError(self.token_url, response.status_code,
-                             "token request rejected: " + self.redact(short_reason(response)))
-        body = _json_or_none(response)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise FetchError(self.token_url, response.status_code, "token response has no access_token")
-        try:
-            expires_in = float(body.get("expires_in", DEFAULT_EXPIRES_IN))   # some servers send a string
-        except (TypeError, ValueError):
-            expires_in = DEFAULT_EXPIRES_IN
-        return token, started + expires_in
+        body = token_request(self._session, self.token_url, form, self._config.client_id, self._config.client_secret,
+                             self._config.auth_method, self._timeout, self.redact)
+        return body["access_token"], started + expires_in(body)
 
     def redact(self, text: str) -> str:
         return _redact(super().redact(text), self._config.client_secret)
+
+
+def token_request(session: requests.Session, token_url: str, form: dict[str, str], client_id: str,
+                  client_secret: str | None, auth_method: str, timeout: float,
+                  redact: Callable[[str], str]) -> dict[str, Any]:
+    """POST a grant to a token endpoint, the client authenticated as RFC 6749 §2.3.1 allows: in the
+    form (`client_secret_post`) or with HTTP Basic of the form-encoded id and secret
+    (`client_secret_basic`); a public client (no secret) names itself in the form. The answer's body,
+    which holds an `access_token`."""
+    headers = {"Accept": "application/json"}
+    if auth_method == "client_secret_basic" and client_secret:
+        pair = f"{quote_plus(client_id)}:{quote_plus(client_secret or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    else:
+        form = {**form, "client_id": client_id, **({"client_secret": client_secret} if client_secret else {})}
+    try:
+        response = session.post(token_url, data=form, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise FetchError(token_url, None, f"token request failed: {describe_exception(exc)}") from None
+    if not 200 <= response.status_code < 300:
+        raise FetchError(token_url, response.status_code, "token request rejected: " + redact(short_reason(response)))
+    body = _json_or_none(response)
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not isinstance(token, str) or not token:
+        raise FetchError(token_url, response.status_code, "token response has no access_token")
+    return body
+
+
+def expires_in(body: dict[str, Any]) -> float:
+    """A token answer's lifetime in seconds (RFC 6749 only recommends stating it; some send a string)."""
+    try:
+        return float(body.get("expires_in", DEFAULT_EXPIRES_IN))
+    except (TypeError, ValueError):
+        return DEFAULT_EXPIRES_IN
 
 
 class TokenCredential(Protocol):
@@ -189,9 +217,10 @@ class AzureTokenAuth(CachedTokenAuth):
         return access.token, float(access.expires_on)
 
 
-def build_auth(config: Any, session: requests.Session, *,
-               azure_credential: TokenCredential | None = None) -> AuthBase | None:
-    """The AuthBase for a source's `auth:` block; `session` is the client's, reused for token calls."""
+def build_auth(config: Any, session: requests.Session, *, azure_credential: TokenCredential | None = None,
+               base_url: str = "") -> AuthBase | None:
+    """The AuthBase for a source's `auth:` block; `session` is the client's, reused for token calls;
+    `base_url` the source's, against which a session's login path is resolved."""
     if config is None or isinstance(config, cfg.NoAuth):
         return None
     if isinstance(config, cfg.BearerAuth):
@@ -206,6 +235,12 @@ def build_auth(config: Any, session: requests.Session, *,
         return OAuth2ClientCredentialsAuth(config, session)
     if isinstance(config, cfg.AzureAuth):
         return AzureTokenAuth(config.scope, azure_credential)
+    if isinstance(config, OAuth2RefreshToken):
+        from shared.extract.refresh_token import OAuth2RefreshTokenAuth, store_for
+        return OAuth2RefreshTokenAuth(config, session, store_for(config))
+    if isinstance(config, SessionAuth):
+        from shared.extract.session_auth import SessionTokenAuth
+        return SessionTokenAuth(config, session, base_url)
     raise TypeError(f"unsupported auth config: {type(config).__name__}")
 
 

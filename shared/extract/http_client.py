@@ -27,7 +27,10 @@ from shared.extract.body_formats import decode_json
 from shared.extract.limits import Deadline, DeadlineAdapter, LimitExceeded, read_body
 from shared.extract.origins import OriginPolicy
 from shared.extract.origins import origin as _origin
+from shared.extract.paginators.paths import MISSING
+from shared.extract.quota import QuotaGate, read_policy, read_quota
 from shared.extract.request_body import body_arguments
+from shared.extract.responses import Outcome, ResponseRules
 from shared.extract.retry import (
     MAX_RETRY_AFTER,
     RETRY_AFTER_STATUSES,
@@ -106,7 +109,7 @@ class HttpClient:
                  session: requests.Session | None = None, rng: random.Random | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  auth_origin: str | None = None, allowed_origins: Iterable[str] = (),
-                 secret_headers: Iterable[str] = ()):
+                 secret_headers: Iterable[str] = (), quota: QuotaGate | None = None):
         if on_rate_limit not in ("wait", "raise"):
             raise ValueError(f"on_rate_limit must be 'wait' or 'raise', not {on_rate_limit!r}")
         self.source, self.throttle, self.auth, self.on_rate_limit = source, throttle, auth, on_rate_limit
@@ -118,6 +121,8 @@ class HttpClient:
         self.session.mount("https://", adapter)
         self.bucket = TokenBucket(throttle.rate, throttle.burst, clock=clock, sleep=sleep)
         self.slots = ConcurrencyLimit(throttle.concurrency)
+        # the server's announced quota, shared by the client's threads (and, given, by other clients)
+        self.quota = quota or QuotaGate(clock)
         self.stats = FetchStats()
         self._rng = rng or random.Random()   # noqa: S311 - backoff jitter, not a secret
         self._rng_lock = threading.Lock()
@@ -128,9 +133,10 @@ class HttpClient:
         self.origins = OriginPolicy(auth_origin, allowed_origins, secret_headers)
         self._env_settings: dict[tuple[str, str], _Settings] = {}
 
-    def fetch(self, request: PageRequest) -> PageResponse:
+    def fetch(self, request: PageRequest, rules: ResponseRules | None = None) -> PageResponse:
+        """The page `request` asks for; `rules`: the model's `responses:`, asked before the status is."""
         try:
-            return self._fetch(request)
+            return self._fetch(request, rules)
         except FetchError:
             self.stats.add("errors")
             raise
@@ -145,7 +151,7 @@ class HttpClient:
         self.close()
 
     # ------------------------------------------------------------ the retry loop
-    def _fetch(self, request: PageRequest) -> PageResponse:
+    def _fetch(self, request: PageRequest, rules: ResponseRules | None) -> PageResponse:
         started = self._clock()
         prepared = self._prepare(request)
         url = self._safe_url(_url_of(prepared))   # before auth: an api_key in the query never gets in
@@ -153,21 +159,35 @@ class HttpClient:
         attempt, retries, refreshed = 0, 0, False
         while True:
             attempt += 1
-            sent, response, error = self._attempt(prepared)
+            sent, response, error = self._attempt(prepared, url, method)
             status = response.status_code if response is not None else None
-            limited = response is not None and is_rate_limited(status, response.headers, response.content)
-            verdict = "retry" if limited else classify(status, error)
+            outcome: Outcome | None = None
+            body: Any = MISSING
+            if rules and response is not None:
+                outcome, body = rules.match(response.status_code, response.headers, response.content)
+            if outcome is not None and response is not None:
+                if outcome.kind == "empty":
+                    return PageResponse(url, response.status_code, response.headers, None, b"",
+                                        self._clock() - started, empty=True)
+                if outcome.kind == "fail":
+                    raise FetchError(url, status, outcome.reason, attempt, method)
+                limited, verdict = outcome.kind == "rate_limited", "retry"
+            else:
+                limited = response is not None and is_rate_limited(status, response.headers, response.content)
+                verdict = "retry" if limited else classify(status, error)
             if verdict == "ok" and response is not None:   # "ok" is a 2xx status: there is a response
-                return self._decode(url, response, started, method)
+                return self._decode(url, response, started, method, body)
             if error is not None:
                 reason = describe_exception(error)
+            elif outcome is not None:
+                reason = outcome.reason
             elif response is not None:
                 reason = self._redact(short_reason(response))
             else:   # _attempt returns a response or an error (and classify refuses neither)
                 raise FetchError(url, status, "no response and no error", attempt, method)
             if status == 401 and not refreshed and isinstance(self.auth, _RefreshableAuth):
                 refreshed = True   # a stale token: refresh once, outside the retry budget
-                self.auth.invalidate(_bearer(sent))
+                self.auth.invalidate(self.auth.sent_token(sent))
                 self.stats.add("retries")
                 log.debug("%s %s: HTTP 401, refreshing the token and retrying", method, safe_url(url))
                 continue
@@ -204,6 +224,8 @@ class HttpClient:
                     method, safe_url(url), f"HTTP {status}" if status else safe_excerpt(reason), retries,
                     self.throttle.max_retries, wait, " (as the server asked)" if retry_after is not None else "")
             self._sleep(wait)
+            if limited:
+                self.quota.waited()
 
     def _prepare(self, request: PageRequest) -> requests.PreparedRequest:
         """Built without `Session.prepare_request`, which merges session hooks and reads ~/.netrc on
@@ -215,7 +237,7 @@ class HttpClient:
             prepared.prepare_cookies(self.session.cookies)
         return prepared
 
-    def _attempt(self, prepared: requests.PreparedRequest
+    def _attempt(self, prepared: requests.PreparedRequest, url: str, method: str
                  ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
         """One HTTP exchange under the rate and concurrency limits and within `timeout` (redirects
         included), returning what was last sent (with auth) and what came back. The body is read
@@ -224,10 +246,15 @@ class HttpClient:
             # the token is taken inside the slot: taken before, it could wait out a slow response
             # and go out together with others, a burst over the rate by up to `concurrency`
             self.bucket.acquire()
+            ticket = self._quota_ticket(url, method)
             self.stats.add("requests")
             with Deadline(self.throttle.timeout) as deadline:
                 sent, response, error = self._send(prepared, deadline)
                 if response is not None:
+                    self.quota.observe(ticket, read_quota(response.headers, time.time()))
+                    policy = read_policy(response.headers)
+                    if policy is not None:
+                        self.bucket.limit_to(policy)
                     try:
                         read_body(response, BODY_CHUNK, self.throttle.max_response_mb)
                     except (requests.RequestException, LimitExceeded) as exc:
@@ -240,6 +267,23 @@ class HttpClient:
             return sent, None, error
         self.stats.add("bytes", len(response.content))
         return sent, response, None
+
+    def _quota_ticket(self, url: str, method: str) -> int:
+        """Wait while the server's announced quota is spent (the 429 it would answer is not sent):
+        the whole source waits, as after a 429; in "raise" mode the caller reschedules instead."""
+        while True:
+            ticket, wait = self.quota.take()
+            if not wait:
+                return ticket
+            if wait > self.throttle.max_backoff:
+                raise FetchError(url, None, f"the server's rate limit resets in {wait:.0f}s, more than "
+                                 f"throttle.max_backoff={self.throttle.max_backoff:g}s (raise it to wait)", 1, method)
+            if self.on_rate_limit == "raise":
+                raise RateLimited(url, wait, method)
+            self.bucket.pause_until(self._clock() + wait)
+            log.log(logging.INFO if wait >= LONG_WAIT else logging.DEBUG,
+                    "%s %s: the server's rate limit is spent, waiting %.2fs for its reset", method, safe_url(url), wait)
+            self._sleep(wait)
 
     def _send(self, prepared: requests.PreparedRequest, deadline: Deadline
               ) -> tuple[requests.PreparedRequest, requests.Response | None, BaseException | None]:
@@ -285,11 +329,15 @@ class HttpClient:
             settings = self._env_settings[key] = self.session.merge_environment_settings(url, {}, None, None, None)
         return settings
 
-    def _decode(self, url: str, response: requests.Response, started: float, method: str) -> PageResponse:
+    def _decode(self, url: str, response: requests.Response, started: float, method: str,
+                body: Any = MISSING) -> PageResponse:
+        """The page, its body decoded on first use (or already, by a response rule: `body`)."""
         content = response.content
         status = response.status_code
         if status == 204 and not content.strip():
             return PageResponse(url, status, response.headers, None, content, self._clock() - started)
+        if body is not MISSING:
+            return PageResponse(url, status, response.headers, body, content, self._clock() - started)
 
         def decode(raw: bytes) -> Any:
             return decode_json(raw, url, status, method)
@@ -317,6 +365,8 @@ class _RefreshableAuth(Protocol):
 
     def invalidate(self, token: str | None = None) -> None: ...
 
+    def sent_token(self, prepared: requests.PreparedRequest) -> str | None: ...
+
 
 def _url_of(prepared: requests.PreparedRequest) -> str:
     """`prepare()` always sets the URL; requests types it optional for a request not yet prepared."""
@@ -324,8 +374,3 @@ def _url_of(prepared: requests.PreparedRequest) -> str:
         raise ValueError("the request has no URL: it was not prepared")
     return prepared.url
 
-
-def _bearer(prepared: requests.PreparedRequest) -> str | None:
-    """The token a rejected attempt carried, so `invalidate` can tell a stale token from a fresh one."""
-    attempt_auth = prepared.headers.get("Authorization", "")
-    return attempt_auth[7:] if attempt_auth.startswith("Bearer ") else None

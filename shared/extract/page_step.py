@@ -23,6 +23,7 @@ from shared.extract.paginators import (
     paginator_class,
     resume_paginator,
 )
+from shared.extract.responses import ResponseRules
 from shared.extract.types import PageRequest, PageResponse
 
 
@@ -82,6 +83,7 @@ class PageStep:
     def __init__(self, source: ApiSource, model: ApiModel, pagination: Any, client: HttpClient, first: PageRequest):
         self.source, self.model, self.pagination, self.client = source, model, pagination, client
         self._first = first
+        self.rules = ResponseRules(source.responses_for(model))
 
     def first_request(self) -> PageRequest:
         """The model's request before paging: its URL, params and headers from the manifest."""
@@ -114,10 +116,14 @@ class PageStep:
         `RateLimited` propagates with `at` unchanged."""
         if at.request is None:
             raise RuntimeError("the page step was asked for a page after the last one")
-        return self.take(at, self.client.fetch(at.request))
+        return self.take(at, self.client.fetch(at.request, self.rules))
 
     def take(self, at: Position, response: PageResponse) -> StepPage:
-        """Take in a page fetched for `at` (here or ahead of time, for random access)."""
+        """Take in a page fetched for `at` (here or ahead of time, for random access). A page a
+        response rule called empty has no records and ends the paging."""
+        if response.empty:
+            at.request = None
+            return StepPage([], response.url)
         response = decoded(response, self.model.format, self.source.throttle.max_response_mb,
                            at.request.method if at.request is not None else "GET")
         if self.model.graphql is not None:

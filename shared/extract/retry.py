@@ -20,6 +20,7 @@ import requests.exceptions as rex
 import urllib3.exceptions as u3
 
 from shared.extract.limits import LimitExceeded
+from shared.extract.quota import read_quota
 
 Verdict = Literal["ok", "retry", "fatal"]
 
@@ -36,7 +37,6 @@ MAX_RETRY_AFTER = 100 * 365 * 86400.0
 # `rateLimitExceeded` or `userRateLimitExceeded`). `dailyLimitExceeded` is not retried: it lasts the day.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _RATE_LIMIT_MESSAGE = re.compile(r"secondary rate limit|rate limit exceeded", re.I)
-_EPOCH_SECONDS = 1e9   # an X-RateLimit-Reset above this is a Unix time (GitHub), below it a delay
 
 # Malformed requests and TLS failures fail the same way every time: retrying only delays the error.
 # Listed before the transient ones because SSLError is a ConnectionError and all are OSErrors.
@@ -114,23 +114,23 @@ def is_rate_limited(status: int | None, headers: Mapping[str, str], content: byt
         return True
     if status != 403:
         return False
-    if headers.get("Retry-After") is not None or (headers.get("X-RateLimit-Remaining") or "").strip() == "0":
-        return True
+    for name in ("Retry-After", "X-RateLimit-Remaining", "RateLimit-Remaining"):
+        value = headers.get(name)
+        if value is not None and (name == "Retry-After" or value.strip() == "0"):
+            return True
     return _body_says_rate_limit(content)
 
 
 def server_wait(headers: Mapping[str, str], now: datetime, rate_limited: bool) -> float | None:
-    """Seconds the server asks to wait: Retry-After, else (for a rate limit) until X-RateLimit-Reset."""
+    """Seconds the server asks to wait: Retry-After, else (for a rate limit) until the reset of a
+    quota it says is spent (`RateLimit-*`, `X-RateLimit-*`: `shared/extract/quota.py`)."""
     wait = parse_retry_after(headers.get("Retry-After"), now)
-    if wait is not None or not rate_limited or (headers.get("X-RateLimit-Remaining") or "").strip() != "0":
+    if wait is not None or not rate_limited:
         return wait
-    reset = (headers.get("X-RateLimit-Reset") or "").strip()
-    if not _DELTA_SECONDS.match(reset):
+    quota = read_quota(headers, _aware(now).timestamp())
+    if quota is None or quota.remaining > 0:
         return None
-    seconds = float(reset)
-    if seconds > _EPOCH_SECONDS:
-        seconds -= _aware(now).timestamp()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return min(quota.reset, MAX_RETRY_AFTER)
 
 
 def _body_says_rate_limit(content: bytes | None) -> bool:

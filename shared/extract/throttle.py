@@ -15,6 +15,9 @@ from contextlib import contextmanager
 _EPSILON = 1e-9
 SLOW_DOWN = 0.9          # each 429 takes 10% off the rate...
 SLOW_DOWN_FLOOR = 0.5    # ...down to half the configured rate at most
+# Paced by a rate the server announced, a bucket of one token loses every late wake-up (the token
+# it would have saved overflows); two keep that time, at the cost of two requests back to back.
+POLICY_BURST = 2
 
 
 class TokenBucket:
@@ -67,6 +70,19 @@ class TokenBucket:
         with self._lock:
             if self.rate is not None and self._configured_rate is not None:   # None together: unlimited
                 self.rate = max(self.rate * factor, self._configured_rate * floor)
+
+    def limit_to(self, rate: float) -> None:
+        """The server announced its sustained rate (`RateLimit-Policy`): never run faster than it,
+        whatever the manifest says (a rate already lower, slowed down after a 429 or not, stays)."""
+        with self._lock:
+            if rate <= 0 or (self._configured_rate is not None and self._configured_rate <= rate):
+                return
+            now = self._clock()
+            if self.rate is None:   # the manifest declared no rate: the pace and its slack are ours
+                self.burst = max(self.burst, POLICY_BURST)
+                self._tokens, self._updated = min(self._tokens, float(self.burst)), now
+            self._configured_rate = rate
+            self.rate = rate if self.rate is None else min(self.rate, rate)
 
     def delay_for_next(self) -> float:
         """Seconds until `acquire` would return, without taking a token (to schedule messages)."""

@@ -57,15 +57,17 @@ class PageResponse:
     with the consumer for the interpreter.
     """
 
-    __slots__ = ("url", "status", "headers", "content", "elapsed", "_body", "_decode")
+    __slots__ = ("url", "status", "headers", "content", "elapsed", "empty", "_body", "_decode")
 
     def __init__(self, url: str, status: int, headers: Mapping[str, str], body: Any = _UNDECODED,
-                 content: bytes = b"", elapsed: float = 0.0, decode: Callable[[bytes], Any] | None = None):
+                 content: bytes = b"", elapsed: float = 0.0, decode: Callable[[bytes], Any] | None = None,
+                 empty: bool = False):
         self.url = url                # the URL actually requested, query string included
         self.status = status
         self.headers = headers        # case-insensitive (requests.structures.CaseInsensitiveDict)
         self.content = content        # raw body bytes, used to spot an API that serves the same page again
         self.elapsed = elapsed        # seconds, retries and throttling waits included
+        self.empty = empty            # a response rule said: no records here, and no page after it
         self._body = body
         self._decode = decode
 

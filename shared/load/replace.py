@@ -127,7 +127,7 @@ def _swap_in(engine: sa.Engine, schema: str, table: str, columns: list[StoredCol
 
 
 def _table(name: str, schema: str, columns: list[StoredColumn], dialect: str) -> sa.Table:
-    return sa.Table(name, sa.MetaData(), *[sa.Column(c.name, column_type(c), nullable=True) for c in columns],
+    return sa.Table(name, sa.MetaData(), *[sa.Column(c.name, column_type(c, dialect), nullable=True) for c in columns],
                     schema=schema, **table_options(dialect))
 
 

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -133,7 +132,7 @@ def bulk_processor(column_type: sa.types.TypeEngine, process: Callable[[Any], An
     if process is None:
         return None
     impl = column_type.dialect_impl(dialect)
-    if isinstance(impl, sqlite.DATETIME) and getattr(impl, "_storage_format", None) == SQLITE_DATETIME_FORMAT:
+    if dialect.name == SQLITE and _sqlite_datetime(impl):
         iso = datetime.isoformat
 
         def datetimes(values: Sequence[Any]) -> list[Any]:
@@ -217,28 +216,42 @@ def non_key(table: sa.Table, key: list[str]) -> list[str]:
     return [c.name for c in table.columns if c.name not in key]
 
 
+def _sqlite_datetime(impl: sa.types.TypeEngine) -> bool:
+    from sqlalchemy.dialects import sqlite  # each dialect's module is imported by its own target only
+
+    return isinstance(impl, sqlite.DATETIME) and getattr(impl, "_storage_format", None) == SQLITE_DATETIME_FORMAT
+
+
 def postgres_merge(table: sa.Table, staging: sa.Table, key: list[str]) -> sa.Executable:
     """JSON arrives as text in the staging table: cast back to the column's type."""
     source = sa.select(*[sa.cast(staging.c[c.name], c.type) if isinstance(c.type, sa.JSON) else staging.c[c.name]
                          for c in table.columns])
+    from sqlalchemy.dialects import postgresql  # each dialect's module is imported by its own target only
+
     statement = postgresql.insert(table).from_select([c.name for c in table.columns], source)
     return statement.on_conflict_do_update(index_elements=key,
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
 def postgres_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
+    from sqlalchemy.dialects import postgresql  # each dialect's module is imported by its own target only
+
     statement = postgresql.insert(table)
     return statement.on_conflict_do_update(index_elements=key,
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
 def sqlite_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
+    from sqlalchemy.dialects import sqlite  # each dialect's module is imported by its own target only
+
     statement = sqlite.insert(table)
     return statement.on_conflict_do_update(index_elements=key,
                                            set_={n: statement.excluded[n] for n in non_key(table, key)})
 
 
 def mysql_upsert(table: sa.Table, key: list[str]) -> sa.Insert:
+    from sqlalchemy.dialects import mysql  # each dialect's module is imported by its own target only
+
     statement = mysql.insert(table)
     return statement.on_duplicate_key_update({n: statement.inserted[n] for n in non_key(table, key)})
 

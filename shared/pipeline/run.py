@@ -19,7 +19,6 @@ from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
 from shared.load.loader import Loader, LoadError, PreparedBatch, Then
 from shared.load.pii_key_check import check_pii_key
-from shared.outputs.writers import file_writer
 from shared.pipeline.incremental import cursor_then, is_incremental, start_cursor
 from shared.pipeline.overlap import OverlappedWriter
 from shared.results import ModelResult, RunSummary
@@ -111,6 +110,7 @@ def _run_model(project: Project, ref: ModelRef, engine: sa.Engine, ledger: RunLe
         with ExitStack() as stack:
             writer = None
             if output.format != "none":
+                from shared.outputs.writers import file_writer  # lazy: file outputs are opt-in (settings)
                 writer = stack.enter_context(file_writer(output.format, output.folder, ref.qualified,
                                                          extractor.output_columns))
 

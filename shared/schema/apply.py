@@ -122,10 +122,11 @@ def _create_table(connection: sa.Connection, _ops: Operations, metadata: sa.Meta
     forget_cursors(connection, change.schema, change.table_name)
 
 
-def _add_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
+def _add_column(connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:
     """Nullable: the rows already there have no value for it until their model runs again."""
     [column] = change.columns
-    ops.add_column(change.table_name, sa.Column(column.name, column_type(column), nullable=True), schema=change.schema)
+    added = sa.Column(column.name, column_type(column, connection.dialect.name), nullable=True)
+    ops.add_column(change.table_name, added, schema=change.schema)
 
 
 def _drop_column(_connection: sa.Connection, ops: Operations, _metadata: sa.MetaData, change: Change) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from shared.target.columns import RUN_ID, StoredColumn
-from shared.target.compare import live_tables
+from shared.target.compare import live_tables, reflect_tables, table_reflection
 from shared.target.dialects import SYSTEM_SCHEMAS, logical_type
 from shared.target.ownership import schema_owner
 
@@ -64,12 +64,13 @@ def reflect_schema(inspector: sa.Inspector, schema: str) -> SchemaState:
     owner = schema_owner(_connection_of(inspector), schema, inspector.get_table_names(schema=schema))
     state = SchemaState(schema, listed=True, foreign=sorted(inspector.get_view_names(schema=schema)), owner=owner)
     dialect = inspector.dialect.name
-    for table in live_tables(inspector, schema):
-        reflected = inspector.get_columns(table, schema=schema)
+    tables = live_tables(inspector, schema)
+    reflect_tables(inspector, schema, tables)
+    for table in tables:
+        reflected, key = table_reflection(inspector, schema, table)
         if RUN_ID not in {c["name"] for c in reflected}:
             state.foreign.append(table)
             continue
-        key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
         columns = sorted((c["name"], logical_type(c["type"], dialect).describe()) for c in reflected)
         state.managed[table] = TableShape(tuple(columns), tuple(key))
     return state

@@ -7,6 +7,7 @@ are compared in their logical form (`dialects.logical_type`), never as DDL text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -56,11 +57,40 @@ def live_tables(inspector: sa.Inspector, schema: str) -> list[str]:
             if not is_staging(t) and t not in (META_TABLE, STATE_TABLE)]
 
 
+_REFLECTED = "kspyder.reflected_tables"   # this module's entry in the inspector's own cache
+Reflection = tuple[list[Any], list[str]]   # a table's reflected columns and its primary key's columns
+
+
+def reflect_tables(inspector: sa.Inspector, schema: str, tables: list[str]) -> None:
+    """Reflect the columns and primary keys of `tables` together (PostgreSQL: three queries for all
+    of them instead of three per table) into the inspector's cache, where `table_reflection` and
+    `compare_table` read them, as fresh as SQLAlchemy's own cached reflection."""
+    if not tables:
+        return
+    columns = inspector.get_multi_columns(schema=schema, filter_names=tables)
+    keys = inspector.get_multi_pk_constraint(schema=schema, filter_names=tables)
+    cache: dict[tuple[str, str], Reflection] = inspector.info_cache.setdefault(_REFLECTED, {})
+    for (found_in, table), reflected in columns.items():
+        key = keys.get((found_in, table))
+        cache[(schema, table)] = (list(reflected), list(key.get("constrained_columns") or []) if key else [])
+
+
+def table_reflection(inspector: sa.Inspector, schema: str, table: str) -> Reflection:
+    """The table's columns and primary key: from `reflect_tables` when it covered the table, else
+    reflected on their own."""
+    cached: Reflection | None = inspector.info_cache.get(_REFLECTED, {}).get((schema, table))
+    if cached is not None:
+        return cached
+    columns = list(inspector.get_columns(table, schema=schema))
+    return columns, list(inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or [])
+
+
 def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: list[StoredColumn]) -> TableDiff:
     if table not in live_tables(inspector, schema):
         return TableDiff(schema, table, exists=False, added=list(desired))
     dialect = inspector.dialect.name
-    live = {c["name"]: logical_type(c["type"], dialect) for c in inspector.get_columns(table, schema=schema)}
+    reflected, live_key = table_reflection(inspector, schema, table)
+    live = {c["name"]: logical_type(c["type"], dialect) for c in reflected}
     wanted = {c.name: c for c in desired}
     added = [c for c in desired if c.name not in live]
     removed = [name for name in live if name not in wanted]
@@ -70,7 +100,6 @@ def compare_table(inspector: sa.Inspector, schema: str, table: str, desired: lis
         if have is not None and ((have.type, have.length, have.precision, have.scale)
                                  != (want.type, want.length, want.precision, want.scale)):
             retyped.append((name, have.describe(), want.describe()))
-    live_key = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
     desired_key = [c.name for c in desired if c.primary_key]
     key_change = (live_key, desired_key) if list(live_key) != desired_key else None
     return TableDiff(schema, table, True, added, removed, retyped, key_change)

@@ -8,18 +8,20 @@ SQLite has no schemas; kspyder attaches one database file per source beside the 
 """
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from shared.config.models import ColumnType
 from shared.target.columns import StoredColumn
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SQLITE, POSTGRESQL, MYSQL, MSSQL = "sqlite", "postgresql", "mysql", "mssql"
 MARIADB = "mariadb"   # what a `mariadb+pymysql://` URL reports; `mysql+pymysql://` to MariaDB reports mysql
@@ -90,7 +92,18 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
     return engine
 
 
-def column_type(column: StoredColumn) -> sa.types.TypeEngine:
+def variant(base: sa.types.TypeEngine, dialect: str, family: tuple[str, ...],
+            make: Callable[[ModuleType], sa.types.TypeEngine]) -> sa.types.TypeEngine:
+    """`base`, and `make(family's dialect module)` on the dialects of `family`. A known `dialect`
+    outside the family gets `base` alone: a PostgreSQL target does not import MariaDB's or SQL
+    Server's dialect (with every driver module each lists) for a type it never uses."""
+    if dialect and dialect not in family:
+        return base
+    return base.with_variant(make(importlib.import_module(f"sqlalchemy.dialects.{family[0]}")), *family)
+
+
+def column_type(column: StoredColumn, dialect: str = "") -> sa.types.TypeEngine:
+    """The column's SQLAlchemy type on `dialect` (the engine's name; empty: any of them)."""
     kind = column.type
     if kind == ColumnType.integer:
         return sa.Integer()
@@ -106,18 +119,18 @@ def column_type(column: StoredColumn) -> sa.types.TypeEngine:
         return sa.String(column.length)
     if kind == ColumnType.text:
         # MEDIUMTEXT (16 MB): MariaDB's JSON is itself a LONGTEXT, so the two stay distinguishable
-        return sa.Text().with_variant(mysql.MEDIUMTEXT(), MYSQL, "mariadb")
+        return variant(sa.Text(), dialect, MYSQL_FAMILY, lambda mysql: mysql.MEDIUMTEXT())
     if kind == ColumnType.date:
         return sa.Date()
     if kind == ColumnType.datetime:
-        return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), MYSQL, "mariadb") \
-            .with_variant(mssql.DATETIMEOFFSET(), MSSQL)
+        return variant(variant(sa.DateTime(timezone=True), dialect, MYSQL_FAMILY, lambda mysql: mysql.DATETIME(fsp=6)),
+                        dialect, (MSSQL,), lambda mssql: mssql.DATETIMEOFFSET())
     if kind == ColumnType.json:
         return sa.JSON()
     if kind == ColumnType.binary:
         # BYTEA, BLOB; LONGBLOB on MariaDB (its BLOB stops at 64 KB), VARBINARY(max) on SQL Server
-        return sa.LargeBinary().with_variant(mysql.LONGBLOB(), MYSQL, "mariadb") \
-            .with_variant(mssql.VARBINARY("max"), MSSQL)
+        return variant(variant(sa.LargeBinary(), dialect, MYSQL_FAMILY, lambda mysql: mysql.LONGBLOB()),
+                        dialect, (MSSQL,), lambda mssql: mssql.VARBINARY("max"))
     raise ValueError(f"no SQL type for {kind}")
 
 
@@ -186,4 +199,6 @@ def drop_schema(connection: sa.Connection, schema: str) -> None:
 
 
 def dialect_module(dialect: str) -> ModuleType | None:
-    return {SQLITE: sqlite, POSTGRESQL: postgresql, MYSQL: mysql, MARIADB: mysql, MSSQL: mssql}.get(dialect)
+    """SQLAlchemy's module of `dialect`, imported when first asked for (None: not a supported one)."""
+    name = {SQLITE: SQLITE, POSTGRESQL: POSTGRESQL, MYSQL: MYSQL, MARIADB: MYSQL, MSSQL: MSSQL}.get(dialect)
+    return importlib.import_module(f"sqlalchemy.dialects.{name}") if name else None

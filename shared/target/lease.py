@@ -24,9 +24,8 @@ from datetime import UTC, datetime, timedelta
 from weakref import WeakSet
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
-from shared.target.dialects import MARIADB, MYSQL, table_options
+from shared.target.dialects import MYSQL_FAMILY, table_options, variant
 
 log = logging.getLogger("kspyder.lease")
 LEASE_TABLE = "_kspyder_leases"
@@ -34,18 +33,19 @@ NAME_LENGTH, HOLDER_LENGTH, RUN_ID_LENGTH = 200, 200, 36
 ATTEMPTS = 10     # a transaction lost to a deadlock or a busy SQLite file is tried again this often
 POLL_SECONDS = 1.0   # how often a waiting holder asks again
 
-_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), MYSQL, MARIADB)   # naive UTC, microseconds
 Clock = Callable[[], float]
 
 
 def lease_table(metadata: sa.MetaData, dialect: str = "") -> sa.Table:
+    def time() -> sa.types.TypeEngine:   # naive UTC, microseconds
+        return variant(sa.DateTime(), dialect, MYSQL_FAMILY, lambda mysql: mysql.DATETIME(fsp=6))
     return sa.Table(LEASE_TABLE, metadata,
                     sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
                     sa.Column("run_id", sa.String(RUN_ID_LENGTH), nullable=False),
                     sa.Column("holder", sa.String(HOLDER_LENGTH), nullable=False),
-                    sa.Column("acquired_at", _TIME, nullable=False),
-                    sa.Column("heartbeat_at", _TIME, nullable=False),
-                    sa.Column("expires_at", _TIME, nullable=False),
+                    sa.Column("acquired_at", time(), nullable=False),
+                    sa.Column("heartbeat_at", time(), nullable=False),
+                    sa.Column("expires_at", time(), nullable=False),
                     **table_options(dialect))
 
 

@@ -41,7 +41,7 @@ def desired_columns(ref: ModelRef, redaction: str) -> list[StoredColumn]:
 
 
 def model_table(metadata: sa.MetaData, ref: ModelRef, redaction: str, dialect: str) -> sa.Table:
-    columns = [sa.Column(c.name, column_type(c), primary_key=c.primary_key, nullable=not c.primary_key,
+    columns = [sa.Column(c.name, column_type(c, dialect), primary_key=c.primary_key, nullable=not c.primary_key,
                          autoincrement=False)
                for c in desired_columns(ref, redaction)]
     return sa.Table(ref.name, metadata, *columns, schema=ref.source_name, comment=ref.model.description,
@@ -67,5 +67,5 @@ def derived_table(metadata: sa.MetaData, derived: DerivedTable, dialect: str) ->
     """The same table `shared.load.replace` creates: nullable columns, no key."""
     if derived.columns is None:
         raise ValueError(f"{derived.qualified}: its columns are known only once it is built")
-    columns = [sa.Column(c.name, column_type(c), nullable=True) for c in derived.columns]
+    columns = [sa.Column(c.name, column_type(c, dialect), nullable=True) for c in derived.columns]
     return sa.Table(derived.table, metadata, *columns, schema=derived.schema, **table_options(dialect))

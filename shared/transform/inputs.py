@@ -28,7 +28,8 @@ def _select(connection: sa.Connection, qualified: str, columns: list[StoredColum
         raise InputError(f"input {qualified} does not exist in the target (load it first: main.py apply, main.py run; "
                          f"or run the pipeline that writes it)")
     wanted = data_columns(columns)
-    source = sa.Table(table, sa.MetaData(), *[sa.Column(c.name, column_type(c)) for c in wanted], schema=schema)
+    typed = [sa.Column(c.name, column_type(c, connection.dialect.name)) for c in wanted]
+    source = sa.Table(table, sa.MetaData(), *typed, schema=schema)
     return sa.select(*source.c)
 
 

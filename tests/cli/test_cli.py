@@ -89,8 +89,8 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path):
         "connector_models.yml:2 sources.s.models: required key is missing",
         "connector_models.yml:4 sources.s.base_url: base_url must start with http:// or https://",
         "connector_models.yml:5 sources.s.modelz: unknown key 'modelz' (did you mean 'models'?); expected one of: "
-        "type, base_url, auth, headers, throttle, pagination, models, description, schedule, allowed_origins, store, "
-        "naming",
+        "type, base_url, auth, headers, throttle, pagination, responses, models, description, schedule, "
+        "allowed_origins, store, naming",
     ]
 
 

@@ -91,8 +91,8 @@ def test_four_workers_share_the_sources_rate_without_sleeping(azurite, tmp_path,
 
         real_new_client = chain_sources.new_client
 
-        def guarded_client(source_name, source_config, on_rate_limit="wait"):
-            client = real_new_client(source_name, source_config, on_rate_limit=on_rate_limit)
+        def guarded_client(source_name, source_config, on_rate_limit="wait", **options):
+            client = real_new_client(source_name, source_config, on_rate_limit=on_rate_limit, **options)
             client._sleep = guard(client._sleep)
             client.bucket._sleep = guard(client.bucket._sleep)
             with lock:

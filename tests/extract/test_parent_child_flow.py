@@ -220,5 +220,8 @@ def test_parents_and_children_draw_on_one_rate_bucket(tmp_path):
     seen = [s.at for s in server.seen()]
     assert len(seen) > 10 and any("/orgs/" in p for p in api.requests) and any("/issues" in p for p in api.requests)
     assert elapsed >= (len(seen) - 1) / 40 * 0.95   # one bucket of 40/s for every request, parent or child
-    gaps = [b - a for a, b in zip(sorted(seen), sorted(seen)[1:], strict=False)]
-    assert min(gaps) >= 0.5 / 40   # no parent request slips in beside a child's: one token each, in turn
+    # One bucket for parents and children: in any quarter second at most its 10 tokens arrive (plus
+    # the burst and a little scheduling jitter); two buckets of 40/s would let about 20 through.
+    arrivals = sorted(seen)
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 0.25) for start in arrivals)
+    assert busiest <= 0.25 * 40 + 3, busiest

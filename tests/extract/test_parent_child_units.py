@@ -82,7 +82,7 @@ class FakeClient:
         self.seen: list[str] = []
         self.requests: list[PageRequest] = []
 
-    def fetch(self, request: PageRequest) -> PageResponse:
+    def fetch(self, request: PageRequest, rules: object = None) -> PageResponse:   # rules: as HttpClient.fetch
         path = request.url.split("127.0.0.1:1", 1)[1]
         self.seen.append(path)
         self.requests.append(request)

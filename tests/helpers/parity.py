@@ -42,10 +42,11 @@ class PagingApi:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.limited = False
+        self.busy = False
 
     def reset(self) -> None:
         with self.lock:
-            self.limited = False
+            self.limited = self.busy = False
 
     def __call__(self, seen: Seen) -> Reply:
         query = {k: v[0] for k, v in seen.query.items()}
@@ -89,6 +90,20 @@ class PagingApi:
             start = int(query.get("after", 0))
             more = start + SIZE < ITEMS
             return Reply(body={"data": span(start)}, headers={"X-Next-Cursor": str(start + SIZE)} if more else {})
+        if path in ("/rules-gone", "/rules-busy", "/rules-not-ok"):   # answers only `responses:` rules explain
+            start = int(query.get("cursor", 0))
+            more = start + SIZE < ITEMS
+            page_body = {"ok": True, "data": span(start), "next": str(start + SIZE) if more else None}
+            if path == "/rules-gone" and start == 2 * SIZE:
+                return Reply(status=404, body={"error": "gone"})
+            if path == "/rules-not-ok" and start == 2 * SIZE:
+                return Reply(body={"ok": False, "error": "account_inactive", "user": "jane@example.com"})
+            if path == "/rules-busy" and start == SIZE:
+                with self.lock:
+                    first, self.busy = not self.busy, True
+                if first:
+                    return Reply(body={"ok": True, "status": "busy"})
+            return Reply(body=page_body)
         if path == "/single":
             return Reply(body={"data": span(0, ITEMS)})
         if path == "/cursor-loop":
@@ -132,6 +147,15 @@ API_MODELS: dict[str, dict[str, Any]] = {
                     "pagination": {"type": "cursor", "cursor_path": "next"}},
     "stuck": {"path": "/stuck", "records": "data", "params": {"per_page": SIZE},
               "pagination": {"type": "page_number"}},
+    "rules_gone": {"path": "/rules-gone", "records": "data", "responses": [{"status": 404, "action": "empty"}],
+                   "pagination": {"type": "cursor", "cursor_path": "next"}},
+    "rules_busy": {"path": "/rules-busy", "records": "data",
+                   "responses": [{"body_path": "status", "body_value": "busy", "action": "retry"}],
+                   "pagination": {"type": "cursor", "cursor_path": "next"}},
+    "rules_not_ok": {"path": "/rules-not-ok", "records": "data",
+                     "responses": [{"body_path": "ok", "body_value": False, "action": "fail",
+                                    "message": "the API answered ok: false"}],
+                     "pagination": {"type": "cursor", "cursor_path": "next"}},
 }
 SQL_MODELS: dict[str, dict[str, Any]] = {
     "orders": {"table": "orders", "primary_key": ["order_id"], "chunk_size": 16,
@@ -139,7 +163,7 @@ SQL_MODELS: dict[str, dict[str, Any]] = {
     "lines_flat": {"table": "order_lines", "chunk_size": 40,
                    "columns": {"sku": {"type": "string", "length": 32}, "qty": {"type": "integer"}}},
 }
-FAILING = {"api.short_fail", "api.cursor_loop", "api.stuck"}
+FAILING = {"api.short_fail", "api.cursor_loop", "api.stuck", "api.rules_not_ok"}
 
 
 def api_models(names: Iterable[str]) -> dict[str, Any]:
@@ -229,5 +253,12 @@ def assert_expected(answers: Answers) -> None:
         assert "cursor '7' repeated at page 2" in errors["api.cursor_loop"] and "looping" in errors["api.cursor_loop"]
     if "api.stuck" in errors:
         assert "page 2" in errors["api.stuck"] and "ignores the paging parameters" in errors["api.stuck"]
+    if "api.rules_gone" in tables:   # the third page's 404 is the end: two pages
+        assert len(tables["api.rules_gone"]) == 2 * SIZE
+    if "api.rules_busy" in tables:
+        assert len(tables["api.rules_busy"]) == ITEMS
+    if "api.rules_not_ok" in errors:
+        assert errors["api.rules_not_ok"].endswith("failed: HTTP 200 (the API answered ok: false)")
+        assert "jane" not in errors["api.rules_not_ok"] and "account_inactive" not in errors["api.rules_not_ok"]
     if "erp.orders" in tables:
         assert len(tables["erp.orders"]) == SQL_ORDERS
