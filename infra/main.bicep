@@ -185,7 +185,7 @@ module roles 'app/roles.bicep' = {
     appPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
-    rotatedSecretNames: union(manifestVariables.rotatedSecrets, rotatedSecretNames)
+    rotatedSecretNames: union(manifestVariables.?rotatedSecrets ?? [], rotatedSecretNames)
   }
 }
 

@@ -99,7 +99,8 @@ def scope_problems(bicep: BicepFile, assignment: Resource, guid: str) -> list[st
     kind = declared.group(1) if declared else f"scope {symbol}" if symbol else "the resource group"
     if kind in allowed:
         return []
-    return [f"{where}: {role} for {principal} is not allowed at {kind} (allowed: {', '.join(sorted(allowed)) or 'none'})"]
+    listed = ", ".join(sorted(allowed)) or "none"
+    return [f"{where}: {role} for {principal} is not allowed at {kind} (allowed: {listed})"]
 
 
 def param_problems(bicep: BicepFile) -> list[str]:
@@ -183,6 +184,7 @@ def test_every_role_the_app_needs_is_assigned():
     roles = (INFRA / "app" / "roles.bicep").read_text()
     for guid, name in ROLES.items():
         assert f"'{guid}' // {name}" in roles
+    assert set(SCOPES) == set(ROLES)   # every allowed role has its allowed scopes
 
 
 def test_key_based_access_is_reported(tmp_path):
