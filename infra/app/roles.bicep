@@ -89,7 +89,7 @@ resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 // A rotated refresh token is written back as the secret's next version: Secrets Officer, scoped to that
 // secret alone, so the app can still only read every other secret (the PII key, the target URL).
-resource appRotatedSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (name, i) in rotatedSecretNames: {
+resource appRotatedSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for i in range(0, length(rotatedSecretNames)): {
   name: guid(rotatedSecrets[i].id, appPrincipalId, keyVaultSecretsOfficer)
   scope: rotatedSecrets[i]
   properties: {
