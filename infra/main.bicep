@@ -63,6 +63,9 @@ param manifestSettings object = {}
 @description('More Key Vault-backed settings for the manifests\' \${VAR}s, on top of infra/manifest-variables.json.')
 param manifestSecrets array = []
 
+@description('More Key Vault secrets holding OAuth2 refresh tokens the app rotates, on top of infra/manifest-variables.json rotatedSecrets: secret names, each created first (docs/deploy.md).')
+param rotatedSecretNames array = []
+
 @description('Deploy an Azure SQL serverless database as the target (KSPYDER_TARGET_URL is set to it, Entra auth, no password).')
 param deploySql bool = false
 
@@ -182,6 +185,7 @@ module roles 'app/roles.bicep' = {
     appPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
+    rotatedSecretNames: union(manifestVariables.?rotatedSecrets ?? [], rotatedSecretNames)
   }
 }
 

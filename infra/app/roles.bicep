@@ -21,6 +21,9 @@ param userPrincipalId string = ''
 ])
 param userPrincipalType string = 'User'
 
+@description('Names of the Key Vault secrets holding OAuth2 refresh tokens the app rotates (auth key_vault_secret). Each must exist before the deployment: the app gets Secrets Officer on each of them only.')
+param rotatedSecretNames array = []
+
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
@@ -53,6 +56,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
 
+// Existing only: a role assignment needs its scope to exist, and a declared secret would need a value
+// (the first refresh token, which the user sets with az keyvault secret set, docs/deploy.md).
+resource rotatedSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for name in rotatedSecretNames: {
+  parent: vault
+  name: name
+}]
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -76,6 +86,18 @@ resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalType: 'ServicePrincipal'
   }
 }
+
+// A rotated refresh token is written back as the secret's next version: Secrets Officer, scoped to that
+// secret alone, so the app can still only read every other secret (the PII key, the target URL).
+resource appRotatedSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for i in range(0, length(rotatedSecretNames)): {
+  name: guid(rotatedSecrets[i].id, appPrincipalId, keyVaultSecretsOfficer)
+  scope: rotatedSecrets[i]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
 
 resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(applicationInsights.id, appPrincipalId, monitoringMetricsPublisher)

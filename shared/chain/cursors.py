@@ -22,9 +22,11 @@ from shared.chain.names import RAW
 from shared.chain.pages import ChainError
 from shared.chain.sealed import SealError, seal, unseal
 from shared.config.models import SqlModel
+from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.extract.cursor import KINDS, Cursor, Kind, highest, read_cursor
-from shared.load.cursor_state import advance_state, ensure_state_table, read_state
+from shared.extract.parent_state import PartitionCursor
+from shared.load.cursor_state import WHOLE, advance_state, ensure_state_table, list_state, read_state
 from shared.load.loader import Then
 
 if TYPE_CHECKING:
@@ -32,10 +34,18 @@ if TYPE_CHECKING:
 
 _KIND: dict[str, Kind] = {kind: kind for kind in KINDS}
 MID, END, PAGE = "cp", "end", "page"   # a page's blob: a cursor valid mid-window, at a window's end, or none
+LANE = "lane"   # a child's page: its parent's partition and cursor
 
 
 def is_incremental(ref: ModelRef) -> bool:
     return getattr(ref.model, "incremental", None) is not None
+
+
+def _now(content: dict[str, Any], ref: ModelRef) -> datetime:
+    try:
+        return datetime.fromisoformat(str(content.get("now")))
+    except ValueError:
+        raise ChainError(f"{ref.qualified}: the run's start time is not a datetime") from None
 
 
 def _folder(run_id: str, model: str) -> str:
@@ -59,6 +69,14 @@ class ChainCursors:
             return
         engine = self.chain.engine
         ensure_state_table(engine, ref.source_name)
+        content: dict[str, Any]
+        if is_dependent(ref.model):   # a child: each parent's cursor (`parent_state.py`)
+            with engine.connect() as connection:
+                saved_all = list_state(connection, ref.source_name, ref.name)
+            content = {"partitions": {s.partition: [s.kind, s.cursor] for s in saved_all if s.partition != WHOLE},
+                       "now": datetime.now(UTC).isoformat()}
+            self.chain.blobs.create(RAW, name, seal(json.dumps(content).encode(), self.key))
+            return
         with engine.connect() as connection:
             saved = read_state(connection, ref.source_name, ref.name)
         committed = saved.value() if saved is not None else None
@@ -73,17 +91,33 @@ class ChainCursors:
             raise ChainError(f"{ref.qualified}: the cursor run {run_id} started from is missing from {RAW}")
         kind = _KIND.get(content.get("kind") or "")
         committed = read_cursor(content.get("cursor"), kind, f"{ref.qualified}: the run's cursor")
-        try:
-            now = datetime.fromisoformat(str(content.get("now")))
-        except ValueError:
-            raise ChainError(f"{ref.qualified}: the run's start time is not a datetime") from None
-        return committed, now
+        return committed, _now(content, ref)
+
+    def start_partitions(self, run_id: str, ref: ModelRef) -> tuple[dict[str, Cursor], datetime]:
+        """A child model's committed cursor per parent the run starts from, and the run's now."""
+        what = f"{ref.qualified}: the run's cursors"
+        content = self._read(_folder(run_id, ref.qualified) + "cursor.json", what)
+        if content is None or not isinstance(content.get("partitions"), dict):
+            raise ChainError(f"{ref.qualified}: the cursors run {run_id} started from are missing from {RAW}")
+        committed: dict[str, Cursor] = {}
+        for partition, saved in content["partitions"].items():
+            if not isinstance(saved, list) or len(saved) != 2:
+                raise ChainError(f"{what} are not [kind, cursor] pairs")
+            cursor = read_cursor(saved[1], _KIND.get(str(saved[0])), what)
+            if cursor is not None:
+                committed[str(partition)] = cursor
+        return committed, _now(content, ref)
 
     def status(self, run_id: str, ref: ModelRef) -> dict[str, Any]:
         """The model's committed cursor as `GET /api/runs/{id}` shows it: its kind and value, whether this
-        run committed it and up to which page, when; an unreadable target shows as such."""
+        run committed it and up to which page, when; an unreadable target shows as such. A child model
+        shows how many parents have a cursor, and how many this run committed."""
         try:
             with self.chain.engine.connect() as connection:
+                if is_dependent(ref.model):
+                    saved_all = [s for s in list_state(connection, ref.source_name, ref.name) if s.partition != WHOLE]
+                    return {"partitions": len(saved_all),
+                            "by_this_run": sum(1 for s in saved_all if s.run_id == run_id[:36])}
                 saved = read_state(connection, ref.source_name, ref.name)
         except sa.exc.SQLAlchemyError as exc:
             return {"error": f"the target could not be read ({type(exc).__name__})"}
@@ -105,10 +139,21 @@ class ChainCursors:
         self.chain.blobs.put(RAW, f"{_folder(run_id, model)}{index:06d}.{kind}.json",
                              seal(json.dumps(content).encode(), self.key))
 
+    def leave_partition(self, run_id: str, model: str, index: int, checkpoint: PartitionCursor | None) -> None:
+        """What a child's page (one parent's lane, whole) allows: its parent's cursor, once loaded."""
+        if checkpoint is None:
+            return
+        content = {"partition": checkpoint.partition, "kind": checkpoint.cursor.kind,
+                   "cursor": checkpoint.cursor.text()}
+        self.chain.blobs.put(RAW, f"{_folder(run_id, model)}{index:06d}.{LANE}.json",
+                             seal(json.dumps(content).encode(), self.key))
+
     def then(self, run_id: str, ref: ModelRef, first: int, pages: int) -> Then | None:
         """What a Load writes in the transaction of its rows: the cursor of the prefix of pages loaded
         once they are (None: it moves nothing). Worked out before the transaction, which then holds
         its locks only for the rows and one conditional update."""
+        if is_dependent(ref.model):
+            return self._lanes_then(run_id, ref, first, pages)
         found = self._prefix_cursor(run_id, ref, first, pages)
         if found is None:
             return None
@@ -116,6 +161,28 @@ class ChainCursors:
 
         def commit(connection: sa.Connection) -> None:
             advance_state(connection, ref.source_name, ref.name, cursor, run_id, position)
+        return commit
+
+    def _lanes_then(self, run_id: str, ref: ModelRef, first: int, pages: int) -> Then | None:
+        """A child's pages: each is one parent's lane read whole, so a loaded page is its partition's
+        whole contiguous prefix; its cursor commits with its rows (unless a later page of this run's
+        already moved that partition: `advance_state`)."""
+        folder = _folder(run_id, ref.qualified)
+        found: list[tuple[str, Cursor, int]] = []
+        for index in range(first, first + pages):
+            content = self._read(f"{folder}{index:06d}.{LANE}.json", f"{ref.qualified}: the cursor of page {index}")
+            if content is None:
+                continue
+            what = f"{ref.qualified}: the cursor of page {index}"
+            cursor = read_cursor(content.get("cursor"), _KIND.get(str(content.get("kind"))), what)
+            if cursor is not None and isinstance(content.get("partition"), str):
+                found.append((content["partition"], cursor, index))
+        if not found:
+            return None
+
+        def commit(connection: sa.Connection) -> None:
+            for partition, cursor, index in found:
+                advance_state(connection, ref.source_name, ref.name, cursor, run_id, index, partition)
         return commit
 
     def _prefix_cursor(self, run_id: str, ref: ModelRef, first: int, pages: int) -> tuple[int, Cursor] | None:

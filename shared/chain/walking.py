@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.messages import PageJob
 from shared.chain.names import FETCH
 from shared.chain.page_fetchers import ApiPages
@@ -37,6 +38,10 @@ class WalkFetch:
 
     def fetch(self) -> None:
         job = self.job
+        if is_incremental(self.ref):   # each parent's cursor, as the run started (sealed, never in a message)
+            extractor = self.pages.extractor
+            extractor.committed_partitions, now = ChainCursors(self.chain).start_partitions(job.run_id, self.ref)
+            self.walk.cursors = extractor.parent_cursors(self.walk, now)
         if job.start is None:
             if job.index != 0:
                 raise ChainError(f"{job.model}: the job for page {job.index} has no start")
@@ -95,6 +100,8 @@ class WalkFetch:
         records = self.pages.shape(StepPage(lane.records, lane.url)) if lane is not None else []
         if lane is not None and lane.warnings:
             self.fetcher.state.set_lane_warnings(job.run_id, job.model, job.index, lane.warnings)
+        if lane is not None and lane.checkpoint is not None:   # before Load can see the page
+            ChainCursors(self.chain).leave_partition(job.run_id, job.model, job.index, lane.checkpoint)
         self.fetcher._put(job, job.index, records)
         self.fetcher._fetched(self.ref, job, job.index, len(records), last)
 

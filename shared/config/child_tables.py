@@ -89,11 +89,6 @@ def child_table_issues(model_name: str, model: Any, documents: bool) -> Iterator
             yield where, ("a type: table column needs the model's primary_key: its key columns link each "
                           "child row to its parent row")
             continue
-        kept = "history: scd2" if model.history == "scd2" else "write: append" if model.write == "append" else None
-        if kept is not None:
-            yield where, (f"type: table applies to write: merge and replace models, not {kept}: child rows "
-                          "follow a parent row that is replaced, not one kept beside its earlier runs")
-            continue
         yield from _issues(f"{model_name}__{name}", column, where, set(model.primary_key), (name,))
 
 

@@ -541,9 +541,6 @@ class ApiModel(ModelBase):
             raise ValueError(f"incremental in: path needs {{{self.incremental.param}}} in the model's path")
         if self.incremental is not None and self.incremental.location == "body" and self.http_method == "GET":
             raise ValueError("incremental in: body needs a request body: method POST or PUT, json or graphql")
-        if self.incremental is not None and (self.parent is not None or self.for_each is not None):
-            raise ValueError("incremental does not apply to a model read per parent or per for_each item yet "
-                             "(one cursor per parent is to come): drop incremental or parent/for_each")
         return self
 
 

@@ -9,6 +9,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urljoin
 
@@ -24,6 +25,7 @@ from shared.extract.http_client import HttpClient
 from shared.extract.incremental import ApiWalk, Window
 from shared.extract.page_step import PageStep, Position, StepPage, records_at
 from shared.extract.parent_lanes import walk_pages
+from shared.extract.parent_state import ParentCursors, Partitions
 from shared.extract.parent_walk import WalkStep
 from shared.extract.quota import QuotaGate
 from shared.extract.request_body import model_request
@@ -42,8 +44,11 @@ def model_url(source: ApiSource, model: ApiModel) -> str:
 
 class ApiExtractor(GenericExtractor):
     def __init__(self, ref: ModelRef, stripper: PiiStripper, limit: int | None = None,
-                 client: HttpClient | None = None, *, scan_process: bool = False):
+                 client: HttpClient | None = None, *, scan_process: bool = False, pii_key: str | None = None,
+                 redaction: str = "[REDACTED]"):
+        """`pii_key`, `redaction`: how an incremental child names a parent whose key has a PII rule."""
         super().__init__(ref, stripper, limit, scan_process=scan_process)
+        self.pii_key, self.redaction = pii_key, redaction
         source, model = ref.source, ref.model
         if not isinstance(source, ApiSource) or not isinstance(model, ApiModel):
             raise TypeError(f"{ref.qualified} is a {source.type} model, not an API model")
@@ -75,13 +80,25 @@ class ApiExtractor(GenericExtractor):
         """A child (or for_each) model's walk over its parents, shared with the chain; None for the others."""
         if not is_dependent(self.model):
             return None
-        return WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+        walk = WalkStep(self.ref.source_name, self.source, self.ref.name, self.client, model_url)
+        if self.model.incremental is not None:
+            walk.cursors = self.parent_cursors(walk)
+        return walk
+
+    def parent_cursors(self, walk: WalkStep, now: datetime | None = None) -> ParentCursors:
+        """Each parent's cursor of an incremental child, from those committed (`committed_partitions`)."""
+        if self.model.incremental is None:
+            raise TypeError(f"{self.ref.qualified} is not incremental")
+        partitions = Partitions(walk, self.pii_key, self.redaction)
+        return ParentCursors(self.model.incremental, self.committed_partitions, partitions, self.ref.qualified, now)
 
     def raw_pages(self) -> Iterator[RawPage]:
         walk = self.walk_step()
         if walk is not None:
             yield from walk_pages(walk, self.source.throttle.concurrency, self.stats.warn,
                                   f"kspyder-{self.ref.source_name}")
+            if walk.cursors is not None:
+                self.stats.truncated_by = "incremental"
             return
         if self.model.incremental is None:
             yield from self._paging(self.page_step())

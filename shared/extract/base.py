@@ -74,6 +74,7 @@ class GenericExtractor(ABC):
                                        children=child_tables(ref.name, ref.model))
         self.stats = ExtractStats()
         self.committed: Cursor | None = None   # an incremental model's saved cursor (`start_after`)
+        self.committed_partitions: dict[str, Cursor] = {}   # an incremental child's, per parent (parent_state.py)
 
     def start_after(self, committed: Cursor | None) -> None:
         """Start from the target's committed cursor (an incremental model; None: its initial_value)."""

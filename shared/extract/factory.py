@@ -27,6 +27,7 @@ def build_extractor(project: Project, ref: ModelRef, limit: int | None = None, *
         scan_process = project.settings.pii.scan_process
     if ref.source.type == "api":
         from shared.extract.api import ApiExtractor
-        return ApiExtractor(ref, stripper, limit, client, scan_process=scan_process)
+        return ApiExtractor(ref, stripper, limit, client, scan_process=scan_process,
+                            pii_key=project.settings.pii.key, redaction=project.settings.pii.redaction)
     from shared.extract.sql import SqlExtractor
     return SqlExtractor(ref, stripper, limit, scan_process=scan_process)

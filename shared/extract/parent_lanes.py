@@ -29,7 +29,7 @@ def walk_pages(walk: WalkStep, width: int, warn: Callable[[str], None], name: st
                     break
                 lane = window.popleft().result()
                 warnings += lane.warnings
-                yield RawPage(lane.records, lane.url)
+                yield RawPage(lane.records, lane.url, checkpoint=lane.checkpoint)
         finally:
             for future in window:
                 future.cancel()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from shared.config.models import ApiModel, ApiSource
@@ -25,6 +25,9 @@ from shared.extract.http_client import HttpClient
 from shared.extract.page_step import PageStep, Position
 from shared.extract.paginators import dotted_get
 from shared.extract.request_body import model_request
+
+if TYPE_CHECKING:
+    from shared.extract.parent_state import ParentCursors
 
 STATE_VERSION = 1
 MAX_FRAMES = 16
@@ -141,6 +144,7 @@ class Lane:
     records: list
     url: str
     warnings: list[str]
+    checkpoint: Any = None   # an incremental child: its partition's cursor (`parent_state.PartitionCursor`)
 
 
 class WalkPosition:
@@ -179,6 +183,7 @@ class WalkStep:
         self.leaf = len(self.levels) - 1
         self.model = self.levels[self.leaf].model
         self.items = for_each_items(self.levels[0].model)
+        self.cursors: ParentCursors | None = None   # an incremental model's per-parent cursors
 
     @staticmethod
     def _level(source: ApiSource, chain: list[tuple[str, ApiModel]], index: int) -> Level:
@@ -304,19 +309,24 @@ class WalkStep:
         step = None
         try:
             step = self._step_for(self.leaf, scope)
-            at = step.start()
-            records: list = []
-            url = at.request.url if at.request is not None else ""
-            while not at.done:
-                page = step.step(at)
-                records.extend(page.records)
-                url = page.url
+            checkpoint = None
+            if self.cursors is not None:
+                read = self.cursors.read(step, scope)
+                records, url, at, checkpoint = read.records, read.url, read.position, read.checkpoint
+            else:
+                at = step.start()
+                records = []
+                url = at.request.url if at.request is not None else ""
+                while not at.done:
+                    page = step.step(at)
+                    records.extend(page.records)
+                    url = page.url
         except RateLimited:
             raise
         except (ExtractError, TemplateValueError) as exc:
             return Lane(scope, [], step.first_request().url if step is not None else "", [self._skipped(scope, exc)])
         warning = at.paginator.cap_warning(self._where(scope, self.levels[self.leaf].name))
-        return Lane(scope, self._marked(records, scope, self.leaf), url, [warning] if warning else [])
+        return Lane(scope, self._marked(records, scope, self.leaf), url, [warning] if warning else [], checkpoint)
 
     # ------------------------------------------------------------ helpers
     def _step_for(self, level: int, scope: Scope) -> PageStep:

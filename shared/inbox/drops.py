@@ -131,6 +131,9 @@ def ingest_file(project: Project, source: str, model: str, name: str, data: byte
     if kind == "csv" and ref.documents:
         raise IngestError(f"inbox file {file}: {ref.qualified} stores whole documents (store: mongo): "
                           "drop JSON or JSON Lines, not CSV")
+    if kind == "csv" and ref.model.history == "scd2" and child_tables(ref.name, ref.model):
+        raise IngestError(f"inbox file {file}: {ref.qualified} keeps each version with its child tables "
+                          "(history: scd2) and a CSV row carries no lists: drop JSON or JSON Lines, not CSV")
     pii_key = project.settings.pii.key
     run_id = run_id or new_run_id()
     file_id = make_file_id(path, pii_key.encode() if pii_key else None)

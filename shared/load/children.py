@@ -6,13 +6,14 @@ included, all linked by the model's key) deletes the rows of those keys and inse
 in the transaction that upserts the parents, so a reader never sees orphans or duplicates, and an
 item removed from a parent's list is gone once the parent is loaded again.
 
-A parent staged for its run (replaced whole at the end) stages its children too, and swaps them
-in with it (`staged_run`, `swap_pairs`).
+A parent staged for its run stages its children too: replaced whole at the end, they are swapped
+in with it (`staged_run`, `swap_pairs`); appended (`append_run`) or versioned (`open_versions`),
+they join the table under the parent row's run or version, which is part of their key.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -22,10 +23,11 @@ import sqlalchemy as sa
 from shared.config.child_tables import ChildTable, walk
 from shared.config.project import ModelRef
 from shared.extract.child_shape import child_rows
+from shared.load.dispositions import row_hash
 from shared.load.fit import RecordMisfit, RowFitter
 from shared.load.upsert import BatchWriter, batch_writer
-from shared.target.child_tables import child_desired_columns, child_table, ref_children, soft_deletes
-from shared.target.columns import DELETED_AT, META_COLUMNS, RUN_ID, StoredColumn
+from shared.target.child_tables import ChildKeep, child_desired_columns, child_keep, child_table, ref_children
+from shared.target.columns import CURRENT, DELETED_AT, META_COLUMNS, RUN_ID, VALID_FROM, StoredColumn
 from shared.target.compare import TableDiff, compare_table
 from shared.target.staging_names import staging_name, stale_staging
 
@@ -52,9 +54,11 @@ class _TableRows:
 
 @dataclass(frozen=True)
 class ChildBatch:
-    """A parent batch's child rows, table by table."""
+    """A parent batch's child rows, table by table; for a versioned parent, a digest of each
+    parent key's child rows, which joins its row hash (a changed line opens a new version)."""
 
     rows: list[_TableRows]
+    digests: dict[tuple, str] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -74,16 +78,17 @@ class ChildTables:
         self._roots = ref_children(ref)
         self._targets: list[_Target] = []
         self._desired: dict[str, list[StoredColumn]] = {}
-        soft = soft_deletes(ref)
+        self.keep = keep = child_keep(ref)
         for child in walk(ref_children(ref)):
-            desired = child_desired_columns(child, redaction, soft)
+            desired = child_desired_columns(child, redaction, keep)
             self._desired[child.name] = desired
-            table = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name, soft)
+            table = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name, keep)
             null_on_error = {name for name, column in child.columns.items() if column.on_error == "null"}
             fitter = RowFitter([c for c in desired if c.name not in META_COLUMNS], null_on_error,
                                naive_datetimes=naive_datetimes)
-            # rows are written without `_kspyder_deleted_at`: a parent's fresh children are not deleted
-            written = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name)
+            # rows are written without `_kspyder_deleted_at`: a parent's fresh children are not deleted;
+            # staged without their parent's version, which its end gives them
+            written = child_table(sa.MetaData(), ref.source_name, child, redaction, dialect.name, ChildKeep())
             if staged_run is not None:
                 written = written.to_metadata(sa.MetaData(), name=staging_name(child.name, staged_run))
             # plain inserts (COPY on PostgreSQL): the batch's children were deleted just before
@@ -140,6 +145,34 @@ class ChildTables:
                 sa.select(sa.literal(1)).select_from(parent).where(same, parent.c[DELETED_AT].is_(None))))
                 .values({DELETED_AT: None}))
 
+    def append_run(self, connection: sa.Connection, run_id: str) -> None:
+        """`write: append`, in the parent's end: each table's staged rows join it under the run's
+        id, part of their key (so that an end applied twice fails rather than doubles them)."""
+        for target in self._targets:
+            live, stage = target.live, target.table
+            names = [c.name for c in stage.columns]
+            selected = sa.select(*[sa.literal(run_id, live.c[RUN_ID].type) if n == RUN_ID else stage.c[n]
+                                   for n in names])
+            connection.execute(sa.insert(live).from_select(names, selected))
+
+    def open_versions(self, connection: sa.Connection, parent: sa.Table, run_id: str) -> None:
+        """`history: scd2`, in the parent's end after its versions are opened: the staged rows of each
+        current version the run saw join the table under the version's start, unless that version
+        has them already (opened by an earlier run, or by this end applied before). Closing a
+        version needs nothing here: its children stay with it."""
+        for target in self._targets:
+            live, stage = target.live, target.table
+            names = [c.name for c in stage.columns]
+            there = live.alias("kspyder_child")
+            held = sa.exists(sa.select(sa.literal(1)).select_from(there).where(
+                there.c[VALID_FROM] == parent.c[VALID_FROM],
+                *[there.c[c.name] == stage.c[c.name] for c in stage.primary_key.columns]))
+            joined = stage.join(parent, sa.and_(*[parent.c[k] == stage.c[k] for k in self.key],
+                                                parent.c[CURRENT] == sa.true(), parent.c[RUN_ID] == run_id))
+            selected = sa.select(*[sa.literal(run_id, live.c[RUN_ID].type) if n == RUN_ID else stage.c[n]
+                                   for n in names], parent.c[VALID_FROM]).select_from(joined).where(~held)
+            connection.execute(sa.insert(live).from_select([*names, VALID_FROM], selected))
+
     def swap_pairs(self) -> list[tuple[sa.Table, sa.Table]]:
         """(staging, live) of every child table, for `staging.swap_in_all` beside the parent's pair."""
         return [] if self.staged_run is None else [(target.table, target.live) for target in self._targets]
@@ -156,25 +189,33 @@ class ChildTables:
     def prepare(self, records: list[dict[str, Any]], parent_rows: list[tuple], key_indexes: list[int],
                 meta: tuple[str, datetime]) -> ChildBatch:
         """The child rows of the batch's records (the last record of a key wins, as for parents),
-        fitted and bound. `parent_rows` are the parent's rows as written (one per key, in the order
-        of the keys' first records): their keys scope each child table's delete. A record without
-        a child table's list (a CSV drop's row) leaves that table's rows of its key alone."""
+        fitted and bound. `parent_rows` are the parent's rows as written (in the order of the keys'
+        first records; an appended model's are not one per key), `key_indexes` where the model key is
+        in them: their keys scope each child table's delete. A record without a child table's list
+        (a CSV drop's row) leaves that table's rows of its key alone."""
         last: dict[tuple, dict[str, Any]] = {}
         for record in records:
             last[tuple(record.get(name) for name in self.key)] = record
         get_key = itemgetter(*key_indexes)
-        written = [get_key(row) if len(key_indexes) > 1 else (get_key(row),) for row in parent_rows]
+        keyed = (get_key(row) if len(key_indexes) > 1 else (get_key(row),) for row in parent_rows)
+        written = list(dict.fromkeys(keyed))   # one per key, in the order of their first rows, as `last`
         items: dict[str, list[dict[str, Any]]] = {target.child.name: [] for target in self._targets}
+        owners: dict[str, list[int]] = {name: [] for name in items}   # the parent (index in `last`) of each item
         keys: dict[str, list[tuple]] = {}
         for root in self._roots:
             holding = [i for i, record in enumerate(last.values()) if root.column in record]
             for child in walk((root,)):   # a root's nested tables are replaced with it
                 keys[child.name] = [written[i] for i in holding]
-        for record in last.values():
+        versioned = self.keep.version == VALID_FROM
+        for i, record in enumerate(last.values()):
             links = {name: record.get(name) for name in self.key}
+            before = {name: len(found) for name, found in items.items()} if versioned else {}
             for child in self._roots:   # nested child tables: child_rows recurses
                 child_rows(child, record, links, items)
+            for name, count in before.items():
+                owners[name] += [i] * (len(items[name]) - count)
         rows = []
+        parts: list[list[str]] = [[] for _ in written]
         for target in self._targets:
             found = items[target.child.name]
             try:
@@ -183,11 +224,17 @@ class ChildTables:
                 hint = " (set on_error: null on the column to load NULL instead)" if exc.nullable else ""
                 raise ChildMisfit(f"child table {target.child.name}, row #{exc.index} of the batch, "
                                   f"{exc}{hint}") from None
+            if versioned:
+                for owner, values in zip(owners[target.child.name], zip(*columns, strict=True), strict=True):
+                    parts[owner].append(row_hash((target.child.name, *values)))
             count = len(found)
             columns += [(meta[0],) * count, (meta[1],) * count]   # META_COLUMNS, in the table's order
             bound = list(zip(*target.writer.bind_columns(columns), strict=True))
             rows.append(_TableRows(target, keys[target.child.name], bound))
-        return ChildBatch(rows)
+        carried = [any(root.column in record for root in self._roots) for record in last.values()]
+        digests = {key: row_hash(part) for key, part, has in zip(written, parts, carried, strict=True)
+                   if versioned and has}
+        return ChildBatch(rows, digests)
 
     def write(self, connection: sa.Connection, batch: ChildBatch) -> None:
         """In the parent's transaction: the children of the batch's keys deleted, the new ones inserted."""

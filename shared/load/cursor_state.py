@@ -1,7 +1,8 @@
 """`_kspyder_state`: the cursor of each incremental model, kept in the target next to its rows.
 
 One table per source schema (on SQLite, the source's attached file), one row per (source, model,
-partition); partition "" is the model's own cursor (a child model's parents will be partitions).
+partition); partition "" is the model's own cursor, a child model's name its parents
+(`extract/parent_state.py`).
 Written in the transaction that commits the rows the cursor covers, so a crash never moves a cursor
 past the rows loaded; dropping the schema (`rebuild`, a dropped target) drops it with them. It has no
 `_kspyder_run_id` column: never planned, altered or pruned as a model's table (`compare.live_tables`).

@@ -8,7 +8,7 @@ a model twice, and a run killed before its end leaves the table as it was.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -95,6 +95,10 @@ class Disposition:
         """Columns every written row carries after the run id and load time (table order)."""
         return []
 
+    def with_children(self, rows: list[tuple], digests: dict[tuple, str], key: Callable[[tuple], tuple]) -> list[tuple]:
+        """The batch's rows once their children are known (`ChildBatch.digests`, by parent key)."""
+        return rows
+
     def end(self, engine: sa.Engine, staging: sa.Table | None, end: End) -> None:
         """Apply the run at its end (called once the whole run succeeded)."""
 
@@ -145,7 +149,8 @@ class Replace(Disposition):
 
 class Append(Disposition):
     """Every run's rows are kept: the run's staging table is appended whole at its end, once (an end
-    delivered again finds the run's rows there and appends nothing)."""
+    delivered again finds the run's rows there and appends nothing); child rows with them, under the
+    run's id, which joins their key."""
 
     name = "append"
     staged = True
@@ -162,16 +167,21 @@ class Append(Disposition):
         selected = sa.select(*[sa.literal(end.run_id, live.c[RUN_ID].type) if n == RUN_ID else staging.c[n]
                                for n in names]).where(~done)
         with engine.begin() as connection:
-            inserted = connection.execute(sa.insert(live).from_select(names, selected)).rowcount
-            end.counts.appended += inserted if inserted >= 0 else _count(connection, live, live.c[RUN_ID] == end.run_id)
-        _drop(engine, staging)
+            if not connection.execute(sa.select(done)).scalar():   # else an end applied before: nothing to add
+                if self.children is not None:
+                    self.children.append_run(connection, end.run_id)
+                inserted = connection.execute(sa.insert(live).from_select(names, selected)).rowcount
+                end.counts.appended += inserted if inserted >= 0 else _count(
+                    connection, live, live.c[RUN_ID] == end.run_id)
+        _drop(engine, staging, self.children)
 
 
 class Scd2(Disposition):
     """`history: scd2`: the run's rows are staged (one per key, with a hash of their values); at the
     end, in one transaction, a changed row's current version is closed and a new one opened, a new
     key opens its first, an unchanged one is only marked seen (`_kspyder_run_id`), and after a
-    complete run with `deletes: soft` the current versions the run did not see are closed."""
+    complete run with `deletes: soft` the current versions the run did not see are closed. Child
+    rows are part of the hash, and each version opened gets its own (`ChildTables.open_versions`)."""
 
     name = "scd2"
     staged = True
@@ -183,6 +193,16 @@ class Scd2(Disposition):
 
     def row_extras(self, columns: list[Sequence[Any]], count: int) -> list[Sequence[Any]]:
         return [[row_hash(row) for row in zip(*columns, strict=True)]]
+
+    def with_children(self, rows: list[tuple], digests: dict[tuple, str], key: Callable[[tuple], tuple]) -> list[tuple]:
+        """The row hash (last column of the staged row) folded with its children's digest."""
+        if not digests:
+            return rows
+        out = []
+        for row in rows:
+            digest = digests.get(key(row))
+            out.append(row if digest is None else (*row[:-1], row_hash((row[-1], digest))))
+        return out
 
     def end(self, engine: sa.Engine, staging: sa.Table | None, end: End) -> None:
         if staging is None:
@@ -210,10 +230,12 @@ class Scd2(Disposition):
             inserted = connection.execute(sa.insert(live).from_select(names, opened)).rowcount
             end.counts.opened += inserted if inserted >= 0 else _count(
                 connection, live, sa.and_(live.c[VALID_FROM] == end.now, run == end.run_id))
+            if self.children is not None:
+                self.children.open_versions(connection, live, end.run_id)
             if end.complete and self.model.deletes == "soft":
                 end.counts.closed += connection.execute(
                     sa.update(live).where(current, sa.or_(run != end.run_id, run.is_(None))).values(close)).rowcount
-        _drop(engine, staging)
+        _drop(engine, staging, self.children)
 
 
 def row_hash(values: Sequence[Any]) -> str:
@@ -227,9 +249,12 @@ def _count(connection: sa.Connection, table: sa.Table, where: sa.ColumnElement[b
     return int(connection.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
 
 
-def _drop(engine: sa.Engine, staging: sa.Table) -> None:
+def _drop(engine: sa.Engine, staging: sa.Table, children: ChildTables | None = None) -> None:
+    """After the end's transaction: the parent's staging first, whose absence says the end is done."""
     with engine.begin() as connection:
         staging.drop(connection, checkfirst=True)
+    if children is not None:
+        children.discard()
 
 
 DISPOSITIONS: dict[str, type[Disposition]] = {cls.name: cls for cls in (Merge, Replace, Append, Scd2)}

@@ -101,6 +101,8 @@ class Loader:
         self._fitter = RowFitter(stored, null_on_error, naive_datetimes=self._naive)
         self._key = self._fitter.key
         self._key_indexes = [self._fitter.names.index(k) for k in self._key]
+        # where the model key is in a row, also when the table does not enforce it (append): child rows' links
+        self._link_indexes = [self._fitter.names.index(k) for k in ref.model.primary_key if k in self._fitter.names]
         # replace, append and history write into the run's staging table, applied at the end
         self._disposition = disposition_for(ref.model, self._table)
         self._staging = self._disposition.staging_table(staging_name(ref.name, run_id))
@@ -253,6 +255,8 @@ class Loader:
             chunk = records[start:start + self.batch_size]
             rows = self._rows(chunk, start)
             children = None if self._children is None else self._child_rows(self._children, chunk, rows)
+            if children is not None and children.digests:   # history: scd2 hashes a row with its children
+                rows = self._disposition.with_children(rows, children.digests, self._parent_key)
             yield PreparedBatch(rows, start, len(chunk), children)
 
     def write(self, batch: PreparedBatch) -> int:
@@ -292,11 +296,14 @@ class Loader:
     def _child_rows(self, children: ChildTables, records: list[dict[str, Any]], rows: list[tuple]) -> ChildBatch:
         nulled_before = children.nulled
         try:
-            batch = children.prepare(records, rows, self._key_indexes, (self._tag or self.run_id, self._now()))
+            batch = children.prepare(records, rows, self._link_indexes, (self._tag or self.run_id, self._now()))
         except ChildMisfit as exc:
             raise LoadError(f"{self.ref.qualified}: {exc}") from None
         self.stats.nulled += children.nulled - nulled_before
         return batch
+
+    def _parent_key(self, row: tuple) -> tuple:
+        return tuple(row[i] for i in self._link_indexes)
 
     def _describe(self, record: dict[str, Any], position: int) -> str:
         """The record's position: a key is a value too (an e-mail kept as key), so never printed."""

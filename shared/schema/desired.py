@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from shared.config.child_tables import walk
 from shared.config.project import ModelRef, Project
-from shared.target.child_tables import child_table, ref_children, soft_deletes
+from shared.target.child_tables import child_keep, child_table, ref_children
 from shared.target.engine import sql_schemas, target_engine
 from shared.target.tables import DerivedTable, derived_table, model_table
 
@@ -50,7 +50,7 @@ def target_metadata(project: Project, dialect: str, refs: list[ModelRef] | None 
             continue   # store: mongo models have no table
         model_table(metadata, ref, project.settings.pii.redaction, dialect)
         for child in walk(ref_children(ref)):
-            child_table(metadata, ref.source_name, child, project.settings.pii.redaction, dialect, soft_deletes(ref))
+            child_table(metadata, ref.source_name, child, project.settings.pii.redaction, dialect, child_keep(ref))
     for table in derived:
         if table.columns is not None:
             derived_table(metadata, table, dialect)

@@ -14,6 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
+from shared.config.auth_types import KEY_VAULT_SECRET as SECRET_IDENTIFIER  # what key_vault_secret accepts
 from shared.config.yaml_source import _ENV_REF as ENV_REFERENCE  # the loader's own ${VAR} pattern
 from tests.helpers.infra import (
     INFRA,
@@ -26,6 +27,7 @@ from tests.helpers.infra import (
     load_infra,
     path_of,
     resource_names,
+    text,
 )
 
 # where the lists below live, named in the problems they cause when they go stale
@@ -61,6 +63,8 @@ SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,126}$")
 HOOK_VARIABLE = re.compile(r"\$\{?(AZURE_[A-Z0-9_]+)")
 # '@Microsoft.KeyVault(SecretUri=${secrets}pii-key)'
 KEY_VAULT_SECRET = re.compile(r"SecretUri=\$\{\w+\}([a-z0-9-]+)\)")
+ROTATED_SECRET = re.compile(r"^\s*key_vault_secret:\s*['\"]?([^'\"#\s]+)")   # an auth's write-back secret
+SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")   # Key Vault's rule for secret names
 
 
 
@@ -185,12 +189,43 @@ def manifest_variable_problems(infra: Path, parsed: list[BicepFile], manifests: 
     return problems
 
 
+def rotated_secret_problems(infra: Path, manifests: Path) -> list[str]:
+    """Every `key_vault_secret` of the deployed manifests is in manifest-variables.json rotatedSecrets,
+    which grants the app Secrets Officer on it (infra/app/roles.bicep): else the write-back is refused."""
+    variables = json.loads((infra / "manifest-variables.json").read_text())
+    rotated = variables.get("rotatedSecrets", [])   # optional: main.bicep reads it with .? and ?? []
+    if not isinstance(rotated, list):
+        return ["manifest-variables.json: rotatedSecrets must be a list of Key Vault secret names"]
+    problems = [f"manifest-variables.json: rotatedSecrets {name} is not a Key Vault secret name" for name in rotated
+                if not (isinstance(name, str) and SECRET_NAME.match(name))]
+
+    def resolve(match: re.Match[str]) -> str:
+        value = variables["settings"].get(match.group(1), match.group(2))
+        return match.group(0) if value is None else str(value)
+
+    for path in sorted(manifests.glob("*.yml")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found = ROTATED_SECRET.match(line)
+            if found is None:
+                continue
+            where = f"{path.name}:{number}"
+            url = ENV_REFERENCE.sub(resolve, found.group(1))
+            if not SECRET_IDENTIFIER.match(url):
+                problems.append(f"{where}: key_vault_secret is not a secret identifier once the settings of "
+                                "manifest-variables.json are applied")
+            elif (name := url.rstrip("/").rsplit("/", 1)[-1]) not in rotated:
+                problems.append(f"{where}: key_vault_secret names secret {name}, which is not in "
+                                "manifest-variables.json rotatedSecrets (the app could not write rotated tokens back)")
+    return problems
+
+
 def drift_problems(infra: Path = INFRA, code: CodeNames | None = None,
                    manifests: Path = ROOT / "manifests") -> list[str]:
     code = code_names() if code is None else code
     parsed = load_infra(infra)
     return (storage_problems(parsed, code) + setting_problems(parsed, code) + runtime_problems(parsed, code)
-            + hook_problems(infra, parsed, code) + manifest_variable_problems(infra, parsed, manifests))
+            + hook_problems(infra, parsed, code) + manifest_variable_problems(infra, parsed, manifests)
+            + rotated_secret_problems(infra, manifests))
 
 
 # ---------------------------------------------------------------- tests
@@ -329,3 +364,49 @@ def test_the_runtime_is_python_312(tmp_path):
     edit(infra / "app" / "function.bicep", "version: '3.12'", "version: '3.11'")
     assert any("expected python 3.12" in p for p in new_problems(infra=infra))
 
+
+
+def test_a_rotated_secret_the_deployment_does_not_grant_is_reported(tmp_path):
+    manifests = Path(shutil.copytree(ROOT / "manifests", tmp_path / "manifests"))
+    (manifests / "crm.yml").write_text(
+        "sources:\n  crm:\n    auth:\n      type: oauth2_refresh_token\n"
+        "      key_vault_secret: https://kv-demo.vault.azure.net/secrets/crm-refresh\n"
+        "  erp:\n    auth:\n      key_vault_secret: \"${ERP_TOKEN_SECRET}\"\n"
+        "  ads:\n    auth:\n      key_vault_secret: ${ADS_SECRET:-https://kv-demo.vault.azure.net/secrets/ads}\n")
+    infra = copy_infra(tmp_path)
+    listed = {"settings": {"ERP_TOKEN_SECRET": "https://kv-demo.vault.azure.net/secrets/erp-refresh/"},
+              "secrets": [], "rotatedSecrets": ["crm-refresh"]}
+    (infra / "manifest-variables.json").write_text(json.dumps(listed))
+    assert new_problems(infra=infra, manifests=manifests) == [
+        "crm.yml:8: key_vault_secret names secret erp-refresh, which is not in manifest-variables.json "
+        "rotatedSecrets (the app could not write rotated tokens back)",
+        "crm.yml:11: key_vault_secret names secret ads, which is not in manifest-variables.json rotatedSecrets "
+        "(the app could not write rotated tokens back)"]
+    listed["rotatedSecrets"] += ["erp-refresh", "ads"]
+    (infra / "manifest-variables.json").write_text(json.dumps(listed))
+    assert new_problems(infra=infra, manifests=manifests) == []
+
+
+def test_rotated_secrets_must_be_secret_names_and_readable(tmp_path):
+    manifests = Path(shutil.copytree(ROOT / "manifests", tmp_path / "manifests"))
+    (manifests / "crm.yml").write_text("sources:\n  crm:\n    auth:\n      key_vault_secret: ${CRM_SECRET_URL}\n")
+    infra = copy_infra(tmp_path)
+    (infra / "manifest-variables.json").write_text(json.dumps({"settings": {}, "secrets": ["CRM_SECRET_URL"],
+                                                               "rotatedSecrets": ["crm_refresh"]}))
+    assert new_problems(infra=infra, manifests=manifests) == [
+        "manifest-variables.json: rotatedSecrets crm_refresh is not a Key Vault secret name",
+        "crm.yml:4: key_vault_secret is not a secret identifier once the settings of manifest-variables.json are "
+        "applied"]
+    (infra / "manifest-variables.json").write_text(json.dumps({"settings": {}, "secrets": ["CRM_SECRET_URL"],
+                                                               "rotatedSecrets": "crm-refresh"}))
+    assert new_problems(infra=infra, manifests=manifests) == [
+        "manifest-variables.json: rotatedSecrets must be a list of Key Vault secret names"]
+
+
+def test_main_grants_the_listed_and_the_parameter_rotated_secrets():
+    main = load_infra(INFRA)
+    [bicep] = [b for b in main if b.path.name == "main.bicep"]
+    assert "rotatedSecretNames: union(manifestVariables.?rotatedSecrets ?? [], rotatedSecretNames)" in bicep.source
+    assert text(bicep.params["rotatedSecretNames"].default) == "[]"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["rotatedSecretNames"]["value"] == "${AZURE_KEY_VAULT_ROTATED_SECRETS=[]}"

@@ -1,7 +1,8 @@
 """Security rules over infra/ (static, no Azure): no key-based access anywhere, nothing public,
 secrets only through Key Vault references, no secret in a parameter default, and every role
-assignment a built-in role from the allow-list, by GUID, with its name written beside it and a
-deterministic guid() name. Each rule is shown to fire on a broken copy."""
+assignment a built-in role from the allow-list, by GUID, with its name written beside it, a
+deterministic guid() name, and only at the scopes allowed for its principal. Each rule is shown to
+fire on a broken copy."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.helpers.infra import INFRA, BicepFile, load_infra, properties, text
+from tests.helpers.infra import INFRA, BicepFile, Resource, load_infra, properties, text
 
 ROLES = {   # built-in role GUID -> role name; the Bicep must say the name in a comment beside the GUID
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -18,6 +19,18 @@ ROLES = {   # built-in role GUID -> role name; the Bicep must say the name in a 
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+APP, USER = "appPrincipalId", "userPrincipalId"   # roles.bicep's principals
+STORAGE, VAULT, SECRET = ("Microsoft.Storage/storageAccounts", "Microsoft.KeyVault/vaults",
+                          "Microsoft.KeyVault/vaults/secrets")
+SCOPES = {   # role GUID -> principal -> resource types an assignment may be scoped to
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": {APP: {STORAGE}, USER: {STORAGE}},
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": {APP: {STORAGE}, USER: {STORAGE}},
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": {APP: {STORAGE}, USER: {STORAGE}},
+    "4633458b-17de-408a-b874-0445c86b69e6": {APP: {VAULT}},
+    # the app writes rotated refresh tokens back, to the secrets named for it and nowhere else
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": {APP: {SECRET}, USER: {VAULT}},
+    "3913510d-42f4-4e42-8a64-420c390055eb": {APP: {"Microsoft.Insights/components"}},
 }
 FORBIDDEN = ("listKeys(", "listConnectionStrings(", "listAccountSas(", "listServiceSas(", "AccountKey=",
              "SharedAccessKey=", "SharedAccessSignature=", "Password=", "PWD=", "administratorLoginPassword")
@@ -68,7 +81,26 @@ def role_problems(bicep: BicepFile) -> list[str]:
         for guid in guids or []:
             if guid.lower() not in ROLES:
                 problems.append(f"{where}: role {guid} is not in the allow-list")
+            else:
+                problems += scope_problems(bicep, resource, guid.lower())
     return problems
+
+
+def scope_problems(bicep: BicepFile, assignment: Resource, guid: str) -> list[str]:
+    """The assignment's scope is a resource declared in the same file (indexed when looped), of a
+    type allowed for this role and principal; no scope would mean the whole resource group."""
+    where, role = f"{bicep.path.name}:{assignment.line}", ROLES[guid]
+    principal_node = assignment.prop("properties", "principalId")
+    principal = text(principal_node) if principal_node is not None else "?"
+    allowed = SCOPES.get(guid, {}).get(principal, set())
+    scope = assignment.prop("scope")
+    symbol = re.sub(r"\[[^\]]*\]$", "", text(scope)) if scope is not None else None
+    declared = re.search(rf"^resource\s+{re.escape(symbol)}\s+'([^'@]+)@", bicep.source, re.M) if symbol else None
+    kind = declared.group(1) if declared else f"scope {symbol}" if symbol else "the resource group"
+    if kind in allowed:
+        return []
+    listed = ", ".join(sorted(allowed)) or "none"
+    return [f"{where}: {role} for {principal} is not allowed at {kind} (allowed: {listed})"]
 
 
 def param_problems(bicep: BicepFile) -> list[str]:
@@ -152,6 +184,7 @@ def test_every_role_the_app_needs_is_assigned():
     roles = (INFRA / "app" / "roles.bicep").read_text()
     for guid, name in ROLES.items():
         assert f"'{guid}' // {name}" in roles
+    assert set(SCOPES) == set(ROLES)   # every allowed role has its allowed scopes
 
 
 def test_key_based_access_is_reported(tmp_path):
@@ -231,3 +264,33 @@ def test_a_secret_in_the_manifest_settings_is_reported(tmp_path):
     assert security_problems(infra) == [
         "manifest-variables.json: SHOP_TOKEN looks like a secret: list it under secrets (Key Vault)",
         "manifest-variables.json: ERP_URL looks like a secret: list it under secrets (Key Vault)"]
+
+
+def test_secrets_officer_for_the_app_only_on_the_rotated_secrets(tmp_path):
+    roles = (INFRA / "app" / "roles.bicep").read_text()
+    assert "  scope: rotatedSecrets[i]\n" in roles and "param rotatedSecretNames array = []" in roles
+    line = line_of("app/roles.bicep", "resource appRotatedSecrets ")
+    problems = broken(tmp_path, "app/roles.bicep", "  scope: rotatedSecrets[i]\n", "  scope: vault\n")
+    assert problems == [f"roles.bicep:{line}: Key Vault Secrets Officer for appPrincipalId is not allowed at "
+                        "Microsoft.KeyVault/vaults (allowed: Microsoft.KeyVault/vaults/secrets)"]
+    problems = broken(tmp_path / "b", "app/roles.bicep", "  scope: rotatedSecrets[i]\n", "")
+    assert problems == [f"roles.bicep:{line}: Key Vault Secrets Officer for appPrincipalId is not allowed at the "
+                        "resource group (allowed: Microsoft.KeyVault/vaults/secrets)"]
+
+
+def test_a_role_for_the_wrong_principal_or_scope_is_reported(tmp_path):
+    line = line_of("app/roles.bicep", "resource appSecrets ")
+    problems = broken(tmp_path, "app/roles.bicep", "  name: guid(vault.id, appPrincipalId, keyVaultSecretsUser)\n"
+                                                   "  scope: vault\n", "  name: guid(vault.id, appPrincipalId, "
+                                                                        "keyVaultSecretsUser)\n  scope: storage\n")
+    assert problems == [f"roles.bicep:{line}: Key Vault Secrets User for appPrincipalId is not allowed at "
+                        "Microsoft.Storage/storageAccounts (allowed: Microsoft.KeyVault/vaults)"]
+    line = line_of("app/roles.bicep", "resource userSecrets ")
+    problems = broken(tmp_path / "b", "app/roles.bicep", "  scope: vault\n  properties: {\n    roleDefinitionId: "
+                      "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)\n"
+                      "    principalId: userPrincipalId\n",
+                      "  scope: rotatedSecrets[0]\n  properties: {\n    roleDefinitionId: "
+                      "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)\n"
+                      "    principalId: userPrincipalId\n")
+    assert problems == [f"roles.bicep:{line}: Key Vault Secrets Officer for userPrincipalId is not allowed at "
+                        "Microsoft.KeyVault/vaults/secrets (allowed: Microsoft.KeyVault/vaults)"]
