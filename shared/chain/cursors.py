@@ -25,7 +25,7 @@ from shared.config.models import SqlModel
 from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.extract.cursor import KINDS, Cursor, Kind, highest, read_cursor
-from shared.extract.parent_state import PartitionCursor
+from shared.extract.partition_cursor import PartitionCursor
 from shared.load.cursor_state import WHOLE, advance_state, ensure_state_table, list_state, read_state
 from shared.load.loader import Then
 

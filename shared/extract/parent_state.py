@@ -15,21 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from shared.config.incremental import ApiIncremental
-from shared.extract.cursor import Cursor, highest
+from shared.extract.cursor import Cursor
 from shared.extract.incremental import ApiWalk
 from shared.extract.page_step import PageStep, Position
 from shared.extract.parent_walk import Scope, WalkStep
+from shared.extract.partition_cursor import PartitionCursor
 from shared.pii.rules import DROP, Transform, canonical_text, compile_rule
 
 PARTITION_LENGTH = 255   # `_kspyder_state.partition`
-
-
-@dataclass(frozen=True)
-class PartitionCursor:
-    """What one lane's page allows: the cursor of its partition, once the page is loaded."""
-
-    partition: str
-    cursor: Cursor
 
 
 @dataclass
@@ -113,13 +106,3 @@ class ParentCursors:
             raise ValueError(f"{self.qualified}: an incremental walk without a window")
         cursor = walk.checkpoint(walk.windows[-1], window_done=True)
         return LaneRead(records, url, at, PartitionCursor(partition, cursor) if cursor is not None else None)
-
-
-def partition_cursors(checkpoints: list[Any]) -> dict[str, Cursor]:
-    """The highest cursor of each partition among pages' checkpoints (the others are ignored)."""
-    found: dict[str, list[Cursor | None]] = {}
-    for checkpoint in checkpoints:
-        if isinstance(checkpoint, PartitionCursor):
-            found.setdefault(checkpoint.partition, []).append(checkpoint.cursor)
-    return {partition: cursor for partition, cursors in found.items() if (cursor := highest(cursors)) is not None}
-

@@ -7,7 +7,7 @@ from shared.config.parents import is_dependent
 from shared.config.project import ModelRef
 from shared.extract.base import GenericExtractor
 from shared.extract.cursor import Cursor
-from shared.extract.parent_state import partition_cursors
+from shared.extract.partition_cursor import partition_cursors
 from shared.extract.types import Page
 from shared.load.cursor_state import WHOLE, ensure_state_table, list_state, read_state, write_state
 from shared.load.loader import Then

@@ -8,8 +8,9 @@ from shared.config.models import ApiModel, ApiSource
 from shared.detect.digest import keyed_hash
 from shared.extract.api import model_url, new_client
 from shared.extract.cursor import read_cursor
-from shared.extract.parent_state import PARTITION_LENGTH, PartitionCursor, Partitions, partition_cursors
+from shared.extract.parent_state import PARTITION_LENGTH, Partitions
 from shared.extract.parent_walk import ParentRecord, Scope, WalkStep
+from shared.extract.partition_cursor import PartitionCursor, partition_cursors
 from tests.helpers.flow import TEST_KEY, project_for
 
 

@@ -73,13 +73,6 @@ MODELS = {"versions": {**BASE, "history": "scd2"},
 FIRST = {1: [("A", 1), ("B", 1)], 2: [("C", 1), ("D", 2)], 3: [("E", 1), ("F", 1)]}
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
-
-
 @pytest.fixture()
 def api():
     orders = Orders()

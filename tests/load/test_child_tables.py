@@ -101,13 +101,6 @@ TABLES = ["orders", "orders__line_items", "orders__line_items__properties", "ord
           "orders__payment_gateway_names", "orders__shipping_lines"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
-
-
 class Target:
     """A project over the emulation, its tables applied on `url` in a schema of its own."""
 

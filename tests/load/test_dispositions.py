@@ -68,13 +68,6 @@ class Items:
         return Reply(body={"data": items})
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
-
-
 @pytest.fixture()
 def api():
     items = Items()

@@ -24,13 +24,6 @@ REDACTION = "[REDACTED]"
 COLUMNS = {"event": {"type": "string", "length": 20}, "n": {"type": "integer"}, "data": {"type": "json"}}
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    return request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mariadb_url")
-
-
 @pytest.fixture()
 def target(url, tmp_path):
     """A project with one keyless model (and a keyed one), its tables applied; dropped at teardown."""
