@@ -167,7 +167,10 @@ def write_manifests(folder: Path, url: str, names: Names) -> Path:
 
 
 def kspyder_env() -> dict[str, str]:
-    return {"KSPYDER_PII_KEY": PII_KEY}
+    """The children's environment: the PII key, and Python's default bytecode cache, as a user's
+    interpreter has it (a sandbox's PYTHONDONTWRITEBYTECODE=1 would recompile every module on every
+    start; the untimed apply child writes the cache first)."""
+    return {"KSPYDER_PII_KEY": PII_KEY, "PYTHONDONTWRITEBYTECODE": ""}
 
 
 def apply_tables(manifests: Path) -> None:
