@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,21 +53,24 @@ class TokenStore(Protocol):
         else the grant of `refresh` called with the newest refresh token, kept before returning."""
 
 
-class LockedStateStore:
+class LockedStateStore(ABC):
     """A store of one state (refresh token, access token, expiry) read and written under a lock."""
 
     def __init__(self, manifest_token: str):
         self.seed = seed_of(manifest_token)
         self.manifest_token = manifest_token
 
+    @abstractmethod
     def locked(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+        """The lock under which a read, a refresh and a write happen together."""
 
+    @abstractmethod
     def read(self) -> State | None:
-        raise NotImplementedError
+        """The stored state, None before the first write."""
 
+    @abstractmethod
     def write(self, state: State) -> None:
-        raise NotImplementedError
+        """Store `state` (the rotated refresh token first of all)."""
 
     def exchange(self, refresh: Refresh, *, rejected: str | None, valid_until: float) -> Grant:
         with self.locked():

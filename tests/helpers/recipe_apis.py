@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ def _json_body(seen: Seen) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-class Emulation:
+class Emulation(ABC):
     """Counts the requests of each path, as the recipe tests check no extra page is asked for."""
 
     def __init__(self) -> None:
@@ -44,8 +45,9 @@ class Emulation:
             self.calls[seen.path] = self.calls.get(seen.path, 0) + 1
         return self.serve(seen)
 
+    @abstractmethod
     def serve(self, seen: Seen) -> Reply:
-        raise NotImplementedError
+        """The API's answer to one request."""
 
     def reset(self) -> None:
         with self.lock:
