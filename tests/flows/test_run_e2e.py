@@ -14,6 +14,7 @@ from cli.main import cli
 from samples.sample_api.server import ApiConfig, SampleApi
 from samples.sample_db import create_sample_db
 from shared.target.dialects import create_target_engine, drop_schema
+from tests.helpers.chain import shop_models
 from tests.helpers.flow import TEST_KEY
 
 CUSTOMERS, ORDERS = 130, 60
@@ -42,24 +43,7 @@ def manifests(tmp_path, api_url, erp_url, target_url, names):
     shop, erp = names
     sources = {
         shop: {"type": "api", "base_url": api_url, "throttle": {"concurrency": 4},
-               "models": {
-                   "customers": {"path": "/v1/customers", "records": "data", "params": {"per_page": 25},
-                                 "primary_key": ["id"], "pii_scan": "redact",
-                                 "pagination": {"type": "page_number", "total_pages_path": "meta.total_pages"},
-                                 "columns": {"id": {"type": "integer"},
-                                             "name": {"path": "full_name", "type": "string", "pii": "hash"},
-                                             "email": {"type": "string", "pii": "drop"},
-                                             "phone": {"type": "string", "pii": {"rule": "mask", "keep": 2}},
-                                             "iban": {"type": "string", "pii": "redact"},
-                                             "city": {"path": "address.city", "type": "string", "length": 100},
-                                             "created_at": {"path": "created", "type": "datetime"},
-                                             "balance": {"type": "decimal", "precision": 12, "scale": 2},
-                                             "tags": {"type": "json"}, "notes": {"type": "text"}}},
-                   "events": {"path": "/v1/events", "records": "value", "params": {"top": 20},
-                              "primary_key": ["event_id"],
-                              "pagination": {"type": "next_link", "next_path": "@odata.nextLink"},
-                              "columns": {"event_id": {"type": "integer"}, "type": {"type": "string", "length": 50},
-                                          "payload": {"type": "json", "pii_fields": {"actor_email": "hash"}}}}}},
+               "models": {name: model for name, model in shop_models().items() if name in ("customers", "events")}},
         erp: {"type": "sql", "url": erp_url,
               "models": {"orders": {"table": "orders", "primary_key": ["order_id"], "chunk_size": 16,
                                     "pii_scan": "redact",
