@@ -142,12 +142,10 @@ class Leases:
             try:
                 with self.engine.begin() as connection:
                     for name in names:
-                        if not self._take(connection, name, run_id, holder, now, expires):
-                            raise _Taken(name)
+                        self._take(connection, name, run_id, holder, now, expires)
                 return None
-            except (_Taken, sa.exc.IntegrityError) as exc:
-                taken = exc.name if isinstance(exc, _Taken) else None
-                blocking = self._blocking(names, run_id, taken)
+            except sa.exc.IntegrityError:   # another run holds one (or took it meanwhile): nothing taken
+                blocking = self._blocking(names, run_id)
                 if blocking is not None:
                     return blocking
             except sa.exc.OperationalError:   # deadlock (MariaDB gap locks), busy SQLite file
@@ -157,29 +155,28 @@ class Leases:
         raise sa.exc.InvalidRequestError(f"could not take the leases of {', '.join(names)}")
 
     def _take(self, connection: sa.Connection, name: str, run_id: str, holder: str, now: datetime,
-              expires: datetime) -> bool:
-        """Writes only, the first one first: SQLite then takes its write lock waiting for a busy
-        file, where a read first would fail at once when another writer committed meanwhile."""
+              expires: datetime) -> None:
+        """One UPDATE when the row is this run's or expired, else an INSERT, which fails on the key
+        when another run holds the row. Writes only, the first one first: SQLite then takes its
+        write lock waiting for a busy file, where a read first would fail at once when another
+        writer committed meanwhile."""
         t = self.table
-        later = sa.case((t.c.expires_at > expires, t.c.expires_at), else_=expires)   # never shortened
-        again = connection.execute(sa.update(t).where(t.c.name == name, t.c.run_id == run_id)
-                                   .values(holder=holder[:HOLDER_LENGTH], heartbeat_at=now, expires_at=later))
-        if again.rowcount:
-            return True
-        expired = connection.execute(sa.update(t).where(t.c.name == name, t.c.expires_at < now)
-                                     .values(run_id=run_id, holder=holder[:HOLDER_LENGTH], acquired_at=now,
-                                             heartbeat_at=now, expires_at=expires))
-        if expired.rowcount:
-            return True
-        if connection.execute(sa.select(t.c.name).where(t.c.name == name)).first() is not None:
-            return False
-        connection.execute(sa.insert(t).values(name=name, run_id=run_id, holder=holder[:HOLDER_LENGTH],
-                                               acquired_at=now, heartbeat_at=now, expires_at=expires))
-        return True
+        mine = t.c.run_id == run_id
+        # MariaDB and MySQL assign a SET list left to right, each expression seeing the columns set
+        # before it: the two that read run_id come before run_id changes
+        taken = connection.execute(
+            sa.update(t).where(t.c.name == name, sa.or_(mine, t.c.expires_at < now)).ordered_values(
+                (t.c.acquired_at, sa.case((mine, t.c.acquired_at), else_=now)),
+                (t.c.expires_at, sa.case((sa.and_(mine, t.c.expires_at > expires), t.c.expires_at),
+                                         else_=expires)),   # this run's expiry is never shortened
+                (t.c.run_id, run_id), (t.c.holder, holder[:HOLDER_LENGTH]), (t.c.heartbeat_at, now)))
+        if not taken.rowcount:
+            connection.execute(sa.insert(t).values(name=name, run_id=run_id, holder=holder[:HOLDER_LENGTH],
+                                                   acquired_at=now, heartbeat_at=now, expires_at=expires))
 
-    def _blocking(self, names: list[str], run_id: str, first: str | None) -> Lease | None:
+    def _blocking(self, names: list[str], run_id: str) -> Lease | None:
         now = self.now()
-        for name in ([first] if first else []) + names:
+        for name in names:
             lease = self.get(name)
             if lease is not None and lease.run_id != run_id and not lease.expired(now):
                 return lease
@@ -236,12 +233,6 @@ class Leases:
                     raise
                 threading.Event().wait(0.05 * (attempt + 1))
         _ensured.add(self.engine)
-
-
-class _Taken(Exception):
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.name = name
 
 
 class Heartbeat:

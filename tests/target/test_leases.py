@@ -104,6 +104,18 @@ def test_renew_never_shortens_a_longer_lease(engine):
     assert leases.get(name).expires_at == far
 
 
+def test_taking_ones_own_lease_again_keeps_when_it_was_taken(engine):
+    clock = Clock()
+    leases = Leases(engine, ttl=60, clock=clock)
+    [name] = names()
+    leases.acquire([name], "run-a", "host pid 1")
+    clock.now += 10
+    leases.acquire([name], "run-a", "host pid 2")
+    lease = leases.get(name)
+    assert (lease.acquired_at, lease.heartbeat_at, lease.holder) == (utc(clock.now - 10), utc(clock.now), "host pid 2")
+    assert lease.expires_at == utc(clock.now) + timedelta(seconds=60)
+
+
 def test_concurrent_takers_get_it_once(engine):
     """Eight threads race for one lease: exactly one gets it, the others are refused naming it."""
     leases = Leases(engine, ttl=60)
