@@ -62,7 +62,7 @@ def run(state: CliState, selectors: tuple[str, ...], apply_first: bool, wait: fl
             progress: list[PageProgress] = []
             summary = run_models(project, refs, engine=engine, run_id=run_id, wait=wait, limit=limit,
                                  on_model_start=lambda ref: progress.append(PageProgress(ref.qualified)),
-                                 on_page=lambda page, stats: progress[-1](page, stats))
+                                 on_page=lambda page, stats: progress[-1](page, stats), planned=True)
             for bar in progress:
                 bar.bar.close()
         finally:

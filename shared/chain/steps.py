@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shared.chain import backoff, drift
+from shared.chain import backoff
 from shared.chain.cursors import ChainCursors, is_incremental
 from shared.chain.fetching import Fetcher
 from shared.chain.leasing import ChainLeases
@@ -40,6 +40,7 @@ from shared.detect.redact_message import scrub_message
 from shared.errors import ExtractError
 from shared.extract.gc_threshold import fewer_collections
 from shared.ledger import RunLedger, new_run_id
+from shared.load import drift_memory as drift
 from shared.load.dispositions import has_end, staged
 from shared.load.loader import Loader, LoadError
 from shared.pii.rules import PiiKeyMissing

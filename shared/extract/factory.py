@@ -10,6 +10,7 @@ from shared.pii.stripper import PiiStripper
 
 if TYPE_CHECKING:
     from shared.extract.http_client import HttpClient
+    from shared.extract.source_engines import SourceEngines
 
 
 def model_stripper(project: Project, ref: ModelRef) -> PiiStripper:
@@ -19,9 +20,10 @@ def model_stripper(project: Project, ref: ModelRef) -> PiiStripper:
 
 
 def build_extractor(project: Project, ref: ModelRef, limit: int | None = None, *, client: HttpClient | None = None,
-                    scan_process: bool | None = None) -> GenericExtractor:
+                    scan_process: bool | None = None, engines: SourceEngines | None = None) -> GenericExtractor:
     """`client`: an API model's HTTP client (the queue chain's raises on a 429 instead of waiting);
-    `scan_process`: None for the settings' `pii.scan_process`."""
+    `scan_process`: None for the settings' `pii.scan_process`; `engines`: the run's SQL source
+    engines (else a SQL model's extractor makes its own, disposed when it closes)."""
     stripper = model_stripper(project, ref)
     if scan_process is None:
         scan_process = project.settings.pii.scan_process
@@ -29,5 +31,7 @@ def build_extractor(project: Project, ref: ModelRef, limit: int | None = None, *
         from shared.extract.api import ApiExtractor
         return ApiExtractor(ref, stripper, limit, client, scan_process=scan_process,
                             pii_key=project.settings.pii.key, redaction=project.settings.pii.redaction)
+    from shared.config.models import SqlSource
     from shared.extract.sql import SqlExtractor
-    return SqlExtractor(ref, stripper, limit, scan_process=scan_process)
+    engine = engines.for_source(ref.source) if engines is not None and isinstance(ref.source, SqlSource) else None
+    return SqlExtractor(ref, stripper, limit, engine, scan_process=scan_process)

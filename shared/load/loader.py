@@ -130,8 +130,8 @@ class Loader:
         self._drift_checked = True
 
     def drift_checked_elsewhere(self) -> None:
-        """The caller vouches for the table: it passed `check_drift` recently (the queue chain's
-        per-worker memory of checks, `chain/drift.py`), so loading does not reflect it again."""
+        """The caller vouches for the table: it passed `check_drift` or a plan recently (the memory of
+        checks in `load/drift_memory.py`, in both modes), so loading does not reflect it again."""
         self._drift_checked = True
 
     # ------------------------------------------------------------------ staging (keyless)

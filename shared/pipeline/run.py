@@ -15,8 +15,10 @@ from shared.detect.redact_message import scrub_message
 from shared.errors import ExtractError
 from shared.extract.base import ExtractStats
 from shared.extract.factory import build_extractor
+from shared.extract.source_engines import SourceEngines
 from shared.extract.types import Page
 from shared.ledger import RunLedger, new_run_id
+from shared.load import drift_memory
 from shared.load.loader import Loader, LoadError, PreparedBatch, Then
 from shared.pipeline.incremental import cursor_then, is_incremental, start_cursor
 from shared.pipeline.overlap import OverlappedWriter
@@ -36,9 +38,11 @@ def local_ledger(project: Project) -> RunLedger:
 def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = None, engine: sa.Engine | None = None,
                ledger: RunLedger | None = None, trigger: str = "cli", on_page: PageCallback | None = None,
                on_model_start: Callable[[ModelRef], None] | None = None, wait: float = 0.0,
-               limit: int | None = None) -> RunSummary:
+               limit: int | None = None, planned: bool = False) -> RunSummary:
     """`wait`: seconds to wait for a model's lease held by another run before refusing the model;
-    `limit`: records per model at most (a limited run is never complete: no soft deletes)."""
+    `limit`: records per model at most (a limited run is never complete: no soft deletes);
+    `planned`: the caller has just found (or brought) the models' tables in line with a plan, so
+    a model loaded soon after it does not reflect its table again (`load/drift_memory.py`)."""
     run_id = run_id or new_run_id()
     ledger = ledger or local_ledger(project)
     own_engine = engine is None
@@ -48,7 +52,12 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
     leases = Holding(Leases(engine, project.settings.leases.ttl_seconds), run_id, this_process(),
                      on_beat=lambda until: ledger.beat(run_id, "process", until))
     ledger.start(run_id, [r.qualified for r in refs], trigger, alive_until=leases.alive_until())
+    if planned:
+        for ref in refs:
+            if not ref.documents:
+                drift_memory.passed(drift_memory.drift_key(engine, ref))
     documents = None   # store: mongo models load there; pymongo is imported only when one does
+    engines = SourceEngines()
     if any(ref.documents for ref in refs):
         from shared.mongo.load import DocumentTarget
         documents = DocumentTarget(project.settings)
@@ -62,11 +71,12 @@ def run_models(project: Project, refs: list[ModelRef], *, run_id: str | None = N
                 from shared.pipeline.documents import run_document_model
                 result = run_document_model(model_run, documents, on_page)
             else:
-                result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page, limit))
+                result = _leased(leases, ref, wait, partial(_run_model, model_run, on_page, limit, engines))
             model_run.finish(result.as_dict())
             summary.results.append(result)
     finally:
         leases.close()
+        engines.close()
         if documents is not None:
             documents.close()
         summary.seconds = time.monotonic() - started
@@ -90,17 +100,20 @@ def _leased(leases: Holding, ref: ModelRef, wait: float, work: Callable[[], Mode
     return result
 
 
-def _run_model(model_run: ModelRun, on_page: PageCallback | None, limit: int | None = None) -> ModelResult:
+def _run_model(model_run: ModelRun, on_page: PageCallback | None, limit: int | None = None,
+               engines: SourceEngines | None = None) -> ModelResult:
     started = time.monotonic()
     project, ref, engine, run_id = model_run.project, model_run.ref, model_run.table_engine(), model_run.run_id
     batch_size = model_run.batch_size   # pages are loaded together up to this many records: one transaction
-    extractor = build_extractor(project, ref, limit)
+    extractor = build_extractor(project, ref, limit, engines=engines)
     result = ModelResult(ref.qualified, extractor.stats)
     output = project.settings.output
     loader = None
+    drift_key = drift_memory.drift_key(engine, ref)
     try:
         loader = model_run.table_loader()
-        loader.check_drift()
+        drift_memory.check_once(drift_key, loader.check_drift)
+        loader.drift_checked_elsewhere()
         loader.stage()   # replace, append, scd2: the run's staging table, applied by `finish`
         start_cursor(engine, ref, extractor)   # an incremental model starts after its committed cursor
         with ExitStack() as stack:
@@ -142,6 +155,8 @@ def _run_model(model_run: ModelRun, on_page: PageCallback | None, limit: int | N
             result.changes = loader.finish(complete=limit is None).as_dict()
     except (ExtractError, LoadError) as exc:
         result.error = scrub_message(project.masker.mask(str(exc)))
+        if isinstance(exc, LoadError):
+            drift_memory.forget(drift_key)   # the next run in this process checks the table again
         if loader is not None:
             loader.discard()   # the previous table stays as it was
     except RecursionError:   # data nested past Python's limit (a hostile body): this model fails, the run goes on

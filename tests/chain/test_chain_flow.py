@@ -374,7 +374,7 @@ def test_a_table_changed_after_a_worker_checked_it_is_caught_on_the_retry(tmp_pa
 def test_a_worker_reflects_a_table_once_for_all_its_pages(tmp_path, api, harness_for, monkeypatch):
     """The drift check a worker remembers also spares the loads after it: no page reflects the
     table again (each reflection is a few catalog queries)."""
-    from shared.chain import drift
+    from shared.load import drift_memory as drift
     from shared.load import loader as load_module
     checked: list[str] = []
     compare = load_module.compare_table

@@ -1,9 +1,10 @@
-"""The drift check of a Load invocation, remembered by the worker process for a while.
+"""Drift checks remembered by the process for a while, in both modes.
 
 Checking a table against the manifest reflects it (a few catalog queries), the same answer for
-every page of a run; a worker trusts a table it found in line for DRIFT_CHECK_SECONDS per target,
-model and manifest text, and forgets it when a load into that table fails, so the retry looks
-again and names the drift rather than a database error.
+every page of a run and for every model a run loads right after its plan: a queue-chain worker
+trusts a table it found in line for DRIFT_CHECK_SECONDS per target, model and manifest text, and
+forgets it when a load into that table fails, so the retry looks again and names the drift rather
+than a database error; `main.py run` trusts the plan it has just made (or applied) as long.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def check_once(key: Key, check: Callable[[], None]) -> None:
     check()
     with _lock:
         _checked[key] = now
+
+
+def passed(key: Key) -> None:
+    """Record that `key`'s table was found in line just now (by a plan that compared it)."""
+    with _lock:
+        _checked[key] = time.monotonic()
 
 
 def forget(key: Key) -> None:
