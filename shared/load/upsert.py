@@ -27,7 +27,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from shared.target.columns import META_COLUMNS
-from shared.target.dialects import MSSQL, MYSQL, POSTGRESQL, SQLITE
+from shared.target.dialects import MSSQL, MYSQL, POSTGRESQL, SQLITE, before_driver_statement
 
 STAGING_TABLE = "_kspyder_batch"
 
@@ -93,6 +93,7 @@ class SqliteExecuteMany:
                 for column, (process, meta) in zip(columns, self.plan, strict=True)]
 
     def write(self, connection: sa.Connection, rows: list[tuple]) -> None:
+        before_driver_statement(connection, self.sql)   # a SQLite target past 10 schemas: attach this one
         cursor = _driver_cursor(connection)
         try:
             cursor.executemany(self.sql, rows)

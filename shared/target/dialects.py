@@ -34,7 +34,8 @@ MYSQL_FAMILY = (MYSQL, MARIADB)
 # Schemas the databases keep for themselves: never a removed source, whatever they contain.
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog",
                             "pg_toast", "main", "temp", "guest", "dbo", "db_owner"})
-_on_demand: weakref.WeakSet[Engine] = weakref.WeakSet()   # SQLite engines past the attach limit
+# SQLite engines past the attach limit, and their attach-on-demand hooks
+_on_demand: weakref.WeakKeyDictionary[Engine, OnDemand] = weakref.WeakKeyDictionary()
 
 
 def transactional_ddl(dialect: str) -> bool:
@@ -112,13 +113,21 @@ def create_target_engine(url: str, schemas: Iterable[str] = ()) -> Engine:
         hooks = OnDemand(names, attach, settle)
         hooks.listen(engine)
         on_demand.append(hooks)
-        _on_demand.add(engine)
+        _on_demand[engine] = hooks
     return engine
 
 
 def attaches_on_demand(engine: Engine) -> bool:
     """Whether the engine's SQLite target has more schemas than one connection attaches at once."""
     return engine in _on_demand
+
+
+def before_driver_statement(connection: sa.Connection, statement: str) -> None:
+    """What the engine's hooks do before a statement, for one run on the driver's own cursor (which
+    bypasses them): on a SQLite engine past the attach limit, the schema files it names are attached."""
+    hooks = _on_demand.get(connection.engine)
+    if hooks is not None:
+        hooks.before_statement(connection, statement)
 
 
 @lru_cache(maxsize=1)

@@ -67,6 +67,10 @@ class OnDemand:
             except sqlite3.OperationalError:
                 pass   # another connection holds the file: its pragmas wait for a later attach
 
+    def before_statement(self, connection: sa.Connection, statement: str) -> None:
+        """The hook of `statement` run on the driver's own cursor, which SQLAlchemy's events miss."""
+        self._before(connection, None, statement, None, None, True)
+
     def _before(self, connection: sa.Connection, _cursor: Any, statement: str, parameters: Any, _context: Any,
                 _executemany: bool) -> tuple[str, Any]:
         if statement.strip().lower() == "pragma database_list":

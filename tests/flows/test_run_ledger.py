@@ -74,8 +74,8 @@ def test_a_run_stopped_by_a_load_shows_what_it_fetched_and_what_it_loaded(tmp_pa
 def test_a_run_stopped_by_the_source_still_marks_the_pages_it_fetched(tmp_path, api, monkeypatch):
     build = pipeline_run.build_extractor
 
-    def failing_after_six_pages(project, ref, limit=None):
-        extractor = build(project, ref, limit)
+    def failing_after_six_pages(project, ref, limit=None, **options):
+        extractor = build(project, ref, limit, **options)
         pages = extractor.pages
 
         def six_then_fail():
