@@ -15,7 +15,7 @@ from samples.sample_api.server import ApiConfig, SampleApi
 from samples.sample_db import create_sample_db
 from shared.target.dialects import create_target_engine, drop_schema
 from tests.helpers.chain import shop_models
-from tests.helpers.flow import TEST_KEY
+from tests.helpers.flow import TEST_KEY, write_manifests
 
 CUSTOMERS, ORDERS = 130, 60
 
@@ -52,12 +52,8 @@ def manifests(tmp_path, api_url, erp_url, target_url, names):
                                                 "amount": {"type": "decimal", "precision": 12, "scale": 2},
                                                 "note": {"type": "text"}}}}},
     }
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
-    (folder / "settings.yml").write_text(yaml.safe_dump({"target_url": target_url, "state_dir": str(tmp_path / "state"),
-                                                         "storage": {"root": str(tmp_path / "storage")}}))
-    return folder
+    return write_manifests(tmp_path, sources, {"target_url": target_url, "state_dir": str(tmp_path / "state"),
+                                               "storage": {"root": str(tmp_path / "storage")}})
 
 
 def planted_pii(api_url, erp_url) -> set[str]:

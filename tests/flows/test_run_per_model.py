@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-import yaml
 from click.testing import CliRunner
 
 from cli.main import cli
@@ -21,7 +20,7 @@ from shared.pipeline import run_models
 from shared.schema.apply import PlanStamp, apply_stamped
 from shared.schema.plan import compute_plan
 from shared.target.dialects import create_target_engine, drop_schema
-from tests.helpers.flow import TEST_KEY
+from tests.helpers.flow import TEST_KEY, write_manifests
 
 ORDER_COLUMNS = {"order_id": {"type": "string", "length": 20}, "amount": {"type": "decimal", "precision": 12,
                                                                           "scale": 2}}
@@ -52,12 +51,8 @@ def manifests(tmp_path, target):
         books: {"type": "sql", "url": f"sqlite:///{tmp_path / 'books.db'}", "models": {
             "orders": {"table": "orders", "primary_key": ["order_id"], "columns": ORDER_COLUMNS}}},
     }
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
-    (folder / "settings.yml").write_text(yaml.safe_dump({"target_url": target, "state_dir": str(tmp_path / "state"),
-                                                         "storage": {"root": str(tmp_path / "storage")}}))
-    yield folder
+    yield write_manifests(tmp_path, sources, {"target_url": target, "state_dir": str(tmp_path / "state"),
+                                              "storage": {"root": str(tmp_path / "storage")}})
     if not target.startswith("sqlite"):
         engine = create_target_engine(target)
         with engine.begin() as connection:

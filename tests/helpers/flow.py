@@ -13,13 +13,19 @@ from shared.extract.factory import build_extractor
 TEST_KEY = "test-pii-key-0123456789"
 
 
-def project_for(tmp_path: Path, sources: dict[str, Any], settings: dict[str, Any] | None = None,
-                env: dict[str, str] | None = None) -> Project:
+def write_manifests(tmp_path: Path, sources: dict[str, Any], settings: dict[str, Any] | None = None) -> Path:
+    """`tmp_path/manifests` holding `sources` (connector_models.yml) and `settings` (settings.yml)."""
     folder = tmp_path / "manifests"
     folder.mkdir(exist_ok=True)
     (folder / "connector_models.yml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
     if settings:
         (folder / "settings.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return folder
+
+
+def project_for(tmp_path: Path, sources: dict[str, Any], settings: dict[str, Any] | None = None,
+                env: dict[str, str] | None = None) -> Project:
+    folder = write_manifests(tmp_path, sources, settings)
     return load_project(folder, env={"KSPYDER_PII_KEY": TEST_KEY, **(env or {})})
 
 
