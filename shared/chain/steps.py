@@ -197,8 +197,7 @@ class Chain:
                     loader.staged_elsewhere()   # a keyless model's staging table: made by paginate
                 key = drift.drift_key(self.engine, ref) if isinstance(loader, Loader) else None
                 if key is not None and isinstance(loader, Loader):   # a SQL table: reflected once per worker
-                    drift.check_once(key, loader.check_drift)
-                    loader.drift_checked_elsewhere()
+                    drift.check_loader(key, loader)
                 else:
                     loader.check_drift()
                 try:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from shared.config.project import ModelRef
+
+if TYPE_CHECKING:
+    from shared.load.loader import Loader
 
 DRIFT_CHECK_SECONDS = 30.0
 Key = tuple[str, str, str]
@@ -37,6 +41,13 @@ def check_once(key: Key, check: Callable[[], None]) -> None:
     check()
     with _lock:
         _checked[key] = now
+
+
+def check_loader(key: Key, loader: Loader) -> None:
+    """`loader.check_drift()` unless `key` passed within DRIFT_CHECK_SECONDS; either way the loader
+    then loads without reflecting its table again."""
+    check_once(key, loader.check_drift)
+    loader.drift_checked_elsewhere()
 
 
 def passed(key: Key) -> None:

@@ -112,8 +112,7 @@ def _run_model(model_run: ModelRun, on_page: PageCallback | None, limit: int | N
     drift_key = drift_memory.drift_key(engine, ref)
     try:
         loader = model_run.table_loader()
-        drift_memory.check_once(drift_key, loader.check_drift)
-        loader.drift_checked_elsewhere()
+        drift_memory.check_loader(drift_key, loader)
         loader.stage()   # replace, append, scd2: the run's staging table, applied by `finish`
         start_cursor(engine, ref, extractor)   # an incremental model starts after its committed cursor
         with ExitStack() as stack:
