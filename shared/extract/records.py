@@ -296,12 +296,25 @@ def converter_for(column: Column) -> Callable[[Any], Any]:
 # Values already of these Python types need no conversion: the common case skips a call per value.
 _PASSTHROUGH: dict[ColumnType, type] = {
     ColumnType.integer: int, ColumnType.bigint: int, ColumnType.float: float, ColumnType.boolean: bool,
-    ColumnType.string: str, ColumnType.text: str, ColumnType.binary: bytes,
+    ColumnType.string: str, ColumnType.text: str, ColumnType.binary: bytes, ColumnType.date: date,
 }
+# ... and these pass when they also hold a guard (shape_compile.GUARDS): the generated shaper only,
+# since their converters return such a value unchanged. A SQL source gives them already typed.
+_GUARDED: dict[ColumnType, tuple[type, str]] = {ColumnType.datetime: (datetime, "utc"),
+                                                ColumnType.decimal: (Decimal, "finite")}
 
 
 def passthrough_type(column: Column) -> type[Any] | None:
+    if column.format is not None or column.unit is not None:   # a reader of text or numbers decides
+        return None
     return _PASSTHROUGH.get(column.type)
+
+
+def guarded_passthrough(column: Column) -> tuple[type[Any] | None, str | None]:
+    """(type, guard) for the generated shaper: `passthrough_type`, or a guarded one."""
+    if column.format is None and column.unit is None and column.type in _GUARDED:
+        return _GUARDED[column.type]
+    return passthrough_type(column), None
 
 
 def passthrough_length(column: Column) -> int | None:
@@ -320,8 +333,10 @@ class RecordShaper:
                           compile_path(col.path or name), converter_for(col), col.on_error == "null",
                           passthrough_type(col), col.type == ColumnType.json, passthrough_length(col))
                          for name, col in columns.items()]
-        plans = [ColumnPlan(name, key, get, convert, same_type, keep, max_len, two_part_path(columns[name].path))
-                 for name, key, get, convert, _, same_type, keep, max_len in self._columns]
+        plans = [ColumnPlan(name, key, get, convert, same_type, keep, max_len, two_part_path(columns[name].path),
+                            guard)
+                 for name, key, get, convert, _, _, keep, max_len in self._columns
+                 for same_type, guard in [guarded_passthrough(columns[name])]]
         # The hot path: the same steps as `shape_each`, generated straight-line (see shape_compile).
         self.shape: Callable[[Any, int], dict[str, Any]] = compile_shape(plans, self.shape_each, BadValue)
         if children:   # nested lists: their items beside the record's columns (child_shape.py)

@@ -15,26 +15,32 @@ running them again is harmless). A record that is not an object goes there strai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any
 
 Shape = Callable[[Any, int], dict]
+# What a value of the column's own type must also satisfy to pass unconverted, as code over `v{i}`
+# (fixed text, never from a manifest): a datetime already in UTC, a finite decimal.
+GUARDS = {"utc": "v{i}.tzinfo is not UTC", "finite": "not v{i}.is_finite()"}
 
 
 class ColumnPlan:
     """What the generated code needs of one column (as `RecordShaper` compiled it)."""
 
-    __slots__ = ("name", "key", "get", "convert", "same_type", "keep", "max_len", "nested")
+    __slots__ = ("name", "key", "get", "convert", "same_type", "keep", "max_len", "nested", "guard")
 
     def __init__(self, name: str, key: str | None, get: Callable[[Any], Any], convert: Callable[[Any], Any],
-                 same_type: type | None, keep: bool, max_len: int | None, nested: tuple[str, str] | None = None):
+                 same_type: type | None, keep: bool, max_len: int | None, nested: tuple[str, str] | None = None,
+                 guard: str | None = None):
         self.name, self.key, self.get, self.convert = name, key, get, convert
         self.same_type, self.keep, self.max_len = same_type, keep, max_len
         self.nested = nested   # (outer, inner) of a two-part path without list indexes: read inline
+        self.guard = guard     # a key of GUARDS: what a value of `same_type` must also hold to pass as it is
 
 
 def compile_shape(columns: Sequence[ColumnPlan], shape_each: Shape, bad_value: type[Exception]) -> Shape:
     """The fast `shape(raw, position)`; `shape_each` is the reference it falls back to."""
-    namespace: dict[str, Any] = {"shape_each": shape_each, "BadValue": bad_value, "dict": dict}
+    namespace: dict[str, Any] = {"shape_each": shape_each, "BadValue": bad_value, "dict": dict, "UTC": UTC}
     body = []
     outers: dict[str, int] = {}   # outer key -> the column that first read it into `node{i}`
     for i, column in enumerate(columns):
@@ -65,6 +71,8 @@ def compile_shape(columns: Sequence[ColumnPlan], shape_each: Shape, bad_value: t
             if column.max_len is not None:
                 namespace[f"limit{i}"] = column.max_len
                 test = f"v{i} is not None and (type(v{i}) is not type{i} or len(v{i}) > limit{i})"
+            elif column.guard is not None:
+                test = f"v{i} is not None and (type(v{i}) is not type{i} or {GUARDS[column.guard].format(i=i)})"
         body.append(f"        if {test}:")
         body.append(f"            v{i} = convert{i}(v{i})")
     for i, column in enumerate(columns):

@@ -18,6 +18,7 @@ from shared.config.project import ModelRef
 from shared.detect.redact_message import safe_excerpt
 from shared.errors import ExtractError
 from shared.extract.base import GenericExtractor, RawPage
+from shared.extract.source_engines import source_engine
 from shared.extract.sql_incremental import changed_since, chunk_checkpoint
 from shared.pii.stripper import PiiStripper
 
@@ -84,7 +85,7 @@ class SqlExtractor(GenericExtractor):
         self.source: SqlSource = source
         self.model: SqlModel = model
         self._own_engine = engine is None
-        self.engine = engine or sa.create_engine(self.source.url)
+        self.engine = engine or source_engine(self.source.url)
 
     def close(self) -> None:
         if self._own_engine:
