@@ -44,7 +44,7 @@ def schema_owner(connection: sa.Connection, schema: str, tables: list[str] | Non
     names = tables if tables is not None else sa.inspect(connection).get_table_names(schema=schema)
     if TABLE not in names:
         return None
-    return _read(connection, schema, schema, OWNER)
+    return _read(connection, schema, schema, OWNER, present=True)
 
 
 def mark_schema(connection: sa.Connection, schema: str, owner: str) -> None:
@@ -52,8 +52,9 @@ def mark_schema(connection: sa.Connection, schema: str, owner: str) -> None:
     _write(connection, schema, schema, OWNER, owner)
 
 
-def _read(connection: sa.Connection, schema: str | None, source: str, name: str) -> str | None:
-    if not sa.inspect(connection).has_table(TABLE, schema=schema):
+def _read(connection: sa.Connection, schema: str | None, source: str, name: str, present: bool = False) -> str | None:
+    """`present`: the caller has just seen the table in the schema's list (no second catalog query)."""
+    if not present and not sa.inspect(connection).has_table(TABLE, schema=schema):
         return None
     table = meta_table(schema)
     return connection.execute(sa.select(table.c.value).where(table.c.source == source, table.c.name == name)).scalar()
